@@ -1,0 +1,161 @@
+//! The crate's one error type.
+
+use std::fmt;
+use std::io;
+
+/// Which end of a ring an endpoint is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// The end that writes frames.
+    Producer,
+    /// The end that reads frames.
+    Consumer,
+}
+
+impl Role {
+    /// The other end.
+    #[must_use]
+    pub fn peer(self) -> Role {
+        match self {
+            Role::Producer => Role::Consumer,
+            Role::Consumer => Role::Producer,
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::Producer => "producer",
+            Role::Consumer => "consumer",
+        })
+    }
+}
+
+/// Everything that can go wrong in ringport.
+///
+/// `Full`, `Empty` and `Timeout` are ordinary outcomes of the `try_` and `_timeout` forms;
+/// `PeerGone` means the other end detached or died; `Corrupted` means a value read from shared
+/// memory broke the ring's invariants (a buggy or hostile peer, or a foreign segment). No variant
+/// is ever produced by a panic or an out-of-bounds access: the checks come first.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A segment name that POSIX shared memory cannot hold.
+    #[error("invalid segment name {name:?}: {reason}")]
+    InvalidName {
+        /// The name as given.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// Options that cannot make a ring.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+    /// No segment of that name exists.
+    #[error("no shared-memory segment named {0:?}")]
+    NotFound(String),
+    /// A segment of that name exists already (creation is exclusive).
+    #[error("a shared-memory segment named {0:?} already exists")]
+    AlreadyExists(String),
+    /// The segment does not start with ringport's magic number: it is not ours.
+    #[error("not a ringport segment (magic {found:#018x})")]
+    BadMagic {
+        /// The first eight bytes found.
+        found: u64,
+    },
+    /// The segment was laid out by another version of ringport.
+    #[error("segment layout version {found}, this build reads version {expected}")]
+    VersionMismatch {
+        /// The version in the segment.
+        found: u32,
+        /// The version this build writes and reads.
+        expected: u32,
+    },
+    /// The segment holds another kind of ring.
+    #[error("segment holds ring kind {found}, expected kind {expected}")]
+    WrongKind {
+        /// The kind in the segment.
+        found: u32,
+        /// The kind asked for.
+        expected: u32,
+    },
+    /// The segment is smaller than its header, or than the size its header claims.
+    #[error("segment is {len} bytes, needs at least {needed}")]
+    TooSmall {
+        /// The segment's size.
+        len: u64,
+        /// The size it needs.
+        needed: u64,
+    },
+    /// Another live process holds this role.
+    #[error("the {role} role is already held by process {pid}")]
+    RoleTaken {
+        /// The role asked for.
+        role: Role,
+        /// The process that holds it.
+        pid: u32,
+    },
+    /// A frame length outside `1..=max`.
+    #[error("frame length {len} is outside 1..={max}")]
+    InvalidLength {
+        /// The length asked for.
+        len: usize,
+        /// The ring's maximum frame length.
+        max: usize,
+    },
+    /// The ring has no room for the frame now (only from `try_` forms).
+    #[error("ring is full")]
+    Full,
+    /// The ring holds no frame now (only from `try_` forms).
+    #[error("ring is empty")]
+    Empty,
+    /// A `_timeout` form ran out of time.
+    #[error("timed out")]
+    Timeout,
+    /// The peer detached or died, and nothing more can arrive (or be read).
+    #[error("the {0} has gone")]
+    PeerGone(Role),
+    /// A value read from shared memory broke the ring's invariants.
+    #[error("shared memory corrupted: {what} (value {value:#x} at position {position})")]
+    Corrupted {
+        /// Which invariant broke.
+        what: &'static str,
+        /// The offending value.
+        value: u64,
+        /// The ring position (or header offset) where it was read.
+        position: u64,
+    },
+    /// The kernel lacks something ringport needs.
+    #[error("unsupported: {0}")]
+    Unsupported(&'static str),
+    /// A system call failed.
+    #[error("{op}: {source}")]
+    Os {
+        /// The operation that failed.
+        op: &'static str,
+        /// The error the kernel returned.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl Error {
+    pub(crate) fn os(op: &'static str, source: impl Into<io::Error>) -> Error {
+        Error::Os {
+            op,
+            source: source.into(),
+        }
+    }
+
+    pub(crate) fn corrupted(what: &'static str, value: u64, position: u64) -> Error {
+        Error::Corrupted {
+            what,
+            value,
+            position,
+        }
+    }
+}
+
+/// Shorthand for results in this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,46 @@
+//! Zero-copy inter-process communication on Linux.
+//!
+//! ringport puts lock-free rings in shared memory and gives them the ease of message passing:
+//! a producer reserves space, writes in place and commits; a consumer borrows the frame in place
+//! and releases it on drop. Waiting spins briefly, then sleeps on a shared futex; while the other
+//! side is awake no system call is made. Every value read from shared memory is checked before
+//! use: a corrupted segment or a hostile peer yields [`Error::Corrupted`], never a panic, an
+//! out-of-bounds access or a hang.
+//!
+//! ```no_run
+//! use ringport::SpscOptions;
+//!
+//! # fn main() -> Result<(), ringport::Error> {
+//! // Process A
+//! let mut producer = SpscOptions::new().capacity(1 << 20).create_producer("my-ring")?;
+//! producer.send(b"hello")?;
+//!
+//! // Process B
+//! let mut consumer = SpscOptions::new().open_consumer("my-ring")?;
+//! let frame = consumer.recv()?;
+//! assert_eq!(&*frame, b"hello");
+//! # Ok(()) }
+//! ```
+//!
+//! Layers, from the bottom: `os` (the only system calls), `region` and `layout` (the memory and
+//! its header: the only raw-pointer code), `frame` and `wait` (the algorithms, which make no
+//! system call of their own), and the endpoints in [`spsc`].
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+mod error;
+mod frame;
+mod layout;
+mod os;
+mod region;
+mod role;
+pub mod spsc;
+mod sync;
+mod wait;
+
+pub use error::{Error, Result, Role};
+#[cfg(not(loom))]
+pub use os::remove_segment;
+pub use role::PeerStatus;
+pub use spsc::{Consumer, Producer, ReadGuard, SpscOptions, WriteGrant};

@@ -1,0 +1,206 @@
+//! The memory a ring lives in, and the unsafe code that turns it into references.
+//!
+//! A [`Region`] is a segment header plus a data area of `capacity` bytes, backed either by a
+//! shared mapping or by the heap (in-process rings, unit tests, fuzzing, loom). The ring
+//! algorithms see only this type and cannot tell the two apart. All raw-pointer work on ring
+//! memory is here; the accessors check bounds before they make a reference.
+//!
+//! Under loom, frame header words live in an array of loom atomics beside the bytes, and every
+//! payload access is registered on a loom cell per 8-byte word, so that loom reports a payload
+//! read that is not ordered after its write.
+
+use std::alloc::Layout;
+use std::ptr::NonNull;
+
+use crate::error::Result;
+use crate::layout::{RingParams, SegmentHeader};
+use crate::sync::AtomicU64;
+
+enum Backing {
+    Heap(Layout),
+    #[cfg(not(loom))]
+    Shared(#[allow(dead_code)] crate::os::shm::SharedMemory),
+}
+
+/// A ring's header and data area.
+pub(crate) struct Region {
+    header: NonNull<SegmentHeader>,
+    data: NonNull<u8>,
+    capacity: usize,
+    backing: Backing,
+    #[cfg(loom)]
+    words: Box<[AtomicU64]>,
+    #[cfg(loom)]
+    cells: Box<[loom::cell::UnsafeCell<()>]>,
+}
+
+// SAFETY: the header is made of atomics; the data area is shared bytes whose ranges the ring
+// protocol hands to one endpoint at a time (see `slice` and `slice_mut`). The backing is owned.
+unsafe impl Send for Region {}
+// SAFETY: as above; `&Region` gives out only atomics and protocol-guarded slices.
+unsafe impl Sync for Region {}
+
+impl Region {
+    /// A fresh, initialized ring on the heap.
+    pub(crate) fn heap(params: &RingParams) -> Region {
+        let capacity = usize::try_from(params.capacity).expect("capacity was validated");
+        let header = NonNull::from(Box::leak(Box::new(SegmentHeader::new())));
+        let layout = Layout::from_size_align(capacity, 128).expect("capacity was validated");
+        // SAFETY: the layout has a non-zero size (capacity >= 64).
+        let data = unsafe { std::alloc::alloc_zeroed(layout) };
+        let Some(data) = NonNull::new(data) else {
+            std::alloc::handle_alloc_error(layout)
+        };
+        let region = Region {
+            header,
+            data,
+            capacity,
+            backing: Backing::Heap(layout),
+            #[cfg(loom)]
+            words: (0..capacity / 8).map(|_| AtomicU64::new(0)).collect(),
+            #[cfg(loom)]
+            cells: (0..capacity / 8)
+                .map(|_| loom::cell::UnsafeCell::new(()))
+                .collect(),
+        };
+        region.header().initialize(params);
+        region
+    }
+
+    /// Creates a named shared segment and initializes its header.
+    #[cfg(not(loom))]
+    pub(crate) fn create_shared(name: &str, params: &RingParams, unlink: bool) -> Result<Region> {
+        let len = usize::try_from(params.segment_len())
+            .map_err(|_| crate::Error::InvalidConfig("segment too large".into()))?;
+        let shm = crate::os::shm::SharedMemory::create(name, len, unlink)?;
+        let region = Region::from_shared(shm, params.capacity as usize);
+        region.header().initialize(params);
+        Ok(region)
+    }
+
+    /// Opens a named shared segment and validates its header.
+    #[cfg(not(loom))]
+    pub(crate) fn open_shared(name: &str, kind: u32) -> Result<(Region, RingParams)> {
+        use crate::layout::DATA_OFFSET;
+        let shm = crate::os::shm::SharedMemory::open(name, DATA_OFFSET)?;
+        let mapped = shm.len() as u64;
+        // SAFETY: the mapping is at least DATA_OFFSET bytes (checked by `open`), page-aligned,
+        // and a SegmentHeader is made of atomics, for which any bit pattern is valid.
+        let header = unsafe { shm.base().cast::<SegmentHeader>().as_ref() };
+        let params = header.validate(kind, mapped)?;
+        Ok((Region::from_shared(shm, params.capacity as usize), params))
+    }
+
+    #[cfg(not(loom))]
+    fn from_shared(shm: crate::os::shm::SharedMemory, capacity: usize) -> Region {
+        use crate::layout::DATA_OFFSET;
+        assert!(
+            shm.len() >= DATA_OFFSET + capacity,
+            "mapping checked against its header"
+        );
+        let base = shm.base();
+        Region {
+            header: base.cast(),
+            // SAFETY: DATA_OFFSET + capacity <= the mapping's length (asserted above).
+            data: unsafe { base.add(DATA_OFFSET) },
+            capacity,
+            backing: Backing::Shared(shm),
+        }
+    }
+
+    /// The segment header.
+    #[inline(always)]
+    pub(crate) fn header(&self) -> &SegmentHeader {
+        // SAFETY: `header` points to a live SegmentHeader (heap box or mapping) for as long as
+        // `self` lives, and a SegmentHeader is all atomics: shared references are fine.
+        unsafe { self.header.as_ref() }
+    }
+
+    /// The atomic header word of the frame at `offset` (taken modulo the capacity, rounded down
+    /// to 8 bytes: never out of bounds).
+    #[inline(always)]
+    pub(crate) fn frame_word(&self, offset: usize) -> &AtomicU64 {
+        let offset = offset & (self.capacity - 1) & !7;
+        #[cfg(not(loom))]
+        {
+            // SAFETY: offset + 8 <= capacity and offset is 8-aligned within a 128-aligned area,
+            // so this is an aligned, in-bounds u64 for the life of `self`; AtomicU64 has the
+            // layout of u64 and every bit pattern is valid.
+            unsafe { &*self.data.as_ptr().add(offset).cast::<AtomicU64>() }
+        }
+        #[cfg(loom)]
+        {
+            &self.words[offset / 8]
+        }
+    }
+
+    /// The payload bytes `offset..offset + len`, to write.
+    ///
+    /// # Safety
+    /// Under the ring protocol the caller must own this range exclusively (a producer's grant)
+    /// for the life of the returned slice, and no other reference to it may exist.
+    ///
+    /// # Panics
+    /// If the range is not inside the data area (a bug in the caller, never a peer's input).
+    #[inline(always)]
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn slice_mut(&self, offset: usize, len: usize) -> &mut [u8] {
+        assert!(offset <= self.capacity && len <= self.capacity - offset);
+        #[cfg(loom)]
+        self.track(offset, len, true);
+        // SAFETY: in bounds (asserted); exclusive by the caller's contract.
+        unsafe { std::slice::from_raw_parts_mut(self.data.as_ptr().add(offset), len) }
+    }
+
+    /// The payload bytes `offset..offset + len`, to read.
+    ///
+    /// # Safety
+    /// Under the ring protocol the range must be published to the caller (a consumer's frame)
+    /// and no endpoint of ours may write it while the returned slice lives. A hostile peer can
+    /// still write it: the bytes may then change, but nothing in ringport depends on them.
+    ///
+    /// # Panics
+    /// If the range is not inside the data area (a bug in the caller, never a peer's input).
+    #[inline(always)]
+    pub(crate) unsafe fn slice(&self, offset: usize, len: usize) -> &[u8] {
+        assert!(offset <= self.capacity && len <= self.capacity - offset);
+        #[cfg(loom)]
+        self.track(offset, len, false);
+        // SAFETY: in bounds (asserted); not written by our side, by the caller's contract.
+        unsafe { std::slice::from_raw_parts(self.data.as_ptr().add(offset), len) }
+    }
+
+    /// Registers an access to `offset..offset + len` with loom's race detector.
+    #[cfg(loom)]
+    pub(crate) fn track(&self, offset: usize, len: usize, write: bool) {
+        for cell in &self.cells[offset / 8..(offset + len).div_ceil(8)] {
+            if write {
+                cell.with_mut(|_| ());
+            } else {
+                cell.with(|_| ());
+            }
+        }
+    }
+
+    /// The segment's size now, by `fstat`, for shared regions.
+    #[cfg(not(loom))]
+    #[allow(dead_code)]
+    pub(crate) fn current_segment_len(&self) -> Option<Result<u64>> {
+        match &self.backing {
+            Backing::Shared(shm) => Some(shm.current_len()),
+            Backing::Heap(_) => None,
+        }
+    }
+}
+
+impl Drop for Region {
+    fn drop(&mut self) {
+        if let Backing::Heap(layout) = self.backing {
+            // SAFETY: both were allocated in `heap` with these layouts and are freed once, here.
+            unsafe {
+                drop(Box::from_raw(self.header.as_ptr()));
+                std::alloc::dealloc(self.data.as_ptr(), layout);
+            }
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! The reading end of an SPSC ring.
+
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{deadline_after, Endpoint, CONSUMER_POS, DATA_BELL, SPACE_BELL};
+use crate::error::{Error, Result, Role};
+use crate::frame::{self, frame_size, Frame, HEADER_LEN};
+use crate::layout::RingParams;
+use crate::region::Region;
+use crate::role::PeerStatus;
+use crate::sync::Ordering;
+use crate::wait::{block_on, Fences, WaitPolicy};
+
+/// The consumer's private view: where the next frame starts.
+struct Cursor {
+    position: u64,
+    capacity: u64,
+    max_frame: u32,
+}
+
+impl Cursor {
+    /// The payload length of the next frame if one is published, skipping padding.
+    #[inline]
+    fn poll(&mut self, region: &Region, fences: Fences) -> Result<Option<usize>> {
+        // At most two rounds: padding is never followed by padding (it cannot start a lap).
+        for _ in 0..2 {
+            let offset = self.position & (self.capacity - 1);
+            // Acquire: pairs with the producer's Release of this word; the payload and the
+            // zeroed next header are visible once we see it.
+            let word = region.frame_word(offset as usize).load(Ordering::Acquire);
+            match frame::decode(word, self.position, self.capacity, self.max_frame)? {
+                Frame::Empty => return Ok(None),
+                Frame::Data(len) => return Ok(Some(len)),
+                Frame::Pad => {
+                    self.position += self.capacity - offset;
+                    self.publish(region, fences);
+                }
+            }
+        }
+        Err(Error::corrupted("padding after padding", 0, self.position))
+    }
+
+    /// Frees everything before our position to the producer.
+    #[inline]
+    fn publish(&self, region: &Region, fences: Fences) {
+        // Release: our reads of the freed frames happen before the producer's reuse of them.
+        region.header().positions[CONSUMER_POS].store(self.position, Ordering::Release);
+        region.header().bells[SPACE_BELL].ring(fences);
+    }
+}
+
+/// The end of an SPSC ring that reads frames.
+///
+/// Read in place with [`recv`](Self::recv) (zero copy: the guard borrows the frame in the ring,
+/// and frees it when dropped) or copy with [`recv_into`](Self::recv_into). Each has a `try_` form
+/// that fails at once with [`Error::Empty`] and a `_timeout` form. Blocking forms spin briefly,
+/// then sleep until the producer publishes.
+///
+/// Frames committed before the producer detached or died are still delivered; after them,
+/// blocking forms return [`Error::PeerGone`]. `try_` forms notice only a clean detach (one
+/// atomic load, so that busy-polling stays cheap); [`peer_status`](Self::peer_status) checks
+/// that the producer's process is alive.
+pub struct Consumer {
+    cursor: Cursor,
+    ep: Endpoint,
+}
+
+impl Consumer {
+    pub(super) fn attach(
+        region: Arc<Region>,
+        params: RingParams,
+        policy: WaitPolicy,
+    ) -> Result<Self> {
+        let ep = Endpoint::attach(region, params, Role::Consumer, policy)?;
+        let position = ep.region.header().positions[CONSUMER_POS].load(Ordering::Acquire);
+        if position % 8 != 0 {
+            return Err(Error::corrupted("consumer position", position, 0));
+        }
+        Ok(Consumer {
+            cursor: Cursor {
+                position,
+                capacity: params.capacity,
+                max_frame: params.max_frame,
+            },
+            ep,
+        })
+    }
+
+    /// The data area's size in bytes.
+    #[must_use]
+    pub fn capacity(&self) -> usize {
+        self.ep.capacity as usize
+    }
+
+    /// The largest frame payload this ring takes.
+    #[must_use]
+    pub fn max_frame(&self) -> usize {
+        self.ep.max_frame as usize
+    }
+
+    /// Whether the producer is attached and alive (checks its process: a system call).
+    pub fn peer_status(&mut self) -> PeerStatus {
+        self.ep.hold.peer_status(self.ep.region.header())
+    }
+
+    /// The next frame, if one is published now.
+    ///
+    /// # Errors
+    /// [`Error::Empty`] if none is; [`Error::PeerGone`] if none is and the producer detached;
+    /// [`Error::Corrupted`] if the ring breaks its invariants.
+    #[inline]
+    pub fn try_recv(&mut self) -> Result<ReadGuard<'_>> {
+        match self.cursor.poll(&self.ep.region, self.ep.fences)? {
+            Some(len) => Ok(ReadGuard {
+                consumer: self,
+                len,
+            }),
+            None if self.ep.hold.peer_detached(self.ep.region.header()) => {
+                // The detach may have landed after our look: look once more.
+                match self.cursor.poll(&self.ep.region, self.ep.fences)? {
+                    Some(len) => Ok(ReadGuard {
+                        consumer: self,
+                        len,
+                    }),
+                    None => Err(Error::PeerGone(Role::Producer)),
+                }
+            }
+            None => Err(Error::Empty),
+        }
+    }
+
+    /// The next frame, waiting for one.
+    ///
+    /// # Errors
+    /// [`Error::PeerGone`] once the ring is empty and the producer detached or died;
+    /// [`Error::Corrupted`].
+    pub fn recv(&mut self) -> Result<ReadGuard<'_>> {
+        self.recv_until(None)
+    }
+
+    /// As [`recv`](Self::recv), giving up after `timeout`.
+    ///
+    /// # Errors
+    /// As [`recv`](Self::recv), and [`Error::Timeout`].
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<ReadGuard<'_>> {
+        self.recv_until(deadline_after(timeout))
+    }
+
+    fn recv_until(&mut self, deadline: Option<std::time::Instant>) -> Result<ReadGuard<'_>> {
+        let ep = &mut self.ep;
+        let cursor = &mut self.cursor;
+        let region = &ep.region;
+        let fences = ep.fences;
+        let len = block_on(
+            &region.header().bells[DATA_BELL],
+            fences,
+            &ep.policy,
+            deadline,
+            || cursor.poll(region, fences),
+            || ep.hold.peer_status(region.header()) == PeerStatus::Gone,
+            Error::PeerGone(Role::Producer),
+        )?;
+        Ok(ReadGuard {
+            consumer: self,
+            len,
+        })
+    }
+
+    /// Copies the next frame into `buf` (replacing its contents), waiting for one; returns its
+    /// length.
+    ///
+    /// # Errors
+    /// As [`recv`](Self::recv).
+    pub fn recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
+        copy_out(self.recv()?, buf)
+    }
+
+    /// Copies the next frame into `buf` if one is published now.
+    ///
+    /// # Errors
+    /// As [`try_recv`](Self::try_recv).
+    pub fn try_recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
+        copy_out(self.try_recv()?, buf)
+    }
+
+    /// Copies the next frame into `buf`, waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// As [`recv_timeout`](Self::recv_timeout).
+    pub fn recv_into_timeout(&mut self, buf: &mut Vec<u8>, timeout: Duration) -> Result<usize> {
+        copy_out(self.recv_timeout(timeout)?, buf)
+    }
+}
+
+fn copy_out(frame: ReadGuard<'_>, buf: &mut Vec<u8>) -> Result<usize> {
+    buf.clear();
+    buf.extend_from_slice(&frame);
+    Ok(frame.len)
+}
+
+impl std::fmt::Debug for Consumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consumer")
+            .field("capacity", &self.ep.capacity)
+            .field("max_frame", &self.ep.max_frame)
+            .field("position", &self.cursor.position)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A received frame, read in place. Derefs to its bytes; dropping it frees the space.
+#[must_use = "dropping the guard releases the frame at once"]
+pub struct ReadGuard<'a> {
+    consumer: &'a mut Consumer,
+    len: usize,
+}
+
+impl Deref for ReadGuard<'_> {
+    type Target = [u8];
+    #[inline]
+    fn deref(&self) -> &[u8] {
+        let cursor = &self.consumer.cursor;
+        let offset = (cursor.position & (cursor.capacity - 1)) as usize + HEADER_LEN;
+        // SAFETY: `poll` validated that the frame lies inside the data area and saw its header
+        // published (Acquire); the producer does not write it until we publish our position in
+        // `drop`, and the `&mut Consumer` borrow keeps our side from doing anything else.
+        unsafe { self.consumer.ep.region.slice(offset, self.len) }
+    }
+}
+
+impl Drop for ReadGuard<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        let consumer = &mut *self.consumer;
+        consumer.cursor.position += frame_size(self.len) as u64;
+        consumer
+            .cursor
+            .publish(&consumer.ep.region, consumer.ep.fences);
+    }
+}
+
+impl std::fmt::Debug for ReadGuard<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadGuard").field("len", &self.len).finish()
+    }
+}

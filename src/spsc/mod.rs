@@ -1,0 +1,281 @@
+//! The single-producer single-consumer ring of variable-size frames.
+//!
+//! One segment holds one ring: a header (see `layout`) and a data area whose size is a power of
+//! two. Frames are contiguous: a frame that would straddle the end of the data area is preceded
+//! by a padding frame that fills the rest of the lap (a bip-buffer, as in bbqueue), so a grant or
+//! a received frame is always one plain slice. A double-mapped ring would waste no tail, but it
+//! needs page-sized capacities and a second mapping, and could not run over heap memory (loom,
+//! fuzzing, in-process rings); the padding costs at most one maximum frame per lap.
+//!
+//! ```text
+//!   consumer position                      producer position
+//!        v                                        v
+//!  ... | hdr payload | hdr payload | hdr payload | 0 | (free) ...
+//!                                                 ^ zeroed before the frame before it was published
+//! ```
+//!
+//! The producer owns `[producer position, consumer position + capacity)` and keeps the first
+//! header word after its last frame at zero, so the consumer polls one word: the header of the
+//! next frame. Neither side reads the other's position on its fast path: the consumer never needs
+//! the producer's (the header word is the commit), and the producer rereads the consumer's only
+//! when the ring looks full by its cached copy.
+//!
+//! # Example
+//!
+//! ```
+//! # fn main() -> Result<(), ringport::Error> {
+//! let (mut producer, mut consumer) = ringport::SpscOptions::new().capacity(4096).in_process()?;
+//!
+//! let mut grant = producer.reserve(5)?;
+//! grant.copy_from_slice(b"hello");
+//! grant.commit();
+//!
+//! let frame = consumer.recv()?;
+//! assert_eq!(&*frame, b"hello");
+//! # Ok(()) }
+//! ```
+
+mod consumer;
+mod producer;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use consumer::{Consumer, ReadGuard};
+pub use producer::{Producer, WriteGrant};
+
+use crate::error::{Error, Result, Role};
+use crate::layout::{check_geometry, RingParams, FLAG_SYMMETRIC_FENCES, KIND_SPSC};
+use crate::region::Region;
+use crate::role::RoleHold;
+use crate::wait::{Fences, WaitPolicy};
+
+/// Bell the consumer sleeps on (data arrived).
+const DATA_BELL: usize = 0;
+/// Bell the producer sleeps on (space freed).
+const SPACE_BELL: usize = 1;
+/// Index of the producer's published position.
+const PRODUCER_POS: usize = 0;
+/// Index of the consumer's published position.
+const CONSUMER_POS: usize = 1;
+
+/// How to make or join an SPSC ring, and how its endpoint waits.
+///
+/// The geometry (capacity, maximum frame) applies when creating; when opening, the segment's own
+/// geometry is used. Waiting settings apply to the endpoint made.
+#[derive(Debug, Clone)]
+pub struct SpscOptions {
+    capacity: u64,
+    max_frame: u64,
+    spin: Duration,
+    liveness_interval: Duration,
+    keep_segment: bool,
+    symmetric_fences: bool,
+}
+
+impl Default for SpscOptions {
+    fn default() -> Self {
+        SpscOptions {
+            capacity: 1 << 20,
+            max_frame: 64 << 10,
+            spin: Duration::from_micros(20),
+            liveness_interval: Duration::from_millis(20),
+            keep_segment: false,
+            symmetric_fences: false,
+        }
+    }
+}
+
+impl SpscOptions {
+    /// The defaults: 1 MiB of data, frames up to 64 KiB, spin 20 us before sleeping, check the
+    /// peer's liveness every 20 ms while asleep, unlink the segment when the creator drops.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Size of the data area in bytes: a power of two from 64 bytes to 1 TiB.
+    #[must_use]
+    pub fn capacity(mut self, bytes: usize) -> Self {
+        self.capacity = bytes as u64;
+        self
+    }
+
+    /// Largest frame payload in bytes. Its frame (8-byte header, padded to 8) plus 8 bytes must
+    /// fit in the capacity; frames larger than half the capacity make the producer wait often.
+    #[must_use]
+    pub fn max_frame(mut self, bytes: usize) -> Self {
+        self.max_frame = bytes as u64;
+        self
+    }
+
+    /// How long a blocking call spins before it sleeps (zero: sleep at once).
+    #[must_use]
+    pub fn spin(mut self, spin: Duration) -> Self {
+        self.spin = spin;
+        self
+    }
+
+    /// How often a sleeping endpoint wakes to check that its peer's process is alive. A peer that
+    /// detaches cleanly wakes it at once; one that dies is noticed within this interval.
+    #[must_use]
+    pub fn liveness_interval(mut self, interval: Duration) -> Self {
+        self.liveness_interval = interval.max(Duration::from_micros(100));
+        self
+    }
+
+    /// Keep the segment's name when the creating endpoint drops (default: unlink it).
+    #[must_use]
+    pub fn keep_segment(mut self, keep: bool) -> Self {
+        self.keep_segment = keep;
+        self
+    }
+
+    /// Use SeqCst fences on both sides of the wait handshake instead of `membarrier` (slower
+    /// publishes; for kernels or sandboxes without `MEMBARRIER_CMD_GLOBAL_EXPEDITED`).
+    #[must_use]
+    pub fn symmetric_fences(mut self, symmetric: bool) -> Self {
+        self.symmetric_fences = symmetric;
+        self
+    }
+
+    fn params(&self) -> Result<RingParams> {
+        let max_frame = u32::try_from(self.max_frame)
+            .map_err(|_| Error::InvalidConfig("max frame above 4 GiB".into()))?;
+        check_geometry(self.capacity, max_frame).map_err(|e| Error::InvalidConfig(e.into()))?;
+        #[cfg(not(loom))]
+        let symmetric = self.symmetric_fences || !crate::os::membarrier::register();
+        #[cfg(loom)]
+        let symmetric = self.symmetric_fences;
+        Ok(RingParams {
+            kind: KIND_SPSC,
+            capacity: self.capacity,
+            max_frame,
+            flags: if symmetric { FLAG_SYMMETRIC_FENCES } else { 0 },
+        })
+    }
+
+    fn policy(&self) -> WaitPolicy {
+        WaitPolicy {
+            spin: self.spin,
+            liveness_interval: self.liveness_interval,
+        }
+    }
+
+    /// A ring on the heap with both ends in this process (threads, tests).
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] if the geometry is invalid.
+    pub fn in_process(&self) -> Result<(Producer, Consumer)> {
+        let params = self.params()?;
+        let region = Arc::new(Region::heap(&params));
+        let producer = Producer::attach(Arc::clone(&region), params, self.policy())?;
+        let consumer = Consumer::attach(region, params, self.policy())?;
+        Ok((producer, consumer))
+    }
+
+    /// Creates the named segment and becomes its producer.
+    ///
+    /// # Errors
+    /// [`Error::InvalidName`], [`Error::InvalidConfig`], [`Error::AlreadyExists`], [`Error::Os`].
+    #[cfg(not(loom))]
+    pub fn create_producer(&self, name: &str) -> Result<Producer> {
+        let params = self.params()?;
+        let region = Region::create_shared(name, &params, !self.keep_segment)?;
+        Producer::attach(Arc::new(region), params, self.policy())
+    }
+
+    /// Creates the named segment and becomes its consumer.
+    ///
+    /// # Errors
+    /// As [`create_producer`](Self::create_producer).
+    #[cfg(not(loom))]
+    pub fn create_consumer(&self, name: &str) -> Result<Consumer> {
+        let params = self.params()?;
+        let region = Region::create_shared(name, &params, !self.keep_segment)?;
+        Consumer::attach(Arc::new(region), params, self.policy())
+    }
+
+    /// Opens the named segment and becomes its producer.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`], [`Error::TooSmall`], [`Error::BadMagic`], [`Error::VersionMismatch`],
+    /// [`Error::WrongKind`], [`Error::Corrupted`], [`Error::RoleTaken`], [`Error::Unsupported`].
+    #[cfg(not(loom))]
+    pub fn open_producer(&self, name: &str) -> Result<Producer> {
+        let (region, params) = Region::open_shared(name, KIND_SPSC)?;
+        Producer::attach(Arc::new(region), params, self.policy())
+    }
+
+    /// Opens the named segment and becomes its consumer.
+    ///
+    /// # Errors
+    /// As [`open_producer`](Self::open_producer).
+    #[cfg(not(loom))]
+    pub fn open_consumer(&self, name: &str) -> Result<Consumer> {
+        let (region, params) = Region::open_shared(name, KIND_SPSC)?;
+        Consumer::attach(Arc::new(region), params, self.policy())
+    }
+}
+
+/// What both endpoints share: the memory, the fixed geometry, the role and how to wait.
+struct Endpoint {
+    region: Arc<Region>,
+    capacity: u64,
+    max_frame: u32,
+    fences: Fences,
+    policy: WaitPolicy,
+    hold: RoleHold,
+}
+
+impl Endpoint {
+    fn attach(
+        region: Arc<Region>,
+        params: RingParams,
+        role: Role,
+        policy: WaitPolicy,
+    ) -> Result<Self> {
+        let fences = if params.flags & FLAG_SYMMETRIC_FENCES != 0 {
+            Fences::Symmetric
+        } else {
+            #[cfg(not(loom))]
+            if !crate::os::membarrier::register() {
+                return Err(Error::Unsupported(
+                    "the ring uses membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED), which this \
+                     process cannot register for",
+                ));
+            }
+            Fences::Asymmetric
+        };
+        let hold = RoleHold::claim(region.header(), role)?;
+        // A previous holder of this role may have died asleep and left its count behind.
+        let sleeps_on = if role == Role::Consumer {
+            DATA_BELL
+        } else {
+            SPACE_BELL
+        };
+        region.header().bells[sleeps_on].reset_waiters();
+        Ok(Endpoint {
+            capacity: params.capacity,
+            max_frame: params.max_frame,
+            region,
+            fences,
+            policy,
+            hold,
+        })
+    }
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        let header = self.region.header();
+        self.hold.release(header);
+        // Wake the peer if it sleeps, so that it sees us gone now rather than at its next check.
+        header.bells[DATA_BELL].ring(self.fences);
+        header.bells[SPACE_BELL].ring(self.fences);
+    }
+}
+
+fn deadline_after(timeout: Duration) -> Option<std::time::Instant> {
+    std::time::Instant::now().checked_add(timeout)
+}

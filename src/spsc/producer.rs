@@ -1,0 +1,358 @@
+//! The writing end of an SPSC ring.
+
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{deadline_after, Endpoint, CONSUMER_POS, DATA_BELL, PRODUCER_POS, SPACE_BELL};
+use crate::error::{Error, Result, Role};
+use crate::frame::{self, frame_size, Frame, HEADER_LEN};
+use crate::layout::RingParams;
+use crate::region::Region;
+use crate::role::PeerStatus;
+use crate::sync::Ordering;
+use crate::wait::{block_on, WaitPolicy};
+
+/// The producer's private view of the ring: where it writes next, and the consumer's position as
+/// last read. Kept in the endpoint, never in shared memory.
+struct Cursor {
+    position: u64,
+    cached_consumer: u64,
+    capacity: u64,
+}
+
+impl Cursor {
+    /// Whether everything up to ring position `end` is free, rereading the consumer's position
+    /// only if the cached one says no.
+    #[inline]
+    fn has_room(&mut self, region: &Region, end: u64) -> Result<bool> {
+        if end <= self.cached_consumer + self.capacity {
+            return Ok(true);
+        }
+        // Acquire: pairs with the consumer's Release after it finished reading the frames it
+        // frees, so our writes into that space come after its reads.
+        let consumer = region.header().positions[CONSUMER_POS].load(Ordering::Acquire);
+        if consumer < self.cached_consumer || consumer > self.position || consumer % 8 != 0 {
+            return Err(Error::corrupted(
+                "consumer position",
+                consumer,
+                self.position,
+            ));
+        }
+        self.cached_consumer = consumer;
+        Ok(end <= consumer + self.capacity)
+    }
+
+    /// Finds room for a frame of `len` bytes; returns its ring position, or None if full.
+    ///
+    /// If the frame would cross the end of the data area, first publishes padding to the end of
+    /// the lap (harmless if the grant is then aborted: the consumer skips it).
+    #[inline]
+    fn claim(&mut self, region: &Region, len: usize) -> Result<Option<u64>> {
+        let size = frame_size(len) as u64;
+        let offset = self.position & (self.capacity - 1);
+        if offset + size > self.capacity {
+            let lap_end = self.position + (self.capacity - offset);
+            // The padding and the zeroed header slot at the start of the next lap.
+            if !self.has_room(region, lap_end + HEADER_LEN as u64)? {
+                return Ok(None);
+            }
+            region.frame_word(0).store(0, Ordering::Relaxed);
+            region
+                .frame_word(offset as usize)
+                .store(frame::pad_header(self.position), Ordering::Release);
+            self.position = lap_end;
+        }
+        // The frame, and the header slot after it, which we zero at commit.
+        if !self.has_room(region, self.position + size + HEADER_LEN as u64)? {
+            return Ok(None);
+        }
+        Ok(Some(self.position))
+    }
+}
+
+/// The end of an SPSC ring that writes frames.
+///
+/// Write in place with [`reserve`](Self::reserve) (zero copy) or copy with
+/// [`send`](Self::send). Each has a `try_` form that fails at once with [`Error::Full`] and a
+/// `_timeout` form. Blocking forms spin briefly, then sleep until the consumer frees space.
+///
+/// Dropping the producer detaches it: the consumer receives what was committed, then
+/// [`Error::PeerGone`].
+pub struct Producer {
+    cursor: Cursor,
+    ep: Endpoint,
+}
+
+impl Producer {
+    pub(super) fn attach(
+        region: Arc<Region>,
+        params: RingParams,
+        policy: WaitPolicy,
+    ) -> Result<Self> {
+        let ep = Endpoint::attach(region, params, Role::Producer, policy)?;
+        let header = ep.region.header();
+        let consumer = header.positions[CONSUMER_POS].load(Ordering::Acquire);
+        let mut position = header.positions[PRODUCER_POS].load(Ordering::Acquire);
+        if position < consumer || position - consumer > params.capacity || position % 8 != 0 {
+            return Err(Error::corrupted("producer position", position, consumer));
+        }
+        // A previous producer may have died between publishing a frame and its position: walk
+        // past any frames it published (bounded: at most one lap).
+        while position - consumer < params.capacity {
+            let word = ep
+                .region
+                .frame_word((position & (params.capacity - 1)) as usize);
+            match frame::decode(
+                word.load(Ordering::Acquire),
+                position,
+                params.capacity,
+                params.max_frame,
+            )? {
+                Frame::Empty => break,
+                Frame::Data(len) => position += frame_size(len) as u64,
+                Frame::Pad => position += params.capacity - (position & (params.capacity - 1)),
+            }
+        }
+        Ok(Producer {
+            cursor: Cursor {
+                position,
+                cached_consumer: consumer,
+                capacity: params.capacity,
+            },
+            ep,
+        })
+    }
+
+    /// The data area's size in bytes.
+    #[must_use]
+    pub fn capacity(&self) -> usize {
+        self.ep.capacity as usize
+    }
+
+    /// The largest frame payload this ring takes.
+    #[must_use]
+    pub fn max_frame(&self) -> usize {
+        self.ep.max_frame as usize
+    }
+
+    /// Whether the consumer is attached and alive (checks its process: a system call).
+    pub fn peer_status(&mut self) -> PeerStatus {
+        self.ep.hold.peer_status(self.ep.region.header())
+    }
+
+    fn check_len(&self, len: usize) -> Result<()> {
+        if len == 0 || len > self.ep.max_frame as usize {
+            return Err(Error::InvalidLength {
+                len,
+                max: self.ep.max_frame as usize,
+            });
+        }
+        Ok(())
+    }
+
+    /// Reserves a frame of `len` bytes to write in place, if there is room now.
+    ///
+    /// # Errors
+    /// [`Error::InvalidLength`] unless `1 <= len <= max_frame`; [`Error::Full`] if there is no
+    /// room now; [`Error::PeerGone`] if the consumer detached; [`Error::Corrupted`].
+    #[inline]
+    pub fn try_reserve(&mut self, len: usize) -> Result<WriteGrant<'_>> {
+        self.check_len(len)?;
+        match self.cursor.claim(&self.ep.region, len)? {
+            Some(position) => Ok(WriteGrant {
+                producer: self,
+                position,
+                len,
+            }),
+            None if self.ep.hold.peer_detached(self.ep.region.header()) => {
+                Err(Error::PeerGone(Role::Consumer))
+            }
+            None => Err(Error::Full),
+        }
+    }
+
+    /// Reserves a frame of `len` bytes to write in place, waiting for room.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), ringport::Error> {
+    /// let (mut producer, mut consumer) = ringport::SpscOptions::new().in_process()?;
+    /// let mut grant = producer.reserve(64)?;
+    /// let n = 11;
+    /// grant[..n].copy_from_slice(b"fewer bytes");
+    /// grant.commit_len(n);
+    /// assert_eq!(consumer.recv()?.len(), 11);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidLength`]; [`Error::PeerGone`] if the consumer detached or died while the
+    /// ring is full; [`Error::Corrupted`].
+    pub fn reserve(&mut self, len: usize) -> Result<WriteGrant<'_>> {
+        self.reserve_until(len, None)
+    }
+
+    /// As [`reserve`](Self::reserve), giving up after `timeout`.
+    ///
+    /// # Errors
+    /// As [`reserve`](Self::reserve), and [`Error::Timeout`].
+    pub fn reserve_timeout(&mut self, len: usize, timeout: Duration) -> Result<WriteGrant<'_>> {
+        self.reserve_until(len, deadline_after(timeout))
+    }
+
+    fn reserve_until(
+        &mut self,
+        len: usize,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<WriteGrant<'_>> {
+        self.check_len(len)?;
+        let ep = &mut self.ep;
+        let cursor = &mut self.cursor;
+        let region = &ep.region;
+        let position = block_on(
+            &region.header().bells[SPACE_BELL],
+            ep.fences,
+            &ep.policy,
+            deadline,
+            || cursor.claim(region, len),
+            || ep.hold.peer_status(region.header()) == PeerStatus::Gone,
+            Error::PeerGone(Role::Consumer),
+        )?;
+        Ok(WriteGrant {
+            producer: self,
+            position,
+            len,
+        })
+    }
+
+    /// Copies `data` into one frame, waiting for room.
+    ///
+    /// # Errors
+    /// As [`reserve`](Self::reserve).
+    pub fn send(&mut self, data: &[u8]) -> Result<()> {
+        let mut grant = self.reserve(data.len())?;
+        grant.copy_from_slice(data);
+        grant.commit();
+        Ok(())
+    }
+
+    /// Copies `data` into one frame if there is room now.
+    ///
+    /// # Errors
+    /// As [`try_reserve`](Self::try_reserve).
+    #[inline]
+    pub fn try_send(&mut self, data: &[u8]) -> Result<()> {
+        let mut grant = self.try_reserve(data.len())?;
+        grant.copy_from_slice(data);
+        grant.commit();
+        Ok(())
+    }
+
+    /// Copies `data` into one frame, waiting at most `timeout` for room.
+    ///
+    /// # Errors
+    /// As [`reserve_timeout`](Self::reserve_timeout).
+    pub fn send_timeout(&mut self, data: &[u8], timeout: Duration) -> Result<()> {
+        let mut grant = self.reserve_timeout(data.len(), timeout)?;
+        grant.copy_from_slice(data);
+        grant.commit();
+        Ok(())
+    }
+
+    #[inline]
+    fn publish(&mut self, position: u64, len: usize) {
+        let size = frame_size(len) as u64;
+        let region = &self.ep.region;
+        let offset = (position & (self.ep.capacity - 1)) as usize;
+        // Zero the next header slot first (it is ours: `claim` checked the room), so that the
+        // consumer, once it sees this frame, cannot read a stale header there.
+        region
+            .frame_word(offset + size as usize)
+            .store(0, Ordering::Relaxed);
+        // Release: the payload and the zeroed slot are visible to whoever acquires this word.
+        region
+            .frame_word(offset)
+            .store(frame::data_header(len as u32, position), Ordering::Release);
+        self.cursor.position = position + size;
+        // For a producer that attaches after us, and for monitoring; nobody waits on it.
+        region.header().positions[PRODUCER_POS].store(self.cursor.position, Ordering::Relaxed);
+        region.header().bells[DATA_BELL].ring(self.ep.fences);
+    }
+}
+
+impl std::fmt::Debug for Producer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Producer")
+            .field("capacity", &self.ep.capacity)
+            .field("max_frame", &self.ep.max_frame)
+            .field("position", &self.cursor.position)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Room for one frame, written in place. Derefs to the frame's bytes.
+///
+/// [`commit`](Self::commit) publishes it; [`commit_len`](Self::commit_len) publishes a shorter
+/// prefix; dropping the grant without committing aborts it: the consumer sees nothing.
+#[must_use = "a grant that is dropped is aborted; call commit()"]
+pub struct WriteGrant<'a> {
+    producer: &'a mut Producer,
+    position: u64,
+    len: usize,
+}
+
+impl WriteGrant<'_> {
+    /// Publishes the whole frame.
+    #[inline]
+    pub fn commit(self) {
+        let len = self.len;
+        self.commit_len(len);
+    }
+
+    /// Publishes the first `len` bytes as the frame; `len == 0` aborts it.
+    ///
+    /// # Panics
+    /// If `len` is larger than the reserved length.
+    #[inline]
+    pub fn commit_len(self, len: usize) {
+        assert!(
+            len <= self.len,
+            "commit_len({len}) is more than the {} bytes reserved",
+            self.len
+        );
+        if len > 0 {
+            self.producer.publish(self.position, len);
+        }
+    }
+
+    fn offset(&self) -> usize {
+        (self.position & (self.producer.ep.capacity - 1)) as usize + HEADER_LEN
+    }
+}
+
+impl Deref for WriteGrant<'_> {
+    type Target = [u8];
+    #[inline]
+    fn deref(&self) -> &[u8] {
+        // SAFETY: `claim` gave this range to the producer, which we borrow mutably; the consumer
+        // does not read it before `publish`.
+        unsafe { self.producer.ep.region.slice(self.offset(), self.len) }
+    }
+}
+
+impl DerefMut for WriteGrant<'_> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `deref`; the `&mut self` borrow makes this the only reference.
+        unsafe { self.producer.ep.region.slice_mut(self.offset(), self.len) }
+    }
+}
+
+impl std::fmt::Debug for WriteGrant<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteGrant")
+            .field("position", &self.position)
+            .field("len", &self.len)
+            .finish()
+    }
+}

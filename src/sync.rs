@@ -1,0 +1,26 @@
+//! The one place that picks the atomics.
+//!
+//! Every atomic and every shared cell in ringport comes from here, so that `--cfg loom` swaps the
+//! whole crate onto loom's model checker at once. Under loom the ring algorithms run over heap
+//! memory: loom's atomics are handles into its runtime and cannot live in a mapping.
+
+#[cfg(not(loom))]
+pub(crate) use std::sync::atomic::{compiler_fence, fence, AtomicU32, AtomicU64, Ordering};
+
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
+
+/// loom has no compiler fence; a full fence is the conservative model of one.
+#[cfg(loom)]
+pub(crate) fn compiler_fence(order: Ordering) {
+    fence(order);
+}
+
+/// A hint inside spin loops; under loom a yield, so that spinning explores other threads.
+#[inline(always)]
+pub(crate) fn spin_hint() {
+    #[cfg(not(loom))]
+    std::hint::spin_loop();
+    #[cfg(loom)]
+    loom::thread::yield_now();
+}
