@@ -44,3 +44,4 @@ pub use error::{Error, Result, Role};
 pub use os::remove_segment;
 pub use role::PeerStatus;
 pub use spsc::{Consumer, Producer, ReadGuard, SpscOptions, WriteGrant};
+pub use wait::WaitStats;

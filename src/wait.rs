@@ -142,6 +142,15 @@ impl Doorbell {
     }
 }
 
+/// How often an endpoint had to wait: counted on the slow path only.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct WaitStats {
+    /// Blocking calls that found the ring not ready and had to wait.
+    pub waits: u64,
+    /// Times the endpoint went to sleep on the futex (after spinning in vain).
+    pub sleeps: u64,
+}
+
 /// How an endpoint waits.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct WaitPolicy {
@@ -167,10 +176,12 @@ pub(crate) fn block_on<T>(
     mut attempt: impl FnMut() -> Result<Option<T>>,
     mut peer_gone: impl FnMut() -> bool,
     gone: Error,
+    stats: &mut WaitStats,
 ) -> Result<T> {
     if let Some(v) = attempt()? {
         return Ok(v);
     }
+    stats.waits += 1;
     if !policy.spin.is_zero() {
         let mut spin_end = Instant::now() + policy.spin;
         if let Some(d) = deadline {
@@ -214,6 +225,7 @@ pub(crate) fn block_on<T>(
             Some(d) => (d - now).min(policy.liveness_interval),
             None => policy.liveness_interval,
         };
+        stats.sleeps += 1;
         bell.sleep(seq, slice);
         bell.cancel();
     }
@@ -230,11 +242,13 @@ pub(crate) fn block_on<T>(
     mut attempt: impl FnMut() -> Result<Option<T>>,
     mut peer_gone: impl FnMut() -> bool,
     gone: Error,
+    stats: &mut WaitStats,
 ) -> Result<T> {
     loop {
         if let Some(v) = attempt()? {
             return Ok(v);
         }
+        stats.waits += 1;
         let seq = bell.announce(fences);
         match attempt() {
             Ok(None) => {}
@@ -251,6 +265,7 @@ pub(crate) fn block_on<T>(
             bell.cancel();
             return attempt()?.ok_or(gone);
         }
+        stats.sleeps += 1;
         bell.sleep(seq);
         bell.cancel();
         spin_hint();

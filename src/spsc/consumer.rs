@@ -11,7 +11,7 @@ use crate::layout::RingParams;
 use crate::region::Region;
 use crate::role::PeerStatus;
 use crate::sync::Ordering;
-use crate::wait::{block_on, Fences, WaitPolicy};
+use crate::wait::{block_on, Fences, WaitPolicy, WaitStats};
 
 /// The consumer's private view: where the next frame starts.
 struct Cursor {
@@ -100,6 +100,12 @@ impl Consumer {
         self.ep.max_frame as usize
     }
 
+    /// How often this endpoint's blocking calls had to wait and sleep.
+    #[must_use]
+    pub fn stats(&self) -> WaitStats {
+        self.ep.stats
+    }
+
     /// Whether the producer is attached and alive (checks its process: a system call).
     pub fn peer_status(&mut self) -> PeerStatus {
         self.ep.hold.peer_status(self.ep.region.header())
@@ -161,6 +167,7 @@ impl Consumer {
             || cursor.poll(region, fences),
             || ep.hold.peer_status(region.header()) == PeerStatus::Gone,
             Error::PeerGone(Role::Producer),
+            &mut ep.stats,
         )?;
         Ok(ReadGuard {
             consumer: self,

@@ -48,7 +48,7 @@ use crate::error::{Error, Result, Role};
 use crate::layout::{check_geometry, RingParams, FLAG_SYMMETRIC_FENCES, KIND_SPSC};
 use crate::region::Region;
 use crate::role::RoleHold;
-use crate::wait::{Fences, WaitPolicy};
+use crate::wait::{Fences, WaitPolicy, WaitStats};
 
 /// Bell the consumer sleeps on (data arrived).
 const DATA_BELL: usize = 0;
@@ -226,6 +226,7 @@ struct Endpoint {
     fences: Fences,
     policy: WaitPolicy,
     hold: RoleHold,
+    stats: WaitStats,
 }
 
 impl Endpoint {
@@ -262,6 +263,7 @@ impl Endpoint {
             fences,
             policy,
             hold,
+            stats: WaitStats::default(),
         })
     }
 }

@@ -11,7 +11,7 @@ use crate::layout::RingParams;
 use crate::region::Region;
 use crate::role::PeerStatus;
 use crate::sync::Ordering;
-use crate::wait::{block_on, WaitPolicy};
+use crate::wait::{block_on, WaitPolicy, WaitStats};
 
 /// The producer's private view of the ring: where it writes next, and the consumer's position as
 /// last read. Kept in the endpoint, never in shared memory.
@@ -136,6 +136,12 @@ impl Producer {
         self.ep.max_frame as usize
     }
 
+    /// How often this endpoint's blocking calls had to wait and sleep.
+    #[must_use]
+    pub fn stats(&self) -> WaitStats {
+        self.ep.stats
+    }
+
     /// Whether the consumer is attached and alive (checks its process: a system call).
     pub fn peer_status(&mut self) -> PeerStatus {
         self.ep.hold.peer_status(self.ep.region.header())
@@ -217,6 +223,7 @@ impl Producer {
             || cursor.claim(region, len),
             || ep.hold.peer_status(region.header()) == PeerStatus::Gone,
             Error::PeerGone(Role::Consumer),
+            &mut ep.stats,
         )?;
         Ok(WriteGrant {
             producer: self,

@@ -1,0 +1,201 @@
+//! Shared by the integration tests: unique segment names that are removed even when a test fails,
+//! raw access to a segment (to corrupt it), and child processes made by re-running this binary.
+#![allow(dead_code)]
+
+use std::ffi::CString;
+use std::path::Path;
+use std::process::{Child, Command};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+/// Prefix of every segment the tests make.
+pub const PREFIX: &str = "ringport-test-";
+
+/// A unique segment name, unlinked when dropped (also while unwinding from a failed assertion).
+pub struct ShmName(pub String);
+
+impl ShmName {
+    pub fn new(tag: &str) -> ShmName {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        ShmName(format!(
+            "{PREFIX}{tag}-{}-{}-{nanos:x}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn exists(&self) -> bool {
+        Path::new("/dev/shm").join(&self.0).exists()
+    }
+}
+
+impl Drop for ShmName {
+    fn drop(&mut self) {
+        let _ = ringport::remove_segment(&self.0);
+        if !std::thread::panicking() {
+            assert!(!self.exists(), "segment {} left behind", self.0);
+        }
+    }
+}
+
+/// A segment mapped raw, to read and write its words as a hostile peer would.
+pub struct RawSegment {
+    ptr: *mut u8,
+    len: usize,
+}
+
+impl RawSegment {
+    /// Creates a segment of `len` bytes with `shm_open` directly (not ringport).
+    pub fn create(name: &ShmName, len: usize) -> RawSegment {
+        Self::map(name, len, true)
+    }
+
+    /// Maps an existing segment whole.
+    pub fn open(name: &ShmName) -> RawSegment {
+        let len = std::fs::metadata(Path::new("/dev/shm").join(&name.0))
+            .unwrap()
+            .len() as usize;
+        Self::map(name, len, false)
+    }
+
+    fn map(name: &ShmName, len: usize, create: bool) -> RawSegment {
+        let path = CString::new(format!("/{}", name.0)).unwrap();
+        let flags = libc::O_RDWR
+            | if create {
+                libc::O_CREAT | libc::O_EXCL
+            } else {
+                0
+            };
+        // SAFETY: a valid C string; the fd is closed below and the mapping unmapped in drop.
+        unsafe {
+            let fd = libc::shm_open(path.as_ptr(), flags, 0o600);
+            assert!(fd >= 0, "shm_open {}", std::io::Error::last_os_error());
+            if create {
+                assert_eq!(libc::ftruncate(fd, len as libc::off_t), 0);
+            }
+            let ptr = if len == 0 {
+                std::ptr::null_mut()
+            } else {
+                let p = libc::mmap(
+                    std::ptr::null_mut(),
+                    len,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_SHARED,
+                    fd,
+                    0,
+                );
+                assert_ne!(p, libc::MAP_FAILED);
+                p.cast()
+            };
+            libc::close(fd);
+            RawSegment { ptr, len }
+        }
+    }
+
+    /// The 64-bit word at byte `offset`.
+    pub fn u64_at(&self, offset: usize) -> &AtomicU64 {
+        assert!(offset % 8 == 0 && offset + 8 <= self.len);
+        // SAFETY: aligned and in bounds of a live mapping.
+        unsafe { &*self.ptr.add(offset).cast::<AtomicU64>() }
+    }
+
+    /// The 32-bit word at byte `offset`.
+    pub fn u32_at(&self, offset: usize) -> &AtomicU32 {
+        assert!(offset % 4 == 0 && offset + 4 <= self.len);
+        // SAFETY: aligned and in bounds of a live mapping.
+        unsafe { &*self.ptr.add(offset).cast::<AtomicU32>() }
+    }
+
+    pub fn fill(&self, byte: u8) {
+        // SAFETY: the whole mapping, which nobody else writes during the test.
+        unsafe { std::ptr::write_bytes(self.ptr, byte, self.len) }
+    }
+}
+
+impl Drop for RawSegment {
+    fn drop(&mut self) {
+        if !self.ptr.is_null() {
+            // SAFETY: unmapping what `map` mapped.
+            unsafe { libc::munmap(self.ptr.cast(), self.len) };
+        }
+    }
+}
+
+/// Layout offsets of the segment header (see src/layout.rs), for tests that corrupt it.
+pub mod offsets {
+    pub const MAGIC: usize = 0;
+    pub const VERSION: usize = 8;
+    pub const KIND: usize = 12;
+    pub const PRODUCER_POS: usize = 256;
+    pub const CONSUMER_POS: usize = 384;
+    pub const DATA: usize = 768;
+}
+
+/// The environment variable that tells a re-run test binary which child role to play.
+pub const CHILD_ENV: &str = "RINGPORT_TEST_CHILD";
+
+/// Runs the `#[ignore]`d test `test_name` of this binary in a child process, with `arg` in
+/// [`CHILD_ENV`]. The child test reads it with [`child_arg`].
+pub fn spawn_child(test_name: &str, arg: &str) -> Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            test_name,
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV, arg)
+        .spawn()
+        .expect("spawn child test process")
+}
+
+/// The argument of a child process, or None when the test runs on its own (then it does nothing).
+pub fn child_arg() -> Option<String> {
+    std::env::var(CHILD_ENV).ok()
+}
+
+/// Kills a child on drop unless it was waited for, so that a failing test leaves no process.
+pub struct ChildGuard(pub Option<Child>);
+
+impl ChildGuard {
+    pub fn wait_success(mut self) {
+        let status = self.0.take().unwrap().wait().unwrap();
+        assert!(status.success(), "child failed: {status}");
+    }
+
+    pub fn id(&self) -> u32 {
+        self.0.as_ref().unwrap().id()
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// CPU time (user + system) used so far by the calling thread.
+pub fn thread_cpu_time() -> std::time::Duration {
+    // SAFETY: getrusage writes into the struct we pass.
+    let usage = unsafe {
+        let mut u: libc::rusage = std::mem::zeroed();
+        assert_eq!(libc::getrusage(libc::RUSAGE_THREAD, &mut u), 0);
+        u
+    };
+    let tv = |t: libc::timeval| {
+        std::time::Duration::from_secs(t.tv_sec as u64)
+            + std::time::Duration::from_micros(t.tv_usec as u64)
+    };
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}

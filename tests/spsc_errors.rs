@@ -1,0 +1,248 @@
+//! Every way of opening or using a ring wrongly gives its own typed error.
+
+mod common;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use common::{offsets, RawSegment, ShmName};
+use ringport::{Error, Role, SpscOptions};
+
+fn small() -> SpscOptions {
+    SpscOptions::new().capacity(4096).max_frame(1024)
+}
+
+#[test]
+fn opening_a_missing_name_is_not_found() {
+    let name = ShmName::new("missing");
+    assert!(matches!(small().open_consumer(name.as_str()), Err(Error::NotFound(n)) if n == name.0));
+    assert!(matches!(
+        small().open_producer(name.as_str()),
+        Err(Error::NotFound(_))
+    ));
+}
+
+#[test]
+fn bad_names_are_refused() {
+    let long = "x".repeat(255);
+    for name in ["", "/", "a/b", "..", long.as_str()] {
+        assert!(
+            matches!(
+                small().create_producer(name),
+                Err(Error::InvalidName { .. })
+            ),
+            "{name:?} accepted"
+        );
+    }
+    assert!(matches!(
+        small().open_consumer("nul\0byte"),
+        Err(Error::InvalidName { .. })
+    ));
+}
+
+#[test]
+fn creating_twice_is_already_exists() {
+    let name = ShmName::new("twice");
+    let _producer = small().create_producer(name.as_str()).unwrap();
+    assert!(matches!(
+        small().create_consumer(name.as_str()),
+        Err(Error::AlreadyExists(_))
+    ));
+}
+
+#[test]
+fn invalid_geometry_is_invalid_config() {
+    let name = ShmName::new("geometry");
+    for options in [
+        SpscOptions::new().capacity(1000),
+        SpscOptions::new().capacity(32),
+        SpscOptions::new().capacity(4096).max_frame(0),
+        SpscOptions::new().capacity(4096).max_frame(4096),
+    ] {
+        assert!(matches!(
+            options.create_producer(name.as_str()),
+            Err(Error::InvalidConfig(_))
+        ));
+        assert!(
+            !name.exists(),
+            "a refused configuration must not leave a segment"
+        );
+    }
+}
+
+#[test]
+fn a_segment_that_is_not_ours_is_bad_magic() {
+    let name = ShmName::new("foreign");
+    let raw = RawSegment::create(&name, 8192);
+    raw.fill(0xAB);
+    assert!(matches!(
+        small().open_consumer(name.as_str()),
+        Err(Error::BadMagic {
+            found: 0xABAB_ABAB_ABAB_ABAB
+        })
+    ));
+}
+
+#[test]
+fn a_segment_too_small_for_its_header_is_too_small() {
+    let name = ShmName::new("tiny");
+    let _raw = RawSegment::create(&name, 100);
+    assert!(matches!(
+        small().open_consumer(name.as_str()),
+        Err(Error::TooSmall {
+            len: 100,
+            needed: 768
+        })
+    ));
+    let name = ShmName::new("empty");
+    let _raw = RawSegment::create(&name, 0);
+    assert!(matches!(
+        small().open_producer(name.as_str()),
+        Err(Error::TooSmall { len: 0, .. })
+    ));
+}
+
+#[test]
+fn a_segment_shorter_than_its_header_claims_is_too_small() {
+    let name = ShmName::new("truncated");
+    let _producer = small()
+        .keep_segment(true)
+        .create_producer(name.as_str())
+        .unwrap();
+    let path = std::path::Path::new("/dev/shm").join(name.as_str());
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(2048)
+        .unwrap();
+    assert!(matches!(
+        small().open_consumer(name.as_str()),
+        Err(Error::TooSmall { len: 2048, needed }) if needed == 768 + 4096
+    ));
+}
+
+#[test]
+fn another_version_is_version_mismatch() {
+    let name = ShmName::new("version");
+    let _producer = small().create_producer(name.as_str()).unwrap();
+    let raw = RawSegment::open(&name);
+    raw.u32_at(offsets::VERSION).store(99, Ordering::Relaxed);
+    assert!(matches!(
+        small().open_consumer(name.as_str()),
+        Err(Error::VersionMismatch {
+            found: 99,
+            expected: 1
+        })
+    ));
+}
+
+#[test]
+fn another_kind_is_wrong_kind() {
+    let name = ShmName::new("kind");
+    let _producer = small().create_producer(name.as_str()).unwrap();
+    RawSegment::open(&name)
+        .u32_at(offsets::KIND)
+        .store(2, Ordering::Relaxed);
+    assert!(matches!(
+        small().open_consumer(name.as_str()),
+        Err(Error::WrongKind {
+            found: 2,
+            expected: 1
+        })
+    ));
+}
+
+#[test]
+fn a_role_taken_twice_is_role_taken() {
+    let name = ShmName::new("roles");
+    let _producer = small().create_producer(name.as_str()).unwrap();
+    let me = std::process::id();
+    assert!(matches!(
+        small().open_producer(name.as_str()),
+        Err(Error::RoleTaken { role: Role::Producer, pid }) if pid == me
+    ));
+    let consumer = small().open_consumer(name.as_str()).unwrap();
+    assert!(matches!(
+        small().open_consumer(name.as_str()),
+        Err(Error::RoleTaken {
+            role: Role::Consumer,
+            ..
+        })
+    ));
+    // A role given up can be taken again.
+    drop(consumer);
+    small()
+        .open_consumer(name.as_str())
+        .expect("consumer role is free again");
+}
+
+#[test]
+fn frame_lengths_outside_the_limits_are_invalid_length() {
+    let (mut producer, _consumer) = small().in_process().unwrap();
+    assert!(matches!(
+        producer.try_reserve(0),
+        Err(Error::InvalidLength { len: 0, max: 1024 })
+    ));
+    assert!(matches!(
+        producer.reserve(1025),
+        Err(Error::InvalidLength { len: 1025, .. })
+    ));
+    assert!(matches!(
+        producer.try_send(&[0; 2000]),
+        Err(Error::InvalidLength { .. })
+    ));
+}
+
+#[test]
+fn a_hostile_consumer_position_is_corrupted_not_a_hang() {
+    let name = ShmName::new("hostile-pos");
+    let mut producer = small().create_producer(name.as_str()).unwrap();
+    let raw = RawSegment::open(&name);
+    // Fill the ring so the producer must reread the consumer's position.
+    while producer.try_send(&[1; 512]).is_ok() {}
+    raw.u64_at(offsets::CONSUMER_POS)
+        .store(u64::MAX - 7, Ordering::Relaxed);
+    assert!(matches!(
+        producer.reserve_timeout(512, Duration::from_secs(5)),
+        Err(Error::Corrupted {
+            what: "consumer position",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn a_garbage_frame_header_is_corrupted() {
+    let name = ShmName::new("hostile-frame");
+    let mut consumer = small().create_consumer(name.as_str()).unwrap();
+    let raw = RawSegment::open(&name);
+    for garbage in [u64::MAX, 1, 0xFFFF_FFFF, 1 << 32 | 5000] {
+        raw.u64_at(offsets::DATA).store(garbage, Ordering::Relaxed);
+        assert!(
+            matches!(consumer.try_recv(), Err(Error::Corrupted { .. })),
+            "header {garbage:#x} accepted"
+        );
+        assert!(matches!(
+            consumer.recv_timeout(Duration::from_millis(10)),
+            Err(Error::Corrupted { .. })
+        ));
+    }
+}
+
+#[test]
+fn a_hostile_producer_position_is_refused_at_attach() {
+    let name = ShmName::new("hostile-attach");
+    let consumer = small().create_consumer(name.as_str()).unwrap();
+    RawSegment::open(&name)
+        .u64_at(offsets::PRODUCER_POS)
+        .store(1 << 40, Ordering::Relaxed);
+    assert!(matches!(
+        small().open_producer(name.as_str()),
+        Err(Error::Corrupted {
+            what: "producer position",
+            ..
+        })
+    ));
+    drop(consumer);
+}
