@@ -1,1 +1,2 @@
+//! Placeholder until the baseline comparison lands.
 fn main() {}

@@ -235,9 +235,13 @@ pub(crate) fn check_geometry(capacity: u64, max_frame: u32) -> Result<(), &'stat
     if !capacity.is_power_of_two() || !(MIN_CAPACITY..=MAX_CAPACITY).contains(&capacity) {
         return Err("capacity must be a power of two from 64 bytes to 1 TiB");
     }
-    if max_frame == 0 || crate::frame::frame_size(max_frame as usize) as u64 + 8 > capacity {
+    // With a frame (plus the zeroed slot after it) no larger than half the ring, an empty ring
+    // takes any frame even when it must first pad to the end of the lap: wrapping happens only
+    // at an offset past capacity - size, which leaves at least size + 8 bytes at the start.
+    // So a producer never waits on a consumer that has nothing to read.
+    if max_frame == 0 || crate::frame::frame_size(max_frame as usize) as u64 + 8 > capacity / 2 {
         return Err(
-            "max frame must be at least 1 and its frame (plus 8 bytes) fit in the capacity",
+            "max frame must be at least 1, and its frame plus 8 bytes at most half the capacity",
         );
     }
     Ok(())

@@ -165,8 +165,9 @@ pub(crate) struct WaitPolicy {
 /// Waits until `attempt` yields a value or an error.
 ///
 /// `attempt` is polled while spinning and after each wake-up; `peer_gone` is asked before each
-/// sleep. When the peer is gone, `attempt` gets one last chance (what was published before the
-/// peer left is still delivered), then the wait fails with `gone`. `deadline` None waits forever.
+/// sleep and returns the error to fail with if the peer is gone. Then `attempt` gets one last
+/// chance (what was published before the peer left is still delivered), then the wait fails
+/// with that error. `deadline` None waits forever.
 #[cfg(not(loom))]
 pub(crate) fn block_on<T>(
     bell: &Doorbell,
@@ -174,8 +175,7 @@ pub(crate) fn block_on<T>(
     policy: &WaitPolicy,
     deadline: Option<Instant>,
     mut attempt: impl FnMut() -> Result<Option<T>>,
-    mut peer_gone: impl FnMut() -> bool,
-    gone: Error,
+    mut peer_gone: impl FnMut() -> Option<Error>,
     stats: &mut WaitStats,
 ) -> Result<T> {
     if let Some(v) = attempt()? {
@@ -212,7 +212,7 @@ pub(crate) fn block_on<T>(
                 return Err(e);
             }
         }
-        if peer_gone() {
+        if let Some(gone) = peer_gone() {
             bell.cancel();
             return attempt()?.ok_or(gone);
         }
@@ -240,8 +240,7 @@ pub(crate) fn block_on<T>(
     _policy: &WaitPolicy,
     _deadline: Option<std::time::Instant>,
     mut attempt: impl FnMut() -> Result<Option<T>>,
-    mut peer_gone: impl FnMut() -> bool,
-    gone: Error,
+    mut peer_gone: impl FnMut() -> Option<Error>,
     stats: &mut WaitStats,
 ) -> Result<T> {
     loop {
@@ -261,7 +260,7 @@ pub(crate) fn block_on<T>(
                 return Err(e);
             }
         }
-        if peer_gone() {
+        if let Some(gone) = peer_gone() {
             bell.cancel();
             return attempt()?.ok_or(gone);
         }

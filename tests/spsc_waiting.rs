@@ -4,7 +4,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{child_arg, spawn_child, thread_cpu_time, ChildGuard, ShmName};
+use common::{child_arg, thread_cpu_time, ChildGuard, ShmName};
 use ringport::{Error, PeerStatus, Role, SpscOptions};
 
 fn options() -> SpscOptions {

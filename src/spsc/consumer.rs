@@ -165,8 +165,10 @@ impl Consumer {
             &ep.policy,
             deadline,
             || cursor.poll(region, fences),
-            || ep.hold.peer_status(region.header()) == PeerStatus::Gone,
-            Error::PeerGone(Role::Producer),
+            || {
+                (ep.hold.peer_status(region.header()) == PeerStatus::Gone)
+                    .then_some(Error::PeerGone(Role::Producer))
+            },
             &mut ep.stats,
         )?;
         Ok(ReadGuard {

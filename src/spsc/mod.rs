@@ -66,7 +66,7 @@ const CONSUMER_POS: usize = 1;
 #[derive(Debug, Clone)]
 pub struct SpscOptions {
     capacity: u64,
-    max_frame: u64,
+    max_frame: Option<u64>,
     spin: Duration,
     liveness_interval: Duration,
     keep_segment: bool,
@@ -77,7 +77,7 @@ impl Default for SpscOptions {
     fn default() -> Self {
         SpscOptions {
             capacity: 1 << 20,
-            max_frame: 64 << 10,
+            max_frame: None,
             spin: Duration::from_micros(20),
             liveness_interval: Duration::from_millis(20),
             keep_segment: false,
@@ -87,8 +87,9 @@ impl Default for SpscOptions {
 }
 
 impl SpscOptions {
-    /// The defaults: 1 MiB of data, frames up to 64 KiB, spin 20 us before sleeping, check the
-    /// peer's liveness every 20 ms while asleep, unlink the segment when the creator drops.
+    /// The defaults: 1 MiB of data, frames up to the largest the capacity allows (half of it,
+    /// less 16 bytes), spin 20 us before sleeping, check the peer's liveness every 20 ms while
+    /// asleep, unlink the segment when the creator drops.
     #[must_use]
     pub fn new() -> Self {
         Self::default()
@@ -101,11 +102,11 @@ impl SpscOptions {
         self
     }
 
-    /// Largest frame payload in bytes. Its frame (8-byte header, padded to 8) plus 8 bytes must
-    /// fit in the capacity; frames larger than half the capacity make the producer wait often.
+    /// Largest frame payload in bytes. Its frame (8-byte header, payload padded to 8) plus 8
+    /// bytes must fit in half the capacity, so that an empty ring always takes any frame.
     #[must_use]
     pub fn max_frame(mut self, bytes: usize) -> Self {
-        self.max_frame = bytes as u64;
+        self.max_frame = Some(bytes as u64);
         self
     }
 
@@ -140,7 +141,8 @@ impl SpscOptions {
     }
 
     fn params(&self) -> Result<RingParams> {
-        let max_frame = u32::try_from(self.max_frame)
+        let largest = (self.capacity / 2).saturating_sub(16).min(u64::from(u32::MAX));
+        let max_frame = u32::try_from(self.max_frame.unwrap_or(largest))
             .map_err(|_| Error::InvalidConfig("max frame above 4 GiB".into()))?;
         check_geometry(self.capacity, max_frame).map_err(|e| Error::InvalidConfig(e.into()))?;
         #[cfg(not(loom))]

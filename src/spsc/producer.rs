@@ -11,7 +11,7 @@ use crate::layout::RingParams;
 use crate::region::Region;
 use crate::role::PeerStatus;
 use crate::sync::Ordering;
-use crate::wait::{block_on, WaitPolicy, WaitStats};
+use crate::wait::{block_on, Fences, WaitPolicy, WaitStats};
 
 /// The producer's private view of the ring: where it writes next, and the consumer's position as
 /// last read. Kept in the endpoint, never in shared memory.
@@ -48,7 +48,7 @@ impl Cursor {
     /// If the frame would cross the end of the data area, first publishes padding to the end of
     /// the lap (harmless if the grant is then aborted: the consumer skips it).
     #[inline]
-    fn claim(&mut self, region: &Region, len: usize) -> Result<Option<u64>> {
+    fn claim(&mut self, region: &Region, fences: Fences, len: usize) -> Result<Option<u64>> {
         let size = frame_size(len) as u64;
         let offset = self.position & (self.capacity - 1);
         if offset + size > self.capacity {
@@ -62,6 +62,10 @@ impl Cursor {
                 .frame_word(offset as usize)
                 .store(frame::pad_header(self.position), Ordering::Release);
             self.position = lap_end;
+            // A consumer asleep on an empty ring need not wake for padding (the geometry rule
+            // lets the next frame fit anyway), but waking it costs once per lap and keeps the
+            // two sides from ever waiting on each other over padding alone.
+            region.header().bells[DATA_BELL].ring(fences);
         }
         // The frame, and the header slot after it, which we zero at commit.
         if !self.has_room(region, self.position + size + HEADER_LEN as u64)? {
@@ -165,7 +169,7 @@ impl Producer {
     #[inline]
     pub fn try_reserve(&mut self, len: usize) -> Result<WriteGrant<'_>> {
         self.check_len(len)?;
-        match self.cursor.claim(&self.ep.region, len)? {
+        match self.cursor.claim(&self.ep.region, self.ep.fences, len)? {
             Some(position) => Ok(WriteGrant {
                 producer: self,
                 position,
@@ -220,9 +224,11 @@ impl Producer {
             ep.fences,
             &ep.policy,
             deadline,
-            || cursor.claim(region, len),
-            || ep.hold.peer_status(region.header()) == PeerStatus::Gone,
-            Error::PeerGone(Role::Consumer),
+            || cursor.claim(region, ep.fences, len),
+            || {
+                (ep.hold.peer_status(region.header()) == PeerStatus::Gone)
+                    .then_some(Error::PeerGone(Role::Consumer))
+            },
             &mut ep.stats,
         )?;
         Ok(WriteGrant {
