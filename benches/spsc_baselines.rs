@@ -1,2 +1,468 @@
-//! Placeholder until the baseline comparison lands.
-fn main() {}
+//! ringport SPSC against the baselines that bound it, measured interleaved in one run.
+//!
+//! - 64-byte ping-pong, both sides busy-polling, across two processes pinned to two cores,
+//!   against a raw ping-pong of two atomics on separate cache lines in the same kind of mapping
+//!   (the hardware limit).
+//! - Blocking ping-pong (both sides sleep: no spinning), against a raw futex ping-pong.
+//! - 8-byte frames streamed one way between two threads, against rtrb 0.4.
+//!
+//! Each round runs every contender once, in turn, so that machine drift hits them alike; the
+//! figures are medians over rounds, and each is also given as a ratio to its baseline.
+//! `cargo bench --bench spsc_baselines` (add `-- --quick` for fewer rounds).
+
+use std::ffi::CString;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use ringport::{Error, SpscOptions};
+
+const CHILD_ENV: &str = "RINGPORT_BENCH_CHILD";
+
+fn online_cores() -> usize {
+    // Not `available_parallelism`: it reads this process's affinity mask, which a child inherits
+    // from its pinned parent (it would then see one core and pin itself beside the parent).
+    // SAFETY: sysconf takes a plain integer.
+    usize::try_from(unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) })
+        .unwrap_or(1)
+        .max(1)
+}
+
+fn pin_to(core: usize) {
+    let cores = online_cores();
+    // SAFETY: a zeroed cpu_set_t is valid; sched_setaffinity reads it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(core % cores, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set);
+    }
+}
+
+/// A raw shared mapping of `len` bytes, for the baselines.
+struct RawShm {
+    ptr: *mut u8,
+    len: usize,
+    name: Option<CString>,
+}
+
+impl RawShm {
+    fn create(name: &str, len: usize) -> RawShm {
+        let path = CString::new(format!("/{name}")).unwrap();
+        let mut shm = Self::map(&path, len, true);
+        shm.name = Some(path);
+        shm
+    }
+    fn open(name: &str, len: usize) -> RawShm {
+        Self::map(&CString::new(format!("/{name}")).unwrap(), len, false)
+    }
+    fn map(path: &CString, len: usize, create: bool) -> RawShm {
+        // SAFETY: plain libc calls on a valid C string; the mapping is unmapped in drop.
+        unsafe {
+            let flags = libc::O_RDWR
+                | if create {
+                    libc::O_CREAT | libc::O_EXCL
+                } else {
+                    0
+                };
+            let fd = libc::shm_open(path.as_ptr(), flags, 0o600);
+            assert!(fd >= 0, "shm_open: {}", std::io::Error::last_os_error());
+            if create {
+                assert_eq!(libc::ftruncate(fd, len as libc::off_t), 0);
+            }
+            let ptr = libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd,
+                0,
+            );
+            assert_ne!(ptr, libc::MAP_FAILED);
+            libc::close(fd);
+            RawShm {
+                ptr: ptr.cast(),
+                len,
+                name: None,
+            }
+        }
+    }
+    fn u64_at(&self, offset: usize) -> &AtomicU64 {
+        assert!(offset % 8 == 0 && offset + 8 <= self.len);
+        // SAFETY: aligned, in bounds, live as long as self.
+        unsafe { &*self.ptr.add(offset).cast() }
+    }
+    fn u32_at(&self, offset: usize) -> &AtomicU32 {
+        assert!(offset % 4 == 0 && offset + 4 <= self.len);
+        // SAFETY: aligned, in bounds, live as long as self.
+        unsafe { &*self.ptr.add(offset).cast() }
+    }
+}
+
+impl Drop for RawShm {
+    fn drop(&mut self) {
+        // SAFETY: unmapping our own mapping; unlinking our own name.
+        unsafe {
+            libc::munmap(self.ptr.cast(), self.len);
+            if let Some(name) = &self.name {
+                libc::shm_unlink(name.as_ptr());
+            }
+        }
+    }
+}
+
+fn futex_wait(word: &AtomicU32, expected: u32) {
+    // SAFETY: a live aligned u32; shared futex (no private flag), no timeout.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT,
+            expected,
+            0usize,
+            0usize,
+            0u32,
+        );
+    }
+}
+
+fn futex_wake(word: &AtomicU32) {
+    // SAFETY: FUTEX_WAKE only uses the address as a key.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE,
+            1,
+            0usize,
+            0usize,
+            0u32,
+        );
+    }
+}
+
+// ---------------------------------------------------------------- contenders, both sides
+
+/// Which ping-pong, and the segment names it uses.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum PingPong {
+    RawSpin,
+    RingportSpin,
+    RawFutex,
+    RingportBlocking,
+}
+
+impl PingPong {
+    fn tag(self) -> &'static str {
+        match self {
+            PingPong::RawSpin => "raw-spin",
+            PingPong::RingportSpin => "ringport-spin",
+            PingPong::RawFutex => "raw-futex",
+            PingPong::RingportBlocking => "ringport-blocking",
+        }
+    }
+    fn from_tag(tag: &str) -> PingPong {
+        [
+            PingPong::RawSpin,
+            PingPong::RingportSpin,
+            PingPong::RawFutex,
+            PingPong::RingportBlocking,
+        ]
+        .into_iter()
+        .find(|p| p.tag() == tag)
+        .unwrap()
+    }
+}
+
+const MSG: usize = 64;
+
+fn ring_options(blocking: bool) -> SpscOptions {
+    let options = SpscOptions::new().capacity(64 << 10).max_frame(1024);
+    if blocking {
+        options.spin(Duration::ZERO)
+    } else {
+        options
+    }
+}
+
+fn spin_send(producer: &mut ringport::Producer, msg: &[u8]) {
+    loop {
+        match producer.try_reserve(msg.len()) {
+            Ok(mut grant) => {
+                grant.copy_from_slice(msg);
+                grant.commit();
+                return;
+            }
+            Err(Error::Full) => std::hint::spin_loop(),
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+fn spin_recv(consumer: &mut ringport::Consumer, check: u64) {
+    loop {
+        match consumer.try_recv() {
+            Ok(frame) => {
+                debug_assert_eq!(u64::from_le_bytes(frame[..8].try_into().unwrap()), check);
+                std::hint::black_box(&*frame);
+                return;
+            }
+            Err(Error::Empty) => std::hint::spin_loop(),
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+/// The child's half: answer `n` pings.
+fn pong(kind: PingPong, base: &str, n: u64) {
+    pin_to(1);
+    match kind {
+        PingPong::RawSpin => {
+            let shm = RawShm::open(base, 4096);
+            let (ping, pong) = (shm.u64_at(0), shm.u64_at(128));
+            for i in 1..=n {
+                while ping.load(Ordering::Acquire) != i {
+                    std::hint::spin_loop();
+                }
+                pong.store(i, Ordering::Release);
+            }
+        }
+        PingPong::RawFutex => {
+            let shm = RawShm::open(base, 4096);
+            let (ping, pong) = (shm.u32_at(0), shm.u32_at(128));
+            for i in 1..=n as u32 {
+                while ping.load(Ordering::Acquire) != i {
+                    futex_wait(ping, i - 1);
+                }
+                pong.store(i, Ordering::Release);
+                futex_wake(pong);
+            }
+        }
+        PingPong::RingportSpin | PingPong::RingportBlocking => {
+            let blocking = kind == PingPong::RingportBlocking;
+            let mut rx = ring_options(blocking)
+                .open_consumer(&format!("{base}-ping"))
+                .unwrap();
+            let mut tx = ring_options(blocking)
+                .open_producer(&format!("{base}-pong"))
+                .unwrap();
+            let mut msg = [0u8; MSG];
+            for i in 0..n {
+                if blocking {
+                    let frame = rx.recv().unwrap();
+                    msg.copy_from_slice(&frame);
+                    drop(frame);
+                    tx.send(&msg).unwrap();
+                } else {
+                    spin_recv(&mut rx, i);
+                    msg[..8].copy_from_slice(&i.to_le_bytes());
+                    spin_send(&mut tx, &msg);
+                }
+            }
+        }
+    }
+}
+
+/// The parent's half: `n` round trips; returns nanoseconds per round trip.
+fn ping(kind: PingPong, n: u64) -> f64 {
+    let base = format!("ringport-bench-{}-{}", std::process::id(), kind.tag());
+    let spawn = || {
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .env(CHILD_ENV, format!("{}:{base}:{n}", kind.tag()))
+            .spawn()
+            .unwrap()
+    };
+    pin_to(0);
+    let started;
+    let mut child;
+    match kind {
+        PingPong::RawSpin => {
+            let shm = RawShm::create(&base, 4096);
+            child = spawn();
+            let (ping, pong) = (shm.u64_at(0), shm.u64_at(128));
+            // The first round trip also waits for the child to start: time from it on.
+            ping.store(1, Ordering::Release);
+            while pong.load(Ordering::Acquire) != 1 {
+                std::hint::spin_loop();
+            }
+            started = Instant::now();
+            for i in 2..=n {
+                ping.store(i, Ordering::Release);
+                while pong.load(Ordering::Acquire) != i {
+                    std::hint::spin_loop();
+                }
+            }
+        }
+        PingPong::RawFutex => {
+            let shm = RawShm::create(&base, 4096);
+            child = spawn();
+            let (ping, pong) = (shm.u32_at(0), shm.u32_at(128));
+            let mut t = None;
+            for i in 1..=n as u32 {
+                if i == 2 {
+                    t = Some(Instant::now());
+                }
+                ping.store(i, Ordering::Release);
+                futex_wake(ping);
+                while pong.load(Ordering::Acquire) != i {
+                    futex_wait(pong, i - 1);
+                }
+            }
+            started = t.unwrap();
+        }
+        PingPong::RingportSpin | PingPong::RingportBlocking => {
+            let blocking = kind == PingPong::RingportBlocking;
+            let mut tx = ring_options(blocking)
+                .create_producer(&format!("{base}-ping"))
+                .unwrap();
+            let mut rx = ring_options(blocking)
+                .create_consumer(&format!("{base}-pong"))
+                .unwrap();
+            child = spawn();
+            let mut msg = [0u8; MSG];
+            let mut t = None;
+            for i in 0..n {
+                if i == 1 {
+                    t = Some(Instant::now());
+                }
+                msg[..8].copy_from_slice(&i.to_le_bytes());
+                if blocking {
+                    tx.send(&msg).unwrap();
+                    drop(rx.recv().unwrap());
+                } else {
+                    spin_send(&mut tx, &msg);
+                    spin_recv(&mut rx, i);
+                }
+            }
+            started = t.unwrap();
+        }
+    }
+    let elapsed = started.elapsed();
+    assert!(child.wait().unwrap().success());
+    elapsed.as_nanos() as f64 / (n - 1) as f64
+}
+
+// ---------------------------------------------------------------- streaming, two threads
+
+const STREAM: u64 = 20_000_000;
+
+fn stream_rtrb() -> f64 {
+    let (mut tx, mut rx) = rtrb::RingBuffer::<u64>::new(4096);
+    let reader = std::thread::spawn(move || {
+        pin_to(1);
+        let mut sum = 0u64;
+        let mut n = 0;
+        while n < STREAM {
+            if let Ok(v) = rx.pop() {
+                sum = sum.wrapping_add(v);
+                n += 1;
+            }
+        }
+        sum
+    });
+    pin_to(0);
+    let start = Instant::now();
+    let mut i = 0;
+    while i < STREAM {
+        if tx.push(i).is_ok() {
+            i += 1;
+        }
+    }
+    let sum = reader.join().unwrap();
+    let rate = STREAM as f64 / start.elapsed().as_secs_f64();
+    assert_eq!(sum, STREAM * (STREAM - 1) / 2);
+    rate
+}
+
+fn stream_ringport() -> f64 {
+    // 4096 frames of 8 bytes (16 with the header), as many in flight as rtrb's 4096 slots.
+    let (mut tx, mut rx) = SpscOptions::new()
+        .capacity(64 << 10)
+        .max_frame(64)
+        .in_process()
+        .unwrap();
+    let reader = std::thread::spawn(move || {
+        pin_to(1);
+        let mut sum = 0u64;
+        let mut n = 0;
+        while n < STREAM {
+            if let Ok(frame) = rx.try_recv() {
+                sum = sum.wrapping_add(u64::from_le_bytes(frame[..8].try_into().unwrap()));
+                n += 1;
+            }
+        }
+        sum
+    });
+    pin_to(0);
+    let start = Instant::now();
+    let mut i = 0u64;
+    while i < STREAM {
+        if let Ok(mut grant) = tx.try_reserve(8) {
+            grant.copy_from_slice(&i.to_le_bytes());
+            grant.commit();
+            i += 1;
+        }
+    }
+    let sum = reader.join().unwrap();
+    let rate = STREAM as f64 / start.elapsed().as_secs_f64();
+    assert_eq!(sum, STREAM * (STREAM - 1) / 2);
+    rate
+}
+
+// ---------------------------------------------------------------- driver
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    if let Ok(arg) = std::env::var(CHILD_ENV) {
+        let mut parts = arg.splitn(3, ':');
+        let kind = PingPong::from_tag(parts.next().unwrap());
+        let base = parts.next().unwrap().to_owned();
+        let n = parts.next().unwrap().parse().unwrap();
+        pong(kind, &base, n);
+        return;
+    }
+    let quick = std::env::args().any(|a| a == "--quick");
+    let rounds = if quick { 3 } else { 9 };
+    println!(
+        "ringport SPSC against its baselines: {rounds} interleaved rounds, medians ({} cores)",
+        online_cores()
+    );
+
+    let mut spin: [Vec<f64>; 2] = Default::default();
+    let mut block: [Vec<f64>; 2] = Default::default();
+    let mut streams: [Vec<f64>; 2] = Default::default();
+    for round in 0..rounds {
+        // Alternate which contender goes first, so neither always runs on a warmer machine.
+        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        for &i in &order {
+            spin[i].push(ping(
+                [PingPong::RawSpin, PingPong::RingportSpin][i],
+                200_000,
+            ));
+        }
+        for &i in &order {
+            block[i].push(ping(
+                [PingPong::RawFutex, PingPong::RingportBlocking][i],
+                20_000,
+            ));
+        }
+        for &i in &order {
+            streams[i].push([stream_rtrb, stream_ringport][i]());
+        }
+        eprint!(".");
+    }
+    eprintln!();
+    let [raw, ours] = spin.map(median);
+    println!("64 B round trip, busy-poll:   raw atomics {raw:8.0} ns   ringport {ours:8.0} ns   ratio {:.2}x", ours / raw);
+    let [raw, ours] = block.map(median);
+    println!("64 B round trip, both sleep:  raw futex   {raw:8.0} ns   ringport {ours:8.0} ns   ratio {:.2}x", ours / raw);
+    let [theirs, ours] = streams.map(median);
+    println!(
+        "8 B frames streamed, threads: rtrb {:8.1} M/s   ringport {:8.1} M/s   ratio {:.2}x",
+        theirs / 1e6,
+        ours / 1e6,
+        ours / theirs
+    );
+}

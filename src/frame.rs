@@ -61,24 +61,26 @@ pub(crate) enum Frame {
 /// inside the data area.
 #[inline]
 pub(crate) fn decode(word: u64, position: u64, capacity: u64, max_frame: u32) -> Result<Frame> {
+    // Fast path: the upper half of a data frame's header is its kind and stamp, both known in
+    // advance, so one compare checks the two; then the length, then the bounds.
+    let len = word & 0xFFFF_FFFF;
+    if word >> 32 == KIND_DATA | stamp(position) << 8 {
+        let offset = position & (capacity - 1);
+        if len.wrapping_sub(1) < u64::from(max_frame)
+            && offset + frame_size(len as usize) as u64 <= capacity
+        {
+            return Ok(Frame::Data(len as usize));
+        }
+        return Err(Error::corrupted("frame length", word, position));
+    }
     if word == 0 {
         return Ok(Frame::Empty);
     }
     if word >> 40 != stamp(position) {
         return Err(Error::corrupted("frame stamp", word, position));
     }
-    let len = word & 0xFFFF_FFFF;
     let offset = position & (capacity - 1);
     match (word >> 32) & 0xFF {
-        KIND_DATA => {
-            if len == 0
-                || len > u64::from(max_frame)
-                || offset + frame_size(len as usize) as u64 > capacity
-            {
-                return Err(Error::corrupted("frame length", word, position));
-            }
-            Ok(Frame::Data(len as usize))
-        }
         KIND_PAD if len == 0 && offset != 0 => Ok(Frame::Pad),
         KIND_PAD => Err(Error::corrupted("padding frame", word, position)),
         _ => Err(Error::corrupted("frame kind", word, position)),

@@ -145,7 +145,8 @@ impl Region {
     #[inline(always)]
     #[allow(clippy::mut_from_ref)]
     pub(crate) unsafe fn slice_mut(&self, offset: usize, len: usize) -> &mut [u8] {
-        assert!(offset <= self.capacity && len <= self.capacity - offset);
+        // One compare: offset and len are below 2^40 here, so the sum cannot overflow.
+        assert!(offset + len <= self.capacity);
         #[cfg(loom)]
         self.track(offset, len, true);
         // SAFETY: in bounds (asserted); exclusive by the caller's contract.
@@ -163,7 +164,8 @@ impl Region {
     /// If the range is not inside the data area (a bug in the caller, never a peer's input).
     #[inline(always)]
     pub(crate) unsafe fn slice(&self, offset: usize, len: usize) -> &[u8] {
-        assert!(offset <= self.capacity && len <= self.capacity - offset);
+        // One compare: offset and len are below 2^40 here, so the sum cannot overflow.
+        assert!(offset + len <= self.capacity);
         #[cfg(loom)]
         self.track(offset, len, false);
         // SAFETY: in bounds (asserted); not written by our side, by the caller's contract.

@@ -36,3 +36,15 @@ pub(crate) fn register() -> bool {
 pub(crate) fn global_barrier() -> bool {
     membarrier(CMD_GLOBAL_EXPEDITED) == 0
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn registers_and_runs_a_global_barrier() {
+        assert!(
+            super::register(),
+            "MEMBARRIER_CMD_GLOBAL_EXPEDITED unavailable"
+        );
+        assert!(super::global_barrier());
+    }
+}

@@ -13,38 +13,76 @@ use crate::role::PeerStatus;
 use crate::sync::Ordering;
 use crate::wait::{block_on, Fences, WaitPolicy, WaitStats};
 
-/// The consumer's private view: where the next frame starts.
+/// The consumer's private view: where the next frame starts, and how much of what it has read
+/// it has told the producer about.
 struct Cursor {
     position: u64,
+    /// The position last stored for the producer; frames before it are free space.
+    published: u64,
+    /// Publish after this many bytes are released (and always when the ring is found empty).
+    release_batch: u64,
     capacity: u64,
     max_frame: u32,
 }
 
 impl Cursor {
-    /// The payload length of the next frame if one is published, skipping padding.
-    #[inline]
+    /// The payload length of the next frame if one is published.
+    #[inline(always)]
     fn poll(&mut self, region: &Region, fences: Fences) -> Result<Option<usize>> {
-        // At most two rounds: padding is never followed by padding (it cannot start a lap).
-        for _ in 0..2 {
-            let offset = self.position & (self.capacity - 1);
-            // Acquire: pairs with the producer's Release of this word; the payload and the
-            // zeroed next header are visible once we see it.
-            let word = region.frame_word(offset as usize).load(Ordering::Acquire);
-            match frame::decode(word, self.position, self.capacity, self.max_frame)? {
-                Frame::Empty => return Ok(None),
-                Frame::Data(len) => return Ok(Some(len)),
-                Frame::Pad => {
-                    self.position += self.capacity - offset;
-                    self.publish(region, fences);
-                }
+        let offset = self.position & (self.capacity - 1);
+        // Acquire: pairs with the producer's Release of this word; the payload and the zeroed
+        // next header are visible once we see it.
+        let word = region.frame_word(offset as usize).load(Ordering::Acquire);
+        match frame::decode(word, self.position, self.capacity, self.max_frame) {
+            Ok(Frame::Data(len)) => Ok(Some(len)),
+            other => self.poll_slow(region, fences, other),
+        }
+    }
+
+    /// Empty, padding or an error.
+    #[cold]
+    #[inline(never)]
+    fn poll_slow(
+        &mut self,
+        region: &Region,
+        fences: Fences,
+        first: Result<Frame>,
+    ) -> Result<Option<usize>> {
+        let mut frame = first?;
+        if frame == Frame::Pad {
+            self.position += self.capacity - (self.position & (self.capacity - 1));
+            let word = region.frame_word(0).load(Ordering::Acquire);
+            // Padding cannot start a lap, so `decode` refuses a second one: no loop here.
+            frame = frame::decode(word, self.position, self.capacity, self.max_frame)?;
+        }
+        match frame {
+            Frame::Data(len) => Ok(Some(len)),
+            Frame::Empty | Frame::Pad => {
+                // Caught up: free everything, so the producer never waits on space we hold.
+                self.publish(region, fences);
+                Ok(None)
             }
         }
-        Err(Error::corrupted("padding after padding", 0, self.position))
+    }
+
+    /// Frees the frame just read. Space is handed back in batches: publishing our position on
+    /// every frame would bounce its cache line, and in a full ring the producer would write the
+    /// very line we are reading (it trails us by one frame). Batches keep it lines away.
+    #[inline(always)]
+    fn release(&mut self, size: u64, region: &Region, fences: Fences) {
+        self.position += size;
+        if self.position - self.published >= self.release_batch {
+            self.publish(region, fences);
+        }
     }
 
     /// Frees everything before our position to the producer.
     #[inline]
-    fn publish(&self, region: &Region, fences: Fences) {
+    fn publish(&mut self, region: &Region, fences: Fences) {
+        if self.published == self.position {
+            return;
+        }
+        self.published = self.position;
         // Release: our reads of the freed frames happen before the producer's reuse of them.
         region.header().positions[CONSUMER_POS].store(self.position, Ordering::Release);
         region.header().bells[SPACE_BELL].ring(fences);
@@ -81,6 +119,8 @@ impl Consumer {
         Ok(Consumer {
             cursor: Cursor {
                 position,
+                published: position,
+                release_batch: (params.capacity / 16).max(8),
                 capacity: params.capacity,
                 max_frame: params.max_frame,
             },
@@ -203,6 +243,13 @@ impl Consumer {
     }
 }
 
+impl Drop for Consumer {
+    fn drop(&mut self) {
+        // A consumer that attaches after us resumes from the published position.
+        self.cursor.publish(&self.ep.region, self.ep.fences);
+    }
+}
+
 fn copy_out(frame: ReadGuard<'_>, buf: &mut Vec<u8>) -> Result<usize> {
     buf.clear();
     buf.extend_from_slice(&frame);
@@ -243,10 +290,10 @@ impl Drop for ReadGuard<'_> {
     #[inline]
     fn drop(&mut self) {
         let consumer = &mut *self.consumer;
-        consumer.cursor.position += frame_size(self.len) as u64;
+        let size = frame_size(self.len) as u64;
         consumer
             .cursor
-            .publish(&consumer.ep.region, consumer.ep.fences);
+            .release(size, &consumer.ep.region, consumer.ep.fences);
     }
 }
 

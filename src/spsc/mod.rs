@@ -141,7 +141,9 @@ impl SpscOptions {
     }
 
     fn params(&self) -> Result<RingParams> {
-        let largest = (self.capacity / 2).saturating_sub(16).min(u64::from(u32::MAX));
+        let largest = (self.capacity / 2)
+            .saturating_sub(16)
+            .min(u64::from(u32::MAX));
         let max_frame = u32::try_from(self.max_frame.unwrap_or(largest))
             .map_err(|_| Error::InvalidConfig("max frame above 4 GiB".into()))?;
         check_geometry(self.capacity, max_frame).map_err(|e| Error::InvalidConfig(e.into()))?;

@@ -62,6 +62,9 @@ impl Cursor {
                 .frame_word(offset as usize)
                 .store(frame::pad_header(self.position), Ordering::Release);
             self.position = lap_end;
+            // Once a lap, for a producer that attaches after us (it walks forward from here):
+            // storing it on every commit would cost a store per frame for nobody's benefit.
+            region.header().positions[PRODUCER_POS].store(lap_end, Ordering::Relaxed);
             // A consumer asleep on an empty ring need not wake for padding (the geometry rule
             // lets the next frame fit anyway), but waking it costs once per lap and keeps the
             // two sides from ever waiting on each other over padding alone.
@@ -97,12 +100,14 @@ impl Producer {
         let ep = Endpoint::attach(region, params, Role::Producer, policy)?;
         let header = ep.region.header();
         let consumer = header.positions[CONSUMER_POS].load(Ordering::Acquire);
-        let mut position = header.positions[PRODUCER_POS].load(Ordering::Acquire);
-        if position < consumer || position - consumer > params.capacity || position % 8 != 0 {
-            return Err(Error::corrupted("producer position", position, consumer));
+        let published = header.positions[PRODUCER_POS].load(Ordering::Acquire);
+        if published % 8 != 0 || published > consumer.saturating_add(params.capacity) {
+            return Err(Error::corrupted("producer position", published, consumer));
         }
-        // A previous producer may have died between publishing a frame and its position: walk
-        // past any frames it published (bounded: at most one lap).
+        // The producer position is published once a lap and on detach, so it may lag, even
+        // behind the consumer: walk forward over published frames from whichever is further
+        // (both are frame boundaries). Bounded: at most one lap.
+        let mut position = published.max(consumer);
         while position - consumer < params.capacity {
             let word = ep
                 .region
@@ -287,9 +292,14 @@ impl Producer {
             .frame_word(offset)
             .store(frame::data_header(len as u32, position), Ordering::Release);
         self.cursor.position = position + size;
-        // For a producer that attaches after us, and for monitoring; nobody waits on it.
-        region.header().positions[PRODUCER_POS].store(self.cursor.position, Ordering::Relaxed);
         region.header().bells[DATA_BELL].ring(self.ep.fences);
+    }
+}
+
+impl Drop for Producer {
+    fn drop(&mut self) {
+        let header = self.ep.region.header();
+        header.positions[PRODUCER_POS].store(self.cursor.position, Ordering::Relaxed);
     }
 }
 
