@@ -8,7 +8,8 @@
 //!
 //! Each round runs every contender once, in turn, so that machine drift hits them alike; the
 //! figures are medians over rounds, and each is also given as a ratio to its baseline.
-//! `cargo bench --bench spsc_baselines` (add `-- --quick` for fewer rounds).
+//! `cargo bench --bench spsc_baselines` (add `-- --quick` for fewer rounds, or
+//! `-- --stream-only` for five streaming pairs alone).
 
 use std::ffi::CString;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -424,6 +425,16 @@ fn main() {
         return;
     }
     let quick = std::env::args().any(|a| a == "--quick");
+    if std::env::args().any(|a| a == "--stream-only") {
+        for _ in 0..5 {
+            println!(
+                "rtrb {:.1} M/s  ringport {:.1} M/s",
+                stream_rtrb() / 1e6,
+                stream_ringport() / 1e6
+            );
+        }
+        return;
+    }
     let rounds = if quick { 3 } else { 9 };
     println!(
         "ringport SPSC against its baselines: {rounds} interleaved rounds, medians ({} cores)",
