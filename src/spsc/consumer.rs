@@ -96,6 +96,10 @@ impl Cursor {
 /// that fails at once with [`Error::Empty`] and a `_timeout` form. Blocking forms spin briefly,
 /// then sleep until the producer publishes.
 ///
+/// Space is handed back to the producer in batches of a sixteenth of the capacity, and whenever
+/// the consumer finds the ring empty (and when it is dropped): publishing the read position on
+/// every frame would bounce its cache line between the cores.
+///
 /// Frames committed before the producer detached or died are still delivered; after them,
 /// blocking forms return [`Error::PeerGone`]. `try_` forms notice only a clean detach (one
 /// atomic load, so that busy-polling stays cheap); [`peer_status`](Self::peer_status) checks
