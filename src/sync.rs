@@ -10,12 +10,6 @@ pub(crate) use std::sync::atomic::{compiler_fence, fence, AtomicU32, AtomicU64, 
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 
-/// loom has no compiler fence; a full fence is the conservative model of one.
-#[cfg(loom)]
-pub(crate) fn compiler_fence(order: Ordering) {
-    fence(order);
-}
-
 /// A hint inside spin loops; under loom a yield, so that spinning explores other threads.
 #[inline(always)]
 pub(crate) fn spin_hint() {

@@ -24,7 +24,9 @@
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::sync::{compiler_fence, fence, spin_hint, AtomicU32, Ordering};
+#[cfg(not(loom))]
+use crate::sync::compiler_fence;
+use crate::sync::{fence, spin_hint, AtomicU32, Ordering};
 
 /// How the two halves of the wait handshake are fenced (fixed per ring at creation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,7 +42,14 @@ impl Fences {
     #[inline(always)]
     pub(crate) fn light(self) {
         match self {
-            Fences::Asymmetric => compiler_fence(Ordering::SeqCst),
+            // Between threads a compiler fence orders nothing by itself; its partner is the
+            // sleeper's membarrier, which loom cannot model. So loom sees no fence here: the data
+            // protocol must stand on its own Release/Acquire pairs, and the wait-protocol models
+            // run with symmetric fences, which is what membarrier makes this pair equivalent to.
+            Fences::Asymmetric => {
+                #[cfg(not(loom))]
+                compiler_fence(Ordering::SeqCst);
+            }
             Fences::Symmetric => fence(Ordering::SeqCst),
         }
     }
