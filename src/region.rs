@@ -31,7 +31,7 @@ pub(crate) struct Region {
     #[cfg(loom)]
     words: Box<[AtomicU64]>,
     #[cfg(loom)]
-    cells: Box<[loom::cell::UnsafeCell<()>]>,
+    cells: Box<[crate::sync::TrackedCell<()>]>,
 }
 
 // SAFETY: the header is made of atomics; the data area is shared bytes whose ranges the ring
@@ -60,7 +60,7 @@ impl Region {
             words: (0..capacity / 8).map(|_| AtomicU64::new(0)).collect(),
             #[cfg(loom)]
             cells: (0..capacity / 8)
-                .map(|_| loom::cell::UnsafeCell::new(()))
+                .map(|_| crate::sync::TrackedCell::new(()))
                 .collect(),
         };
         region.header().initialize(params);

@@ -10,6 +10,11 @@ pub(crate) use std::sync::atomic::{compiler_fence, fence, AtomicU32, AtomicU64, 
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 
+/// Under loom, a cell per 8 bytes of ring data through which payload accesses are registered
+/// with loom's race detector (the bytes themselves are plain memory).
+#[cfg(loom)]
+pub(crate) use loom::cell::UnsafeCell as TrackedCell;
+
 /// A hint inside spin loops; under loom a yield, so that spinning explores other threads.
 #[inline(always)]
 pub(crate) fn spin_hint() {
