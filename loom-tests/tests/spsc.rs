@@ -11,7 +11,7 @@ mod support;
 
 use loom::thread;
 use ringport::{Error, SpscOptions};
-use support::{frame, model};
+use support::{frame, model, try_recv_expect, try_send};
 
 fn tiny() -> SpscOptions {
     SpscOptions::new().capacity(64).max_frame(16)
@@ -53,16 +53,7 @@ fn try_forms_wrap_full_empty_abort_partial() {
             }
         });
         for (seq, len) in [(1u8, 16usize), (2, 9), (3, 12)] {
-            loop {
-                match consumer.try_recv() {
-                    Ok(got) => {
-                        assert_eq!(&*got, &frame(seq, len)[..], "frame {seq}");
-                        break;
-                    }
-                    Err(Error::Empty) => thread::yield_now(),
-                    Err(e) => panic!("{e}"),
-                }
-            }
+            try_recv_expect(&mut consumer, &frame(seq, len));
         }
         writer.join().unwrap();
         assert!(matches!(consumer.try_recv(), Err(Error::PeerGone(_))));
@@ -81,31 +72,12 @@ fn space_reused_after_the_first_release() {
         let plan: [(u8, usize); 4] = [(1, 16), (2, 16), (3, 8), (4, 8)];
         let writer = thread::spawn(move || {
             for (seq, len) in plan {
-                loop {
-                    match producer.try_reserve(len) {
-                        Ok(mut grant) => {
-                            grant.copy_from_slice(&frame(seq, len));
-                            grant.commit();
-                            break;
-                        }
-                        Err(Error::Full) => thread::yield_now(),
-                        Err(e) => panic!("{e}"),
-                    }
-                }
+                try_send(&mut producer, &frame(seq, len));
             }
             producer
         });
         for (seq, len) in plan {
-            loop {
-                match consumer.try_recv() {
-                    Ok(got) => {
-                        assert_eq!(&*got, &frame(seq, len)[..], "frame {seq}");
-                        break;
-                    }
-                    Err(Error::Empty) => thread::yield_now(),
-                    Err(e) => panic!("{e}"),
-                }
-            }
+            try_recv_expect(&mut consumer, &frame(seq, len));
         }
         drop(writer.join().unwrap());
     });

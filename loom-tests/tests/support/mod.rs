@@ -29,3 +29,29 @@ where
 pub fn frame(seq: u8, len: usize) -> Vec<u8> {
     (0..len).map(|i| seq.wrapping_mul(31).wrapping_add(i as u8)).collect()
 }
+
+/// Sends `bytes` with the `try_` form, yielding to the model while the ring is full.
+pub fn try_send(producer: &mut ringport::Producer, bytes: &[u8]) {
+    loop {
+        match producer.try_send(bytes) {
+            Ok(()) => return,
+            Err(ringport::Error::Full) => loom::thread::yield_now(),
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+/// Receives the next frame with the `try_` form, yielding while the ring is empty, and checks
+/// that it is `expected`.
+pub fn try_recv_expect(consumer: &mut ringport::Consumer, expected: &[u8]) {
+    loop {
+        match consumer.try_recv() {
+            Ok(got) => {
+                assert_eq!(&*got, expected);
+                return;
+            }
+            Err(ringport::Error::Empty) => loom::thread::yield_now(),
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
