@@ -11,6 +11,7 @@
 
 use std::alloc::Layout;
 use std::ptr::NonNull;
+use std::sync::Arc;
 
 use crate::error::Result;
 use crate::layout::{RingParams, SegmentHeader};
@@ -116,57 +117,32 @@ impl Region {
         unsafe { self.header.as_ref() }
     }
 
-    /// The atomic header word of the frame at `offset` (taken modulo the capacity, rounded down
-    /// to 8 bytes: never out of bounds).
-    #[inline(always)]
-    pub(crate) fn frame_word(&self, offset: usize) -> &AtomicU64 {
-        let offset = offset & (self.capacity - 1) & !7;
-        #[cfg(not(loom))]
-        {
-            // SAFETY: offset + 8 <= capacity and offset is 8-aligned within a 128-aligned area,
-            // so this is an aligned, in-bounds u64 for the life of `self`; AtomicU64 has the
-            // layout of u64 and every bit pattern is valid.
-            unsafe { &*self.data.as_ptr().add(offset).cast::<AtomicU64>() }
-        }
-        #[cfg(loom)]
-        {
-            &self.words[offset / 8]
-        }
+    /// Under loom, frame header words live in loom atomics beside the bytes.
+    #[cfg(loom)]
+    fn frame_word(&self, offset: usize) -> &AtomicU64 {
+        &self.words[(offset & (self.capacity - 1)) / 8]
     }
 
-    /// The payload bytes `offset..offset + len`, to write.
+    /// Under loom: the bytes, with the access registered for the race detector.
     ///
     /// # Safety
-    /// Under the ring protocol the caller must own this range exclusively (a producer's grant)
-    /// for the life of the returned slice, and no other reference to it may exist.
-    ///
-    /// # Panics
-    /// If the range is not inside the data area (a bug in the caller, never a peer's input).
-    #[inline(always)]
+    /// As [`RingMemory::slice_mut`].
+    #[cfg(loom)]
     #[allow(clippy::mut_from_ref)]
-    pub(crate) unsafe fn slice_mut(&self, offset: usize, len: usize) -> &mut [u8] {
-        // One compare: offset and len are below 2^40 here, so the sum cannot overflow.
+    unsafe fn slice_mut(&self, offset: usize, len: usize) -> &mut [u8] {
         assert!(offset + len <= self.capacity);
-        #[cfg(loom)]
         self.track(offset, len, true);
         // SAFETY: in bounds (asserted); exclusive by the caller's contract.
         unsafe { std::slice::from_raw_parts_mut(self.data.as_ptr().add(offset), len) }
     }
 
-    /// The payload bytes `offset..offset + len`, to read.
+    /// Under loom: the bytes, with the access registered for the race detector.
     ///
     /// # Safety
-    /// Under the ring protocol the range must be published to the caller (a consumer's frame)
-    /// and no endpoint of ours may write it while the returned slice lives. A hostile peer can
-    /// still write it: the bytes may then change, but nothing in ringport depends on them.
-    ///
-    /// # Panics
-    /// If the range is not inside the data area (a bug in the caller, never a peer's input).
-    #[inline(always)]
-    pub(crate) unsafe fn slice(&self, offset: usize, len: usize) -> &[u8] {
-        // One compare: offset and len are below 2^40 here, so the sum cannot overflow.
+    /// As [`RingMemory::slice`].
+    #[cfg(loom)]
+    unsafe fn slice(&self, offset: usize, len: usize) -> &[u8] {
         assert!(offset + len <= self.capacity);
-        #[cfg(loom)]
         self.track(offset, len, false);
         // SAFETY: in bounds (asserted); not written by our side, by the caller's contract.
         unsafe { std::slice::from_raw_parts(self.data.as_ptr().add(offset), len) }
@@ -174,7 +150,7 @@ impl Region {
 
     /// Registers an access to `offset..offset + len` with loom's race detector.
     #[cfg(loom)]
-    pub(crate) fn track(&self, offset: usize, len: usize, write: bool) {
+    fn track(&self, offset: usize, len: usize, write: bool) {
         for cell in &self.cells[offset / 8..(offset + len).div_ceil(8)] {
             if write {
                 cell.with_mut(|_| ());
@@ -203,6 +179,109 @@ impl Drop for Region {
                 drop(Box::from_raw(self.header.as_ptr()));
                 std::alloc::dealloc(self.data.as_ptr(), layout);
             }
+        }
+    }
+}
+
+/// A shared [`Region`] as an endpoint holds it, with the data area's address and mask copied
+/// inline. The ring accessors are the hottest code in ringport: reaching the data through the
+/// `Arc` costs two dependent loads per access, and since the `Region` sits behind a shared
+/// pointer the compiler must reload its fields after every store into ring memory. Fields inline
+/// in an endpoint borrowed `&mut` stay in registers. Holding the `Arc` keeps the memory alive,
+/// which is what makes the accessors safe.
+pub(crate) struct RingMemory {
+    region: Arc<Region>,
+    #[cfg(not(loom))]
+    data: NonNull<u8>,
+    mask: usize,
+}
+
+// SAFETY: `data` points into the region that the `Arc<Region>` beside it keeps alive; Region is
+// Send and Sync, and the pointer is only a cached copy of its own.
+unsafe impl Send for RingMemory {}
+// SAFETY: as above.
+unsafe impl Sync for RingMemory {}
+
+impl RingMemory {
+    pub(crate) fn new(region: Arc<Region>) -> RingMemory {
+        RingMemory {
+            #[cfg(not(loom))]
+            data: region.data,
+            mask: region.capacity - 1,
+            region,
+        }
+    }
+
+    /// The segment header.
+    #[inline(always)]
+    pub(crate) fn header(&self) -> &SegmentHeader {
+        self.region.header()
+    }
+
+    /// The atomic header word of the frame at `offset` (taken modulo the capacity, rounded down
+    /// to 8 bytes: never out of bounds).
+    #[inline(always)]
+    pub(crate) fn frame_word(&self, offset: usize) -> &AtomicU64 {
+        #[cfg(not(loom))]
+        {
+            let offset = offset & self.mask & !7;
+            // SAFETY: offset + 8 <= capacity and offset is 8-aligned within a 128-aligned area,
+            // so this is an aligned, in-bounds u64, kept alive by the `Arc` in `self` for the
+            // life of the reference; AtomicU64 has the layout of u64 and any bits are valid.
+            unsafe { &*self.data.as_ptr().add(offset).cast::<AtomicU64>() }
+        }
+        #[cfg(loom)]
+        self.region.frame_word(offset & self.mask)
+    }
+
+    /// The payload bytes `offset..offset + len`, to write.
+    ///
+    /// # Safety
+    /// Under the ring protocol the caller must own this range exclusively (a producer's grant)
+    /// for the life of the returned slice, and no other reference to it may exist.
+    ///
+    /// # Panics
+    /// If the range is not inside the data area (a bug in the caller, never a peer's input).
+    #[inline(always)]
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn slice_mut(&self, offset: usize, len: usize) -> &mut [u8] {
+        #[cfg(not(loom))]
+        {
+            // One compare: offset and len are below 2^40 here, so the sum cannot overflow.
+            assert!(offset + len <= self.mask + 1);
+            // SAFETY: in bounds (asserted) of memory the `Arc` keeps alive; exclusive by the
+            // caller's contract.
+            unsafe { std::slice::from_raw_parts_mut(self.data.as_ptr().add(offset), len) }
+        }
+        // SAFETY: the caller's contract is the one `Region::slice_mut` asks for.
+        #[cfg(loom)]
+        unsafe {
+            self.region.slice_mut(offset, len)
+        }
+    }
+
+    /// The payload bytes `offset..offset + len`, to read.
+    ///
+    /// # Safety
+    /// Under the ring protocol the range must be published to the caller (a consumer's frame)
+    /// and no endpoint of ours may write it while the returned slice lives. A hostile peer can
+    /// still write it: the bytes may then change, but nothing in ringport depends on them.
+    ///
+    /// # Panics
+    /// If the range is not inside the data area (a bug in the caller, never a peer's input).
+    #[inline(always)]
+    pub(crate) unsafe fn slice(&self, offset: usize, len: usize) -> &[u8] {
+        #[cfg(not(loom))]
+        {
+            assert!(offset + len <= self.mask + 1);
+            // SAFETY: in bounds (asserted) of memory the `Arc` keeps alive; not written by our
+            // side, by the caller's contract.
+            unsafe { std::slice::from_raw_parts(self.data.as_ptr().add(offset), len) }
+        }
+        // SAFETY: the caller's contract is the one `Region::slice` asks for.
+        #[cfg(loom)]
+        unsafe {
+            self.region.slice(offset, len)
         }
     }
 }

@@ -8,7 +8,7 @@ use super::{deadline_after, Endpoint, CONSUMER_POS, DATA_BELL, SPACE_BELL};
 use crate::error::{Error, Result, Role};
 use crate::frame::{self, frame_size, Frame, HEADER_LEN};
 use crate::layout::RingParams;
-use crate::region::Region;
+use crate::region::{Region, RingMemory};
 use crate::role::PeerStatus;
 use crate::sync::Ordering;
 use crate::wait::{block_on, Fences, WaitPolicy, WaitStats};
@@ -28,7 +28,7 @@ struct Cursor {
 impl Cursor {
     /// The payload length of the next frame if one is published.
     #[inline(always)]
-    fn poll(&mut self, region: &Region, fences: Fences) -> Result<Option<usize>> {
+    fn poll(&mut self, region: &RingMemory, fences: Fences) -> Result<Option<usize>> {
         let offset = self.position & (self.capacity - 1);
         // Acquire: pairs with the producer's Release of this word; the payload and the zeroed
         // next header are visible once we see it.
@@ -44,7 +44,7 @@ impl Cursor {
     #[inline(never)]
     fn poll_slow(
         &mut self,
-        region: &Region,
+        region: &RingMemory,
         fences: Fences,
         first: Result<Frame>,
     ) -> Result<Option<usize>> {
@@ -69,7 +69,7 @@ impl Cursor {
     /// every frame would bounce its cache line, and in a full ring the producer would write the
     /// very line we are reading (it trails us by one frame). Batches keep it lines away.
     #[inline(always)]
-    fn release(&mut self, size: u64, region: &Region, fences: Fences) {
+    fn release(&mut self, size: u64, region: &RingMemory, fences: Fences) {
         self.position += size;
         if self.position - self.published >= self.release_batch {
             self.publish(region, fences);
@@ -78,7 +78,7 @@ impl Cursor {
 
     /// Frees everything before our position to the producer.
     #[inline]
-    fn publish(&mut self, region: &Region, fences: Fences) {
+    fn publish(&mut self, region: &RingMemory, fences: Fences) {
         if self.published == self.position {
             return;
         }

@@ -46,7 +46,7 @@ pub use producer::{Producer, WriteGrant};
 
 use crate::error::{Error, Result, Role};
 use crate::layout::{check_geometry, RingParams, FLAG_SYMMETRIC_FENCES, KIND_SPSC};
-use crate::region::Region;
+use crate::region::{Region, RingMemory};
 use crate::role::RoleHold;
 use crate::wait::{Fences, WaitPolicy, WaitStats};
 
@@ -224,7 +224,7 @@ impl SpscOptions {
 
 /// What both endpoints share: the memory, the fixed geometry, the role and how to wait.
 struct Endpoint {
-    region: Arc<Region>,
+    region: RingMemory,
     capacity: u64,
     max_frame: u32,
     fences: Fences,
@@ -263,7 +263,7 @@ impl Endpoint {
         Ok(Endpoint {
             capacity: params.capacity,
             max_frame: params.max_frame,
-            region,
+            region: RingMemory::new(region),
             fences,
             policy,
             hold,

@@ -8,7 +8,7 @@ use super::{deadline_after, Endpoint, CONSUMER_POS, DATA_BELL, PRODUCER_POS, SPA
 use crate::error::{Error, Result, Role};
 use crate::frame::{self, frame_size, Frame, HEADER_LEN};
 use crate::layout::RingParams;
-use crate::region::Region;
+use crate::region::{Region, RingMemory};
 use crate::role::PeerStatus;
 use crate::sync::Ordering;
 use crate::wait::{block_on, Fences, WaitPolicy, WaitStats};
@@ -25,7 +25,7 @@ impl Cursor {
     /// Whether everything up to ring position `end` is free, rereading the consumer's position
     /// only if the cached one says no.
     #[inline]
-    fn has_room(&mut self, region: &Region, end: u64) -> Result<bool> {
+    fn has_room(&mut self, region: &RingMemory, end: u64) -> Result<bool> {
         if end <= self.cached_consumer + self.capacity {
             return Ok(true);
         }
@@ -48,7 +48,7 @@ impl Cursor {
     /// If the frame would cross the end of the data area, first publishes padding to the end of
     /// the lap (harmless if the grant is then aborted: the consumer skips it).
     #[inline]
-    fn claim(&mut self, region: &Region, fences: Fences, len: usize) -> Result<Option<u64>> {
+    fn claim(&mut self, region: &RingMemory, fences: Fences, len: usize) -> Result<Option<u64>> {
         let size = frame_size(len) as u64;
         let offset = self.position & (self.capacity - 1);
         if offset + size > self.capacity {
