@@ -149,6 +149,7 @@ enum PingPong {
     RingportSpin,
     RawFutex,
     RingportBlocking,
+    RingportBlockingSymmetric,
 }
 
 impl PingPong {
@@ -158,6 +159,7 @@ impl PingPong {
             PingPong::RingportSpin => "ringport-spin",
             PingPong::RawFutex => "raw-futex",
             PingPong::RingportBlocking => "ringport-blocking",
+            PingPong::RingportBlockingSymmetric => "ringport-blocking-symmetric",
         }
     }
     fn from_tag(tag: &str) -> PingPong {
@@ -166,6 +168,7 @@ impl PingPong {
             PingPong::RingportSpin,
             PingPong::RawFutex,
             PingPong::RingportBlocking,
+            PingPong::RingportBlockingSymmetric,
         ]
         .into_iter()
         .find(|p| p.tag() == tag)
@@ -175,12 +178,13 @@ impl PingPong {
 
 const MSG: usize = 64;
 
-fn ring_options(blocking: bool) -> SpscOptions {
+fn ring_options(kind: PingPong) -> SpscOptions {
     let options = SpscOptions::new().capacity(64 << 10).max_frame(1024);
-    if blocking {
-        options.spin(Duration::ZERO)
-    } else {
-        options
+    match kind {
+        PingPong::RingportBlocking => options.spin(Duration::ZERO),
+        // The creator's choice is recorded in the segment; the opener follows it.
+        PingPong::RingportBlockingSymmetric => options.spin(Duration::ZERO).symmetric_fences(true),
+        _ => options,
     }
 }
 
@@ -237,12 +241,14 @@ fn pong(kind: PingPong, base: &str, n: u64) {
                 futex_wake(pong);
             }
         }
-        PingPong::RingportSpin | PingPong::RingportBlocking => {
-            let blocking = kind == PingPong::RingportBlocking;
-            let mut rx = ring_options(blocking)
+        PingPong::RingportSpin
+        | PingPong::RingportBlocking
+        | PingPong::RingportBlockingSymmetric => {
+            let blocking = kind != PingPong::RingportSpin;
+            let mut rx = ring_options(kind)
                 .open_consumer(&format!("{base}-ping"))
                 .unwrap();
-            let mut tx = ring_options(blocking)
+            let mut tx = ring_options(kind)
                 .open_producer(&format!("{base}-pong"))
                 .unwrap();
             let mut msg = [0u8; MSG];
@@ -309,12 +315,14 @@ fn ping(kind: PingPong, n: u64) -> f64 {
             }
             started = t.unwrap();
         }
-        PingPong::RingportSpin | PingPong::RingportBlocking => {
-            let blocking = kind == PingPong::RingportBlocking;
-            let mut tx = ring_options(blocking)
+        PingPong::RingportSpin
+        | PingPong::RingportBlocking
+        | PingPong::RingportBlockingSymmetric => {
+            let blocking = kind != PingPong::RingportSpin;
+            let mut tx = ring_options(kind)
                 .create_producer(&format!("{base}-ping"))
                 .unwrap();
-            let mut rx = ring_options(blocking)
+            let mut rx = ring_options(kind)
                 .create_consumer(&format!("{base}-pong"))
                 .unwrap();
             child = spawn();
@@ -442,7 +450,7 @@ fn main() {
     );
 
     let mut spin: [Vec<f64>; 2] = Default::default();
-    let mut block: [Vec<f64>; 2] = Default::default();
+    let mut block: [Vec<f64>; 3] = Default::default();
     let mut streams: [Vec<f64>; 2] = Default::default();
     for round in 0..rounds {
         // Alternate which contender goes first, so neither always runs on a warmer machine.
@@ -453,11 +461,14 @@ fn main() {
                 200_000,
             ));
         }
-        for &i in &order {
-            block[i].push(ping(
-                [PingPong::RawFutex, PingPong::RingportBlocking][i],
-                20_000,
-            ));
+        let block_order = if round % 2 == 0 { [0, 1, 2] } else { [2, 1, 0] };
+        for &i in &block_order {
+            let kinds = [
+                PingPong::RawFutex,
+                PingPong::RingportBlocking,
+                PingPong::RingportBlockingSymmetric,
+            ];
+            block[i].push(ping(kinds[i], 20_000));
         }
         for &i in &order {
             streams[i].push([stream_rtrb, stream_ringport][i]());
@@ -467,8 +478,9 @@ fn main() {
     eprintln!();
     let [raw, ours] = spin.map(median);
     println!("64 B round trip, busy-poll:   raw atomics {raw:8.0} ns   ringport {ours:8.0} ns   ratio {:.2}x", ours / raw);
-    let [raw, ours] = block.map(median);
+    let [raw, ours, symmetric] = block.map(median);
     println!("64 B round trip, both sleep:  raw futex   {raw:8.0} ns   ringport {ours:8.0} ns   ratio {:.2}x", ours / raw);
+    println!("  the same, symmetric fences: raw futex   {raw:8.0} ns   ringport {symmetric:8.0} ns   ratio {:.2}x", symmetric / raw);
     let [theirs, ours] = streams.map(median);
     println!(
         "8 B frames streamed, threads: rtrb {:8.1} M/s   ringport {:8.1} M/s   ratio {:.2}x",

@@ -176,7 +176,10 @@ pub(crate) struct WaitPolicy {
 /// `attempt` is polled while spinning and after each wake-up; `peer_gone` is asked before each
 /// sleep and returns the error to fail with if the peer is gone. Then `attempt` gets one last
 /// chance (what was published before the peer left is still delivered), then the wait fails
-/// with that error. `deadline` None waits forever.
+/// with that error. `peer_gone(false)` must be cheap (a clean detach: one atomic load);
+/// `peer_gone(true)` may also check the peer's process (a system call), and is asked once per
+/// liveness interval, so that a sleep costs no more system calls than it must while a dead peer
+/// is still noticed within the interval. `deadline` None waits forever.
 #[cfg(not(loom))]
 pub(crate) fn block_on<T>(
     bell: &Doorbell,
@@ -184,13 +187,14 @@ pub(crate) fn block_on<T>(
     policy: &WaitPolicy,
     deadline: Option<Instant>,
     mut attempt: impl FnMut() -> Result<Option<T>>,
-    mut peer_gone: impl FnMut() -> Option<Error>,
+    mut peer_gone: impl FnMut(bool) -> Option<Error>,
     stats: &mut WaitStats,
 ) -> Result<T> {
     if let Some(v) = attempt()? {
         return Ok(v);
     }
     stats.waits += 1;
+    let mut last_thorough = Instant::now();
     if !policy.spin.is_zero() {
         let mut spin_end = Instant::now() + policy.spin;
         if let Some(d) = deadline {
@@ -221,11 +225,15 @@ pub(crate) fn block_on<T>(
                 return Err(e);
             }
         }
-        if let Some(gone) = peer_gone() {
+        let now = Instant::now();
+        let thorough = now.duration_since(last_thorough) >= policy.liveness_interval;
+        if thorough {
+            last_thorough = now;
+        }
+        if let Some(gone) = peer_gone(thorough) {
             bell.cancel();
             return attempt()?.ok_or(gone);
         }
-        let now = Instant::now();
         let slice = match deadline {
             Some(d) if d <= now => {
                 bell.cancel();
@@ -237,6 +245,11 @@ pub(crate) fn block_on<T>(
         stats.sleeps += 1;
         bell.sleep(seq, slice);
         bell.cancel();
+        // Woken, timed out or spurious: look before announcing again, since a wake-up usually
+        // means the data is there, and announcing costs a fence (and a membarrier).
+        if let Some(v) = attempt()? {
+            return Ok(v);
+        }
     }
 }
 
@@ -249,7 +262,7 @@ pub(crate) fn block_on<T>(
     _policy: &WaitPolicy,
     _deadline: Option<std::time::Instant>,
     mut attempt: impl FnMut() -> Result<Option<T>>,
-    mut peer_gone: impl FnMut() -> Option<Error>,
+    mut peer_gone: impl FnMut(bool) -> Option<Error>,
     stats: &mut WaitStats,
 ) -> Result<T> {
     loop {
@@ -269,7 +282,7 @@ pub(crate) fn block_on<T>(
                 return Err(e);
             }
         }
-        if let Some(gone) = peer_gone() {
+        if let Some(gone) = peer_gone(true) {
             bell.cancel();
             return attempt()?.ok_or(gone);
         }

@@ -209,9 +209,13 @@ impl Consumer {
             &ep.policy,
             deadline,
             || cursor.poll(region, fences),
-            || {
-                (ep.hold.peer_status(region.header()) == PeerStatus::Gone)
-                    .then_some(Error::PeerGone(Role::Producer))
+            |thorough| {
+                let gone = if thorough {
+                    ep.hold.peer_status(region.header()) == PeerStatus::Gone
+                } else {
+                    ep.hold.peer_detached(region.header())
+                };
+                gone.then_some(Error::PeerGone(Role::Producer))
             },
             &mut ep.stats,
         )?;

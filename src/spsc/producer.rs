@@ -230,9 +230,13 @@ impl Producer {
             &ep.policy,
             deadline,
             || cursor.claim(region, ep.fences, len),
-            || {
-                (ep.hold.peer_status(region.header()) == PeerStatus::Gone)
-                    .then_some(Error::PeerGone(Role::Consumer))
+            |thorough| {
+                let gone = if thorough {
+                    ep.hold.peer_status(region.header()) == PeerStatus::Gone
+                } else {
+                    ep.hold.peer_detached(region.header())
+                };
+                gone.then_some(Error::PeerGone(Role::Consumer))
             },
             &mut ep.stats,
         )?;
