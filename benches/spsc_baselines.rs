@@ -11,11 +11,14 @@
 //! `cargo bench --bench spsc_baselines` (add `-- --quick` for fewer rounds, or
 //! `-- --stream-only` for five streaming pairs alone).
 
-use std::ffi::CString;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use ringport::{Error, SpscOptions};
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+use common::{RawSegment, ShmName};
 
 const CHILD_ENV: &str = "RINGPORT_BENCH_CHILD";
 
@@ -35,78 +38,6 @@ fn pin_to(core: usize) {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
         libc::CPU_SET(core % cores, &mut set);
         libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set);
-    }
-}
-
-/// A raw shared mapping of `len` bytes, for the baselines.
-struct RawShm {
-    ptr: *mut u8,
-    len: usize,
-    name: Option<CString>,
-}
-
-impl RawShm {
-    fn create(name: &str, len: usize) -> RawShm {
-        let path = CString::new(format!("/{name}")).unwrap();
-        let mut shm = Self::map(&path, len, true);
-        shm.name = Some(path);
-        shm
-    }
-    fn open(name: &str, len: usize) -> RawShm {
-        Self::map(&CString::new(format!("/{name}")).unwrap(), len, false)
-    }
-    fn map(path: &CString, len: usize, create: bool) -> RawShm {
-        // SAFETY: plain libc calls on a valid C string; the mapping is unmapped in drop.
-        unsafe {
-            let flags = libc::O_RDWR
-                | if create {
-                    libc::O_CREAT | libc::O_EXCL
-                } else {
-                    0
-                };
-            let fd = libc::shm_open(path.as_ptr(), flags, 0o600);
-            assert!(fd >= 0, "shm_open: {}", std::io::Error::last_os_error());
-            if create {
-                assert_eq!(libc::ftruncate(fd, len as libc::off_t), 0);
-            }
-            let ptr = libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                fd,
-                0,
-            );
-            assert_ne!(ptr, libc::MAP_FAILED);
-            libc::close(fd);
-            RawShm {
-                ptr: ptr.cast(),
-                len,
-                name: None,
-            }
-        }
-    }
-    fn u64_at(&self, offset: usize) -> &AtomicU64 {
-        assert!(offset % 8 == 0 && offset + 8 <= self.len);
-        // SAFETY: aligned, in bounds, live as long as self.
-        unsafe { &*self.ptr.add(offset).cast() }
-    }
-    fn u32_at(&self, offset: usize) -> &AtomicU32 {
-        assert!(offset % 4 == 0 && offset + 4 <= self.len);
-        // SAFETY: aligned, in bounds, live as long as self.
-        unsafe { &*self.ptr.add(offset).cast() }
-    }
-}
-
-impl Drop for RawShm {
-    fn drop(&mut self) {
-        // SAFETY: unmapping our own mapping; unlinking our own name.
-        unsafe {
-            libc::munmap(self.ptr.cast(), self.len);
-            if let Some(name) = &self.name {
-                libc::shm_unlink(name.as_ptr());
-            }
-        }
     }
 }
 
@@ -221,7 +152,7 @@ fn pong(kind: PingPong, base: &str, n: u64) {
     pin_to(1);
     match kind {
         PingPong::RawSpin => {
-            let shm = RawShm::open(base, 4096);
+            let shm = RawSegment::open(base);
             let (ping, pong) = (shm.u64_at(0), shm.u64_at(128));
             for i in 1..=n {
                 while ping.load(Ordering::Acquire) != i {
@@ -231,7 +162,7 @@ fn pong(kind: PingPong, base: &str, n: u64) {
             }
         }
         PingPong::RawFutex => {
-            let shm = RawShm::open(base, 4096);
+            let shm = RawSegment::open(base);
             let (ping, pong) = (shm.u32_at(0), shm.u32_at(128));
             for i in 1..=n as u32 {
                 while ping.load(Ordering::Acquire) != i {
@@ -282,7 +213,8 @@ fn ping(kind: PingPong, n: u64) -> f64 {
     let mut child;
     match kind {
         PingPong::RawSpin => {
-            let shm = RawShm::create(&base, 4096);
+            let shm = RawSegment::create(&base, 4096);
+            let _remove = ShmName(base.clone());
             child = spawn();
             let (ping, pong) = (shm.u64_at(0), shm.u64_at(128));
             // The first round trip also waits for the child to start: time from it on.
@@ -299,7 +231,8 @@ fn ping(kind: PingPong, n: u64) -> f64 {
             }
         }
         PingPong::RawFutex => {
-            let shm = RawShm::create(&base, 4096);
+            let shm = RawSegment::create(&base, 4096);
+            let _remove = ShmName(base.clone());
             child = spawn();
             let (ping, pong) = (shm.u32_at(0), shm.u32_at(128));
             let mut t = None;

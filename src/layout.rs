@@ -230,6 +230,17 @@ pub(crate) const MIN_CAPACITY: u64 = 64;
 /// The largest data area (1 TiB): positions are u64 byte counts and never wrap in practice.
 pub(crate) const MAX_CAPACITY: u64 = 1 << 40;
 
+/// Positions are byte counts since the ring was made: at 10 GB/s, 2^62 bytes take 14 years.
+/// A position beyond this, read from shared memory, is corrupt (and its arithmetic could
+/// overflow).
+pub(crate) const MAX_POSITION: u64 = 1 << 62;
+
+/// The largest frame payload that `check_geometry` allows for `capacity`.
+pub(crate) fn largest_frame(capacity: u64) -> u64 {
+    // frame_size(len) + 8 <= capacity / 2, with frame_size(len) = 8 + len rounded up to 8.
+    (capacity / 2).saturating_sub(16)
+}
+
 /// Checks capacity and maximum frame length; returns what is wrong.
 pub(crate) fn check_geometry(capacity: u64, max_frame: u32) -> Result<(), &'static str> {
     if !capacity.is_power_of_two() || !(MIN_CAPACITY..=MAX_CAPACITY).contains(&capacity) {

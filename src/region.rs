@@ -20,6 +20,7 @@ use crate::sync::AtomicU64;
 enum Backing {
     Heap(Layout),
     #[cfg(not(loom))]
+    /// Held for its `Drop`: unmapping (and unlinking, for the creator).
     Shared(#[allow(dead_code)] crate::os::shm::SharedMemory),
 }
 
@@ -157,16 +158,6 @@ impl Region {
             } else {
                 cell.with(|_| ());
             }
-        }
-    }
-
-    /// The segment's size now, by `fstat`, for shared regions.
-    #[cfg(not(loom))]
-    #[allow(dead_code)]
-    pub(crate) fn current_segment_len(&self) -> Option<Result<u64>> {
-        match &self.backing {
-            Backing::Shared(shm) => Some(shm.current_len()),
-            Backing::Heap(_) => None,
         }
     }
 }

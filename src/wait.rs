@@ -20,7 +20,6 @@
 //! notifier needs only a compiler fence. A process that cannot register makes its rings use
 //! symmetric fences (a flag in the header).
 
-#[cfg(not(loom))]
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
@@ -95,6 +94,8 @@ impl Doorbell {
     #[inline]
     pub(crate) fn ring(&self, fences: Fences) {
         fences.light();
+        // Relaxed: the fence pair (light here, heavy in `announce`) orders this load after the
+        // caller's publish; no data is read through the count.
         if self.waiters.load(Ordering::Relaxed) != 0 {
             self.wake_all();
         }
@@ -117,18 +118,23 @@ impl Doorbell {
     /// caller must re-check its condition, then either [`cancel`](Self::cancel) or
     /// [`sleep`](Self::sleep) and `cancel`.
     fn announce(&self, fences: Fences) -> u32 {
+        // Relaxed: the heavy fence after it orders the announcement before our re-check.
         self.waiters.fetch_add(1, Ordering::Relaxed);
+        // Acquire: pairs with `wake_all`'s Release; a seq that moved on means its publish is
+        // visible to the re-check.
         let seq = self.seq.load(Ordering::Acquire);
         fences.heavy();
         seq
     }
 
     fn cancel(&self) {
+        // Relaxed: a stale count only costs the notifier a spurious wake.
         self.waiters.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// Forgets sleepers of a previous holder of the role (who may have died asleep).
     pub(crate) fn reset_waiters(&self) {
+        // Relaxed: as in `cancel`.
         self.waiters.store(0, Ordering::Relaxed);
     }
 
@@ -142,8 +148,9 @@ impl Doorbell {
         crate::os::futex::wait(&self.seq, seq, Some(timeout));
     }
 
+    /// The model ignores the timeout: a sleep ends only by a wake, so a lost one deadlocks.
     #[cfg(loom)]
-    fn sleep(&self, seq: u32) {
+    fn sleep(&self, seq: u32, _timeout: Duration) {
         let guard = self.model.0.lock().unwrap();
         if self.seq.load(Ordering::SeqCst) == seq {
             drop(self.model.1.wait(guard).unwrap());
@@ -167,7 +174,6 @@ pub(crate) struct WaitPolicy {
     #[cfg_attr(loom, allow(dead_code))]
     pub spin: std::time::Duration,
     /// How often a sleeper wakes to check that its peer is alive.
-    #[cfg_attr(loom, allow(dead_code))]
     pub liveness_interval: std::time::Duration,
 }
 
@@ -180,7 +186,9 @@ pub(crate) struct WaitPolicy {
 /// `peer_gone(true)` may also check the peer's process (a system call), and is asked once per
 /// liveness interval, so that a sleep costs no more system calls than it must while a dead peer
 /// is still noticed within the interval. `deadline` None waits forever.
-#[cfg(not(loom))]
+///
+/// Under loom, which does not model time, there is no spinning, every check is thorough and a
+/// sleep lasts until a wake.
 pub(crate) fn block_on<T>(
     bell: &Doorbell,
     fences: Fences,
@@ -194,24 +202,11 @@ pub(crate) fn block_on<T>(
         return Ok(v);
     }
     stats.waits += 1;
-    let mut last_thorough = Instant::now();
-    if !policy.spin.is_zero() {
-        let mut spin_end = Instant::now() + policy.spin;
-        if let Some(d) = deadline {
-            spin_end = spin_end.min(d);
-        }
-        loop {
-            for _ in 0..32 {
-                spin_hint();
-                if let Some(v) = attempt()? {
-                    return Ok(v);
-                }
-            }
-            if Instant::now() >= spin_end {
-                break;
-            }
-        }
+    #[cfg(not(loom))]
+    if let Some(v) = spin(policy, deadline, &mut attempt)? {
+        return Ok(v);
     }
+    let mut last_thorough = Instant::now();
     loop {
         let seq = bell.announce(fences);
         match attempt() {
@@ -226,7 +221,7 @@ pub(crate) fn block_on<T>(
             }
         }
         let now = Instant::now();
-        let thorough = now.duration_since(last_thorough) >= policy.liveness_interval;
+        let thorough = cfg!(loom) || now.duration_since(last_thorough) >= policy.liveness_interval;
         if thorough {
             last_thorough = now;
         }
@@ -253,42 +248,29 @@ pub(crate) fn block_on<T>(
     }
 }
 
-/// The loom form: no time (loom does not model it), so no spinning, deadline or liveness slices;
-/// a sleep lasts until a wake, so a lost wake-up is a deadlock that loom reports.
-#[cfg(loom)]
-pub(crate) fn block_on<T>(
-    bell: &Doorbell,
-    fences: Fences,
-    _policy: &WaitPolicy,
-    _deadline: Option<std::time::Instant>,
-    mut attempt: impl FnMut() -> Result<Option<T>>,
-    mut peer_gone: impl FnMut(bool) -> Option<Error>,
-    stats: &mut WaitStats,
-) -> Result<T> {
+/// Spins on `attempt` for the policy's spin budget (bounded by the deadline).
+#[cfg(not(loom))]
+fn spin<T>(
+    policy: &WaitPolicy,
+    deadline: Option<Instant>,
+    attempt: &mut impl FnMut() -> Result<Option<T>>,
+) -> Result<Option<T>> {
+    if policy.spin.is_zero() {
+        return Ok(None);
+    }
+    let mut spin_end = Instant::now() + policy.spin;
+    if let Some(d) = deadline {
+        spin_end = spin_end.min(d);
+    }
     loop {
-        if let Some(v) = attempt()? {
-            return Ok(v);
-        }
-        stats.waits += 1;
-        let seq = bell.announce(fences);
-        match attempt() {
-            Ok(None) => {}
-            Ok(Some(v)) => {
-                bell.cancel();
-                return Ok(v);
-            }
-            Err(e) => {
-                bell.cancel();
-                return Err(e);
+        for _ in 0..32 {
+            spin_hint();
+            if let Some(v) = attempt()? {
+                return Ok(Some(v));
             }
         }
-        if let Some(gone) = peer_gone(true) {
-            bell.cancel();
-            return attempt()?.ok_or(gone);
+        if Instant::now() >= spin_end {
+            return Ok(None);
         }
-        stats.sleeps += 1;
-        bell.sleep(seq);
-        bell.cancel();
-        spin_hint();
     }
 }

@@ -73,7 +73,7 @@ fn invalid_geometry_is_invalid_config() {
 #[test]
 fn a_segment_that_is_not_ours_is_bad_magic() {
     let name = ShmName::new("foreign");
-    let raw = RawSegment::create(&name, 8192);
+    let raw = RawSegment::create(name.as_str(), 8192);
     raw.fill(0xAB);
     assert!(matches!(
         small().open_consumer(name.as_str()),
@@ -86,7 +86,7 @@ fn a_segment_that_is_not_ours_is_bad_magic() {
 #[test]
 fn a_segment_too_small_for_its_header_is_too_small() {
     let name = ShmName::new("tiny");
-    let _raw = RawSegment::create(&name, 100);
+    let _raw = RawSegment::create(name.as_str(), 100);
     assert!(matches!(
         small().open_consumer(name.as_str()),
         Err(Error::TooSmall {
@@ -95,7 +95,7 @@ fn a_segment_too_small_for_its_header_is_too_small() {
         })
     ));
     let name = ShmName::new("empty");
-    let _raw = RawSegment::create(&name, 0);
+    let _raw = RawSegment::create(name.as_str(), 0);
     assert!(matches!(
         small().open_producer(name.as_str()),
         Err(Error::TooSmall { len: 0, .. })
@@ -126,7 +126,7 @@ fn a_segment_shorter_than_its_header_claims_is_too_small() {
 fn another_version_is_version_mismatch() {
     let name = ShmName::new("version");
     let _producer = small().create_producer(name.as_str()).unwrap();
-    let raw = RawSegment::open(&name);
+    let raw = RawSegment::open(name.as_str());
     raw.u32_at(offsets::VERSION).store(99, Ordering::Relaxed);
     assert!(matches!(
         small().open_consumer(name.as_str()),
@@ -141,7 +141,7 @@ fn another_version_is_version_mismatch() {
 fn another_kind_is_wrong_kind() {
     let name = ShmName::new("kind");
     let _producer = small().create_producer(name.as_str()).unwrap();
-    RawSegment::open(&name)
+    RawSegment::open(name.as_str())
         .u32_at(offsets::KIND)
         .store(2, Ordering::Relaxed);
     assert!(matches!(
@@ -198,7 +198,7 @@ fn frame_lengths_outside_the_limits_are_invalid_length() {
 fn a_hostile_consumer_position_is_corrupted_not_a_hang() {
     let name = ShmName::new("hostile-pos");
     let mut producer = small().create_producer(name.as_str()).unwrap();
-    let raw = RawSegment::open(&name);
+    let raw = RawSegment::open(name.as_str());
     // Fill the ring so the producer must reread the consumer's position.
     while producer.try_send(&[1; 512]).is_ok() {}
     raw.u64_at(offsets::CONSUMER_POS)
@@ -216,7 +216,7 @@ fn a_hostile_consumer_position_is_corrupted_not_a_hang() {
 fn a_garbage_frame_header_is_corrupted() {
     let name = ShmName::new("hostile-frame");
     let mut consumer = small().create_consumer(name.as_str()).unwrap();
-    let raw = RawSegment::open(&name);
+    let raw = RawSegment::open(name.as_str());
     for garbage in [u64::MAX, 1, 0xFFFF_FFFF, 1 << 32 | 5000] {
         raw.u64_at(offsets::DATA).store(garbage, Ordering::Relaxed);
         assert!(
@@ -234,7 +234,7 @@ fn a_garbage_frame_header_is_corrupted() {
 fn a_hostile_producer_position_is_refused_at_attach() {
     let name = ShmName::new("hostile-attach");
     let consumer = small().create_consumer(name.as_str()).unwrap();
-    RawSegment::open(&name)
+    RawSegment::open(name.as_str())
         .u64_at(offsets::PRODUCER_POS)
         .store(1 << 40, Ordering::Relaxed);
     assert!(matches!(

@@ -41,12 +41,12 @@ pub(crate) fn shm_path(name: &str) -> Result<CString> {
 
 /// A mapped shared-memory segment.
 ///
-/// The mapping lives as long as this value; the name is unlinked on drop when `unlink_on_drop`.
+/// The mapping lives as long as this value (it outlives the file descriptor, closed once
+/// mapped); the name is unlinked on drop when `unlink_on_drop`.
 pub(crate) struct SharedMemory {
     map: MmapRaw,
     path: CString,
     unlink_on_drop: bool,
-    _fd: OwnedFd,
 }
 
 impl SharedMemory {
@@ -75,7 +75,6 @@ impl SharedMemory {
             map,
             path,
             unlink_on_drop,
-            _fd: fd,
         })
     }
 
@@ -103,7 +102,6 @@ impl SharedMemory {
             map: map_shared(&fd, len)?,
             path,
             unlink_on_drop: false,
-            _fd: fd,
         })
     }
 
@@ -115,11 +113,6 @@ impl SharedMemory {
     /// The mapping's length in bytes.
     pub(crate) fn len(&self) -> usize {
         self.map.len()
-    }
-
-    /// The segment's current size by `fstat`: less than [`len`](Self::len) if a peer truncated it.
-    pub(crate) fn current_len(&self) -> Result<u64> {
-        segment_len(&self._fd)
     }
 }
 

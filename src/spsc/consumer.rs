@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::{deadline_after, Endpoint, CONSUMER_POS, DATA_BELL, SPACE_BELL};
 use crate::error::{Error, Result, Role};
 use crate::frame::{self, frame_size, Frame, HEADER_LEN};
-use crate::layout::RingParams;
+use crate::layout::{RingParams, MAX_POSITION};
 use crate::region::{Region, RingMemory};
 use crate::role::PeerStatus;
 use crate::sync::Ordering;
@@ -19,8 +19,6 @@ struct Cursor {
     position: u64,
     /// The position last stored for the producer; frames before it are free space.
     published: u64,
-    /// Publish after this many bytes are released (and always when the ring is found empty).
-    release_batch: u64,
     capacity: u64,
     max_frame: u32,
 }
@@ -71,7 +69,8 @@ impl Cursor {
     #[inline(always)]
     fn release(&mut self, size: u64, region: &RingMemory, fences: Fences) {
         self.position += size;
-        if self.position - self.published >= self.release_batch {
+        // A sixteenth of the ring (at least one 8-byte slot): few stores, little space held.
+        if self.position - self.published >= (self.capacity / 16).max(8) {
             self.publish(region, fences);
         }
     }
@@ -116,15 +115,15 @@ impl Consumer {
         policy: WaitPolicy,
     ) -> Result<Self> {
         let ep = Endpoint::attach(region, params, Role::Consumer, policy)?;
+        // Acquire: the previous consumer's last store before it let go of the role.
         let position = ep.region.header().positions[CONSUMER_POS].load(Ordering::Acquire);
-        if position % 8 != 0 {
+        if position % 8 != 0 || position > MAX_POSITION {
             return Err(Error::corrupted("consumer position", position, 0));
         }
         Ok(Consumer {
             cursor: Cursor {
                 position,
                 published: position,
-                release_batch: (params.capacity / 16).max(8),
                 capacity: params.capacity,
                 max_frame: params.max_frame,
             },
@@ -209,14 +208,7 @@ impl Consumer {
             &ep.policy,
             deadline,
             || cursor.poll(region, fences),
-            |thorough| {
-                let gone = if thorough {
-                    ep.hold.peer_status(region.header()) == PeerStatus::Gone
-                } else {
-                    ep.hold.peer_detached(region.header())
-                };
-                gone.then_some(Error::PeerGone(Role::Producer))
-            },
+            |thorough| ep.hold.departure(region.header(), thorough),
             &mut ep.stats,
         )?;
         Ok(ReadGuard {

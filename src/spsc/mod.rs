@@ -45,7 +45,7 @@ pub use consumer::{Consumer, ReadGuard};
 pub use producer::{Producer, WriteGrant};
 
 use crate::error::{Error, Result, Role};
-use crate::layout::{check_geometry, RingParams, FLAG_SYMMETRIC_FENCES, KIND_SPSC};
+use crate::layout::{check_geometry, largest_frame, RingParams, FLAG_SYMMETRIC_FENCES, KIND_SPSC};
 use crate::region::{Region, RingMemory};
 use crate::role::RoleHold;
 use crate::wait::{Fences, WaitPolicy, WaitStats};
@@ -141,9 +141,7 @@ impl SpscOptions {
     }
 
     fn params(&self) -> Result<RingParams> {
-        let largest = (self.capacity / 2)
-            .saturating_sub(16)
-            .min(u64::from(u32::MAX));
+        let largest = largest_frame(self.capacity).min(u64::from(u32::MAX));
         let max_frame = u32::try_from(self.max_frame.unwrap_or(largest))
             .map_err(|_| Error::InvalidConfig("max frame above 4 GiB".into()))?;
         check_geometry(self.capacity, max_frame).map_err(|e| Error::InvalidConfig(e.into()))?;
@@ -254,12 +252,7 @@ impl Endpoint {
         };
         let hold = RoleHold::claim(region.header(), role)?;
         // A previous holder of this role may have died asleep and left its count behind.
-        let sleeps_on = if role == Role::Consumer {
-            DATA_BELL
-        } else {
-            SPACE_BELL
-        };
-        region.header().bells[sleeps_on].reset_waiters();
+        region.header().bells[bell_of(role)].reset_waiters();
         Ok(Endpoint {
             capacity: params.capacity,
             max_frame: params.max_frame,
@@ -277,8 +270,15 @@ impl Drop for Endpoint {
         let header = self.region.header();
         self.hold.release(header);
         // Wake the peer if it sleeps, so that it sees us gone now rather than at its next check.
-        header.bells[DATA_BELL].ring(self.fences);
-        header.bells[SPACE_BELL].ring(self.fences);
+        header.bells[bell_of(self.hold.role().peer())].ring(self.fences);
+    }
+}
+
+/// The bell a role sleeps on.
+fn bell_of(role: Role) -> usize {
+    match role {
+        Role::Consumer => DATA_BELL,
+        Role::Producer => SPACE_BELL,
     }
 }
 

@@ -7,11 +7,11 @@ use std::time::Duration;
 use super::{deadline_after, Endpoint, CONSUMER_POS, DATA_BELL, PRODUCER_POS, SPACE_BELL};
 use crate::error::{Error, Result, Role};
 use crate::frame::{self, frame_size, Frame, HEADER_LEN};
-use crate::layout::RingParams;
+use crate::layout::{RingParams, MAX_POSITION};
 use crate::region::{Region, RingMemory};
 use crate::role::PeerStatus;
 use crate::sync::Ordering;
-use crate::wait::{block_on, Fences, WaitPolicy, WaitStats};
+use crate::wait::{block_on, WaitPolicy, WaitStats};
 
 /// The producer's private view of the ring: where it writes next, and the consumer's position as
 /// last read. Kept in the endpoint, never in shared memory.
@@ -48,7 +48,7 @@ impl Cursor {
     /// If the frame would cross the end of the data area, first publishes padding to the end of
     /// the lap (harmless if the grant is then aborted: the consumer skips it).
     #[inline]
-    fn claim(&mut self, region: &RingMemory, fences: Fences, len: usize) -> Result<Option<u64>> {
+    fn claim(&mut self, region: &RingMemory, len: usize) -> Result<Option<u64>> {
         let size = frame_size(len) as u64;
         let offset = self.position & (self.capacity - 1);
         if offset + size > self.capacity {
@@ -57,6 +57,9 @@ impl Cursor {
             if !self.has_room(region, lap_end + HEADER_LEN as u64)? {
                 return Ok(None);
             }
+            // Relaxed, then Release: as in `publish`, the zeroed slot is visible to whoever
+            // acquires the padding header. No wake: a consumer that sleeps has read everything,
+            // and the geometry rule lets the next frame fit beside the padding without it.
             region.frame_word(0).store(0, Ordering::Relaxed);
             region
                 .frame_word(offset as usize)
@@ -64,11 +67,9 @@ impl Cursor {
             self.position = lap_end;
             // Once a lap, for a producer that attaches after us (it walks forward from here):
             // storing it on every commit would cost a store per frame for nobody's benefit.
+            // Relaxed: that producer reads it after acquiring our role word, and walks the
+            // frames (validated) from there.
             region.header().positions[PRODUCER_POS].store(lap_end, Ordering::Relaxed);
-            // A consumer asleep on an empty ring need not wake for padding (the geometry rule
-            // lets the next frame fit anyway), but waking it costs once per lap and keeps the
-            // two sides from ever waiting on each other over padding alone.
-            region.header().bells[DATA_BELL].ring(fences);
         }
         // The frame, and the header slot after it, which we zero at commit.
         if !self.has_room(region, self.position + size + HEADER_LEN as u64)? {
@@ -99,9 +100,13 @@ impl Producer {
     ) -> Result<Self> {
         let ep = Endpoint::attach(region, params, Role::Producer, policy)?;
         let header = ep.region.header();
+        // Acquire (both): the previous holders' last stores before they let go of their roles.
         let consumer = header.positions[CONSUMER_POS].load(Ordering::Acquire);
+        if consumer % 8 != 0 || consumer > MAX_POSITION {
+            return Err(Error::corrupted("consumer position", consumer, 0));
+        }
         let published = header.positions[PRODUCER_POS].load(Ordering::Acquire);
-        if published % 8 != 0 || published > consumer.saturating_add(params.capacity) {
+        if published % 8 != 0 || published > consumer + params.capacity {
             return Err(Error::corrupted("producer position", published, consumer));
         }
         // The producer position is published once a lap and on detach, so it may lag, even
@@ -174,7 +179,7 @@ impl Producer {
     #[inline]
     pub fn try_reserve(&mut self, len: usize) -> Result<WriteGrant<'_>> {
         self.check_len(len)?;
-        match self.cursor.claim(&self.ep.region, self.ep.fences, len)? {
+        match self.cursor.claim(&self.ep.region, len)? {
             Some(position) => Ok(WriteGrant {
                 producer: self,
                 position,
@@ -229,15 +234,8 @@ impl Producer {
             ep.fences,
             &ep.policy,
             deadline,
-            || cursor.claim(region, ep.fences, len),
-            |thorough| {
-                let gone = if thorough {
-                    ep.hold.peer_status(region.header()) == PeerStatus::Gone
-                } else {
-                    ep.hold.peer_detached(region.header())
-                };
-                gone.then_some(Error::PeerGone(Role::Consumer))
-            },
+            || cursor.claim(region, len),
+            |thorough| ep.hold.departure(region.header(), thorough),
             &mut ep.stats,
         )?;
         Ok(WriteGrant {
@@ -302,6 +300,8 @@ impl Producer {
 
 impl Drop for Producer {
     fn drop(&mut self) {
+        // Relaxed: the Release of our role word, when the endpoint lets go of it right after,
+        // publishes this to the next producer.
         let header = self.ep.region.header();
         header.positions[PRODUCER_POS].store(self.cursor.position, Ordering::Relaxed);
     }

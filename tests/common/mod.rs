@@ -52,21 +52,22 @@ pub struct RawSegment {
 }
 
 impl RawSegment {
-    /// Creates a segment of `len` bytes with `shm_open` directly (not ringport).
-    pub fn create(name: &ShmName, len: usize) -> RawSegment {
+    /// Creates a segment of `len` bytes with `shm_open` directly (not ringport). Removing it is
+    /// the caller's business (a [`ShmName`] does it).
+    pub fn create(name: &str, len: usize) -> RawSegment {
         Self::map(name, len, true)
     }
 
     /// Maps an existing segment whole.
-    pub fn open(name: &ShmName) -> RawSegment {
-        let len = std::fs::metadata(Path::new("/dev/shm").join(&name.0))
+    pub fn open(name: &str) -> RawSegment {
+        let len = std::fs::metadata(Path::new("/dev/shm").join(name))
             .unwrap()
             .len() as usize;
         Self::map(name, len, false)
     }
 
-    fn map(name: &ShmName, len: usize, create: bool) -> RawSegment {
-        let path = CString::new(format!("/{}", name.0)).unwrap();
+    fn map(name: &str, len: usize, create: bool) -> RawSegment {
+        let path = CString::new(format!("/{name}")).unwrap();
         let flags = libc::O_RDWR
             | if create {
                 libc::O_CREAT | libc::O_EXCL
