@@ -4,7 +4,9 @@
 //!   against a raw ping-pong of two atomics on separate cache lines in the same kind of mapping
 //!   (the hardware limit).
 //! - Blocking ping-pong (both sides sleep: no spinning), against a raw futex ping-pong.
-//! - 8-byte frames streamed one way between two threads, against rtrb 0.4.
+//! - 8-byte frames streamed one way between two threads, against rtrb 0.4 moving u64s (the
+//!   issue's baseline) and u128s (the 16 bytes a message that an 8-byte frame with its header
+//!   takes).
 //!
 //! Each round runs every contender once, in turn, so that machine drift hits them alike; the
 //! figures are medians over rounds, and each is also given as a ratio to its baseline.
@@ -284,17 +286,18 @@ fn ping(kind: PingPong, n: u64) -> f64 {
 
 // ---------------------------------------------------------------- streaming, two threads
 
-const STREAM: u64 = 20_000_000;
+const STREAM: u64 = 50_000_000;
 
-fn stream_rtrb() -> f64 {
-    let (mut tx, mut rx) = rtrb::RingBuffer::<u64>::new(4096);
+/// rtrb streaming items of type `T` (made from and summed back to a u64).
+fn stream_rtrb<T: Copy + Send + 'static>(make: fn(u64) -> T, value: fn(T) -> u64) -> f64 {
+    let (mut tx, mut rx) = rtrb::RingBuffer::<T>::new(4096);
     let reader = std::thread::spawn(move || {
         pin_to(1);
         let mut sum = 0u64;
         let mut n = 0;
         while n < STREAM {
             if let Ok(v) = rx.pop() {
-                sum = sum.wrapping_add(v);
+                sum = sum.wrapping_add(value(v));
                 n += 1;
             }
         }
@@ -304,7 +307,7 @@ fn stream_rtrb() -> f64 {
     let start = Instant::now();
     let mut i = 0;
     while i < STREAM {
-        if tx.push(i).is_ok() {
+        if tx.push(make(i)).is_ok() {
             i += 1;
         }
     }
@@ -312,6 +315,16 @@ fn stream_rtrb() -> f64 {
     let rate = STREAM as f64 / start.elapsed().as_secs_f64();
     assert_eq!(sum, STREAM * (STREAM - 1) / 2);
     rate
+}
+
+/// The baseline: rtrb moving u64s, 8 bytes a slot.
+fn stream_rtrb_u64() -> f64 {
+    stream_rtrb(|i| i, |v| v)
+}
+
+/// The same bytes per message as ringport moves: an 8-byte frame takes 16 with its header.
+fn stream_rtrb_u128() -> f64 {
+    stream_rtrb(u128::from, |v| v as u64)
 }
 
 fn stream_ringport() -> f64 {
@@ -369,8 +382,9 @@ fn main() {
     if std::env::args().any(|a| a == "--stream-only") {
         for _ in 0..5 {
             println!(
-                "rtrb {:.1} M/s  ringport {:.1} M/s",
-                stream_rtrb() / 1e6,
+                "rtrb u64 {:.1} M/s  rtrb u128 {:.1} M/s  ringport {:.1} M/s",
+                stream_rtrb_u64() / 1e6,
+                stream_rtrb_u128() / 1e6,
                 stream_ringport() / 1e6
             );
         }
@@ -384,7 +398,7 @@ fn main() {
 
     let mut spin: [Vec<f64>; 2] = Default::default();
     let mut block: [Vec<f64>; 3] = Default::default();
-    let mut streams: [Vec<f64>; 2] = Default::default();
+    let mut streams: [Vec<f64>; 3] = Default::default();
     for round in 0..rounds {
         // Alternate which contender goes first, so neither always runs on a warmer machine.
         let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
@@ -403,8 +417,8 @@ fn main() {
             ];
             block[i].push(ping(kinds[i], 20_000));
         }
-        for &i in &order {
-            streams[i].push([stream_rtrb, stream_ringport][i]());
+        for &i in &block_order {
+            streams[i].push([stream_rtrb_u64, stream_rtrb_u128, stream_ringport][i]());
         }
         eprint!(".");
     }
@@ -414,11 +428,17 @@ fn main() {
     let [raw, ours, symmetric] = block.map(median);
     println!("64 B round trip, both sleep:  raw futex   {raw:8.0} ns   ringport {ours:8.0} ns   ratio {:.2}x", ours / raw);
     println!("  the same, symmetric fences: raw futex   {raw:8.0} ns   ringport {symmetric:8.0} ns   ratio {:.2}x", symmetric / raw);
-    let [theirs, ours] = streams.map(median);
+    let [u64s, u128s, ours] = streams.map(median);
     println!(
-        "8 B frames streamed, threads: rtrb {:8.1} M/s   ringport {:8.1} M/s   ratio {:.2}x",
-        theirs / 1e6,
+        "8 B frames streamed, threads: rtrb u64  {:8.1} M/s   ringport {:8.1} M/s   ratio {:.2}x",
+        u64s / 1e6,
         ours / 1e6,
-        ours / theirs
+        ours / u64s
+    );
+    println!(
+        "  the same bytes a message:   rtrb u128 {:8.1} M/s   ringport {:8.1} M/s   ratio {:.2}x",
+        u128s / 1e6,
+        ours / 1e6,
+        ours / u128s
     );
 }

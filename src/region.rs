@@ -174,14 +174,16 @@ impl Drop for Region {
     }
 }
 
-/// A shared [`Region`] as an endpoint holds it, with the data area's address and mask copied
-/// inline. The ring accessors are the hottest code in ringport: reaching the data through the
-/// `Arc` costs two dependent loads per access, and since the `Region` sits behind a shared
+/// A shared [`Region`] as an endpoint holds it, with the header and data addresses and the mask
+/// copied inline. The ring accessors are the hottest code in ringport: reaching the data through
+/// the `Arc` costs two dependent loads per access, and since the `Region` sits behind a shared
 /// pointer the compiler must reload its fields after every store into ring memory. Fields inline
-/// in an endpoint borrowed `&mut` stay in registers. Holding the `Arc` keeps the memory alive,
-/// which is what makes the accessors safe.
+/// in an endpoint borrowed `&mut` stay in registers, and the hot paths never touch the `Arc`'s
+/// allocation (which may share a cache line with whatever another thread writes). Holding the
+/// `Arc` keeps the memory alive, which is what makes the accessors safe.
 pub(crate) struct RingMemory {
     region: Arc<Region>,
+    header: NonNull<SegmentHeader>,
     #[cfg(not(loom))]
     data: NonNull<u8>,
     mask: usize,
@@ -196,6 +198,7 @@ unsafe impl Sync for RingMemory {}
 impl RingMemory {
     pub(crate) fn new(region: Arc<Region>) -> RingMemory {
         RingMemory {
+            header: region.header,
             #[cfg(not(loom))]
             data: region.data,
             mask: region.capacity - 1,
@@ -206,7 +209,8 @@ impl RingMemory {
     /// The segment header.
     #[inline(always)]
     pub(crate) fn header(&self) -> &SegmentHeader {
-        self.region.header()
+        // SAFETY: a copy of the region's own header pointer, live while our `Arc` is.
+        unsafe { self.header.as_ref() }
     }
 
     /// The atomic header word of the frame at `offset` (taken modulo the capacity, rounded down

@@ -246,3 +246,31 @@ fn a_hostile_producer_position_is_refused_at_attach() {
     ));
     drop(consumer);
 }
+
+#[test]
+fn a_forged_repeat_of_the_last_length_past_the_end_is_corrupted() {
+    // The consumer's fast path trusts a header equal to the one a frame of the last length would
+    // have here; it must still refuse one that would run past the end of the data area.
+    let name = ShmName::new("hostile-repeat");
+    let mut consumer = small().create_consumer(name.as_str()).unwrap();
+    let raw = RawSegment::open(name.as_str());
+    let header = |len: u64, position: u64| len | 1 << 32 | ((position >> 3) & 0xFF_FFFF) << 40;
+    let len = 1000;
+    let size = 1008;
+    let mut position = 0;
+    while position + size <= 4096 {
+        raw.u64_at(offsets::DATA + position as usize)
+            .store(header(len, position), Ordering::Release);
+        assert_eq!(consumer.try_recv().unwrap().len(), len as usize);
+        position += size;
+    }
+    raw.u64_at(offsets::DATA + position as usize)
+        .store(header(len, position), Ordering::Release);
+    assert!(matches!(
+        consumer.try_recv(),
+        Err(Error::Corrupted {
+            what: "frame length",
+            ..
+        })
+    ));
+}

@@ -21,6 +21,8 @@ struct Cursor {
     published: u64,
     capacity: u64,
     max_frame: u32,
+    /// The length of the last frame read (1 before the first: any valid length will do).
+    last_len: u32,
 }
 
 impl Cursor {
@@ -31,8 +33,23 @@ impl Cursor {
         // Acquire: pairs with the producer's Release of this word; the payload and the zeroed
         // next header are visible once we see it.
         let word = region.frame_word(offset as usize).load(Ordering::Acquire);
+        // Streams mostly repeat one length. If this frame has the last one's, the length we
+        // return, and so the address of the next header, come from our own state, not from the
+        // loaded word: the word only decides a well-predicted branch. The CPU then runs ahead
+        // into the next frames while this load is still in flight, instead of chasing one
+        // header at a time. The checks are those of `decode` for a length already validated.
+        let len = self.last_len;
+        if word == frame::data_header(len, self.position)
+            && offset + frame_size(len as usize) as u64 <= self.capacity
+        {
+            return Ok(Some(len as usize));
+        }
         match frame::decode(word, self.position, self.capacity, self.max_frame) {
-            Ok(Frame::Data(len)) => Ok(Some(len)),
+            Ok(Frame::Data(len)) => {
+                // Valid lengths fit in u32: decode checked len <= max_frame.
+                self.last_len = len as u32;
+                Ok(Some(len))
+            }
             other => self.poll_slow(region, fences, other),
         }
     }
@@ -54,7 +71,10 @@ impl Cursor {
             frame = frame::decode(word, self.position, self.capacity, self.max_frame)?;
         }
         match frame {
-            Frame::Data(len) => Ok(Some(len)),
+            Frame::Data(len) => {
+                self.last_len = len as u32;
+                Ok(Some(len))
+            }
             Frame::Empty | Frame::Pad => {
                 // Caught up: free everything, so the producer never waits on space we hold.
                 self.publish(region, fences);
@@ -126,6 +146,7 @@ impl Consumer {
                 published: position,
                 capacity: params.capacity,
                 max_frame: params.max_frame,
+                last_len: 1,
             },
             ep,
         })
@@ -159,24 +180,33 @@ impl Consumer {
     /// # Errors
     /// [`Error::Empty`] if none is; [`Error::PeerGone`] if none is and the producer detached;
     /// [`Error::Corrupted`] if the ring breaks its invariants.
-    #[inline]
+    // Always inlined, with everything but a ready frame out of line: busy-polling loops call
+    // this at every turn, and a call that returns the guard through memory cost streaming
+    // throughput (measured in one harness: 155 against 180 M/s of 8-byte frames).
+    #[inline(always)]
     pub fn try_recv(&mut self) -> Result<ReadGuard<'_>> {
         match self.cursor.poll(&self.ep.region, self.ep.fences)? {
             Some(len) => Ok(ReadGuard {
                 consumer: self,
                 len,
             }),
-            None if self.ep.hold.peer_detached(self.ep.region.header()) => {
-                // The detach may have landed after our look: look once more.
-                match self.cursor.poll(&self.ep.region, self.ep.fences)? {
-                    Some(len) => Ok(ReadGuard {
-                        consumer: self,
-                        len,
-                    }),
-                    None => Err(Error::PeerGone(Role::Producer)),
-                }
-            }
-            None => Err(Error::Empty),
+            None => self.try_recv_none(),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn try_recv_none(&mut self) -> Result<ReadGuard<'_>> {
+        if !self.ep.hold.peer_detached(self.ep.region.header()) {
+            return Err(Error::Empty);
+        }
+        // The detach may have landed after our look: look once more.
+        match self.cursor.poll(&self.ep.region, self.ep.fences)? {
+            Some(len) => Ok(ReadGuard {
+                consumer: self,
+                len,
+            }),
+            None => Err(Error::PeerGone(Role::Producer)),
         }
     }
 
