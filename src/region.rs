@@ -182,6 +182,8 @@ impl Drop for Region {
 /// allocation (which may share a cache line with whatever another thread writes). Holding the
 /// `Arc` keeps the memory alive, which is what makes the accessors safe.
 pub(crate) struct RingMemory {
+    /// Keeps the memory alive (and, under loom, reaches the modelled words).
+    #[cfg_attr(not(loom), allow(dead_code))]
     region: Arc<Region>,
     header: NonNull<SegmentHeader>,
     #[cfg(not(loom))]
