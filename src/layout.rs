@@ -24,10 +24,12 @@ use crate::wait::Doorbell;
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"RINGPORT");
 
 /// Bumped on every incompatible change of this file or of the frame format.
-pub(crate) const LAYOUT_VERSION: u32 = 1;
+pub(crate) const LAYOUT_VERSION: u32 = 2;
 
 /// Ring kinds, stored in the header.
 pub(crate) const KIND_SPSC: u32 = 1;
+/// A multi-producer multi-consumer ring of fixed-size slots (see `mpmc`).
+pub(crate) const KIND_MPMC: u32 = 2;
 
 /// Header flag: notifiers use full fences (the creator could not register for `membarrier`).
 pub(crate) const FLAG_SYMMETRIC_FENCES: u32 = 1;
@@ -61,6 +63,9 @@ pub(crate) struct Identity {
     pub segment_len: AtomicU64,
     pub creator_pid: AtomicU32,
     pub reserved: AtomicU32,
+    /// The inode of the creator's pid namespace (0: unknown). Pids recorded in the segment mean
+    /// something only to processes in that namespace.
+    pub creator_pid_ns: AtomicU64,
 }
 
 /// Who holds a role. `owner` packs the holder's pid (low 32 bits), a state (bits 32..40) and an
@@ -91,7 +96,8 @@ mod checks {
     use core::mem::{align_of, offset_of, size_of};
     use static_assertions::const_assert_eq;
 
-    const_assert_eq!(size_of::<Identity>(), 56);
+    const_assert_eq!(size_of::<Identity>(), 64);
+    const_assert_eq!(offset_of!(Identity, creator_pid_ns), 56);
     const_assert_eq!(offset_of!(Identity, version), 8);
     const_assert_eq!(offset_of!(Identity, kind), 12);
     const_assert_eq!(offset_of!(Identity, flags), 16);
@@ -154,6 +160,7 @@ impl SegmentHeader {
                 segment_len: AtomicU64::new(0),
                 creator_pid: AtomicU32::new(0),
                 reserved: AtomicU32::new(0),
+                creator_pid_ns: AtomicU64::new(0),
             }),
             roles: Line([slot(), slot()]),
             positions: [Line(AtomicU64::new(0)), Line(AtomicU64::new(0))],
@@ -163,7 +170,7 @@ impl SegmentHeader {
 
     /// Fills in a zeroed header and publishes it: the magic goes last, with Release, so that an
     /// attacher that sees the magic sees every other field.
-    pub(crate) fn initialize(&self, params: &RingParams) {
+    pub(crate) fn initialize(&self, params: &RingParams, creator_pid_ns: u64) {
         let id = &self.identity;
         id.version.store(LAYOUT_VERSION, Ordering::Relaxed);
         id.kind.store(params.kind, Ordering::Relaxed);
@@ -174,6 +181,7 @@ impl SegmentHeader {
         id.segment_len
             .store(params.segment_len(), Ordering::Relaxed);
         id.creator_pid.store(std::process::id(), Ordering::Relaxed);
+        id.creator_pid_ns.store(creator_pid_ns, Ordering::Relaxed);
         id.magic.store(MAGIC, Ordering::Release);
     }
 
@@ -209,7 +217,11 @@ impl SegmentHeader {
         if data_offset != DATA_OFFSET as u64 {
             return Err(Error::corrupted("data offset", data_offset, 16));
         }
-        check_geometry(params.capacity, params.max_frame)
+        let geometry = match kind {
+            KIND_MPMC => check_mpmc_geometry(params.capacity, params.max_frame),
+            _ => check_geometry(params.capacity, params.max_frame),
+        };
+        geometry
             .map_err(|what| Error::corrupted(what, params.capacity, u64::from(params.max_frame)))?;
         let claimed = id.segment_len.load(Ordering::Relaxed);
         if claimed != params.segment_len() {
@@ -254,6 +266,34 @@ pub(crate) fn check_geometry(capacity: u64, max_frame: u32) -> Result<(), &'stat
         return Err(
             "max frame must be at least 1, and its frame plus 8 bytes at most half the capacity",
         );
+    }
+    Ok(())
+}
+
+/// The most slots an MPMC ring has: slot stamps keep 30 bits of lap, and with at least 2^30 laps
+/// between two positions that share a slot, a stale stamp can never pass for a current one.
+pub(crate) const MAX_SLOTS: u64 = 1 << 30;
+
+/// Bytes an MPMC slot of `slot_size` payload bytes occupies: an 8-byte stamp, then the payload
+/// padded to 8.
+pub(crate) const fn slot_stride(slot_size: u32) -> u64 {
+    8 + ((slot_size as u64 + 7) & !7)
+}
+
+/// Checks an MPMC data area of `capacity` bytes holding slots of `slot_size` payload bytes: a
+/// power-of-two number of slots from 2 to [`MAX_SLOTS`], in at most [`MAX_CAPACITY`] bytes.
+pub(crate) fn check_mpmc_geometry(capacity: u64, slot_size: u32) -> Result<(), &'static str> {
+    if slot_size == 0 || slot_size > u32::MAX - 8 {
+        return Err("slot size must be from 1 byte to 4 GiB less 8");
+    }
+    let stride = slot_stride(slot_size);
+    let slots = capacity / stride;
+    if capacity % stride != 0
+        || !slots.is_power_of_two()
+        || !(2..=MAX_SLOTS).contains(&slots)
+        || capacity > MAX_CAPACITY
+    {
+        return Err("slot count must be a power of two from 2 to 2^30, in at most 1 TiB");
     }
     Ok(())
 }

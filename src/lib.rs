@@ -24,7 +24,7 @@
 //!
 //! Layers, from the bottom: `os` (the only system calls), `region` and `layout` (the memory and
 //! its header: the only raw-pointer code), `frame` and `wait` (the algorithms, which make no
-//! system call of their own), and the endpoints in [`spsc`].
+//! system call of their own), and the endpoints in [`spsc`] and [`mpmc`].
 
 #![deny(unsafe_op_in_unsafe_fn)]
 // The loom build models the algorithms over heap memory; the OS layer is then unused.
@@ -34,6 +34,7 @@
 mod error;
 mod frame;
 mod layout;
+pub mod mpmc;
 mod os;
 mod region;
 mod role;
@@ -44,6 +45,7 @@ mod wait;
 pub use error::{Error, Result, Role};
 #[cfg(not(loom))]
 pub use os::remove_segment;
+pub use mpmc::{MpmcConsumer, MpmcOptions, MpmcProducer, MpmcRing, SlotGrant, SlotGuard};
 pub use role::PeerStatus;
 pub use spsc::{Consumer, Producer, ReadGuard, SpscOptions, WriteGrant};
 pub use wait::WaitStats;

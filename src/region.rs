@@ -65,7 +65,7 @@ impl Region {
                 .map(|_| crate::sync::TrackedCell::new(()))
                 .collect(),
         };
-        region.header().initialize(params);
+        region.header().initialize(params, crate::os::process::pid_namespace_cached());
         region
     }
 
@@ -76,7 +76,7 @@ impl Region {
             .map_err(|_| crate::Error::InvalidConfig("segment too large".into()))?;
         let shm = crate::os::shm::SharedMemory::create(name, len, unlink)?;
         let region = Region::from_shared(shm, params.capacity as usize);
-        region.header().initialize(params);
+        region.header().initialize(params, crate::os::process::pid_namespace_cached());
         Ok(region)
     }
 
@@ -122,6 +122,13 @@ impl Region {
     #[cfg(loom)]
     fn frame_word(&self, offset: usize) -> &AtomicU64 {
         &self.words[(offset & (self.capacity - 1)) / 8]
+    }
+
+    /// Under loom, the atomic word at `offset` (8-aligned, inside the data area).
+    #[cfg(loom)]
+    fn word(&self, offset: usize) -> &AtomicU64 {
+        assert!(offset % 8 == 0);
+        &self.words[offset / 8]
     }
 
     /// Under loom: the bytes, with the access registered for the race detector.
@@ -208,6 +215,11 @@ impl RingMemory {
         }
     }
 
+    /// Another view of the same memory, for another handle.
+    pub(crate) fn share(&self) -> RingMemory {
+        RingMemory::new(Arc::clone(&self.region))
+    }
+
     /// The segment header.
     #[inline(always)]
     pub(crate) fn header(&self) -> &SegmentHeader {
@@ -229,6 +241,24 @@ impl RingMemory {
         }
         #[cfg(loom)]
         self.region.frame_word(offset & self.mask)
+    }
+
+    /// The atomic word at `offset`, which need not be a power-of-two ring offset (MPMC slots).
+    ///
+    /// # Panics
+    /// If `offset` is not 8-aligned or the word is not inside the data area (a bug in the
+    /// caller: offsets come from masked positions, never straight from shared memory).
+    #[inline(always)]
+    pub(crate) fn word(&self, offset: usize) -> &AtomicU64 {
+        #[cfg(not(loom))]
+        {
+            assert!(offset % 8 == 0 && offset + 8 <= self.mask + 1);
+            // SAFETY: aligned and in bounds (asserted) of memory the `Arc` keeps alive;
+            // AtomicU64 has the layout of u64 and any bits are valid.
+            unsafe { &*self.data.as_ptr().add(offset).cast::<AtomicU64>() }
+        }
+        #[cfg(loom)]
+        self.region.word(offset)
     }
 
     /// The payload bytes `offset..offset + len`, to write.

@@ -51,6 +51,30 @@ fn pid_namespace() -> u64 {
         .unwrap_or(0)
 }
 
+/// Whether the process `pid` (in our pid namespace) is certainly dead: no such process, or a
+/// zombie. A pid that was recycled reads as alive: a false "alive" only delays recovery, a false
+/// "dead" would corrupt a live process's work, so every doubt answers "alive".
+pub(crate) fn pid_is_dead(pid: u32) -> bool {
+    let Ok(raw) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    if raw <= 0 {
+        return false;
+    }
+    // SAFETY: kill with signal 0 sends nothing; it only checks that the pid exists.
+    if unsafe { libc::kill(raw, 0) } != 0 {
+        return std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+    }
+    // It exists; a zombie has exited but not been reaped.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rfind(')')
+            .and_then(|i| stat[i + 1..].split_whitespace().next())
+            .is_some_and(|state| state == "Z" || state == "X"),
+        Err(_) => false,
+    }
+}
+
 /// What a liveness check found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Liveness {
@@ -93,7 +117,8 @@ impl ProcessWatch {
     }
 }
 
-fn pid_namespace_cached() -> u64 {
+/// The inode of this process's pid namespace (0: unknown), read once.
+pub(crate) fn pid_namespace_cached() -> u64 {
     static NS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     *NS.get_or_init(pid_namespace)
 }

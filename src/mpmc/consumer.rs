@@ -1,0 +1,193 @@
+//! Consumer handles of an MPMC ring.
+
+use std::ops::Deref;
+use std::time::{Duration, Instant};
+
+use super::slot::{Claim, Slots};
+use super::{deadline_after, Handle, Recovery, DATA_BELL, HEAD, SPACE_BELL};
+use crate::error::{Error, Result};
+use crate::region::RingMemory;
+use crate::wait::{block_on, Fences, WaitStats};
+
+/// A handle that takes messages from an MPMC ring. Clone it for another thread; make one from
+/// the ring in another process. Each message goes to exactly one consumer handle.
+///
+/// Read in place with [`recv`](Self::recv) (the guard borrows the slot and frees it when
+/// dropped) or copy with [`recv_into`](Self::recv_into); each has a `try_` form that fails at
+/// once with [`Error::Empty`] and a `_timeout` form.
+pub struct MpmcConsumer {
+    handle: Handle,
+}
+
+impl MpmcConsumer {
+    pub(super) fn new(handle: Handle) -> MpmcConsumer {
+        MpmcConsumer { handle }
+    }
+
+    /// Largest message in bytes.
+    #[must_use]
+    pub fn slot_size(&self) -> usize {
+        self.handle.slots.slot_size()
+    }
+
+    /// How often this handle's blocking calls had to wait and sleep.
+    #[must_use]
+    pub fn stats(&self) -> WaitStats {
+        self.handle.stats
+    }
+
+    /// The next message, if one is ready now.
+    ///
+    /// # Errors
+    /// [`Error::Empty`]; [`Error::Corrupted`].
+    pub fn try_recv(&mut self) -> Result<SlotGuard<'_>> {
+        let h = &mut self.handle;
+        match attempt(&h.mem, &h.slots, h.pid, h.fences, &mut h.recovery)? {
+            Some((position, len)) => Ok(self.guard(position, len)),
+            None => Err(Error::Empty),
+        }
+    }
+
+    /// The next message, waiting for one.
+    ///
+    /// # Errors
+    /// [`Error::Corrupted`].
+    pub fn recv(&mut self) -> Result<SlotGuard<'_>> {
+        self.recv_until(None)
+    }
+
+    /// As [`recv`](Self::recv), giving up after `timeout`.
+    ///
+    /// # Errors
+    /// As [`recv`](Self::recv), and [`Error::Timeout`].
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<SlotGuard<'_>> {
+        self.recv_until(deadline_after(timeout))
+    }
+
+    fn recv_until(&mut self, deadline: Option<Instant>) -> Result<SlotGuard<'_>> {
+        let h = &mut self.handle;
+        let (position, len) = block_on(
+            &h.mem.header().bells[DATA_BELL],
+            h.fences,
+            &h.policy,
+            deadline,
+            || attempt(&h.mem, &h.slots, h.pid, h.fences, &mut h.recovery),
+            |_| None,
+            &mut h.stats,
+        )?;
+        Ok(self.guard(position, len))
+    }
+
+    /// Copies the next message into `buf` (replacing its contents), waiting for one; returns
+    /// its length.
+    ///
+    /// # Errors
+    /// As [`recv`](Self::recv).
+    pub fn recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
+        copy_out(&self.recv()?, buf)
+    }
+
+    /// Copies the next message into `buf` if one is ready now.
+    ///
+    /// # Errors
+    /// As [`try_recv`](Self::try_recv).
+    pub fn try_recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
+        copy_out(&self.try_recv()?, buf)
+    }
+
+    /// Copies the next message into `buf`, waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// As [`recv_timeout`](Self::recv_timeout).
+    pub fn recv_into_timeout(&mut self, buf: &mut Vec<u8>, timeout: Duration) -> Result<usize> {
+        copy_out(&self.recv_timeout(timeout)?, buf)
+    }
+
+    fn guard(&mut self, position: u64, len: usize) -> SlotGuard<'_> {
+        SlotGuard {
+            handle: &mut self.handle,
+            position,
+            len,
+        }
+    }
+}
+
+/// One attempt to take a message; a slot freed by recovery is tried once more.
+fn attempt(
+    mem: &RingMemory,
+    slots: &Slots,
+    pid: u32,
+    fences: Fences,
+    recovery: &mut Recovery,
+) -> Result<Option<(u64, usize)>> {
+    let head = &mem.header().positions[HEAD];
+    for _ in 0..2 {
+        match slots.try_claim_read(mem, head, pid)? {
+            Claim::Won { position, len } => return Ok(Some((position, len))),
+            Claim::NotReady { blocker } => {
+                if !recovery.recover(mem, slots, fences, blocker) {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(None)
+}
+
+fn copy_out(guard: &SlotGuard<'_>, buf: &mut Vec<u8>) -> Result<usize> {
+    buf.clear();
+    buf.extend_from_slice(guard);
+    Ok(guard.len)
+}
+
+impl Clone for MpmcConsumer {
+    /// Another consumer handle on the same ring (its own wait statistics).
+    fn clone(&self) -> Self {
+        MpmcConsumer::new(self.handle.clone_handle())
+    }
+}
+
+impl std::fmt::Debug for MpmcConsumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MpmcConsumer")
+            .field("slots", &self.handle.slots.count())
+            .field("slot_size", &self.handle.slots.slot_size())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A received message, read in place. Derefs to its bytes; dropping it frees the slot.
+#[must_use = "dropping the guard releases the message at once"]
+pub struct SlotGuard<'a> {
+    handle: &'a mut Handle,
+    position: u64,
+    len: usize,
+}
+
+impl Deref for SlotGuard<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        let offset = self.handle.slots.payload_offset(self.position);
+        // SAFETY: we claimed this slot for reading (its stamp names us, READING) after its
+        // commit, which we acquired; no producer writes it until we release it in `drop`, and
+        // `len` was checked against the slot size.
+        unsafe { self.handle.mem.slice(offset, self.len) }
+    }
+}
+
+impl Drop for SlotGuard<'_> {
+    fn drop(&mut self) {
+        let handle = &*self.handle;
+        handle.slots.release(&handle.mem, self.position);
+        handle.mem.header().bells[SPACE_BELL].ring(handle.fences);
+    }
+}
+
+impl std::fmt::Debug for SlotGuard<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SlotGuard")
+            .field("position", &self.position)
+            .field("len", &self.len)
+            .finish()
+    }
+}

@@ -1,0 +1,256 @@
+//! Producer handles of an MPMC ring.
+
+use std::ops::{Deref, DerefMut};
+use std::time::{Duration, Instant};
+
+use super::slot::{Claim, Slots};
+use super::{deadline_after, Handle, Recovery, DATA_BELL, SPACE_BELL, TAIL};
+use crate::error::{Error, Result};
+use crate::region::RingMemory;
+use crate::wait::{block_on, Fences, WaitStats};
+
+/// A handle that writes messages into an MPMC ring. Clone it for another thread; make one from
+/// the ring in another process.
+///
+/// Write in place with [`reserve`](Self::reserve) (zero copy) or copy with
+/// [`send`](Self::send); each has a `try_` form that fails at once with [`Error::Full`] and a
+/// `_timeout` form.
+pub struct MpmcProducer {
+    handle: Handle,
+}
+
+impl MpmcProducer {
+    pub(super) fn new(handle: Handle) -> MpmcProducer {
+        MpmcProducer { handle }
+    }
+
+    /// Largest message in bytes.
+    #[must_use]
+    pub fn slot_size(&self) -> usize {
+        self.handle.slots.slot_size()
+    }
+
+    /// How often this handle's blocking calls had to wait and sleep.
+    #[must_use]
+    pub fn stats(&self) -> WaitStats {
+        self.handle.stats
+    }
+
+    fn check_len(&self, len: usize) -> Result<()> {
+        let max = self.slot_size();
+        if len == 0 || len > max {
+            return Err(Error::InvalidLength { len, max });
+        }
+        Ok(())
+    }
+
+    /// Reserves a slot to write `len` bytes in place, if one is free now.
+    ///
+    /// # Errors
+    /// [`Error::InvalidLength`] unless `1 <= len <= slot_size`; [`Error::Full`];
+    /// [`Error::Corrupted`].
+    pub fn try_reserve(&mut self, len: usize) -> Result<SlotGrant<'_>> {
+        self.check_len(len)?;
+        let h = &mut self.handle;
+        match attempt(&h.mem, &h.slots, h.pid, h.fences, &mut h.recovery)? {
+            Some(position) => Ok(self.grant(position, len)),
+            None => Err(Error::Full),
+        }
+    }
+
+    /// Reserves a slot to write `len` bytes in place, waiting for one.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), ringport::Error> {
+    /// let ring = ringport::MpmcOptions::new().slots(8).slot_size(64).in_process()?;
+    /// let (mut producer, mut consumer) = (ring.producer(), ring.consumer());
+    /// let mut grant = producer.reserve(64)?;
+    /// grant[..5].copy_from_slice(b"hello");
+    /// grant.commit_len(5);
+    /// assert_eq!(&*consumer.recv()?, b"hello");
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidLength`]; [`Error::Corrupted`].
+    pub fn reserve(&mut self, len: usize) -> Result<SlotGrant<'_>> {
+        self.reserve_until(len, None)
+    }
+
+    /// As [`reserve`](Self::reserve), giving up after `timeout`.
+    ///
+    /// # Errors
+    /// As [`reserve`](Self::reserve), and [`Error::Timeout`].
+    pub fn reserve_timeout(&mut self, len: usize, timeout: Duration) -> Result<SlotGrant<'_>> {
+        self.reserve_until(len, deadline_after(timeout))
+    }
+
+    fn reserve_until(&mut self, len: usize, deadline: Option<Instant>) -> Result<SlotGrant<'_>> {
+        self.check_len(len)?;
+        let h = &mut self.handle;
+        let position = block_on(
+            &h.mem.header().bells[SPACE_BELL],
+            h.fences,
+            &h.policy,
+            deadline,
+            || attempt(&h.mem, &h.slots, h.pid, h.fences, &mut h.recovery),
+            |_| None,
+            &mut h.stats,
+        )?;
+        Ok(self.grant(position, len))
+    }
+
+    /// Copies `data` into a slot, waiting for one.
+    ///
+    /// # Errors
+    /// As [`reserve`](Self::reserve).
+    pub fn send(&mut self, data: &[u8]) -> Result<()> {
+        let mut grant = self.reserve(data.len())?;
+        grant.copy_from_slice(data);
+        grant.commit();
+        Ok(())
+    }
+
+    /// Copies `data` into a slot if one is free now.
+    ///
+    /// # Errors
+    /// As [`try_reserve`](Self::try_reserve).
+    pub fn try_send(&mut self, data: &[u8]) -> Result<()> {
+        let mut grant = self.try_reserve(data.len())?;
+        grant.copy_from_slice(data);
+        grant.commit();
+        Ok(())
+    }
+
+    /// Copies `data` into a slot, waiting at most `timeout` for one.
+    ///
+    /// # Errors
+    /// As [`reserve_timeout`](Self::reserve_timeout).
+    pub fn send_timeout(&mut self, data: &[u8], timeout: Duration) -> Result<()> {
+        let mut grant = self.reserve_timeout(data.len(), timeout)?;
+        grant.copy_from_slice(data);
+        grant.commit();
+        Ok(())
+    }
+
+    fn grant(&mut self, position: u64, len: usize) -> SlotGrant<'_> {
+        SlotGrant {
+            handle: &mut self.handle,
+            position,
+            len,
+            published: 0,
+        }
+    }
+}
+
+/// One attempt to claim a slot; a slot freed by recovery is tried once more.
+fn attempt(
+    mem: &RingMemory,
+    slots: &Slots,
+    pid: u32,
+    fences: Fences,
+    recovery: &mut Recovery,
+) -> Result<Option<u64>> {
+    let tail = &mem.header().positions[TAIL];
+    for _ in 0..2 {
+        match slots.try_claim_write(mem, tail, pid)? {
+            Claim::Won { position, .. } => return Ok(Some(position)),
+            Claim::NotReady { blocker } => {
+                if !recovery.recover(mem, slots, fences, blocker) {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(None)
+}
+
+impl Clone for MpmcProducer {
+    /// Another producer handle on the same ring (its own wait statistics).
+    fn clone(&self) -> Self {
+        MpmcProducer::new(self.handle.clone_handle())
+    }
+}
+
+impl std::fmt::Debug for MpmcProducer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MpmcProducer")
+            .field("slots", &self.handle.slots.count())
+            .field("slot_size", &self.handle.slots.slot_size())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A claimed slot, written in place. Derefs to the reserved bytes.
+///
+/// [`commit`](Self::commit) publishes it; [`commit_len`](Self::commit_len) publishes a shorter
+/// prefix; dropping the grant without committing aborts it (consumers skip the slot).
+#[must_use = "a grant that is dropped is aborted; call commit()"]
+pub struct SlotGrant<'a> {
+    handle: &'a mut Handle,
+    position: u64,
+    len: usize,
+    /// What the drop publishes: 0 (abort) unless committed.
+    published: usize,
+}
+
+impl SlotGrant<'_> {
+    /// Publishes the whole reservation.
+    pub fn commit(self) {
+        let len = self.len;
+        self.commit_len(len);
+    }
+
+    /// Publishes the first `len` bytes; `len == 0` aborts.
+    ///
+    /// # Panics
+    /// If `len` is larger than the reserved length.
+    pub fn commit_len(mut self, len: usize) {
+        assert!(
+            len <= self.len,
+            "commit_len({len}) is more than the {} bytes reserved",
+            self.len
+        );
+        self.published = len;
+        // The drop publishes.
+    }
+}
+
+impl Drop for SlotGrant<'_> {
+    fn drop(&mut self) {
+        // The slot is claimed: it must be published, as a message or as an aborted slot, or
+        // every consumer would wait behind it.
+        let handle = &*self.handle;
+        handle
+            .slots
+            .commit(&handle.mem, self.position, self.published);
+        handle.mem.header().bells[DATA_BELL].ring(handle.fences);
+    }
+}
+
+impl Deref for SlotGrant<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        let offset = self.handle.slots.payload_offset(self.position);
+        // SAFETY: we claimed this slot (its stamp names us, WRITING), so no consumer reads it
+        // and no producer writes it until we commit; `&self` borrows the grant.
+        unsafe { self.handle.mem.slice(offset, self.len) }
+    }
+}
+
+impl DerefMut for SlotGrant<'_> {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        let offset = self.handle.slots.payload_offset(self.position);
+        // SAFETY: as in `deref`; `&mut self` makes this the only reference.
+        unsafe { self.handle.mem.slice_mut(offset, self.len) }
+    }
+}
+
+impl std::fmt::Debug for SlotGrant<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SlotGrant")
+            .field("position", &self.position)
+            .field("len", &self.len)
+            .finish()
+    }
+}

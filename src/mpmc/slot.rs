@@ -1,0 +1,429 @@
+//! The MPMC slot protocol: stamps, claims, commits, releases and the recovery of slots whose
+//! owner died. No system calls: liveness is asked of the caller.
+//!
+//! The ring is Vyukov's bounded queue (crossbeam's `ArrayQueue`, rigtorp's `MPMCQueue`): slots
+//! in a power-of-two array, a `tail` that producers advance and a `head` that consumers advance,
+//! both plain counters, and a stamp in every slot that says which lap it is on and what state it
+//! is in. Position `p` lives in slot `p % slots` on lap `p / slots`.
+//!
+//! Unlike the textbook queue, a slot is claimed by a compare-and-swap on its *stamp*, which
+//! records the claimer's pid in the same step, and the counter is advanced after (by the claimer,
+//! or by anyone who finds the slot already claimed: "helping"). So there is no instant at which a
+//! position is taken but its owner unknown, and a process killed anywhere between reserve and
+//! commit, or between receive and release, leaves a slot that names it. A waiter stuck behind
+//! such a slot checks the pid and, if the process is dead, completes the slot on its behalf
+//! (see [`Slots::reclaim`]). The counters are hints: the stamps alone decide.
+//!
+//! ```text
+//! stamp bits  0..32  WRITING / READING: the owner's pid (0: unknown, never reclaimed)
+//!                    READY: the payload length (0: aborted or reclaimed, consumers skip it)
+//!             32..34  state: FREE 0, WRITING 1, READY 2, READING 3
+//!             34..64  lap, modulo 2^30
+//!
+//! FREE(lap) --producer claims--> WRITING(lap, pid) --commit--> READY(lap, len)
+//!    ^                                                            |
+//!    +------ release ---- READING(lap - 1, pid) <--consumer claims-+    (lap + 1 on release)
+//! ```
+//!
+//! A zeroed data area is every slot FREE on lap 0: a fresh ring.
+
+use crate::error::{Error, Result};
+use crate::layout::slot_stride;
+use crate::region::RingMemory;
+use crate::sync::{AtomicU64, Ordering};
+
+const FREE: u64 = 0;
+const WRITING: u64 = 1;
+const READY: u64 = 2;
+const READING: u64 = 3;
+
+const LAP_BITS: u32 = 30;
+const LAP_MASK: u64 = (1 << LAP_BITS) - 1;
+
+/// How many times a `try_` operation retries after losing a race before it reports the ring
+/// not ready. Each retry means another handle made progress, so this bound is only ever reached
+/// under a peer that rewrites the counters without end; it keeps a hostile peer from pinning a
+/// caller in a loop.
+const RETRIES: usize = 1 << 12;
+
+fn pack(lap: u64, state: u64, low: u32) -> u64 {
+    (lap & LAP_MASK) << 34 | state << 32 | u64::from(low)
+}
+
+/// A stamp, decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stamp {
+    pub word: u64,
+}
+
+impl Stamp {
+    fn lap(self) -> u64 {
+        self.word >> 34
+    }
+    fn state(self) -> u64 {
+        (self.word >> 32) & 3
+    }
+    fn low(self) -> u32 {
+        self.word as u32
+    }
+    /// The pid of the handle working on the slot, if it is being written or read.
+    pub(crate) fn owner(self) -> Option<u32> {
+        matches!(self.state(), WRITING | READING).then_some(self.low())
+    }
+}
+
+/// Where a stamp's lap stands against the lap a position expects.
+enum Lap {
+    Previous,
+    Current,
+    /// The position we read was stale: the slot is already past it.
+    Later,
+}
+
+/// What a producer's or consumer's attempt found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Claim {
+    /// The position is ours; for a consumer, with the payload length.
+    Won { position: u64, len: usize },
+    /// Not now (full for a producer, empty for a consumer). `blocker` is the slot in the way,
+    /// if another handle is working on it: the one to check if this persists.
+    NotReady { blocker: Option<(u64, Stamp)> },
+}
+
+/// The fixed geometry of one MPMC ring, and the protocol over its memory.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Slots {
+    count: u64,
+    shift: u32,
+    stride: u64,
+    slot_size: u32,
+}
+
+impl Slots {
+    /// The geometry of a data area already checked by `check_mpmc_geometry`.
+    pub(crate) fn new(capacity: u64, slot_size: u32) -> Slots {
+        let stride = slot_stride(slot_size);
+        let count = capacity / stride;
+        Slots {
+            count,
+            shift: count.trailing_zeros(),
+            stride,
+            slot_size,
+        }
+    }
+
+    pub(crate) fn count(&self) -> u64 {
+        self.count
+    }
+
+    pub(crate) fn slot_size(&self) -> usize {
+        self.slot_size as usize
+    }
+
+    /// Byte offset of the payload of `position`'s slot.
+    pub(crate) fn payload_offset(&self, position: u64) -> usize {
+        ((position & (self.count - 1)) * self.stride + 8) as usize
+    }
+
+    fn stamp<'m>(&self, mem: &'m RingMemory, position: u64) -> &'m AtomicU64 {
+        mem.word(((position & (self.count - 1)) * self.stride) as usize)
+    }
+
+    fn lap_of(&self, position: u64) -> u64 {
+        (position >> self.shift) & LAP_MASK
+    }
+
+    /// Compares a stamp's lap with `position`'s. Positions read from the counters may be stale
+    /// (behind the truth), never ahead of it, so a stamp is on the previous lap, the current one,
+    /// or any later one; a lap further behind is corruption.
+    fn compare(&self, stamp: Stamp, position: u64) -> Result<Lap> {
+        let delta = stamp.lap().wrapping_sub(self.lap_of(position)) & LAP_MASK;
+        match delta {
+            0 => Ok(Lap::Current),
+            LAP_MASK => Ok(Lap::Previous),
+            d if d < 1 << (LAP_BITS - 1) => Ok(Lap::Later),
+            _ => Err(Error::corrupted("slot lap", stamp.word, position)),
+        }
+    }
+
+    /// Producer: claims the slot at the tail for `pid`.
+    pub(crate) fn try_claim_write(
+        &self,
+        mem: &RingMemory,
+        tail: &AtomicU64,
+        pid: u32,
+    ) -> Result<Claim> {
+        // Relaxed: the counter is a hint; the stamp's Acquire load below is what orders us
+        // after the consumer that freed the slot.
+        let mut position = tail.load(Ordering::Relaxed);
+        for _ in 0..RETRIES {
+            let slot = self.stamp(mem, position);
+            // Acquire: pairs with the Release that freed the slot, so the previous reader's
+            // reads of the payload happen before our writes.
+            let stamp = Stamp {
+                word: slot.load(Ordering::Acquire),
+            };
+            match (self.compare(stamp, position)?, stamp.state()) {
+                (Lap::Current, FREE) => {
+                    let claimed = pack(self.lap_of(position), WRITING, pid);
+                    // Acquire on success: as the load above (the CAS reads the freeing store).
+                    if slot
+                        .compare_exchange(stamp.word, claimed, Ordering::Acquire, Ordering::Relaxed)
+                        .is_ok()
+                    {
+                        help(tail, position);
+                        return Ok(Claim::Won { position, len: 0 });
+                    }
+                }
+                // Claimed by someone else (or long since reused): move the tail past it.
+                (Lap::Current | Lap::Later, _) => help(tail, position),
+                (Lap::Previous, WRITING | READY | READING) => {
+                    return Ok(Claim::NotReady {
+                        blocker: stamp.owner().map(|_| (position, stamp)),
+                    })
+                }
+                (Lap::Previous, _) => {
+                    // The tail passes a position only once its slot is claimed for that lap.
+                    return Err(Error::corrupted("slot stamp", stamp.word, position));
+                }
+            }
+            position = tail.load(Ordering::Relaxed);
+        }
+        Ok(Claim::NotReady { blocker: None })
+    }
+
+    /// Producer: publishes the slot it claimed at `position` with `len` payload bytes (0 aborts:
+    /// consumers skip it).
+    pub(crate) fn commit(&self, mem: &RingMemory, position: u64, len: usize) {
+        // Release: the payload written before this is visible to the consumer that acquires it.
+        // A plain store: no one else writes a slot its live owner holds (reclaim needs the
+        // owner dead).
+        self.stamp(mem, position).store(
+            pack(self.lap_of(position), READY, len as u32),
+            Ordering::Release,
+        );
+    }
+
+    /// Consumer: claims the slot at the head for `pid`. Aborted slots are skipped (freed).
+    pub(crate) fn try_claim_read(
+        &self,
+        mem: &RingMemory,
+        head: &AtomicU64,
+        pid: u32,
+    ) -> Result<Claim> {
+        // Relaxed: a hint, as in `try_claim_write`.
+        let mut position = head.load(Ordering::Relaxed);
+        for _ in 0..RETRIES {
+            let slot = self.stamp(mem, position);
+            // Acquire: pairs with the commit's Release: the payload is visible.
+            let stamp = Stamp {
+                word: slot.load(Ordering::Acquire),
+            };
+            match (self.compare(stamp, position)?, stamp.state()) {
+                (Lap::Current, READY) => {
+                    let len = stamp.low() as usize;
+                    if len > self.slot_size as usize {
+                        return Err(Error::corrupted("slot length", stamp.word, position));
+                    }
+                    let claimed = pack(self.lap_of(position), READING, pid);
+                    // Acquire on success: as the load above.
+                    if slot
+                        .compare_exchange(stamp.word, claimed, Ordering::Acquire, Ordering::Relaxed)
+                        .is_ok()
+                    {
+                        help(head, position);
+                        if len > 0 {
+                            return Ok(Claim::Won { position, len });
+                        }
+                        self.release(mem, position);
+                    }
+                }
+                (Lap::Current, FREE | WRITING) => {
+                    return Ok(Claim::NotReady {
+                        blocker: stamp.owner().map(|_| (position, stamp)),
+                    })
+                }
+                // The slot's previous reader has not let go: nothing is written here yet.
+                (Lap::Previous, READING) => {
+                    return Ok(Claim::NotReady {
+                        blocker: Some((position, stamp)),
+                    })
+                }
+                (Lap::Current, _) | (Lap::Later, _) => help(head, position),
+                (Lap::Previous, _) => {
+                    // The head passes a position only once its slot is claimed for reading.
+                    return Err(Error::corrupted("slot stamp", stamp.word, position));
+                }
+            }
+            position = head.load(Ordering::Relaxed);
+        }
+        Ok(Claim::NotReady { blocker: None })
+    }
+
+    /// Consumer: frees the slot it read at `position` for the next lap's producer.
+    pub(crate) fn release(&self, mem: &RingMemory, position: u64) {
+        // Release: our reads of the payload happen before the next producer's writes (it
+        // acquires this). A plain store, as in `commit`.
+        self.stamp(mem, position).store(
+            pack(self.lap_of(position) + 1, FREE, 0),
+            Ordering::Release,
+        );
+    }
+
+    /// Completes a slot that `blocker` found held by an owner that `is_dead` says is dead: a
+    /// write in progress becomes an aborted frame (consumers skip it), a read in progress
+    /// frees the slot (the message went to the consumer that died: at most once). Returns
+    /// whether this call reclaimed it. The slot must still hold exactly the stamp seen, so a
+    /// slot that moved on meanwhile is left alone, and of several reclaimers one wins.
+    pub(crate) fn reclaim(
+        &self,
+        mem: &RingMemory,
+        blocker: (u64, Stamp),
+        is_dead: impl FnOnce(u32) -> bool,
+    ) -> bool {
+        let (position, stamp) = blocker;
+        let Some(pid) = stamp.owner() else {
+            return false;
+        };
+        if pid == 0 || !is_dead(pid) {
+            return false;
+        }
+        let done = match stamp.state() {
+            WRITING => pack(stamp.lap(), READY, 0),
+            _ => pack(stamp.lap() + 1, FREE, 0),
+        };
+        // AcqRel: acquire what the dead owner wrote (nothing we read), release our decision.
+        self.stamp(mem, position)
+            .compare_exchange(stamp.word, done, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+    }
+}
+
+/// Moves a counter from `position` to the next, unless someone already did.
+#[inline]
+fn help(counter: &AtomicU64, position: u64) {
+    // Relaxed: the counter is a hint (see the module documentation); a failed CAS means it has
+    // moved on already.
+    let _ = counter.compare_exchange(position, position + 1, Ordering::Relaxed, Ordering::Relaxed);
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::layout::{RingParams, KIND_MPMC};
+    use crate::region::Region;
+    use std::sync::Arc;
+
+    fn ring(slots: u64, size: u32) -> (RingMemory, Slots, AtomicU64, AtomicU64) {
+        let capacity = slots * slot_stride(size);
+        let params = RingParams {
+            kind: KIND_MPMC,
+            capacity,
+            max_frame: size,
+            flags: 0,
+        };
+        let mem = RingMemory::new(Arc::new(Region::heap(&params)));
+        (mem, Slots::new(capacity, size), AtomicU64::new(0), AtomicU64::new(0))
+    }
+
+    fn won(claim: Claim) -> (u64, usize) {
+        match claim {
+            Claim::Won { position, len } => (position, len),
+            other => panic!("expected a claim, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn fills_drains_and_laps() {
+        let (mem, slots, tail, head) = ring(4, 8);
+        for lap in 0..3u64 {
+            for i in 0..4 {
+                let (p, _) = won(slots.try_claim_write(&mem, &tail, 7).unwrap());
+                assert_eq!(p, lap * 4 + i);
+                slots.commit(&mem, p, 5);
+            }
+            assert!(matches!(
+                slots.try_claim_write(&mem, &tail, 7).unwrap(),
+                Claim::NotReady { blocker: None }
+            ));
+            for i in 0..4 {
+                assert_eq!(
+                    won(slots.try_claim_read(&mem, &head, 9).unwrap()),
+                    (lap * 4 + i, 5)
+                );
+                slots.release(&mem, lap * 4 + i);
+            }
+            assert!(matches!(
+                slots.try_claim_read(&mem, &head, 9).unwrap(),
+                Claim::NotReady { blocker: None }
+            ));
+        }
+    }
+
+    #[test]
+    fn aborted_slots_are_skipped() {
+        let (mem, slots, tail, head) = ring(4, 8);
+        let (a, _) = won(slots.try_claim_write(&mem, &tail, 7).unwrap());
+        let (b, _) = won(slots.try_claim_write(&mem, &tail, 7).unwrap());
+        slots.commit(&mem, a, 0);
+        slots.commit(&mem, b, 3);
+        assert_eq!(won(slots.try_claim_read(&mem, &head, 9).unwrap()), (b, 3));
+    }
+
+    #[test]
+    fn a_dead_writer_is_skipped_and_a_dead_reader_freed() {
+        let (mem, slots, tail, head) = ring(2, 8);
+        let (stuck, _) = won(slots.try_claim_write(&mem, &tail, 1234).unwrap());
+        let (next, _) = won(slots.try_claim_write(&mem, &tail, 7).unwrap());
+        slots.commit(&mem, next, 1);
+        let Claim::NotReady {
+            blocker: Some(blocker),
+        } = slots.try_claim_read(&mem, &head, 9).unwrap()
+        else {
+            panic!("the stuck slot should block");
+        };
+        assert_eq!(blocker.0, stuck);
+        assert!(!slots.reclaim(&mem, blocker, |_| false), "live owners keep their slot");
+        assert!(slots.reclaim(&mem, blocker, |pid| pid == 1234));
+        assert!(!slots.reclaim(&mem, blocker, |_| true), "only one reclaimer wins");
+        // The reader that then dies holding `next` blocks the producer a lap later.
+        assert_eq!(won(slots.try_claim_read(&mem, &head, 4321).unwrap()), (next, 1));
+        let (p, _) = won(slots.try_claim_write(&mem, &tail, 7).unwrap());
+        slots.commit(&mem, p, 1);
+        let Claim::NotReady {
+            blocker: Some(blocker),
+        } = slots.try_claim_write(&mem, &tail, 7).unwrap()
+        else {
+            panic!("the dead reader's slot should block");
+        };
+        assert!(slots.reclaim(&mem, blocker, |pid| pid == 4321));
+        assert!(matches!(
+            slots.try_claim_write(&mem, &tail, 7).unwrap(),
+            Claim::Won { .. }
+        ));
+    }
+
+    #[test]
+    fn garbage_stamps_are_corrupted() {
+        let (mem, slots, tail, head) = ring(4, 8);
+        // READY with a length beyond the slot.
+        slots.stamp(&mem, 0).store(pack(0, READY, 9), Ordering::Relaxed);
+        assert!(matches!(
+            slots.try_claim_read(&mem, &head, 9),
+            Err(Error::Corrupted { what: "slot length", .. })
+        ));
+        // A lap far behind.
+        slots.stamp(&mem, 0).store(pack(LAP_MASK - 5, FREE, 0), Ordering::Relaxed);
+        assert!(matches!(
+            slots.try_claim_write(&mem, &tail, 7),
+            Err(Error::Corrupted { what: "slot lap", .. })
+        ));
+        // A counter pushed ahead by a lap, onto slots that never were claimed.
+        slots.stamp(&mem, 0).store(0, Ordering::Relaxed);
+        tail.store(4, Ordering::Relaxed);
+        assert!(matches!(
+            slots.try_claim_write(&mem, &tail, 7),
+            Err(Error::Corrupted { what: "slot stamp", .. })
+        ));
+    }
+}
