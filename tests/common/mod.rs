@@ -158,6 +158,37 @@ pub fn spawn_child(test_name: &str, arg: &str) -> Child {
         .expect("spawn child test process")
 }
 
+/// As [`spawn_child`], with the child's standard output piped to the parent (children report
+/// results on lines starting with `RESULT `; see [`result_lines`]).
+pub fn spawn_child_piped(test_name: &str, arg: &str) -> Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            test_name,
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV, arg)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn child test process")
+}
+
+/// Waits for a child made by [`spawn_child_piped`], asserts that it succeeded, and returns the
+/// text after `RESULT ` on each of its result lines.
+pub fn result_lines(guard: ChildGuard) -> Vec<String> {
+    let mut guard = guard;
+    let child = guard.0.take().unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "child failed: {}", output.status);
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        // Not `strip_prefix`: the harness writes "test name ... " before the first line.
+        .filter_map(|l| l.find("RESULT ").map(|i| l[i + 7..].to_owned()))
+        .collect()
+}
+
 /// The argument of a child process, or None when the test runs on its own (then it does nothing).
 pub fn child_arg() -> Option<String> {
     std::env::var(CHILD_ENV).ok()
