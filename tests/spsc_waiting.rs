@@ -4,7 +4,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{child_arg, thread_cpu_time, ChildGuard, ShmName};
+use common::{child_arg, kill9, spawn_child_ready, thread_cpu_time, ChildGuard, ShmName};
 use ringport::{Error, PeerStatus, Role, SpscOptions};
 
 fn options() -> SpscOptions {
@@ -197,38 +197,7 @@ fn child_attach_and_hang() {
 }
 
 fn spawn_and_wait_ready(role: &str, name: &ShmName) -> ChildGuard {
-    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--ignored",
-            "--exact",
-            "child_attach_and_hang",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(common::CHILD_ENV, format!("{role}:{}", name.as_str()))
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    let stdout = child.stdout.take().unwrap();
-    let mut reader = std::io::BufReader::new(stdout);
-    loop {
-        line.clear();
-        assert!(
-            std::io::BufRead::read_line(&mut reader, &mut line).unwrap() > 0,
-            "child died"
-        );
-        // The harness prints "test child_attach_and_hang ... " before the child's own output.
-        if line.trim_end().ends_with("ready") {
-            break;
-        }
-    }
-    ChildGuard(Some(child))
-}
-
-fn kill9(child: &ChildGuard) {
-    // SAFETY: kill takes plain integers.
-    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGKILL) }, 0);
+    spawn_child_ready("child_attach_and_hang", &format!("{role}:{}", name.as_str()))
 }
 
 #[test]
@@ -239,10 +208,10 @@ fn a_killed_producer_is_reported_to_a_blocked_consumer() {
         .liveness_interval(interval)
         .create_consumer(name.as_str())
         .unwrap();
-    let child = spawn_and_wait_ready("producer", &name);
+    let mut child = spawn_and_wait_ready("producer", &name);
     assert_eq!(&*consumer.recv().unwrap(), b"last words");
     assert_eq!(consumer.peer_status(), PeerStatus::Present);
-    kill9(&child);
+    kill9(&mut child);
     let killed = Instant::now();
     let result = consumer.recv_timeout(Duration::from_secs(10)).map(|_| ());
     let noticed = killed.elapsed();
@@ -270,9 +239,9 @@ fn a_killed_consumer_is_reported_to_a_blocked_producer() {
         .liveness_interval(Duration::from_millis(20))
         .create_producer(name.as_str())
         .unwrap();
-    let child = spawn_and_wait_ready("consumer", &name);
+    let mut child = spawn_and_wait_ready("consumer", &name);
     while producer.try_send(&[3; 1000]).is_ok() {}
-    kill9(&child);
+    kill9(&mut child);
     let killed = Instant::now();
     let result = producer.send_timeout(&[4; 1000], Duration::from_secs(10));
     assert!(

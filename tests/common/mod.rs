@@ -134,6 +134,7 @@ pub mod offsets {
     pub const MAGIC: usize = 0;
     pub const VERSION: usize = 8;
     pub const KIND: usize = 12;
+    pub const CAPACITY: usize = 24;
     pub const PRODUCER_POS: usize = 256;
     pub const CONSUMER_POS: usize = 384;
     pub const DATA: usize = 768;
@@ -187,6 +188,33 @@ pub fn result_lines(guard: ChildGuard) -> Vec<String> {
         // Not `strip_prefix`: the harness writes "test name ... " before the first line.
         .filter_map(|l| l.find("RESULT ").map(|i| l[i + 7..].to_owned()))
         .collect()
+}
+
+/// As [`spawn_child_piped`], then waits until the child prints a line ending in "ready".
+pub fn spawn_child_ready(test_name: &str, arg: &str) -> ChildGuard {
+    let mut child = spawn_child_piped(test_name, arg);
+    let stdout = child.stdout.take().unwrap();
+    let guard = ChildGuard(Some(child));
+    let mut reader = std::io::BufReader::new(stdout);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(
+            std::io::BufRead::read_line(&mut reader, &mut line).unwrap() > 0,
+            "child died before it was ready"
+        );
+        // The harness prints "test name ... " before the child's own output.
+        if line.trim_end().ends_with("ready") {
+            return guard;
+        }
+    }
+}
+
+/// Sends SIGKILL to a child, and reaps it (a zombie would still look alive).
+pub fn kill9(child: &mut ChildGuard) {
+    let mut process = child.0.take().unwrap();
+    process.kill().unwrap();
+    process.wait().unwrap();
 }
 
 /// The argument of a child process, or None when the test runs on its own (then it does nothing).
