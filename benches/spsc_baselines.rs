@@ -20,28 +20,11 @@ use ringport::{Error, SpscOptions};
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod support;
 use common::{RawSegment, ShmName};
+use support::{median, online_cores, pin_to};
 
 const CHILD_ENV: &str = "RINGPORT_BENCH_CHILD";
-
-fn online_cores() -> usize {
-    // Not `available_parallelism`: it reads this process's affinity mask, which a child inherits
-    // from its pinned parent (it would then see one core and pin itself beside the parent).
-    // SAFETY: sysconf takes a plain integer.
-    usize::try_from(unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) })
-        .unwrap_or(1)
-        .max(1)
-}
-
-fn pin_to(core: usize) {
-    let cores = online_cores();
-    // SAFETY: a zeroed cpu_set_t is valid; sched_setaffinity reads it.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(core % cores, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set);
-    }
-}
 
 fn futex_wait(word: &AtomicU32, expected: u32) {
     // SAFETY: a live aligned u32; shared futex (no private flag), no timeout.
@@ -363,11 +346,6 @@ fn stream_ringport() -> f64 {
 }
 
 // ---------------------------------------------------------------- driver
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
 
 fn main() {
     if let Ok(arg) = std::env::var(CHILD_ENV) {

@@ -1,0 +1,265 @@
+//! The MPMC ring against its baselines, interleaved in one run:
+//! - 2 producer and 2 consumer threads moving 8-byte messages, against crossbeam's `ArrayQueue`
+//!   with the same threads in one process (the same number of slots);
+//! - one producer and one consumer process streaming 8-byte messages, pinned to two cores,
+//!   against ringport's SPSC ring.
+//!
+//! `cargo bench --bench mpmc_baselines` (add `-- --quick` for fewer rounds).
+
+use std::time::{Duration, Instant};
+
+use crossbeam_queue::ArrayQueue;
+use ringport::{Error, MpmcOptions, SpscOptions};
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+mod support;
+use common::ShmName;
+use support::{median, pin_to};
+
+const CHILD_ENV: &str = "RINGPORT_BENCH_CHILD";
+const SLOTS: usize = 1024;
+const THREAD_MESSAGES: u64 = 4_000_000;
+const PROCESS_MESSAGES: u64 = 10_000_000;
+
+// ---------------------------------------------------------------- 2 x 2 threads
+
+/// Messages per second through `THREAD_MESSAGES` sends by two producers to two consumers, each
+/// side busy-polling; checks that the sum of what arrived is the sum of what was sent. Each
+/// thread gets its own push or pop function (for ringport: its own handle).
+fn two_by_two<P, C>(make_push: impl Fn() -> P, make_pop: impl Fn() -> C) -> f64
+where
+    P: FnMut(u64) -> bool + Send,
+    C: FnMut() -> Option<u64> + Send,
+{
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let per_producer = THREAD_MESSAGES / 2;
+    let received = AtomicU64::new(0);
+    let start = Instant::now();
+    let sums: Vec<u64> = std::thread::scope(|s| {
+        for p in 0..2u64 {
+            let mut push = make_push();
+            s.spawn(move || {
+                pin_to(p as usize);
+                for i in 0..per_producer {
+                    while !push(p * per_producer + i) {
+                        std::hint::spin_loop();
+                    }
+                }
+            });
+        }
+        let consumers: Vec<_> = (0..2usize)
+            .map(|c| {
+                let (mut pop, received) = (make_pop(), &received);
+                s.spawn(move || {
+                    pin_to(c);
+                    let mut sum = 0u64;
+                    while received.load(Ordering::Relaxed) < THREAD_MESSAGES {
+                        match pop() {
+                            Some(v) => {
+                                sum = sum.wrapping_add(v);
+                                received.fetch_add(1, Ordering::Relaxed);
+                            }
+                            None => std::hint::spin_loop(),
+                        }
+                    }
+                    sum
+                })
+            })
+            .collect();
+        consumers.into_iter().map(|c| c.join().unwrap()).collect()
+    });
+    let rate = THREAD_MESSAGES as f64 / start.elapsed().as_secs_f64();
+    let n = THREAD_MESSAGES;
+    assert_eq!(sums.iter().sum::<u64>(), n * (n - 1) / 2);
+    rate
+}
+
+fn threads_crossbeam() -> f64 {
+    let queue = ArrayQueue::<u64>::new(SLOTS);
+    let queue = &queue;
+    two_by_two(
+        || move |v| queue.push(v).is_ok(),
+        || move || queue.pop(),
+    )
+}
+
+fn threads_ringport() -> f64 {
+    let ring = MpmcOptions::new()
+        .slots(SLOTS)
+        .slot_size(8)
+        .in_process()
+        .unwrap();
+    two_by_two(
+        || {
+            let mut producer = ring.producer();
+            move |v: u64| match producer.try_send(&v.to_le_bytes()) {
+                Ok(()) => true,
+                Err(Error::Full) => false,
+                Err(e) => panic!("{e}"),
+            }
+        },
+        || {
+            let mut consumer = ring.consumer();
+            move || match consumer.try_recv() {
+                Ok(m) => Some(u64::from_le_bytes(m[..8].try_into().unwrap())),
+                Err(Error::Empty) => None,
+                Err(e) => panic!("{e}"),
+            }
+        },
+    )
+}
+
+// ---------------------------------------------------------------- 1 x 1 processes
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ring {
+    Mpmc,
+    Spsc,
+}
+
+/// The child: consumes `n` messages, checks their sum, prints nothing.
+fn consume(ring: Ring, name: &str, n: u64) {
+    pin_to(1);
+    let mut sum = 0u64;
+    match ring {
+        Ring::Mpmc => {
+            let ring = MpmcOptions::new().open(name).unwrap();
+            let mut consumer = ring.consumer();
+            for _ in 0..n {
+                loop {
+                    match consumer.try_recv() {
+                        Ok(m) => {
+                            sum = sum.wrapping_add(u64::from_le_bytes(m[..8].try_into().unwrap()));
+                            break;
+                        }
+                        Err(Error::Empty) => std::hint::spin_loop(),
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            }
+        }
+        Ring::Spsc => {
+            let mut consumer = SpscOptions::new().open_consumer(name).unwrap();
+            for _ in 0..n {
+                loop {
+                    match consumer.try_recv() {
+                        Ok(m) => {
+                            sum = sum.wrapping_add(u64::from_le_bytes(m[..8].try_into().unwrap()));
+                            break;
+                        }
+                        Err(Error::Empty) => std::hint::spin_loop(),
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(sum, n * (n - 1) / 2);
+}
+
+/// Messages per second from this process to a child, busy-polling both sides. The ring holds
+/// as many 8-byte messages either way (SLOTS).
+fn processes(ring: Ring) -> f64 {
+    pin_to(0);
+    let name = ShmName::new(match ring {
+        Ring::Mpmc => "bench-mpmc",
+        Ring::Spsc => "bench-spsc",
+    });
+    let n = PROCESS_MESSAGES;
+    let spawn = || {
+        let tag = if ring == Ring::Mpmc { "mpmc" } else { "spsc" };
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .env(CHILD_ENV, format!("{tag}:{}:{n}", name.as_str()))
+            .spawn()
+            .unwrap()
+    };
+    let (elapsed, mut child) = match ring {
+        Ring::Mpmc => {
+            let ring = MpmcOptions::new().slots(SLOTS).slot_size(8).create(name.as_str()).unwrap();
+            let mut producer = ring.producer();
+            let child = spawn();
+            // Timed from the first message the child takes room for, not from its start-up.
+            producer.send_timeout(&0u64.to_le_bytes(), Duration::from_secs(10)).unwrap();
+            let start = Instant::now();
+            for i in 1..n {
+                loop {
+                    match producer.try_send(&i.to_le_bytes()) {
+                        Ok(()) => break,
+                        Err(Error::Full) => std::hint::spin_loop(),
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            }
+            (start, child)
+        }
+        Ring::Spsc => {
+            let mut producer = SpscOptions::new()
+                .capacity(SLOTS * 16)
+                .max_frame(64)
+                .create_producer(name.as_str())
+                .unwrap();
+            let child = spawn();
+            producer.send(&0u64.to_le_bytes()).unwrap();
+            let start = Instant::now();
+            for i in 1..n {
+                loop {
+                    match producer.try_send(&i.to_le_bytes()) {
+                        Ok(()) => break,
+                        Err(Error::Full) => std::hint::spin_loop(),
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            }
+            (start, child)
+        }
+    };
+    assert!(child.wait().unwrap().success());
+    (n - 1) as f64 / elapsed.elapsed().as_secs_f64()
+}
+
+// ---------------------------------------------------------------- driver
+
+fn main() {
+    if let Ok(arg) = std::env::var(CHILD_ENV) {
+        let mut parts = arg.splitn(3, ':');
+        let ring = if parts.next() == Some("mpmc") { Ring::Mpmc } else { Ring::Spsc };
+        let name = parts.next().unwrap().to_owned();
+        let n = parts.next().unwrap().parse().unwrap();
+        consume(ring, &name, n);
+        return;
+    }
+    if !std::env::args().any(|a| a == "--bench") && std::env::args().len() > 1 {
+        // `cargo test --benches` passes test-harness flags: nothing to do.
+        return;
+    }
+    let rounds = if std::env::args().any(|a| a == "--quick") { 3 } else { 7 };
+    println!("ringport MPMC against its baselines: {rounds} interleaved rounds, medians");
+    let mut threads: [Vec<f64>; 2] = Default::default();
+    let mut procs: [Vec<f64>; 2] = Default::default();
+    for round in 0..rounds {
+        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        for &i in &order {
+            threads[i].push([threads_crossbeam, threads_ringport][i]());
+        }
+        for &i in &order {
+            procs[i].push(processes([Ring::Spsc, Ring::Mpmc][i]));
+        }
+        eprint!(".");
+    }
+    eprintln!();
+    let [theirs, ours] = threads.map(median);
+    println!(
+        "2 producers x 2 consumers, 8 B, threads: crossbeam ArrayQueue {:7.1} M/s   ringport MPMC {:7.1} M/s   ratio {:.2}x",
+        theirs / 1e6,
+        ours / 1e6,
+        ours / theirs
+    );
+    let [spsc, mpmc] = procs.map(median);
+    println!(
+        "1 producer -> 1 consumer, 8 B, processes: ringport SPSC {:7.1} M/s   ringport MPMC {:7.1} M/s   ratio {:.2}x",
+        spsc / 1e6,
+        mpmc / 1e6,
+        mpmc / spsc
+    );
+}
