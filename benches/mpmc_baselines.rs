@@ -78,10 +78,7 @@ where
 fn threads_crossbeam() -> f64 {
     let queue = ArrayQueue::<u64>::new(SLOTS);
     let queue = &queue;
-    two_by_two(
-        || move |v| queue.push(v).is_ok(),
-        || move || queue.pop(),
-    )
+    two_by_two(|| move |v| queue.push(v).is_ok(), || move || queue.pop())
 }
 
 fn threads_ringport() -> f64 {
@@ -176,11 +173,17 @@ fn processes(ring: Ring) -> f64 {
     };
     let (elapsed, mut child) = match ring {
         Ring::Mpmc => {
-            let ring = MpmcOptions::new().slots(SLOTS).slot_size(8).create(name.as_str()).unwrap();
+            let ring = MpmcOptions::new()
+                .slots(SLOTS)
+                .slot_size(8)
+                .create(name.as_str())
+                .unwrap();
             let mut producer = ring.producer();
             let child = spawn();
             // Timed from the first message the child takes room for, not from its start-up.
-            producer.send_timeout(&0u64.to_le_bytes(), Duration::from_secs(10)).unwrap();
+            producer
+                .send_timeout(&0u64.to_le_bytes(), Duration::from_secs(10))
+                .unwrap();
             let start = Instant::now();
             for i in 1..n {
                 loop {
@@ -223,7 +226,11 @@ fn processes(ring: Ring) -> f64 {
 fn main() {
     if let Ok(arg) = std::env::var(CHILD_ENV) {
         let mut parts = arg.splitn(3, ':');
-        let ring = if parts.next() == Some("mpmc") { Ring::Mpmc } else { Ring::Spsc };
+        let ring = if parts.next() == Some("mpmc") {
+            Ring::Mpmc
+        } else {
+            Ring::Spsc
+        };
         let name = parts.next().unwrap().to_owned();
         let n = parts.next().unwrap().parse().unwrap();
         consume(ring, &name, n);
@@ -233,7 +240,11 @@ fn main() {
         // `cargo test --benches` passes test-harness flags: nothing to do.
         return;
     }
-    let rounds = if std::env::args().any(|a| a == "--quick") { 3 } else { 7 };
+    let rounds = if std::env::args().any(|a| a == "--quick") {
+        3
+    } else {
+        7
+    };
     println!("ringport MPMC against its baselines: {rounds} interleaved rounds, medians");
     let mut threads: [Vec<f64>; 2] = Default::default();
     let mut procs: [Vec<f64>; 2] = Default::default();

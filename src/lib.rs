@@ -43,9 +43,9 @@ mod sync;
 mod wait;
 
 pub use error::{Error, Result, Role};
+pub use mpmc::{MpmcConsumer, MpmcOptions, MpmcProducer, MpmcRing, SlotGrant, SlotGuard};
 #[cfg(not(loom))]
 pub use os::remove_segment;
-pub use mpmc::{MpmcConsumer, MpmcOptions, MpmcProducer, MpmcRing, SlotGrant, SlotGuard};
 pub use role::PeerStatus;
 pub use spsc::{Consumer, Producer, ReadGuard, SpscOptions, WriteGrant};
 pub use wait::WaitStats;

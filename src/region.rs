@@ -65,7 +65,9 @@ impl Region {
                 .map(|_| crate::sync::TrackedCell::new(()))
                 .collect(),
         };
-        region.header().initialize(params, crate::os::process::pid_namespace_cached());
+        region
+            .header()
+            .initialize(params, crate::os::process::pid_namespace_cached());
         region
     }
 
@@ -76,7 +78,9 @@ impl Region {
             .map_err(|_| crate::Error::InvalidConfig("segment too large".into()))?;
         let shm = crate::os::shm::SharedMemory::create(name, len, unlink)?;
         let region = Region::from_shared(shm, params.capacity as usize);
-        region.header().initialize(params, crate::os::process::pid_namespace_cached());
+        region
+            .header()
+            .initialize(params, crate::os::process::pid_namespace_cached());
         Ok(region)
     }
 

@@ -63,7 +63,10 @@ fn full_and_empty_rings_block_and_wake() {
         producer.send(b"wake").unwrap();
         let (got, consumer) = waiter.join().unwrap();
         assert_eq!(got, b"wake");
-        assert!(consumer.stats().sleeps >= 1, "the consumer should have slept");
+        assert!(
+            consumer.stats().sleeps >= 1,
+            "the consumer should have slept"
+        );
     });
     let mut consumer = ring.consumer();
     for _ in 0..4 {
@@ -77,7 +80,10 @@ fn full_and_empty_rings_block_and_wake() {
         std::thread::sleep(Duration::from_millis(50));
         drop(consumer.recv().unwrap());
         let producer = waiter.join().unwrap();
-        assert!(producer.stats().sleeps >= 1, "the producer should have slept");
+        assert!(
+            producer.stats().sleeps >= 1,
+            "the producer should have slept"
+        );
     });
     let mut buf = Vec::new();
     for expected in [b"fill", b"fill", b"fill", b"room"] {
@@ -122,7 +128,11 @@ fn a_blocked_consumer_burns_no_cpu() {
 
 #[test]
 fn many_threads_each_message_once() {
-    let ring = MpmcOptions::new().slots(8).slot_size(8).in_process().unwrap();
+    let ring = MpmcOptions::new()
+        .slots(8)
+        .slot_size(8)
+        .in_process()
+        .unwrap();
     let per_producer = 50_000u64;
     let received: Vec<Vec<u64>> = std::thread::scope(|s| {
         for p in 0..3u64 {
@@ -150,7 +160,10 @@ fn many_threads_each_message_once() {
     for got in &received {
         for p in 0..3u64 {
             let mine: Vec<u64> = got.iter().filter(|v| *v >> 32 == p).copied().collect();
-            assert!(mine.windows(2).all(|w| w[0] < w[1]), "producer {p} out of order");
+            assert!(
+                mine.windows(2).all(|w| w[0] < w[1]),
+                "producer {p} out of order"
+            );
         }
     }
     let mut all: Vec<u64> = received.concat();
@@ -187,7 +200,10 @@ fn bad_options_and_lengths_are_refused() {
 #[test]
 fn bad_segments_give_typed_errors() {
     let missing = ShmName::new("mpmc-missing");
-    assert!(matches!(small().open(missing.as_str()), Err(Error::NotFound(_))));
+    assert!(matches!(
+        small().open(missing.as_str()),
+        Err(Error::NotFound(_))
+    ));
 
     let spsc = ShmName::new("mpmc-spsc");
     let _producer = SpscOptions::new()
@@ -213,7 +229,8 @@ fn bad_segments_give_typed_errors() {
     ));
     // Capacity that is no whole number of slots.
     let raw = RawSegment::open(mpmc.as_str());
-    raw.u64_at(offsets::CAPACITY).store(4 * 40 + 8, Ordering::Relaxed);
+    raw.u64_at(offsets::CAPACITY)
+        .store(4 * 40 + 8, Ordering::Relaxed);
     assert!(matches!(
         small().open(mpmc.as_str()),
         Err(Error::Corrupted { .. })
@@ -227,13 +244,15 @@ fn a_garbage_stamp_is_corrupted_not_a_hang() {
     let (mut producer, mut consumer) = (ring.producer(), ring.consumer());
     let raw = RawSegment::open(name.as_str());
     // READY on lap 0 with a length beyond the slot.
-    raw.u64_at(offsets::DATA).store(2 << 32 | 1000, Ordering::Relaxed);
+    raw.u64_at(offsets::DATA)
+        .store(2 << 32 | 1000, Ordering::Relaxed);
     assert!(matches!(
         consumer.recv_timeout(Duration::from_secs(5)),
         Err(Error::Corrupted { .. })
     ));
     // A lap far behind the tail's.
-    raw.u64_at(offsets::DATA).store(0x3FFF_FFF0 << 34, Ordering::Relaxed);
+    raw.u64_at(offsets::DATA)
+        .store(0x3FFF_FFF0 << 34, Ordering::Relaxed);
     assert!(matches!(
         producer.send_timeout(b"x", Duration::from_secs(5)),
         Err(Error::Corrupted { .. })
@@ -273,7 +292,10 @@ fn a_producer_killed_mid_write_does_not_wedge_the_ring() {
     let name = ShmName::new("mpmc-kill-producer");
     let ring = recovering().create(name.as_str()).unwrap();
     let (mut producer, mut consumer) = (ring.producer(), ring.consumer());
-    let mut child = spawn_child_ready("child_mpmc_hold_and_hang", &format!("write:{}", name.as_str()));
+    let mut child = spawn_child_ready(
+        "child_mpmc_hold_and_hang",
+        &format!("write:{}", name.as_str()),
+    );
     producer.send(b"behind the stuck slot").unwrap();
     // The child's claimed slot comes first: nothing can be read past it while the child lives.
     assert!(matches!(
@@ -284,7 +306,11 @@ fn a_producer_killed_mid_write_does_not_wedge_the_ring() {
     let killed = Instant::now();
     let message = consumer.recv_timeout(Duration::from_secs(10)).unwrap();
     assert_eq!(&*message, b"behind the stuck slot");
-    assert!(killed.elapsed() < Duration::from_secs(2), "{:?}", killed.elapsed());
+    assert!(
+        killed.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        killed.elapsed()
+    );
 }
 
 #[test]
@@ -293,7 +319,10 @@ fn a_consumer_killed_mid_read_does_not_wedge_the_ring() {
     let ring = recovering().create(name.as_str()).unwrap();
     let (mut producer, mut consumer) = (ring.producer(), ring.consumer());
     producer.send(b"taken by the child").unwrap();
-    let mut child = spawn_child_ready("child_mpmc_hold_and_hang", &format!("read:{}", name.as_str()));
+    let mut child = spawn_child_ready(
+        "child_mpmc_hold_and_hang",
+        &format!("read:{}", name.as_str()),
+    );
     for i in 0..3u8 {
         producer.send(&[i]).unwrap();
     }
@@ -310,7 +339,11 @@ fn a_consumer_killed_mid_read_does_not_wedge_the_ring() {
     producer
         .send_timeout(b"more", Duration::from_secs(10))
         .unwrap();
-    assert!(killed.elapsed() < Duration::from_secs(2), "{:?}", killed.elapsed());
+    assert!(
+        killed.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        killed.elapsed()
+    );
     assert_eq!(&*consumer.recv().unwrap(), b"more");
     assert!(matches!(consumer.try_recv(), Err(Error::Empty)));
 }

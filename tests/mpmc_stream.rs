@@ -103,7 +103,11 @@ fn child_mpmc_consumer() {
         let seq = u32::from_le_bytes(message[4..8].try_into().unwrap());
         let mut expected = [0u8; SLOT];
         let len = build(producer, seq, &mut expected);
-        assert_eq!(&*message, &expected[..len], "message {producer}/{seq} damaged");
+        assert_eq!(
+            &*message,
+            &expected[..len],
+            "message {producer}/{seq} damaged"
+        );
         let entry = &mut seen[producer as usize];
         assert!(
             entry.3.is_none_or(|last| seq > last),
@@ -126,7 +130,12 @@ fn four_producers_four_consumers_exactly_once() {
     let name = ShmName::new("mpmc-stream");
     let ring = options().create(name.as_str()).unwrap();
     let consumers: Vec<ChildGuard> = (0..CONSUMERS)
-        .map(|_| ChildGuard(Some(spawn_child_piped("child_mpmc_consumer", name.as_str()))))
+        .map(|_| {
+            ChildGuard(Some(spawn_child_piped(
+                "child_mpmc_consumer",
+                name.as_str(),
+            )))
+        })
         .collect();
     let producers: Vec<ChildGuard> = (0..PRODUCERS)
         .map(|p| {
@@ -143,7 +152,9 @@ fn four_producers_four_consumers_exactly_once() {
     // Every data message precedes these in the ring, and each consumer takes one and stops.
     let mut stopper = ring.producer();
     for _ in 0..CONSUMERS {
-        stopper.send_timeout(&[STOP], Duration::from_secs(30)).unwrap();
+        stopper
+            .send_timeout(&[STOP], Duration::from_secs(30))
+            .unwrap();
     }
     let mut totals: HashMap<u32, (u64, u64, u64)> = HashMap::new();
     let mut consumer_waits = 0;
@@ -171,5 +182,8 @@ fn four_producers_four_consumers_exactly_once() {
         );
     }
     println!("waits: producers {producer_waits}, consumers {consumer_waits}");
-    assert!(producer_waits > 0 && consumer_waits > 0, "both sides should have waited");
+    assert!(
+        producer_waits > 0 && consumer_waits > 0,
+        "both sides should have waited"
+    );
 }

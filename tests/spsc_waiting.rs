@@ -197,7 +197,10 @@ fn child_attach_and_hang() {
 }
 
 fn spawn_and_wait_ready(role: &str, name: &ShmName) -> ChildGuard {
-    spawn_child_ready("child_attach_and_hang", &format!("{role}:{}", name.as_str()))
+    spawn_child_ready(
+        "child_attach_and_hang",
+        &format!("{role}:{}", name.as_str()),
+    )
 }
 
 #[test]

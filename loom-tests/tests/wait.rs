@@ -16,7 +16,10 @@ use support::{frame, model};
 /// Symmetric fences: the asymmetric pair (a compiler fence on publish, membarrier before sleep)
 /// gives the handshake the guarantee of a SeqCst fence on each side, which is what loom checks.
 fn tiny() -> SpscOptions {
-    SpscOptions::new().capacity(64).max_frame(16).symmetric_fences(true)
+    SpscOptions::new()
+        .capacity(64)
+        .max_frame(16)
+        .symmetric_fences(true)
 }
 
 /// The consumer sleeps on an empty ring while the producer publishes: it must wake.

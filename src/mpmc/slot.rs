@@ -264,10 +264,8 @@ impl Slots {
     pub(crate) fn release(&self, mem: &RingMemory, position: u64) {
         // Release: our reads of the payload happen before the next producer's writes (it
         // acquires this). A plain store, as in `commit`.
-        self.stamp(mem, position).store(
-            pack(self.lap_of(position) + 1, FREE, 0),
-            Ordering::Release,
-        );
+        self.stamp(mem, position)
+            .store(pack(self.lap_of(position) + 1, FREE, 0), Ordering::Release);
     }
 
     /// Completes a slot that `blocker` found held by an owner that `is_dead` says is dead: a
@@ -323,7 +321,12 @@ mod tests {
             flags: 0,
         };
         let mem = RingMemory::new(Arc::new(Region::heap(&params)));
-        (mem, Slots::new(capacity, size), AtomicU64::new(0), AtomicU64::new(0))
+        (
+            mem,
+            Slots::new(capacity, size),
+            AtomicU64::new(0),
+            AtomicU64::new(0),
+        )
     }
 
     fn won(claim: Claim) -> (u64, usize) {
@@ -383,11 +386,20 @@ mod tests {
             panic!("the stuck slot should block");
         };
         assert_eq!(blocker.0, stuck);
-        assert!(!slots.reclaim(&mem, blocker, |_| false), "live owners keep their slot");
+        assert!(
+            !slots.reclaim(&mem, blocker, |_| false),
+            "live owners keep their slot"
+        );
         assert!(slots.reclaim(&mem, blocker, |pid| pid == 1234));
-        assert!(!slots.reclaim(&mem, blocker, |_| true), "only one reclaimer wins");
+        assert!(
+            !slots.reclaim(&mem, blocker, |_| true),
+            "only one reclaimer wins"
+        );
         // The reader that then dies holding `next` blocks the producer a lap later.
-        assert_eq!(won(slots.try_claim_read(&mem, &head, 4321).unwrap()), (next, 1));
+        assert_eq!(
+            won(slots.try_claim_read(&mem, &head, 4321).unwrap()),
+            (next, 1)
+        );
         let (p, _) = won(slots.try_claim_write(&mem, &tail, 7).unwrap());
         slots.commit(&mem, p, 1);
         let Claim::NotReady {
@@ -407,23 +419,36 @@ mod tests {
     fn garbage_stamps_are_corrupted() {
         let (mem, slots, tail, head) = ring(4, 8);
         // READY with a length beyond the slot.
-        slots.stamp(&mem, 0).store(pack(0, READY, 9), Ordering::Relaxed);
+        slots
+            .stamp(&mem, 0)
+            .store(pack(0, READY, 9), Ordering::Relaxed);
         assert!(matches!(
             slots.try_claim_read(&mem, &head, 9),
-            Err(Error::Corrupted { what: "slot length", .. })
+            Err(Error::Corrupted {
+                what: "slot length",
+                ..
+            })
         ));
         // A lap far behind.
-        slots.stamp(&mem, 0).store(pack(LAP_MASK - 5, FREE, 0), Ordering::Relaxed);
+        slots
+            .stamp(&mem, 0)
+            .store(pack(LAP_MASK - 5, FREE, 0), Ordering::Relaxed);
         assert!(matches!(
             slots.try_claim_write(&mem, &tail, 7),
-            Err(Error::Corrupted { what: "slot lap", .. })
+            Err(Error::Corrupted {
+                what: "slot lap",
+                ..
+            })
         ));
         // A counter pushed ahead by a lap, onto slots that never were claimed.
         slots.stamp(&mem, 0).store(0, Ordering::Relaxed);
         tail.store(4, Ordering::Relaxed);
         assert!(matches!(
             slots.try_claim_write(&mem, &tail, 7),
-            Err(Error::Corrupted { what: "slot stamp", .. })
+            Err(Error::Corrupted {
+                what: "slot stamp",
+                ..
+            })
         ));
     }
 }

@@ -27,7 +27,9 @@ where
 
 /// A frame whose every byte derives from `seq`, `len` bytes long.
 pub fn frame(seq: u8, len: usize) -> Vec<u8> {
-    (0..len).map(|i| seq.wrapping_mul(31).wrapping_add(i as u8)).collect()
+    (0..len)
+        .map(|i| seq.wrapping_mul(31).wrapping_add(i as u8))
+        .collect()
 }
 
 /// Sends `bytes` with the `try_` form, yielding to the model while the ring is full.
