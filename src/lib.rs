@@ -33,6 +33,9 @@
 
 mod error;
 mod frame;
+#[cfg(not(loom))]
+#[doc(hidden)]
+pub mod fuzzing;
 mod layout;
 pub mod mpmc;
 mod os;

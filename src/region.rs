@@ -71,6 +71,47 @@ impl Region {
         region
     }
 
+    /// A heap copy of a segment image (`bytes` as a mapping of that length would hold them),
+    /// validated as a segment of `kind` is at attach. For fuzzing the attach path.
+    #[cfg(not(loom))]
+    pub(crate) fn from_image(bytes: &[u8], kind: u32) -> Result<(Region, RingParams)> {
+        use crate::layout::DATA_OFFSET;
+        if bytes.len() < DATA_OFFSET {
+            return Err(crate::Error::TooSmall {
+                len: bytes.len() as u64,
+                needed: DATA_OFFSET as u64,
+            });
+        }
+        let header = Box::new(SegmentHeader::new());
+        // SAFETY: the box holds DATA_OFFSET bytes of atomics, which any bit pattern makes valid;
+        // nothing else references it yet.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                bytes.as_ptr(),
+                std::ptr::from_ref::<SegmentHeader>(&*header)
+                    .cast::<u8>()
+                    .cast_mut(),
+                DATA_OFFSET,
+            );
+        }
+        let params = header.validate(kind, bytes.len() as u64)?;
+        let region = Region::heap(&params);
+        // SAFETY: `region.header` is the box `heap` leaked; we replace its contents (all
+        // atomics) before anyone else can see the region.
+        unsafe { region.header.as_ptr().write(*header) };
+        let capacity = params.capacity as usize;
+        // SAFETY: validate checked DATA_OFFSET + capacity <= bytes.len(); the data area has
+        // `capacity` bytes and no other reference yet.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                bytes[DATA_OFFSET..].as_ptr(),
+                region.data.as_ptr(),
+                capacity,
+            );
+        }
+        Ok((region, params))
+    }
+
     /// Creates a named shared segment and initializes its header.
     #[cfg(not(loom))]
     pub(crate) fn create_shared(name: &str, params: &RingParams, unlink: bool) -> Result<Region> {
@@ -217,6 +258,29 @@ impl RingMemory {
             mask: region.capacity - 1,
             region,
         }
+    }
+
+    /// A copy of the header and data area, as a mapping of the segment would show them (for
+    /// seeding the fuzz corpus). The caller must be the only one using the memory.
+    #[cfg(not(loom))]
+    pub(crate) fn image(&self) -> Vec<u8> {
+        let mut bytes = vec![0u8; crate::layout::DATA_OFFSET + self.mask + 1];
+        // SAFETY: both areas are live for as long as our `Arc`; the header is DATA_OFFSET bytes
+        // and the data area mask + 1; no one writes them meanwhile (the caller's contract), so
+        // reading the atomics' bytes plainly races with nothing.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                self.header.as_ptr().cast::<u8>(),
+                bytes.as_mut_ptr(),
+                crate::layout::DATA_OFFSET,
+            );
+            std::ptr::copy_nonoverlapping(
+                self.data.as_ptr(),
+                bytes[crate::layout::DATA_OFFSET..].as_mut_ptr(),
+                self.mask + 1,
+            );
+        }
+        bytes
     }
 
     /// Another view of the same memory, for another handle.

@@ -132,6 +132,13 @@ impl Doorbell {
         self.waiters.fetch_sub(1, Ordering::Relaxed);
     }
 
+    /// Overwrites both words with garbage, as a hostile peer could (for the fuzz bodies).
+    #[cfg(not(loom))]
+    pub(crate) fn scribble(&self, value: u64) {
+        self.seq.store(value as u32, Ordering::Relaxed);
+        self.waiters.store((value >> 32) as u32, Ordering::Relaxed);
+    }
+
     /// Forgets sleepers of a previous holder of the role (who may have died asleep).
     pub(crate) fn reset_waiters(&self) {
         // Relaxed: as in `cancel`.

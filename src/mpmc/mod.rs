@@ -225,6 +225,13 @@ impl MpmcOptions {
         self.ring(region, params)
     }
 
+    /// For the fuzz bodies: a ring over a copy of a segment image, attached as to a mapping.
+    #[cfg(not(loom))]
+    pub(crate) fn attach_image(&self, bytes: &[u8]) -> Result<MpmcRing> {
+        let (region, params) = Region::from_image(bytes, KIND_MPMC)?;
+        self.ring(region, params)
+    }
+
     /// Opens the named segment.
     ///
     /// # Errors
@@ -274,6 +281,12 @@ impl MpmcRing {
     #[must_use]
     pub fn slot_size(&self) -> usize {
         self.slots.slot_size()
+    }
+
+    /// For the fuzz bodies: the ring's memory.
+    #[cfg(not(loom))]
+    pub(crate) fn memory(&self) -> RingMemory {
+        self.mem.share()
     }
 
     fn handle(&self) -> Handle {

@@ -129,7 +129,7 @@ pub struct Consumer {
 }
 
 impl Consumer {
-    pub(super) fn attach(
+    pub(crate) fn attach(
         region: Arc<Region>,
         params: RingParams,
         policy: WaitPolicy,
@@ -168,6 +168,11 @@ impl Consumer {
     #[must_use]
     pub fn stats(&self) -> WaitStats {
         self.ep.stats
+    }
+
+    /// For the fuzz bodies' invariant checks: our position and the one last published.
+    pub(crate) fn positions(&self) -> (u64, u64) {
+        (self.cursor.position, self.cursor.published)
     }
 
     /// Whether the producer is attached and alive (checks its process: a system call).

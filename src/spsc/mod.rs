@@ -176,6 +176,26 @@ impl SpscOptions {
         Ok((producer, consumer))
     }
 
+    /// For the fuzz bodies: an in-process ring, with its memory for writing to as a peer would.
+    #[cfg(not(loom))]
+    pub(crate) fn in_process_exposed(&self) -> Result<(Producer, Consumer, Arc<Region>)> {
+        let params = self.params()?;
+        let region = Arc::new(Region::heap(&params));
+        let producer = Producer::attach(Arc::clone(&region), params, self.policy())?;
+        let consumer = Consumer::attach(Arc::clone(&region), params, self.policy())?;
+        Ok((producer, consumer, region))
+    }
+
+    /// For the fuzz bodies: both ends over a copy of a segment image, attached as to a mapping.
+    #[cfg(not(loom))]
+    pub(crate) fn attach_image(&self, bytes: &[u8]) -> Result<(Producer, Consumer)> {
+        let (region, params) = Region::from_image(bytes, KIND_SPSC)?;
+        let region = Arc::new(region);
+        let consumer = Consumer::attach(Arc::clone(&region), params, self.policy())?;
+        let producer = Producer::attach(region, params, self.policy())?;
+        Ok((producer, consumer))
+    }
+
     /// Creates the named segment and becomes its producer.
     ///
     /// # Errors

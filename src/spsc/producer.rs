@@ -93,7 +93,7 @@ pub struct Producer {
 }
 
 impl Producer {
-    pub(super) fn attach(
+    pub(crate) fn attach(
         region: Arc<Region>,
         params: RingParams,
         policy: WaitPolicy,
@@ -154,6 +154,11 @@ impl Producer {
     #[must_use]
     pub fn stats(&self) -> WaitStats {
         self.ep.stats
+    }
+
+    /// For the fuzz bodies' invariant checks: our position and the consumer's as last read.
+    pub(crate) fn positions(&self) -> (u64, u64) {
+        (self.cursor.position, self.cursor.cached_consumer)
     }
 
     /// Whether the consumer is attached and alive (checks its process: a system call).
