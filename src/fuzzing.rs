@@ -294,7 +294,7 @@ pub fn hostile_peer(data: &[u8]) {
                 seq += 1;
             }
             1 => {
-                let offset = usize::from(input.u16()) % capacity & !7;
+                let offset = (usize::from(input.u16()) % capacity) & !7;
                 memory.word(offset).store(input.u64(), Ordering::Relaxed);
             }
             2 => header.positions[0].store(input.u64(), Ordering::Relaxed),
