@@ -28,7 +28,7 @@
 //! A zeroed data area is every slot FREE on lap 0: a fresh ring.
 
 use crate::error::{Error, Result};
-use crate::layout::slot_stride;
+use crate::layout::{slot_stride, MAX_POSITION};
 use crate::region::RingMemory;
 use crate::sync::{AtomicU64, Ordering};
 
@@ -157,6 +157,7 @@ impl Slots {
         // after the consumer that freed the slot.
         let mut position = tail.load(Ordering::Relaxed);
         for _ in 0..RETRIES {
+            check_counter(position)?;
             let slot = self.stamp(mem, position);
             // Acquire: pairs with the Release that freed the slot, so the previous reader's
             // reads of the payload happen before our writes.
@@ -214,6 +215,7 @@ impl Slots {
         // Relaxed: a hint, as in `try_claim_write`.
         let mut position = head.load(Ordering::Relaxed);
         for _ in 0..RETRIES {
+            check_counter(position)?;
             let slot = self.stamp(mem, position);
             // Acquire: pairs with the commit's Release: the payload is visible.
             let stamp = Stamp {
@@ -295,6 +297,16 @@ impl Slots {
             .compare_exchange(stamp.word, done, Ordering::AcqRel, Ordering::Relaxed)
             .is_ok()
     }
+}
+
+/// A counter read from shared memory: beyond [`MAX_POSITION`] it is corrupt (found by the
+/// `attach` fuzz target: a counter of `u64::MAX` overflowed `help`).
+#[inline]
+fn check_counter(position: u64) -> Result<()> {
+    if position > MAX_POSITION {
+        return Err(Error::corrupted("ring counter", position, 0));
+    }
+    Ok(())
 }
 
 /// Moves a counter from `position` to the next, unless someone already did.
