@@ -311,14 +311,14 @@ pub fn hostile_peer(data: &[u8]) {
                 Err(Error::Empty | Error::PeerGone(_) | Error::Corrupted { .. }) => {}
                 Err(e) => panic!("try_recv: {e}"),
             },
-            8 => match consumer.recv_timeout(Duration::from_micros(200)) {
+            8 => match consumer.recv_timeout(Duration::from_micros(20)) {
                 Ok(frame) => assert!(!frame.is_empty() && frame.len() <= max_frame),
                 Err(Error::Timeout | Error::PeerGone(_) | Error::Corrupted { .. }) => {}
                 Err(e) => panic!("recv_timeout: {e}"),
             },
             _ => {
                 header.positions[1].store(input.u64(), Ordering::Relaxed);
-                match producer.send_timeout(&[1; 1], Duration::from_micros(200)) {
+                match producer.send_timeout(&[1; 1], Duration::from_micros(20)) {
                     Ok(()) | Err(Error::Timeout | Error::PeerGone(_) | Error::Corrupted { .. }) => {
                     }
                     Err(e) => panic!("send_timeout: {e}"),
