@@ -265,12 +265,17 @@ pub fn attach(data: &[u8]) {
     }
 }
 
-/// One side of an SPSC ring works while arbitrary values are written into the words its peer
-/// owns, between its operations: frame headers, the producer's position, role and bell words
-/// (consumer side), or the consumer's position (producer side). Every result is a frame within
-/// bounds or a typed error; nothing panics or hangs.
+/// Handles work while arbitrary values are written into the words their peers own, between
+/// their operations. SPSC (first byte even): frame headers, the producer's position, role and
+/// bell words (against the consumer), or the consumer's position (against the producer). MPMC
+/// (odd): slot stamps, the counters and the bells. Every result is a frame within bounds or a
+/// typed error; nothing panics or hangs.
 pub fn hostile_peer(data: &[u8]) {
     let mut input = Input(data);
+    if input.byte() % 2 == 1 {
+        hostile_mpmc(input);
+        return;
+    }
     let capacity = 64usize << (input.byte() % 5);
     let max_frame = 1 + usize::from(input.byte()) % (capacity / 2 - 16);
     let (mut producer, mut consumer, region) = SpscOptions::new()
@@ -324,6 +329,59 @@ pub fn hostile_peer(data: &[u8]) {
                     Err(e) => panic!("send_timeout: {e}"),
                 }
             }
+        }
+    }
+}
+
+fn hostile_mpmc(mut input: Input<'_>) {
+    let slots = 2usize << (input.byte() % 4);
+    let slot_size = 1 + usize::from(input.byte() % 64);
+    let ring = MpmcOptions::new()
+        .slots(slots)
+        .slot_size(slot_size)
+        .spin(Duration::ZERO)
+        .liveness_interval(Duration::from_micros(100))
+        .in_process()
+        .expect("valid geometry");
+    let (mut producer, mut consumer) = (ring.producer(), ring.consumer());
+    let memory = ring.memory();
+    let header = memory.header();
+    let stride = crate::layout::slot_stride(slot_size as u32) as usize;
+    for _ in 0..MAX_OPS {
+        if input.done() {
+            break;
+        }
+        match input.byte() % 7 {
+            0 => {
+                let len = 1 + usize::from(input.byte()) % slot_size;
+                match producer.try_send(&pattern(0, len)) {
+                    Ok(()) | Err(Error::Full | Error::Corrupted { .. }) => {}
+                    Err(e) => panic!("try_send: {e}"),
+                }
+            }
+            1 => {
+                let slot = usize::from(input.byte()) % slots;
+                memory
+                    .word(slot * stride)
+                    .store(input.u64(), Ordering::Relaxed);
+            }
+            2 => header.positions[usize::from(input.byte() % 2)]
+                .store(input.u64(), Ordering::Relaxed),
+            3 => header.bells[usize::from(input.byte() % 2)].scribble(input.u64()),
+            4 => match consumer.try_recv() {
+                Ok(message) => assert!(message.len() <= slot_size),
+                Err(Error::Empty | Error::Corrupted { .. }) => {}
+                Err(e) => panic!("try_recv: {e}"),
+            },
+            5 => match consumer.recv_timeout(Duration::from_micros(20)) {
+                Ok(message) => assert!(message.len() <= slot_size),
+                Err(Error::Timeout | Error::Corrupted { .. }) => {}
+                Err(e) => panic!("recv_timeout: {e}"),
+            },
+            _ => match producer.send_timeout(&[1], Duration::from_micros(20)) {
+                Ok(()) | Err(Error::Timeout | Error::Corrupted { .. }) => {}
+                Err(e) => panic!("send_timeout: {e}"),
+            },
         }
     }
 }
