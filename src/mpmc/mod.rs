@@ -328,18 +328,17 @@ struct Handle {
 }
 
 impl Handle {
+    /// Another handle on the same ring, with nothing of this one's history (stuck slot seen,
+    /// wait statistics).
     fn clone_handle(&self) -> Handle {
         Handle {
             mem: self.mem.share(),
-            slots: self.slots,
-            fences: self.fences,
-            policy: self.policy,
-            pid: self.pid,
             recovery: Recovery {
                 stuck: StuckWatch::default(),
                 ..self.recovery
             },
             stats: WaitStats::default(),
+            ..*self
         }
     }
 }

@@ -143,10 +143,11 @@ pub mod offsets {
 /// The environment variable that tells a re-run test binary which child role to play.
 pub const CHILD_ENV: &str = "RINGPORT_TEST_CHILD";
 
-/// Runs the `#[ignore]`d test `test_name` of this binary in a child process, with `arg` in
-/// [`CHILD_ENV`]. The child test reads it with [`child_arg`].
-pub fn spawn_child(test_name: &str, arg: &str) -> Child {
-    Command::new(std::env::current_exe().unwrap())
+/// The command that runs the `#[ignore]`d test `test_name` of this binary in a child process,
+/// with `arg` in [`CHILD_ENV`]. The child test reads it with [`child_arg`].
+fn child_command(test_name: &str, arg: &str) -> Command {
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command
         .args([
             "--ignored",
             "--exact",
@@ -154,7 +155,14 @@ pub fn spawn_child(test_name: &str, arg: &str) -> Child {
             "--nocapture",
             "--test-threads=1",
         ])
-        .env(CHILD_ENV, arg)
+        .env(CHILD_ENV, arg);
+    command
+}
+
+/// Runs the `#[ignore]`d test `test_name` of this binary in a child process (see
+/// [`child_command`]).
+pub fn spawn_child(test_name: &str, arg: &str) -> Child {
+    child_command(test_name, arg)
         .spawn()
         .expect("spawn child test process")
 }
@@ -162,15 +170,7 @@ pub fn spawn_child(test_name: &str, arg: &str) -> Child {
 /// As [`spawn_child`], with the child's standard output piped to the parent (children report
 /// results on lines starting with `RESULT `; see [`result_lines`]).
 pub fn spawn_child_piped(test_name: &str, arg: &str) -> Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--ignored",
-            "--exact",
-            test_name,
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, arg)
+    child_command(test_name, arg)
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("spawn child test process")
