@@ -99,7 +99,7 @@ fn threads_ringport() -> f64 {
         || {
             let mut consumer = ring.consumer();
             move || match consumer.try_recv() {
-                Ok(m) => Some(u64::from_le_bytes(m[..8].try_into().unwrap())),
+                Ok(m) => Some(word(&m)),
                 Err(Error::Empty) => None,
                 Err(e) => panic!("{e}"),
             }
@@ -115,43 +115,39 @@ enum Ring {
     Spsc,
 }
 
+/// Retries `op` while it reports a full or an empty ring, spinning; returns its value.
+fn spin<T>(mut op: impl FnMut() -> Result<T, Error>) -> T {
+    loop {
+        match op() {
+            Ok(v) => return v,
+            Err(Error::Full | Error::Empty) => std::hint::spin_loop(),
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+fn word(bytes: &[u8]) -> u64 {
+    u64::from_le_bytes(bytes[..8].try_into().unwrap())
+}
+
 /// The child: consumes `n` messages, checks their sum, prints nothing.
 fn consume(ring: Ring, name: &str, n: u64) {
     pin_to(1);
-    let mut sum = 0u64;
-    match ring {
+    let sum = match ring {
         Ring::Mpmc => {
             let ring = MpmcOptions::new().open(name).unwrap();
             let mut consumer = ring.consumer();
-            for _ in 0..n {
-                loop {
-                    match consumer.try_recv() {
-                        Ok(m) => {
-                            sum = sum.wrapping_add(u64::from_le_bytes(m[..8].try_into().unwrap()));
-                            break;
-                        }
-                        Err(Error::Empty) => std::hint::spin_loop(),
-                        Err(e) => panic!("{e}"),
-                    }
-                }
-            }
+            (0..n).fold(0u64, |sum, _| {
+                sum.wrapping_add(spin(|| consumer.try_recv().map(|m| word(&m))))
+            })
         }
         Ring::Spsc => {
             let mut consumer = SpscOptions::new().open_consumer(name).unwrap();
-            for _ in 0..n {
-                loop {
-                    match consumer.try_recv() {
-                        Ok(m) => {
-                            sum = sum.wrapping_add(u64::from_le_bytes(m[..8].try_into().unwrap()));
-                            break;
-                        }
-                        Err(Error::Empty) => std::hint::spin_loop(),
-                        Err(e) => panic!("{e}"),
-                    }
-                }
-            }
+            (0..n).fold(0u64, |sum, _| {
+                sum.wrapping_add(spin(|| consumer.try_recv().map(|m| word(&m))))
+            })
         }
-    }
+    };
     assert_eq!(sum, n * (n - 1) / 2);
 }
 
@@ -171,7 +167,8 @@ fn processes(ring: Ring) -> f64 {
             .spawn()
             .unwrap()
     };
-    let (elapsed, mut child) = match ring {
+    // Each run is timed from the first message the child took, not from its start-up.
+    let (start, mut child) = match ring {
         Ring::Mpmc => {
             let ring = MpmcOptions::new()
                 .slots(SLOTS)
@@ -180,19 +177,12 @@ fn processes(ring: Ring) -> f64 {
                 .unwrap();
             let mut producer = ring.producer();
             let child = spawn();
-            // Timed from the first message the child takes room for, not from its start-up.
             producer
                 .send_timeout(&0u64.to_le_bytes(), Duration::from_secs(10))
                 .unwrap();
             let start = Instant::now();
             for i in 1..n {
-                loop {
-                    match producer.try_send(&i.to_le_bytes()) {
-                        Ok(()) => break,
-                        Err(Error::Full) => std::hint::spin_loop(),
-                        Err(e) => panic!("{e}"),
-                    }
-                }
+                spin(|| producer.try_send(&i.to_le_bytes()));
             }
             (start, child)
         }
@@ -206,19 +196,13 @@ fn processes(ring: Ring) -> f64 {
             producer.send(&0u64.to_le_bytes()).unwrap();
             let start = Instant::now();
             for i in 1..n {
-                loop {
-                    match producer.try_send(&i.to_le_bytes()) {
-                        Ok(()) => break,
-                        Err(Error::Full) => std::hint::spin_loop(),
-                        Err(e) => panic!("{e}"),
-                    }
-                }
+                spin(|| producer.try_send(&i.to_le_bytes()));
             }
             (start, child)
         }
     };
     assert!(child.wait().unwrap().success());
-    (n - 1) as f64 / elapsed.elapsed().as_secs_f64()
+    (n - 1) as f64 / start.elapsed().as_secs_f64()
 }
 
 // ---------------------------------------------------------------- driver

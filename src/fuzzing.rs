@@ -50,6 +50,16 @@ fn pattern(seq: u32, len: usize) -> Vec<u8> {
         .collect()
 }
 
+/// How much of a `len`-byte grant to commit, as the byte `how` says: all, part, or none
+/// (an abort).
+fn commit_len(how: u8, len: usize) -> usize {
+    match how % 3 {
+        0 => len,
+        1 => usize::from(how) % (len + 1),
+        _ => 0,
+    }
+}
+
 /// SPSC operations against a `VecDeque` model, compared after every step, with the positions'
 /// invariants checked.
 pub fn spsc_ops(data: &[u8]) {
@@ -78,11 +88,7 @@ pub fn spsc_ops(data: &[u8]) {
                     Ok(mut grant) => {
                         let bytes = pattern(seq, len);
                         grant.copy_from_slice(&bytes);
-                        let n = match how % 3 {
-                            0 => len,
-                            1 => usize::from(how) % (len + 1),
-                            _ => 0,
-                        };
+                        let n = commit_len(how, len);
                         grant.commit_len(n);
                         if n > 0 {
                             model.push_back(bytes[..n].to_vec());
@@ -183,11 +189,7 @@ pub fn mpmc_ops(data: &[u8]) {
                         assert!(model.len() < slots, "a full ring took a message");
                         let bytes = pattern(seq, len);
                         grant.copy_from_slice(&bytes);
-                        let n = match how % 3 {
-                            0 => len,
-                            1 => usize::from(how) % (len + 1),
-                            _ => 0,
-                        };
+                        let n = commit_len(how, len);
                         grant.commit_len(n);
                         model.push_back((n > 0).then(|| bytes[..n].to_vec()));
                         seq += 1;

@@ -82,15 +82,13 @@ impl Region {
                 needed: DATA_OFFSET as u64,
             });
         }
-        let header = Box::new(SegmentHeader::new());
-        // SAFETY: the box holds DATA_OFFSET bytes of atomics, which any bit pattern makes valid;
-        // nothing else references it yet.
+        let mut header = Box::new(SegmentHeader::new());
+        // SAFETY: the box holds DATA_OFFSET bytes of atomics (and padding), which any bit
+        // pattern makes valid; the pointer comes from our unique borrow of it.
         unsafe {
             std::ptr::copy_nonoverlapping(
                 bytes.as_ptr(),
-                std::ptr::from_ref::<SegmentHeader>(&*header)
-                    .cast::<u8>()
-                    .cast_mut(),
+                std::ptr::from_mut::<SegmentHeader>(&mut header).cast::<u8>(),
                 DATA_OFFSET,
             );
         }

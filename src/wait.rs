@@ -23,6 +23,7 @@
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
+use crate::layout::FLAG_SYMMETRIC_FENCES;
 #[cfg(not(loom))]
 use crate::sync::compiler_fence;
 use crate::sync::{fence, spin_hint, AtomicU32, Ordering};
@@ -64,6 +65,44 @@ impl Fences {
             DEGRADED.store(1, Ordering::Relaxed);
         }
     }
+}
+
+impl Fences {
+    /// The header flags of a new ring: symmetric fences if asked for, or if this process cannot
+    /// register for `membarrier`.
+    pub(crate) fn creation_flags(symmetric: bool) -> u32 {
+        #[cfg(not(loom))]
+        let symmetric = symmetric || !crate::os::membarrier::register();
+        if symmetric {
+            FLAG_SYMMETRIC_FENCES
+        } else {
+            0
+        }
+    }
+
+    /// The fences a ring's header flags call for. Asymmetric fences need this process
+    /// registered for `membarrier`, or its sleeps would not be safe.
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] if the ring is asymmetric and this process cannot register.
+    pub(crate) fn for_ring(flags: u32) -> Result<Fences> {
+        if flags & FLAG_SYMMETRIC_FENCES != 0 {
+            return Ok(Fences::Symmetric);
+        }
+        #[cfg(not(loom))]
+        if !crate::os::membarrier::register() {
+            return Err(Error::Unsupported(
+                "the ring uses membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED), which this \
+                 process cannot register for",
+            ));
+        }
+        Ok(Fences::Asymmetric)
+    }
+}
+
+/// The deadline `timeout` from now; None (wait forever) if it is beyond what `Instant` holds.
+pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
 }
 
 /// Set if a membarrier ever failed after registration: sleeps are then capped at 1 ms.
@@ -135,6 +174,7 @@ impl Doorbell {
     /// Overwrites both words with garbage, as a hostile peer could (for the fuzz bodies).
     #[cfg(not(loom))]
     pub(crate) fn scribble(&self, value: u64) {
+        // Relaxed: garbage orders nothing; the point is that any value may be seen.
         self.seq.store(value as u32, Ordering::Relaxed);
         self.waiters.store((value >> 32) as u32, Ordering::Relaxed);
     }

@@ -4,10 +4,10 @@ use std::ops::Deref;
 use std::time::{Duration, Instant};
 
 use super::slot::{Claim, Slots};
-use super::{deadline_after, Handle, Recovery, DATA_BELL, HEAD, SPACE_BELL};
+use super::{attempt, Handle, DATA_BELL, HEAD, SPACE_BELL};
 use crate::error::{Error, Result};
 use crate::region::RingMemory;
-use crate::wait::{block_on, Fences, WaitStats};
+use crate::wait::{block_on, deadline_after, WaitStats};
 
 /// A handle that takes messages from an MPMC ring. Clone it for another thread; make one from
 /// the ring in another process. Each message goes to exactly one consumer handle.
@@ -42,7 +42,15 @@ impl MpmcConsumer {
     /// [`Error::Empty`]; [`Error::Corrupted`].
     pub fn try_recv(&mut self) -> Result<SlotGuard<'_>> {
         let h = &mut self.handle;
-        match attempt(&h.mem, &h.slots, h.pid, h.fences, &mut h.recovery)? {
+        let won = attempt(
+            &h.mem,
+            &h.slots,
+            h.fences,
+            &h.policy,
+            &mut h.recovery,
+            || claim_head(&h.mem, &h.slots, h.pid),
+        )?;
+        match won {
             Some((position, len)) => Ok(self.guard(position, len)),
             None => Err(Error::Empty),
         }
@@ -71,7 +79,16 @@ impl MpmcConsumer {
             h.fences,
             &h.policy,
             deadline,
-            || attempt(&h.mem, &h.slots, h.pid, h.fences, &mut h.recovery),
+            || {
+                attempt(
+                    &h.mem,
+                    &h.slots,
+                    h.fences,
+                    &h.policy,
+                    &mut h.recovery,
+                    || claim_head(&h.mem, &h.slots, h.pid),
+                )
+            },
             |_| None,
             &mut h.stats,
         )?;
@@ -112,26 +129,9 @@ impl MpmcConsumer {
     }
 }
 
-/// One attempt to take a message; a slot freed by recovery is tried once more.
-fn attempt(
-    mem: &RingMemory,
-    slots: &Slots,
-    pid: u32,
-    fences: Fences,
-    recovery: &mut Recovery,
-) -> Result<Option<(u64, usize)>> {
-    let head = &mem.header().positions[HEAD];
-    for _ in 0..2 {
-        match slots.try_claim_read(mem, head, pid)? {
-            Claim::Won { position, len } => return Ok(Some((position, len))),
-            Claim::NotReady { blocker } => {
-                if !recovery.recover(mem, slots, fences, blocker) {
-                    break;
-                }
-            }
-        }
-    }
-    Ok(None)
+/// The consumer's half of the slot protocol: claim the slot at the head.
+fn claim_head(mem: &RingMemory, slots: &Slots, pid: u32) -> Result<Claim> {
+    slots.try_claim_read(mem, &mem.header().positions[HEAD], pid)
 }
 
 fn copy_out(guard: &SlotGuard<'_>, buf: &mut Vec<u8>) -> Result<usize> {

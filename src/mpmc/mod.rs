@@ -46,12 +46,10 @@ pub use consumer::{MpmcConsumer, SlotGuard};
 pub use producer::{MpmcProducer, SlotGrant};
 
 use crate::error::{Error, Result};
-use crate::layout::{
-    check_mpmc_geometry, slot_stride, RingParams, FLAG_SYMMETRIC_FENCES, KIND_MPMC,
-};
+use crate::layout::{check_mpmc_geometry, slot_stride, RingParams, KIND_MPMC};
 use crate::region::{Region, RingMemory};
 use crate::wait::{Fences, WaitPolicy, WaitStats};
-use slot::{Slots, Stamp};
+use slot::{Claim, Slots, Stamp};
 
 /// Bell the consumers sleep on (a slot became ready).
 const DATA_BELL: usize = 0;
@@ -148,31 +146,16 @@ impl MpmcOptions {
             .checked_mul(slot_stride(slot_size))
             .ok_or_else(|| Error::InvalidConfig("ring too large".into()))?;
         check_mpmc_geometry(capacity, slot_size).map_err(|e| Error::InvalidConfig(e.into()))?;
-        #[cfg(not(loom))]
-        let symmetric = self.symmetric_fences || !crate::os::membarrier::register();
-        #[cfg(loom)]
-        let symmetric = self.symmetric_fences;
         Ok(RingParams {
             kind: KIND_MPMC,
             capacity,
             max_frame: slot_size,
-            flags: if symmetric { FLAG_SYMMETRIC_FENCES } else { 0 },
+            flags: Fences::creation_flags(self.symmetric_fences),
         })
     }
 
     fn ring(&self, region: Region, params: RingParams) -> Result<MpmcRing> {
-        let fences = if params.flags & FLAG_SYMMETRIC_FENCES != 0 {
-            Fences::Symmetric
-        } else {
-            #[cfg(not(loom))]
-            if !crate::os::membarrier::register() {
-                return Err(Error::Unsupported(
-                    "the ring uses membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED), which this \
-                     process cannot register for",
-                ));
-            }
-            Fences::Asymmetric
-        };
+        let fences = Fences::for_ring(params.flags)?;
         let mem = RingMemory::new(Arc::new(region));
         #[cfg(not(loom))]
         let (pid, judge) = {
@@ -299,7 +282,6 @@ impl MpmcRing {
             recovery: Recovery {
                 stuck: StuckWatch::default(),
                 judge: self.judge,
-                interval: self.policy.liveness_interval,
             },
             stats: WaitStats::default(),
         }
@@ -335,7 +317,7 @@ impl Handle {
             mem: self.mem.share(),
             recovery: Recovery {
                 stuck: StuckWatch::default(),
-                ..self.recovery
+                judge: self.recovery.judge,
             },
             stats: WaitStats::default(),
             ..*self
@@ -348,22 +330,46 @@ struct Recovery {
     stuck: StuckWatch,
     /// Whether we may judge the pids that other handles record.
     judge: bool,
-    interval: Duration,
+}
+
+/// One attempt to claim a slot (`claim` is the producer's or the consumer's half of the slot
+/// protocol), with recovery: if a slot was in the way, it is checked, and once reclaimed the
+/// claim is tried once more. Returns the position won and, for a consumer, the length.
+fn attempt(
+    mem: &RingMemory,
+    slots: &Slots,
+    fences: Fences,
+    policy: &WaitPolicy,
+    recovery: &mut Recovery,
+    mut claim: impl FnMut() -> Result<Claim>,
+) -> Result<Option<(u64, usize)>> {
+    for _ in 0..2 {
+        match claim()? {
+            Claim::Won { position, len } => return Ok(Some((position, len))),
+            Claim::NotReady { blocker } => {
+                if !recovery.recover(mem, slots, fences, policy.liveness_interval, blocker) {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(None)
 }
 
 impl Recovery {
     /// Called when an attempt found the ring not ready because of `blocker` (or nothing in
-    /// particular). If the same slot has been in the way for a liveness interval and its owner
-    /// is dead, completes it for the owner and wakes everyone. Returns whether it did.
+    /// particular). If the same slot has been in the way for `interval` and its owner is dead,
+    /// completes it for the owner and wakes everyone. Returns whether it did.
     #[cold]
     fn recover(
         &mut self,
         mem: &RingMemory,
         slots: &Slots,
         fences: Fences,
+        interval: Duration,
         blocker: Option<(u64, Stamp)>,
     ) -> bool {
-        let Some(blocker) = self.stuck.persisting(blocker, self.interval) else {
+        let Some(blocker) = self.stuck.persisting(blocker, interval) else {
             return false;
         };
         if !self.judge {
@@ -414,8 +420,4 @@ impl StuckWatch {
             }
         }
     }
-}
-
-fn deadline_after(timeout: Duration) -> Option<Instant> {
-    Instant::now().checked_add(timeout)
 }

@@ -4,10 +4,10 @@ use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
 
 use super::slot::{Claim, Slots};
-use super::{deadline_after, Handle, Recovery, DATA_BELL, SPACE_BELL, TAIL};
+use super::{attempt, Handle, DATA_BELL, SPACE_BELL, TAIL};
 use crate::error::{Error, Result};
 use crate::region::RingMemory;
-use crate::wait::{block_on, Fences, WaitStats};
+use crate::wait::{block_on, deadline_after, WaitStats};
 
 /// A handle that writes messages into an MPMC ring. Clone it for another thread; make one from
 /// the ring in another process.
@@ -52,8 +52,16 @@ impl MpmcProducer {
     pub fn try_reserve(&mut self, len: usize) -> Result<SlotGrant<'_>> {
         self.check_len(len)?;
         let h = &mut self.handle;
-        match attempt(&h.mem, &h.slots, h.pid, h.fences, &mut h.recovery)? {
-            Some(position) => Ok(self.grant(position, len)),
+        let won = attempt(
+            &h.mem,
+            &h.slots,
+            h.fences,
+            &h.policy,
+            &mut h.recovery,
+            || claim_tail(&h.mem, &h.slots, h.pid),
+        )?;
+        match won {
+            Some((position, _)) => Ok(self.grant(position, len)),
             None => Err(Error::Full),
         }
     }
@@ -88,12 +96,21 @@ impl MpmcProducer {
     fn reserve_until(&mut self, len: usize, deadline: Option<Instant>) -> Result<SlotGrant<'_>> {
         self.check_len(len)?;
         let h = &mut self.handle;
-        let position = block_on(
+        let (position, _) = block_on(
             &h.mem.header().bells[SPACE_BELL],
             h.fences,
             &h.policy,
             deadline,
-            || attempt(&h.mem, &h.slots, h.pid, h.fences, &mut h.recovery),
+            || {
+                attempt(
+                    &h.mem,
+                    &h.slots,
+                    h.fences,
+                    &h.policy,
+                    &mut h.recovery,
+                    || claim_tail(&h.mem, &h.slots, h.pid),
+                )
+            },
             |_| None,
             &mut h.stats,
         )?;
@@ -143,26 +160,9 @@ impl MpmcProducer {
     }
 }
 
-/// One attempt to claim a slot; a slot freed by recovery is tried once more.
-fn attempt(
-    mem: &RingMemory,
-    slots: &Slots,
-    pid: u32,
-    fences: Fences,
-    recovery: &mut Recovery,
-) -> Result<Option<u64>> {
-    let tail = &mem.header().positions[TAIL];
-    for _ in 0..2 {
-        match slots.try_claim_write(mem, tail, pid)? {
-            Claim::Won { position, .. } => return Ok(Some(position)),
-            Claim::NotReady { blocker } => {
-                if !recovery.recover(mem, slots, fences, blocker) {
-                    break;
-                }
-            }
-        }
-    }
-    Ok(None)
+/// The producer's half of the slot protocol: claim the slot at the tail.
+fn claim_tail(mem: &RingMemory, slots: &Slots, pid: u32) -> Result<Claim> {
+    slots.try_claim_write(mem, &mem.header().positions[TAIL], pid)
 }
 
 impl Clone for MpmcProducer {

@@ -4,14 +4,14 @@ use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{deadline_after, Endpoint, CONSUMER_POS, DATA_BELL, SPACE_BELL};
+use super::{Endpoint, CONSUMER_POS, DATA_BELL, SPACE_BELL};
 use crate::error::{Error, Result, Role};
 use crate::frame::{self, frame_size, Frame, HEADER_LEN};
 use crate::layout::{RingParams, MAX_POSITION};
 use crate::region::{Region, RingMemory};
 use crate::role::PeerStatus;
 use crate::sync::Ordering;
-use crate::wait::{block_on, Fences, WaitPolicy, WaitStats};
+use crate::wait::{block_on, deadline_after, Fences, WaitPolicy, WaitStats};
 
 /// The consumer's private view: where the next frame starts, and how much of what it has read
 /// it has told the producer about.

@@ -45,7 +45,7 @@ pub use consumer::{Consumer, ReadGuard};
 pub use producer::{Producer, WriteGrant};
 
 use crate::error::{Error, Result, Role};
-use crate::layout::{check_geometry, largest_frame, RingParams, FLAG_SYMMETRIC_FENCES, KIND_SPSC};
+use crate::layout::{check_geometry, largest_frame, RingParams, KIND_SPSC};
 use crate::region::{Region, RingMemory};
 use crate::role::RoleHold;
 use crate::wait::{Fences, WaitPolicy, WaitStats};
@@ -145,15 +145,11 @@ impl SpscOptions {
         let max_frame = u32::try_from(self.max_frame.unwrap_or(largest))
             .map_err(|_| Error::InvalidConfig("max frame above 4 GiB".into()))?;
         check_geometry(self.capacity, max_frame).map_err(|e| Error::InvalidConfig(e.into()))?;
-        #[cfg(not(loom))]
-        let symmetric = self.symmetric_fences || !crate::os::membarrier::register();
-        #[cfg(loom)]
-        let symmetric = self.symmetric_fences;
         Ok(RingParams {
             kind: KIND_SPSC,
             capacity: self.capacity,
             max_frame,
-            flags: if symmetric { FLAG_SYMMETRIC_FENCES } else { 0 },
+            flags: Fences::creation_flags(self.symmetric_fences),
         })
     }
 
@@ -258,18 +254,7 @@ impl Endpoint {
         role: Role,
         policy: WaitPolicy,
     ) -> Result<Self> {
-        let fences = if params.flags & FLAG_SYMMETRIC_FENCES != 0 {
-            Fences::Symmetric
-        } else {
-            #[cfg(not(loom))]
-            if !crate::os::membarrier::register() {
-                return Err(Error::Unsupported(
-                    "the ring uses membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED), which this \
-                     process cannot register for",
-                ));
-            }
-            Fences::Asymmetric
-        };
+        let fences = Fences::for_ring(params.flags)?;
         let hold = RoleHold::claim(region.header(), role)?;
         // A previous holder of this role may have died asleep and left its count behind.
         region.header().bells[bell_of(role)].reset_waiters();
@@ -300,8 +285,4 @@ fn bell_of(role: Role) -> usize {
         Role::Consumer => DATA_BELL,
         Role::Producer => SPACE_BELL,
     }
-}
-
-fn deadline_after(timeout: Duration) -> Option<std::time::Instant> {
-    std::time::Instant::now().checked_add(timeout)
 }

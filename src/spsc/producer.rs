@@ -4,14 +4,14 @@ use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{deadline_after, Endpoint, CONSUMER_POS, DATA_BELL, PRODUCER_POS, SPACE_BELL};
+use super::{Endpoint, CONSUMER_POS, DATA_BELL, PRODUCER_POS, SPACE_BELL};
 use crate::error::{Error, Result, Role};
 use crate::frame::{self, frame_size, Frame, HEADER_LEN};
 use crate::layout::{RingParams, MAX_POSITION};
 use crate::region::{Region, RingMemory};
 use crate::role::PeerStatus;
 use crate::sync::Ordering;
-use crate::wait::{block_on, WaitPolicy, WaitStats};
+use crate::wait::{block_on, deadline_after, WaitPolicy, WaitStats};
 
 /// The producer's private view of the ring: where it writes next, and the consumer's position as
 /// last read. Kept in the endpoint, never in shared memory.
