@@ -126,6 +126,10 @@ pub enum Error {
         /// The ring position (or header offset) where it was read.
         position: u64,
     },
+    /// A segment passed as a descriptor is not a memfd sealed against shrinking, so its owner
+    /// could truncate it under our mapping.
+    #[error("segment descriptor is not a memfd sealed against shrinking")]
+    Unsealed,
     /// The kernel lacks something ringport needs.
     #[error("unsupported: {0}")]
     Unsupported(&'static str),

@@ -113,23 +113,45 @@ impl Region {
     /// Creates a named shared segment and initializes its header.
     #[cfg(not(loom))]
     pub(crate) fn create_shared(name: &str, params: &RingParams, unlink: bool) -> Result<Region> {
-        let len = usize::try_from(params.segment_len())
-            .map_err(|_| crate::Error::InvalidConfig("segment too large".into()))?;
-        let shm = crate::os::shm::SharedMemory::create(name, len, unlink)?;
+        let shm = crate::os::shm::SharedMemory::create(name, segment_len(params)?, unlink)?;
+        Ok(Region::initialized(shm, params))
+    }
+
+    /// Creates an anonymous sealed segment (memfd) and initializes its header; the descriptor
+    /// is for passing to the peer.
+    #[cfg(not(loom))]
+    pub(crate) fn create_memfd(params: &RingParams) -> Result<(Region, std::os::fd::OwnedFd)> {
+        let (shm, fd) = crate::os::shm::SharedMemory::create_memfd(segment_len(params)?)?;
+        Ok((Region::initialized(shm, params), fd))
+    }
+
+    #[cfg(not(loom))]
+    fn initialized(shm: crate::os::shm::SharedMemory, params: &RingParams) -> Region {
         let region = Region::from_shared(shm, params.capacity as usize);
         region
             .header()
             .initialize(params, crate::os::process::pid_namespace_cached());
-        Ok(region)
+        region
     }
 
     /// Opens a named shared segment and validates its header.
     #[cfg(not(loom))]
     pub(crate) fn open_shared(name: &str, kind: u32) -> Result<(Region, RingParams)> {
-        use crate::layout::DATA_OFFSET;
-        let shm = crate::os::shm::SharedMemory::open(name, DATA_OFFSET)?;
+        let shm = crate::os::shm::SharedMemory::open(name, crate::layout::DATA_OFFSET)?;
+        Region::validated(shm, kind)
+    }
+
+    /// Maps a segment received as a descriptor (a sealed memfd) and validates its header.
+    #[cfg(not(loom))]
+    pub(crate) fn open_fd(fd: std::os::fd::BorrowedFd<'_>, kind: u32) -> Result<(Region, RingParams)> {
+        let shm = crate::os::shm::SharedMemory::from_fd(fd, crate::layout::DATA_OFFSET)?;
+        Region::validated(shm, kind)
+    }
+
+    #[cfg(not(loom))]
+    fn validated(shm: crate::os::shm::SharedMemory, kind: u32) -> Result<(Region, RingParams)> {
         let mapped = shm.len() as u64;
-        // SAFETY: the mapping is at least DATA_OFFSET bytes (checked by `open`), page-aligned,
+        // SAFETY: the mapping is at least DATA_OFFSET bytes (checked when mapped), page-aligned,
         // and a SegmentHeader is made of atomics, for which any bit pattern is valid.
         let header = unsafe { shm.base().cast::<SegmentHeader>().as_ref() };
         let params = header.validate(kind, mapped)?;
@@ -222,6 +244,13 @@ impl Drop for Region {
             }
         }
     }
+}
+
+/// The bytes a segment for `params` needs, as a mapping length.
+#[cfg(not(loom))]
+fn segment_len(params: &RingParams) -> Result<usize> {
+    usize::try_from(params.segment_len())
+        .map_err(|_| crate::Error::InvalidConfig("segment too large".into()))
 }
 
 /// A shared [`Region`] as an endpoint holds it, with the header and data addresses and the mask

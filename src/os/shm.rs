@@ -1,12 +1,14 @@
-//! Named POSIX shared-memory segments: `shm_open`, `ftruncate`, `mmap`, `shm_unlink`.
+//! Shared-memory segments: named POSIX ones (`shm_open`, `ftruncate`, `mmap`, `shm_unlink`)
+//! and anonymous memfd ones, sealed so that no process can shrink them under a mapping.
 
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::ptr::NonNull;
 
 use memmap2::{MmapOptions, MmapRaw};
 use nix::errno::Errno;
-use nix::fcntl::OFlag;
+use nix::fcntl::{fcntl, FcntlArg, OFlag, SealFlag};
+use nix::sys::memfd::{memfd_create, MFdFlags};
 use nix::sys::stat::Mode;
 
 use crate::error::{Error, Result};
@@ -42,12 +44,18 @@ pub(crate) fn shm_path(name: &str) -> Result<CString> {
 /// A mapped shared-memory segment.
 ///
 /// The mapping lives as long as this value (it outlives the file descriptor, closed once
-/// mapped); the name is unlinked on drop when `unlink_on_drop`.
+/// mapped); a named segment's name is unlinked on drop when `unlink_on_drop`.
 pub(crate) struct SharedMemory {
     map: MmapRaw,
-    path: CString,
-    unlink_on_drop: bool,
+    /// The name to unlink on drop (None: anonymous, or not ours to unlink).
+    unlink_on_drop: Option<CString>,
 }
+
+/// The seals every memfd segment carries: its size can never change, so a mapping of it can
+/// never fault with SIGBUS, and no one can lift the seals.
+const MEMFD_SEALS: SealFlag = SealFlag::F_SEAL_SHRINK
+    .union(SealFlag::F_SEAL_GROW)
+    .union(SealFlag::F_SEAL_SEAL);
 
 impl SharedMemory {
     /// Creates a new segment of `len` bytes (exclusive: fails if the name exists), mode 0600,
@@ -73,8 +81,49 @@ impl SharedMemory {
         let map = map_shared(&fd, len).map_err(unlink)?;
         Ok(SharedMemory {
             map,
-            path,
-            unlink_on_drop,
+            unlink_on_drop: unlink_on_drop.then_some(path),
+        })
+    }
+
+    /// Creates an anonymous segment of `len` bytes (`memfd_create`), zero-filled, sealed against
+    /// any change of size, and maps it. The descriptor is what another process maps (passed over
+    /// a Unix socket); the memory goes when the last mapping and descriptor go, so a crash leaves
+    /// nothing behind.
+    pub(crate) fn create_memfd(len: usize) -> Result<(SharedMemory, OwnedFd)> {
+        let fd = memfd_create(
+            c"ringport",
+            MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING,
+        )
+        .map_err(|e| Error::os("memfd_create", e))?;
+        let size = libc::off_t::try_from(len)
+            .map_err(|_| Error::InvalidConfig(format!("segment of {len} bytes")))?;
+        nix::unistd::ftruncate(&fd, size).map_err(|e| Error::os("ftruncate", e))?;
+        fcntl(&fd, FcntlArg::F_ADD_SEALS(MEMFD_SEALS)).map_err(|e| Error::os("F_ADD_SEALS", e))?;
+        let map = map_shared(&fd, len)?;
+        Ok((
+            SharedMemory {
+                map,
+                unlink_on_drop: None,
+            },
+            fd,
+        ))
+    }
+
+    /// Maps a segment received as a descriptor (from a peer, so untrusted): it must be a memfd
+    /// sealed against shrinking (or the peer could make our reads fault) and at least `min_len`
+    /// bytes.
+    pub(crate) fn from_fd(fd: BorrowedFd<'_>, min_len: usize) -> Result<SharedMemory> {
+        let seals = fcntl(fd, FcntlArg::F_GET_SEALS).map_err(|e| match e {
+            Errno::EINVAL => Error::Unsealed,
+            e => Error::os("F_GET_SEALS", e),
+        })?;
+        if !SealFlag::from_bits_retain(seals).contains(SealFlag::F_SEAL_SHRINK) {
+            return Err(Error::Unsealed);
+        }
+        let len = checked_len(fd, min_len)?;
+        Ok(SharedMemory {
+            map: map_shared(fd, len)?,
+            unlink_on_drop: None,
         })
     }
 
@@ -87,21 +136,10 @@ impl SharedMemory {
                 e => Error::os("shm_open", e),
             },
         )?;
-        let len = segment_len(&fd)?;
-        if len < min_len as u64 {
-            return Err(Error::TooSmall {
-                len,
-                needed: min_len as u64,
-            });
-        }
-        let len = usize::try_from(len).map_err(|_| Error::TooSmall {
-            len,
-            needed: min_len as u64,
-        })?;
+        let len = checked_len(&fd, min_len)?;
         Ok(SharedMemory {
             map: map_shared(&fd, len)?,
-            path,
-            unlink_on_drop: false,
+            unlink_on_drop: None,
         })
     }
 
@@ -118,21 +156,30 @@ impl SharedMemory {
 
 impl Drop for SharedMemory {
     fn drop(&mut self) {
-        if self.unlink_on_drop {
-            let _ = nix::sys::mman::shm_unlink(self.path.as_c_str());
+        if let Some(path) = &self.unlink_on_drop {
+            let _ = nix::sys::mman::shm_unlink(path.as_c_str());
         }
     }
 }
 
-fn segment_len(fd: &OwnedFd) -> Result<u64> {
+/// The segment's size (fstat), which must be at least `min_len`.
+fn checked_len(fd: impl AsFd, min_len: usize) -> Result<usize> {
     let st = nix::sys::stat::fstat(fd).map_err(|e| Error::os("fstat", e))?;
-    Ok(u64::try_from(st.st_size).unwrap_or(0))
+    let len = u64::try_from(st.st_size).unwrap_or(0);
+    let too_small = Error::TooSmall {
+        len,
+        needed: min_len as u64,
+    };
+    match usize::try_from(len) {
+        Ok(len) if len >= min_len => Ok(len),
+        _ => Err(too_small),
+    }
 }
 
-fn map_shared(fd: &OwnedFd, len: usize) -> Result<MmapRaw> {
+fn map_shared(fd: impl AsFd, len: usize) -> Result<MmapRaw> {
     MmapOptions::new()
         .len(len)
-        .map_raw(fd.as_raw_fd())
+        .map_raw(fd.as_fd().as_raw_fd())
         .map_err(|e| Error::os("mmap", e))
 }
 

@@ -38,6 +38,8 @@
 mod consumer;
 mod producer;
 
+#[cfg(not(loom))]
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -232,6 +234,54 @@ impl SpscOptions {
     #[cfg(not(loom))]
     pub fn open_consumer(&self, name: &str) -> Result<Consumer> {
         let (region, params) = Region::open_shared(name, KIND_SPSC)?;
+        Consumer::attach(Arc::new(region), params, self.policy())
+    }
+}
+
+/// Anonymous segments: a memfd sealed so that its size can never change, passed to the other
+/// process as a descriptor (over a Unix socket with `SCM_RIGHTS`, or inherited). No name appears
+/// in `/dev/shm`, and the memory goes with the last process that holds it, even after a crash.
+#[cfg(not(loom))]
+impl SpscOptions {
+    /// Creates an anonymous sealed segment and becomes its producer; the descriptor is for the
+    /// consumer's process.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`], [`Error::Os`].
+    pub fn create_producer_memfd(&self) -> Result<(Producer, OwnedFd)> {
+        let params = self.params()?;
+        let (region, fd) = Region::create_memfd(&params)?;
+        Ok((Producer::attach(Arc::new(region), params, self.policy())?, fd))
+    }
+
+    /// Creates an anonymous sealed segment and becomes its consumer; the descriptor is for the
+    /// producer's process.
+    ///
+    /// # Errors
+    /// As [`create_producer_memfd`](Self::create_producer_memfd).
+    pub fn create_consumer_memfd(&self) -> Result<(Consumer, OwnedFd)> {
+        let params = self.params()?;
+        let (region, fd) = Region::create_memfd(&params)?;
+        Ok((Consumer::attach(Arc::new(region), params, self.policy())?, fd))
+    }
+
+    /// Maps a segment received as a descriptor and becomes its producer. The descriptor may be
+    /// closed afterwards; the mapping stays.
+    ///
+    /// # Errors
+    /// [`Error::Unsealed`] if it is not a memfd sealed against shrinking; otherwise as
+    /// [`open_producer`](Self::open_producer).
+    pub fn open_producer_fd(&self, fd: impl AsFd) -> Result<Producer> {
+        let (region, params) = Region::open_fd(fd.as_fd(), KIND_SPSC)?;
+        Producer::attach(Arc::new(region), params, self.policy())
+    }
+
+    /// Maps a segment received as a descriptor and becomes its consumer.
+    ///
+    /// # Errors
+    /// As [`open_producer_fd`](Self::open_producer_fd).
+    pub fn open_consumer_fd(&self, fd: impl AsFd) -> Result<Consumer> {
+        let (region, params) = Region::open_fd(fd.as_fd(), KIND_SPSC)?;
         Consumer::attach(Arc::new(region), params, self.policy())
     }
 }
