@@ -130,6 +130,20 @@ pub enum Error {
     /// could truncate it under our mapping.
     #[error("segment descriptor is not a memfd sealed against shrinking")]
     Unsealed,
+    /// The peer broke the channel protocol (a malformed or unexpected message).
+    #[error("channel protocol violated by the peer: {0}")]
+    Protocol(&'static str),
+    /// The peer's credentials are not accepted (by default only the same user is).
+    #[error("peer refused: process {pid} runs as uid {uid}")]
+    PeerRefused {
+        /// The peer's process id.
+        pid: i32,
+        /// The peer's user id.
+        uid: u32,
+    },
+    /// The listener refused our credentials.
+    #[error("the listener refused this process's credentials")]
+    Refused,
     /// The kernel lacks something ringport needs.
     #[error("unsupported: {0}")]
     Unsupported(&'static str),

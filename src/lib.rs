@@ -31,6 +31,8 @@
 #![cfg_attr(loom, allow(dead_code, unused_imports, irrefutable_let_patterns))]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+#[cfg(not(loom))]
+pub mod channel;
 mod error;
 mod frame;
 #[cfg(not(loom))]
@@ -45,6 +47,8 @@ pub mod spsc;
 mod sync;
 mod wait;
 
+#[cfg(not(loom))]
+pub use channel::{Channel, ChannelOptions, Listener, Policy};
 pub use error::{Error, Result, Role};
 pub use mpmc::{MpmcConsumer, MpmcOptions, MpmcProducer, MpmcRing, SlotGrant, SlotGuard};
 #[cfg(not(loom))]

@@ -143,7 +143,10 @@ impl Region {
 
     /// Maps a segment received as a descriptor (a sealed memfd) and validates its header.
     #[cfg(not(loom))]
-    pub(crate) fn open_fd(fd: std::os::fd::BorrowedFd<'_>, kind: u32) -> Result<(Region, RingParams)> {
+    pub(crate) fn open_fd(
+        fd: std::os::fd::BorrowedFd<'_>,
+        kind: u32,
+    ) -> Result<(Region, RingParams)> {
         let shm = crate::os::shm::SharedMemory::from_fd(fd, crate::layout::DATA_OFFSET)?;
         Region::validated(shm, kind)
     }

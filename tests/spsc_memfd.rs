@@ -22,7 +22,10 @@ fn shm_entries() -> Vec<String> {
 fn raw_memfd(len: i64, seals: i32) -> OwnedFd {
     // SAFETY: plain system calls on a descriptor we own from here on.
     unsafe {
-        let fd = libc::memfd_create(c"test".as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING);
+        let fd = libc::memfd_create(
+            c"test".as_ptr(),
+            libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
+        );
         assert!(fd >= 0);
         let fd = OwnedFd::from_raw_fd(fd);
         assert_eq!(libc::ftruncate(fd.as_raw_fd(), len), 0);
@@ -61,7 +64,10 @@ fn a_memfd_segment_cannot_be_resized() {
         )
     };
     assert_eq!((shrink, grow), (-1, -1), "a sealed segment was resized");
-    assert_eq!(std::io::Error::last_os_error().raw_os_error(), Some(libc::EPERM));
+    assert_eq!(
+        std::io::Error::last_os_error().raw_os_error(),
+        Some(libc::EPERM)
+    );
     // SAFETY: as above.
     let seals = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GET_SEALS) };
     let wanted = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL;
@@ -82,7 +88,10 @@ fn a_descriptor_that_could_shrink_is_refused() {
     ));
     // A regular file cannot be sealed at all.
     let file = File::open("/proc/self/exe").unwrap();
-    assert!(matches!(small().open_consumer_fd(&file), Err(Error::Unsealed)));
+    assert!(matches!(
+        small().open_consumer_fd(&file),
+        Err(Error::Unsealed)
+    ));
     // Sealed but shorter than a header.
     assert!(matches!(
         small().open_consumer_fd(raw_memfd(100, libc::F_SEAL_SHRINK)),

@@ -6,6 +6,7 @@
 pub(crate) mod futex;
 pub(crate) mod membarrier;
 pub(crate) mod process;
+pub(crate) mod seqpacket;
 pub(crate) mod shm;
 
 pub use shm::remove_segment;

@@ -251,7 +251,10 @@ impl SpscOptions {
     pub fn create_producer_memfd(&self) -> Result<(Producer, OwnedFd)> {
         let params = self.params()?;
         let (region, fd) = Region::create_memfd(&params)?;
-        Ok((Producer::attach(Arc::new(region), params, self.policy())?, fd))
+        Ok((
+            Producer::attach(Arc::new(region), params, self.policy())?,
+            fd,
+        ))
     }
 
     /// Creates an anonymous sealed segment and becomes its consumer; the descriptor is for the
@@ -262,7 +265,10 @@ impl SpscOptions {
     pub fn create_consumer_memfd(&self) -> Result<(Consumer, OwnedFd)> {
         let params = self.params()?;
         let (region, fd) = Region::create_memfd(&params)?;
-        Ok((Consumer::attach(Arc::new(region), params, self.policy())?, fd))
+        Ok((
+            Consumer::attach(Arc::new(region), params, self.policy())?,
+            fd,
+        ))
     }
 
     /// Maps a segment received as a descriptor and becomes its producer. The descriptor may be

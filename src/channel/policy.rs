@@ -1,0 +1,159 @@
+//! Which path the next message takes: the sender's decision, made without system calls.
+
+use std::time::{Duration, Instant};
+
+/// Which path a channel's messages take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Policy {
+    /// Small and occasional messages through the socket; large ones and steady streams
+    /// through the ring, set up when first needed (see [`ChannelOptions`](super::ChannelOptions)
+    /// for the thresholds).
+    #[default]
+    Auto,
+    /// Always the socket (no shared memory at all).
+    Socket,
+    /// Always the ring, set up with the first message.
+    Ring,
+}
+
+/// A path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Path {
+    Socket,
+    Ring,
+}
+
+/// The thresholds of [`Policy::Auto`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Thresholds {
+    /// A message longer than this goes through the ring.
+    pub inline_limit: usize,
+    /// More than this many messages within `window` move the channel onto the ring.
+    pub burst: u32,
+    pub window: Duration,
+    /// A channel on the ring that has sent nothing for this long goes back to the socket.
+    pub fallback_after: Option<Duration>,
+}
+
+/// The sender's path choice over time.
+#[derive(Debug)]
+pub(crate) struct Chooser {
+    policy: Policy,
+    thresholds: Thresholds,
+    window_start: Instant,
+    in_window: u32,
+    last_send: Instant,
+}
+
+impl Chooser {
+    pub(crate) fn new(policy: Policy, thresholds: Thresholds, now: Instant) -> Chooser {
+        Chooser {
+            policy,
+            thresholds,
+            window_start: now,
+            in_window: 0,
+            last_send: now,
+        }
+    }
+
+    pub(crate) fn policy(&self) -> Policy {
+        self.policy
+    }
+
+    /// Changes the policy for good (Auto falls back to Socket when no ring can be made).
+    pub(crate) fn force(&mut self, policy: Policy) {
+        self.policy = policy;
+    }
+
+    /// Whether the policy reads the clock (only `Auto` does: forced policies skip it).
+    pub(crate) fn needs_clock(&self) -> bool {
+        self.policy == Policy::Auto
+    }
+
+    /// The path for a message of `len` bytes sent at `now`, the channel being on `current`.
+    pub(crate) fn choose(&mut self, current: Path, len: usize, now: Instant) -> Path {
+        match self.policy {
+            Policy::Socket => Path::Socket,
+            Policy::Ring => Path::Ring,
+            Policy::Auto => self.auto(current, len, now),
+        }
+    }
+
+    fn auto(&mut self, current: Path, len: usize, now: Instant) -> Path {
+        let t = &self.thresholds;
+        let quiet = now.saturating_duration_since(self.last_send);
+        self.last_send = now;
+        if now.saturating_duration_since(self.window_start) > t.window {
+            self.window_start = now;
+            self.in_window = 0;
+        }
+        self.in_window = self.in_window.saturating_add(1);
+        match current {
+            Path::Socket if len > t.inline_limit || self.in_window > t.burst => Path::Ring,
+            Path::Ring if t.fallback_after.is_some_and(|q| quiet >= q) && len <= t.inline_limit => {
+                self.window_start = now;
+                self.in_window = 1;
+                Path::Socket
+            }
+            path => path,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: Thresholds = Thresholds {
+        inline_limit: 1000,
+        burst: 3,
+        window: Duration::from_millis(10),
+        fallback_after: Some(Duration::from_millis(100)),
+    };
+
+    #[test]
+    fn auto_moves_to_the_ring_on_size_or_burst_and_back_when_quiet() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let mut c = Chooser::new(Policy::Auto, T, t0);
+        assert_eq!(
+            c.choose(Path::Socket, 1001, t0),
+            Path::Ring,
+            "large message"
+        );
+
+        let mut c = Chooser::new(Policy::Auto, T, t0);
+        // Three messages per window stay on the socket, window after window.
+        for i in 0..30 {
+            assert_eq!(
+                c.choose(Path::Socket, 10, ms(11 * (i / 3) + i % 3)),
+                Path::Socket
+            );
+        }
+        // A fourth within one window moves.
+        let t = ms(1000);
+        for _ in 0..3 {
+            assert_eq!(c.choose(Path::Socket, 10, t), Path::Socket);
+        }
+        assert_eq!(c.choose(Path::Socket, 10, t), Path::Ring);
+        assert_eq!(c.choose(Path::Ring, 10, ms(1050)), Path::Ring);
+        assert_eq!(
+            c.choose(Path::Ring, 5000, ms(1200)),
+            Path::Ring,
+            "large stays"
+        );
+        assert_eq!(c.choose(Path::Ring, 10, ms(1400)), Path::Socket, "quiet");
+        assert_eq!(c.choose(Path::Socket, 10, ms(1400)), Path::Socket);
+    }
+
+    #[test]
+    fn forced_policies_never_move() {
+        let t0 = Instant::now();
+        let mut s = Chooser::new(Policy::Socket, T, t0);
+        let mut r = Chooser::new(Policy::Ring, T, t0);
+        for len in [0, 10, 1 << 20] {
+            assert_eq!(s.choose(Path::Socket, len, t0), Path::Socket);
+            assert_eq!(r.choose(Path::Socket, len, t0), Path::Ring);
+        }
+    }
+}
