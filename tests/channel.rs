@@ -54,7 +54,7 @@ fn every_policy_carries_every_size_in_order() {
 fn auto_moves_to_the_ring_on_a_burst_and_back_when_quiet_keeping_order() {
     let options = small_rings()
         .inline_limit(1 << 20)
-        .ring_after(8, Duration::from_secs(10))
+        .ring_after(8, 1 << 30, Duration::from_secs(10))
         .fall_back_after(Some(Duration::from_millis(30)));
     let (mut a, mut b) = options.pair().unwrap();
     let mut seq = 0u32;

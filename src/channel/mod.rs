@@ -8,8 +8,8 @@
 //! after a crash. Each direction has its own ring and moves on its own.
 //!
 //! Why not always the ring? Mapping a segment costs more than sending the same bytes through the
-//! socket once (a fresh 256 KiB ring costs about as much as eight 64 KiB socket sends here), so a
-//! ring pays off only when it is reused; and a socket wakes its reader in `poll`, with no
+//! socket once (here a single message on a fresh channel is faster through the socket up to
+//! 4 MiB), so a ring pays off only when it is reused; and a socket wakes its reader in `poll`, with no
 //! liveness checks, and reports a dead peer at once. [`Policy::Auto`] follows measurements: see
 //! [`ChannelOptions`] for the thresholds and where they come from.
 //!
@@ -110,7 +110,8 @@ impl Default for ChannelOptions {
             policy: Policy::Auto,
             thresholds: Thresholds {
                 inline_limit: DEFAULT_INLINE_LIMIT,
-                burst: DEFAULT_BURST,
+                burst_messages: DEFAULT_BURST_MESSAGES,
+                burst_bytes: DEFAULT_BURST_BYTES,
                 window: DEFAULT_WINDOW,
                 fallback_after: None,
             },
@@ -122,12 +123,19 @@ impl Default for ChannelOptions {
     }
 }
 
-/// Defaults of [`Policy::Auto`], from `cargo bench --bench channel_policy` on the 2-core KVM
-/// machine the project is measured on (see the README's results): the sizes and rates at which
-/// the ring starts to beat the socket, setup included.
-const DEFAULT_INLINE_LIMIT: usize = 256 << 10;
-const DEFAULT_BURST: u32 = 32;
-const DEFAULT_WINDOW: Duration = Duration::from_millis(10);
+// Defaults of `Policy::Auto`, from `cargo bench --bench channel_policy` on the 2-core KVM
+// machine the project is measured on (README, "Channel paths"):
+// - a single message on a fresh channel is faster through the socket up to 4 MiB and through
+//   a new ring from 8 MiB (the ring's setup, ~100 us, plus faulting in the pages it touches);
+// - a socket message costs about 20 us plus 0.2 ns a byte, a ring message far less, so the
+//   ring pays back its setup after about 50 small messages (measured: 49-73) or some MiB of
+//   large ones (a fresh 1 MiB ring costs ~0.8 ms with its page faults, and each MiB saves
+//   ~0.15 ms): 8 MiB, so that one message of up to 4 MiB never counts as a stream by itself;
+// - the window is long enough that 1-4 MiB messages sent every few ms still count as a stream.
+const DEFAULT_INLINE_LIMIT: usize = 4 << 20;
+const DEFAULT_BURST_MESSAGES: u64 = 50;
+const DEFAULT_BURST_BYTES: u64 = 8 << 20;
+const DEFAULT_WINDOW: Duration = Duration::from_millis(100);
 const DEFAULT_RING_CAPACITY: usize = 1 << 20;
 
 impl ChannelOptions {
@@ -151,10 +159,14 @@ impl ChannelOptions {
         self
     }
 
-    /// Under `Auto`, more than `messages` sends within `window` move the channel onto the ring.
+    /// Under `Auto`, socket traffic within `window` moves the channel onto the ring once
+    /// `sent messages / messages + sent bytes / bytes` passes 1 (defaults: 50 messages, 8 MiB,
+    /// 100 ms; both figures are about what setting up a ring costs, in socket time). Zero is
+    /// taken as one.
     #[must_use]
-    pub fn ring_after(mut self, messages: u32, window: Duration) -> Self {
-        self.thresholds.burst = messages;
+    pub fn ring_after(mut self, messages: u64, bytes: u64, window: Duration) -> Self {
+        self.thresholds.burst_messages = messages.max(1);
+        self.thresholds.burst_bytes = bytes.max(1);
         self.thresholds.window = window;
         self
     }

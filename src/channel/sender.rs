@@ -23,7 +23,7 @@ pub struct ChannelSender {
     ring: Option<Producer>,
     ring_options: SpscOptions,
     chooser: Chooser,
-    /// Only `Auto` reads the clock; forced policies pass this instead.
+    /// Passed to the chooser when it needs no clock.
     epoch: Instant,
     /// The largest message the peer accepts (from its hello).
     peer_max: usize,
@@ -96,7 +96,7 @@ impl ChannelSender {
             self.emit(wire::CANCEL, 0, &[], deadline)?;
             self.unfinished = false;
         }
-        let now = if self.chooser.needs_clock() {
+        let now = if self.chooser.needs_clock(self.path) {
             Instant::now()
         } else {
             self.epoch
