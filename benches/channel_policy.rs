@@ -184,7 +184,10 @@ fn main() {
     };
     println!(
         "\n{:>8} | {:>27} | {:>27} | {:>33}",
-        "size", "one-shot us: socket ring auto", "ping-pong us: socket ring auto", "stream msg/s: socket ring auto"
+        "size",
+        "one-shot us: socket ring auto",
+        "ping-pong us: socket ring auto",
+        "stream msg/s: socket ring auto"
     );
     let mut worst: f64 = 0.0;
     let mut crossover_one_shot = None;
@@ -212,7 +215,8 @@ fn main() {
     // Messages at which a ring pays back its setup: the one-shot difference (setup) over what
     // each message saves on the ring in a stream.
     let small = 0;
-    let setup = median(samples[small][1].one_shot.clone()) - median(samples[small][0].one_shot.clone());
+    let setup =
+        median(samples[small][1].one_shot.clone()) - median(samples[small][0].one_shot.clone());
     let per_msg = |pi: usize| 1e6 / median(samples[small][pi].stream.clone());
     let saving = per_msg(0) - per_msg(1);
     println!(
@@ -220,7 +224,10 @@ fn main() {
     );
     println!("break-even: {:.0} messages", setup / saving);
     match crossover_one_shot {
-        Some(s) => println!("one-shot crossover: the ring is faster from {}", fmt_size(s)),
+        Some(s) => println!(
+            "one-shot crossover: the ring is faster from {}",
+            fmt_size(s)
+        ),
         None => println!("one-shot crossover: the socket was faster at every size"),
     }
     println!("worst Auto / better forced path: {worst:.2}x (goal <= 1.10x)");

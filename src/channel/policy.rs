@@ -147,7 +147,10 @@ mod tests {
         // Two messages of 10 B per window stay on the socket (2/3 + a little), window after
         // window.
         for i in 0..30 {
-            assert_eq!(c.choose(Path::Socket, 10, ms(11 * (i / 2) + i % 2)), Path::Socket);
+            assert_eq!(
+                c.choose(Path::Socket, 10, ms(11 * (i / 2) + i % 2)),
+                Path::Socket
+            );
         }
         // A third within one window moves (3/3 + a little).
         let t = ms(1000);

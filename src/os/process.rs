@@ -26,7 +26,9 @@ impl ProcessIdentity {
     pub(crate) fn current() -> ProcessIdentity {
         static CACHE: std::sync::Mutex<Option<ProcessIdentity>> = std::sync::Mutex::new(None);
         let pid = std::process::id();
-        let mut cache = CACHE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut cache = CACHE
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         match *cache {
             Some(me) if me.pid == pid => me,
             _ => {
