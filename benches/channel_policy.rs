@@ -237,23 +237,18 @@ fn main() {
         let mut c = options(policy).connect(&path(&base, policy)).unwrap();
         c.send(&[]).unwrap();
     }
-    let _ = child.wait_timeout_or_kill();
+    wait_or_kill(&mut child);
 }
 
-trait WaitOrKill {
-    fn wait_timeout_or_kill(&mut self) -> std::io::Result<()>;
-}
-
-impl WaitOrKill for std::process::Child {
-    fn wait_timeout_or_kill(&mut self) -> std::io::Result<()> {
-        let end = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < end {
-            if self.try_wait()?.is_some() {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(10));
+/// Waits up to 5 s for the child to stop, then kills it.
+fn wait_or_kill(child: &mut std::process::Child) {
+    let end = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < end {
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return;
         }
-        self.kill()?;
-        self.wait().map(drop)
+        std::thread::sleep(Duration::from_millis(10));
     }
+    let _ = child.kill();
+    let _ = child.wait();
 }

@@ -105,6 +105,25 @@ pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
     Instant::now().checked_add(timeout)
 }
 
+/// How long a blocking call may wait. [`block_on`] turns it into a deadline only once its first
+/// attempt has failed, so a `_timeout` call that finds the ring ready reads no clock.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Limit {
+    /// Wait until done (or the peer is gone).
+    Forever,
+    /// Give up this long after the call.
+    After(Duration),
+}
+
+impl Limit {
+    fn deadline(self) -> Option<Instant> {
+        match self {
+            Limit::Forever => None,
+            Limit::After(timeout) => deadline_after(timeout),
+        }
+    }
+}
+
 /// Set if a membarrier ever failed after registration: sleeps are then capped at 1 ms.
 #[cfg(not(loom))]
 static DEGRADED: AtomicU32 = AtomicU32::new(0);
@@ -232,7 +251,7 @@ pub(crate) struct WaitPolicy {
 /// with that error. `peer_gone(false)` must be cheap (a clean detach: one atomic load);
 /// `peer_gone(true)` may also check the peer's process (a system call), and is asked once per
 /// liveness interval, so that a sleep costs no more system calls than it must while a dead peer
-/// is still noticed within the interval. `deadline` None waits forever.
+/// is still noticed within the interval. `limit` becomes a deadline after the first attempt.
 ///
 /// Under loom, which does not model time, there is no spinning, every check is thorough and a
 /// sleep lasts until a wake.
@@ -240,7 +259,7 @@ pub(crate) fn block_on<T>(
     bell: &Doorbell,
     fences: Fences,
     policy: &WaitPolicy,
-    deadline: Option<Instant>,
+    limit: Limit,
     mut attempt: impl FnMut() -> Result<Option<T>>,
     mut peer_gone: impl FnMut(bool) -> Option<Error>,
     stats: &mut WaitStats,
@@ -248,6 +267,7 @@ pub(crate) fn block_on<T>(
     if let Some(v) = attempt()? {
         return Ok(v);
     }
+    let deadline = limit.deadline();
     stats.waits += 1;
     #[cfg(not(loom))]
     if let Some(v) = spin(policy, deadline, &mut attempt)? {

@@ -6,22 +6,14 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{child_arg, kill9, result_lines, spawn_child_piped, spawn_child_ready, ChildGuard};
+use common::{
+    child_arg, kill9, result_lines, shm_entries, spawn_child_piped, spawn_child_ready, ChildGuard,
+};
 use ringport::channel::{Channel, ChannelOptions, Listener, PeerFilter, Policy};
 use ringport::{Error, SpscOptions};
 
 fn socket_path(tag: &str) -> String {
     format!("@ringport-test-{tag}-{}", std::process::id())
-}
-
-fn shm_entries() -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir("/dev/shm")
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n.starts_with("ringport"))
-        .collect();
-    names.sort();
-    names
 }
 
 /// Message `seq` of `len` bytes: its seq, then bytes that depend on both.
@@ -196,16 +188,32 @@ fn connect_as_nobody() {
     }
 }
 
-/// Kills the child 200 ms from now on another thread; returns when it was killed.
-fn kill_soon(mut child: ChildGuard) -> (std::thread::JoinHandle<()>, Arc<Mutex<Option<Instant>>>) {
+/// Runs `blocked` (a call that blocks on the child) while the child is killed 200 ms in, on
+/// another thread, and asserts that the call ends with PeerGone within 100 ms of the kill.
+fn assert_gone_soon_after_kill<T: std::fmt::Debug>(
+    mut child: ChildGuard,
+    policy: Policy,
+    blocked: impl FnOnce() -> Result<T, Error>,
+) {
     let killed_at = Arc::new(Mutex::new(None));
-    let killed = Arc::clone(&killed_at);
-    let killer = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(200));
-        *killed.lock().unwrap() = Some(Instant::now());
-        kill9(&mut child);
+    let killer = std::thread::spawn({
+        let killed_at = Arc::clone(&killed_at);
+        move || {
+            std::thread::sleep(Duration::from_millis(200));
+            *killed_at.lock().unwrap() = Some(Instant::now());
+            kill9(&mut child);
+        }
     });
-    (killer, killed_at)
+    let r = blocked();
+    let noticed = Instant::now();
+    killer.join().unwrap();
+    assert!(matches!(r, Err(Error::PeerGone(_))), "{policy:?}: {r:?}");
+    let after = noticed - killed_at.lock().unwrap().unwrap();
+    println!("{policy:?}: PeerGone {after:?} after the kill");
+    assert!(
+        after < Duration::from_millis(100),
+        "{policy:?}: PeerGone {after:?} after the kill"
+    );
 }
 
 fn policy_arg(policy: Policy) -> &'static str {
@@ -238,17 +246,7 @@ fn a_killed_sender_ends_a_blocked_recv_within_100_ms() {
             channel.recv(&mut buf).unwrap();
             assert_eq!(buf, message(seq, 100), "committed messages are delivered");
         }
-        let (killer, killed_at) = kill_soon(child);
-        let r = channel.recv(&mut buf);
-        let noticed = Instant::now();
-        killer.join().unwrap();
-        assert!(matches!(r, Err(Error::PeerGone(_))), "{policy:?}: {r:?}");
-        let after = noticed - killed_at.lock().unwrap().unwrap();
-        println!("{policy:?}: PeerGone {after:?} after the kill");
-        assert!(
-            after < Duration::from_millis(100),
-            "{policy:?}: PeerGone {after:?} after the kill"
-        );
+        assert_gone_soon_after_kill(child, policy, || channel.recv(&mut buf));
         let counts = channel.received();
         match policy {
             Policy::Socket => assert_eq!(counts.ring, 0),
@@ -291,17 +289,7 @@ fn a_killed_receiver_ends_a_blocked_send_within_100_ms() {
             .send_timeout(&chunk, Duration::from_millis(20))
             .is_ok()
         {}
-        let (killer, killed_at) = kill_soon(child);
-        let r = channel.send(&chunk);
-        let noticed = Instant::now();
-        killer.join().unwrap();
-        assert!(matches!(r, Err(Error::PeerGone(_))), "{policy:?}: {r:?}");
-        let after = noticed - killed_at.lock().unwrap().unwrap();
-        println!("{policy:?}: PeerGone {after:?} after the kill");
-        assert!(
-            after < Duration::from_millis(100),
-            "{policy:?}: PeerGone {after:?} after the kill"
-        );
+        assert_gone_soon_after_kill(child, policy, || channel.send(&chunk));
     }
     assert_eq!(shm_entries(), shm_before);
 }

@@ -1,21 +1,15 @@
 //! Anonymous segments: a sealed memfd, passed as a descriptor, that no one can resize.
 
+mod common;
+
 use std::fs::File;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
+use common::shm_entries;
 use ringport::{Error, SpscOptions};
 
 fn small() -> SpscOptions {
     SpscOptions::new().capacity(4096).max_frame(1024)
-}
-
-fn shm_entries() -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir("/dev/shm")
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    names.sort();
-    names
 }
 
 /// A memfd of `len` bytes, with `seals` added (0 for none).

@@ -40,8 +40,6 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use nix::poll::PollFlags;
-
 pub use crate::os::seqpacket::Credentials;
 pub use policy::Policy;
 use policy::{Chooser, Thresholds};
@@ -57,7 +55,16 @@ use crate::spsc::SpscOptions;
 pub(crate) const SOCKET_CHUNK: usize = 64 << 10;
 
 /// The longest a ring wait sleeps before it looks at the socket for a hang-up.
-pub(crate) const WAIT_SLICE: Duration = Duration::from_millis(50);
+const WAIT_SLICE: Duration = Duration::from_millis(50);
+
+/// How long the next ring wait may sleep: [`WAIT_SLICE`], or less if the deadline is nearer.
+/// No clock is read when there is no deadline.
+pub(crate) fn wait_slice(deadline: Option<Instant>) -> Duration {
+    match deadline {
+        Some(d) => d.saturating_duration_since(Instant::now()).min(WAIT_SLICE),
+        None => WAIT_SLICE,
+    }
+}
 
 /// How many messages went each way, and how often the path changed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -266,12 +273,10 @@ impl ChannelOptions {
         let deadline = Instant::now() + self.handshake_timeout;
         // A listener that refuses us answers and closes at once, so our hello may fail with
         // PeerGone while its answer waits to be read: read it before giving up.
-        let sent = self.send_hello(&fd, deadline);
-        if let Err(e) = &sent {
-            if !matches!(e, Error::PeerGone(_)) {
-                return sent.map(|()| unreachable!());
-            }
-        }
+        let sent = match self.send_hello(&fd, deadline) {
+            Err(e) if !matches!(e, Error::PeerGone(_)) => return Err(e),
+            sent => sent,
+        };
         match (sent, self.finish_handshake(fd, peer, deadline)) {
             (Err(e), Err(Error::PeerGone(_))) => Err(e),
             (_, r) => r,
@@ -281,11 +286,8 @@ impl ChannelOptions {
     fn send_hello(&self, fd: &OwnedFd, deadline: Instant) -> Result<()> {
         let prefix = wire::prefix(wire::HELLO, wire::PROTOCOL_VERSION);
         let payload = wire::hello_payload(self.max_message);
-        send_packet(
-            fd,
-            &[IoSlice::new(&prefix), IoSlice::new(&payload)],
-            deadline,
-        )
+        let parts = [IoSlice::new(&prefix), IoSlice::new(&payload)];
+        seqpacket::send(fd.as_fd(), &parts, None, Some(deadline))
     }
 
     fn finish_handshake(
@@ -296,7 +298,12 @@ impl ChannelOptions {
     ) -> Result<Channel> {
         let mut prefix = [0u8; wire::PREFIX_LEN];
         let mut payload = [0u8; wire::HELLO_LEN];
-        let len = recv_packet(&fd, &mut prefix, &mut payload, deadline)?;
+        let mut bufs = [IoSliceMut::new(&mut prefix), IoSliceMut::new(&mut payload)];
+        let len = match seqpacket::recv(fd.as_fd(), &mut bufs, Some(deadline))? {
+            Packet::Data { len, passed: None } => len,
+            Packet::Data { .. } => return Err(Error::Protocol("a descriptor in the handshake")),
+            Packet::Closed => return Err(Error::PeerGone(crate::Role::Producer)),
+        };
         let (kind, version) = wire::parse(&prefix);
         if kind == wire::REFUSED {
             return Err(Error::Refused);
@@ -322,36 +329,6 @@ impl ChannelOptions {
             receiver: ChannelReceiver::new(link, self.ring.clone(), self.max_message as usize),
             peer,
         })
-    }
-}
-
-fn send_packet(fd: &OwnedFd, parts: &[IoSlice<'_>], deadline: Instant) -> Result<()> {
-    while !seqpacket::try_send(fd.as_fd(), parts, None)? {
-        if !seqpacket::wait_for(fd.as_fd(), PollFlags::POLLOUT, Some(deadline))? {
-            return Err(Error::Timeout);
-        }
-    }
-    Ok(())
-}
-
-fn recv_packet(
-    fd: &OwnedFd,
-    prefix: &mut [u8; wire::PREFIX_LEN],
-    payload: &mut [u8],
-    deadline: Instant,
-) -> Result<usize> {
-    loop {
-        let mut bufs = [IoSliceMut::new(prefix), IoSliceMut::new(payload)];
-        match seqpacket::try_recv(fd.as_fd(), &mut bufs)? {
-            Packet::Data { len, passed: None } => return Ok(len),
-            Packet::Data { .. } => return Err(Error::Protocol("a descriptor in the handshake")),
-            Packet::Closed => return Err(Error::PeerGone(crate::Role::Producer)),
-            Packet::WouldBlock => {
-                if !seqpacket::wait_for(fd.as_fd(), PollFlags::POLLIN, Some(deadline))? {
-                    return Err(Error::Timeout);
-                }
-            }
-        }
     }
 }
 

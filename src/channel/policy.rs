@@ -70,22 +70,23 @@ impl Chooser {
         self.policy = policy;
     }
 
-    /// Whether the choice for a message sent on `current` depends on the time. Only `Auto`'s
-    /// does, and not on the ring unless it may fall back: a clock read costs a fair share of
-    /// a small message's time on the ring (8 B streams: 8.5 against 12.8 M/s measured).
-    pub(crate) fn needs_clock(&self, current: Path) -> bool {
-        self.policy == Policy::Auto
-            && (current == Path::Socket || self.thresholds.fallback_after.is_some())
-    }
-
-    /// The path for a message of `len` bytes sent at `now`, the channel being on `current`.
-    /// `now` is only read if [`needs_clock`](Self::needs_clock) says so.
-    pub(crate) fn choose(&mut self, current: Path, len: usize, now: Instant) -> Path {
+    /// The path for a message of `len` bytes, the channel being on `current`. `now` is called
+    /// only when the choice depends on the time: under `Auto`, and on the ring only if it may
+    /// fall back. A clock read costs a fair share of a small message's time on the ring (8 B
+    /// streams: 8.5 against 12.8 M/s measured).
+    pub(crate) fn choose(
+        &mut self,
+        current: Path,
+        len: usize,
+        now: impl FnOnce() -> Instant,
+    ) -> Path {
         match self.policy {
             Policy::Socket => Path::Socket,
             Policy::Ring => Path::Ring,
-            Policy::Auto if !self.needs_clock(current) => current,
-            Policy::Auto => self.auto(current, len, now),
+            Policy::Auto if current == Path::Ring && self.thresholds.fallback_after.is_none() => {
+                current
+            }
+            Policy::Auto => self.auto(current, len, now()),
         }
     }
 
@@ -138,7 +139,7 @@ mod tests {
         let ms = |n| t0 + Duration::from_millis(n);
         let mut c = Chooser::new(Policy::Auto, T, t0);
         assert_eq!(
-            c.choose(Path::Socket, 1001, t0),
+            c.choose(Path::Socket, 1001, || t0),
             Path::Ring,
             "large message"
         );
@@ -148,24 +149,24 @@ mod tests {
         // window.
         for i in 0..30 {
             assert_eq!(
-                c.choose(Path::Socket, 10, ms(11 * (i / 2) + i % 2)),
+                c.choose(Path::Socket, 10, || ms(11 * (i / 2) + i % 2)),
                 Path::Socket
             );
         }
         // A third within one window moves (3/3 + a little).
         let t = ms(1000);
         for _ in 0..2 {
-            assert_eq!(c.choose(Path::Socket, 10, t), Path::Socket);
+            assert_eq!(c.choose(Path::Socket, 10, || t), Path::Socket);
         }
-        assert_eq!(c.choose(Path::Socket, 10, t), Path::Ring);
-        assert_eq!(c.choose(Path::Ring, 10, ms(1050)), Path::Ring);
+        assert_eq!(c.choose(Path::Socket, 10, || t), Path::Ring);
+        assert_eq!(c.choose(Path::Ring, 10, || ms(1050)), Path::Ring);
         assert_eq!(
-            c.choose(Path::Ring, 5000, ms(1200)),
+            c.choose(Path::Ring, 5000, || ms(1200)),
             Path::Ring,
             "large stays"
         );
-        assert_eq!(c.choose(Path::Ring, 10, ms(1400)), Path::Socket, "quiet");
-        assert_eq!(c.choose(Path::Socket, 10, ms(1400)), Path::Socket);
+        assert_eq!(c.choose(Path::Ring, 10, || ms(1400)), Path::Socket, "quiet");
+        assert_eq!(c.choose(Path::Socket, 10, || ms(1400)), Path::Socket);
     }
 
     #[test]
@@ -179,9 +180,9 @@ mod tests {
         let mut c = Chooser::new(Policy::Auto, t, t0);
         // 4 messages of 150 B: 0.4 + 0.6 = 1.0, not past 1.
         for _ in 0..4 {
-            assert_eq!(c.choose(Path::Socket, 150, t0), Path::Socket);
+            assert_eq!(c.choose(Path::Socket, 150, || t0), Path::Socket);
         }
-        assert_eq!(c.choose(Path::Socket, 1, t0), Path::Ring);
+        assert_eq!(c.choose(Path::Socket, 1, || t0), Path::Ring);
     }
 
     #[test]
@@ -190,8 +191,8 @@ mod tests {
         let mut s = Chooser::new(Policy::Socket, T, t0);
         let mut r = Chooser::new(Policy::Ring, T, t0);
         for len in [0, 10, 1 << 20] {
-            assert_eq!(s.choose(Path::Socket, len, t0), Path::Socket);
-            assert_eq!(r.choose(Path::Socket, len, t0), Path::Ring);
+            assert_eq!(s.choose(Path::Socket, len, || t0), Path::Socket);
+            assert_eq!(r.choose(Path::Socket, len, || t0), Path::Ring);
         }
     }
 }

@@ -5,11 +5,9 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use nix::poll::PollFlags;
-
 use super::policy::Path;
 use super::wire::{self, PREFIX_LEN};
-use super::{PathCounts, SOCKET_CHUNK, WAIT_SLICE};
+use super::{wait_slice, PathCounts, SOCKET_CHUNK};
 use crate::error::{Error, Result, Role};
 use crate::os::seqpacket::{self, Packet};
 use crate::spsc::{Consumer, SpscOptions};
@@ -115,14 +113,8 @@ impl ChannelReceiver {
     ///
     /// # Errors
     /// As [`recv`](Self::recv).
-    pub fn recv_chunks(&mut self, mut on_chunk: impl FnMut(Chunk<'_>)) -> Result<usize> {
-        receive(
-            &mut self.inbox,
-            &mut self.partial,
-            self.max_message,
-            None,
-            &mut on_chunk,
-        )
+    pub fn recv_chunks(&mut self, on_chunk: impl FnMut(Chunk<'_>)) -> Result<usize> {
+        self.chunks_until(on_chunk, None)
     }
 
     /// As [`recv_chunks`](Self::recv_chunks), giving up after `timeout` (the message in
@@ -132,14 +124,22 @@ impl ChannelReceiver {
     /// As [`recv_timeout`](Self::recv_timeout).
     pub fn recv_chunks_timeout(
         &mut self,
-        mut on_chunk: impl FnMut(Chunk<'_>),
+        on_chunk: impl FnMut(Chunk<'_>),
         timeout: Duration,
     ) -> Result<usize> {
-        let deadline = deadline_after(timeout);
+        self.chunks_until(on_chunk, deadline_after(timeout))
+    }
+
+    fn chunks_until(
+        &mut self,
+        mut on_chunk: impl FnMut(Chunk<'_>),
+        deadline: Option<Instant>,
+    ) -> Result<usize> {
+        let max = self.max_message;
         receive(
             &mut self.inbox,
             &mut self.partial,
-            self.max_message,
+            max,
             deadline,
             &mut on_chunk,
         )
@@ -259,7 +259,7 @@ impl Inbox {
                         IoSliceMut::new(&mut prefix),
                         IoSliceMut::new(&mut self.packet),
                     ];
-                    match seqpacket::try_recv(fd, &mut bufs)? {
+                    match seqpacket::recv(fd, &mut bufs, deadline)? {
                         Packet::Data { len, passed } => {
                             if len < PREFIX_LEN {
                                 return Err(Error::Protocol("packet shorter than its prefix"));
@@ -275,11 +275,6 @@ impl Inbox {
                             self.counts.socket += u64::from(starts_message(kind));
                             return f(kind, value, &self.packet[..len - PREFIX_LEN]);
                         }
-                        Packet::WouldBlock => {
-                            if !seqpacket::wait_for(fd, PollFlags::POLLIN, deadline)? {
-                                return Err(Error::Timeout);
-                            }
-                        }
                         Packet::Closed => return Err(Error::PeerGone(Role::Producer)),
                     }
                 }
@@ -288,10 +283,10 @@ impl Inbox {
                         .ring
                         .as_mut()
                         .expect("the ring exists on the ring path");
-                    let slice = match deadline {
-                        _ if hung_up => Duration::ZERO,
-                        Some(d) => d.saturating_duration_since(Instant::now()).min(WAIT_SLICE),
-                        None => WAIT_SLICE,
+                    let slice = if hung_up {
+                        Duration::ZERO
+                    } else {
+                        wait_slice(deadline)
                     };
                     match ring.recv_timeout(slice) {
                         Ok(frame) => {

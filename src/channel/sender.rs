@@ -5,11 +5,9 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use nix::poll::PollFlags;
-
 use super::policy::{Chooser, Path, Policy};
 use super::wire::{self, PREFIX_LEN};
-use super::{PathCounts, SOCKET_CHUNK, WAIT_SLICE};
+use super::{wait_slice, PathCounts, SOCKET_CHUNK};
 use crate::error::{Error, Result, Role};
 use crate::os::seqpacket;
 use crate::spsc::{Producer, SpscOptions};
@@ -23,8 +21,6 @@ pub struct ChannelSender {
     ring: Option<Producer>,
     ring_options: SpscOptions,
     chooser: Chooser,
-    /// Passed to the chooser when it needs no clock.
-    epoch: Instant,
     /// The largest message the peer accepts (from its hello).
     peer_max: usize,
     /// A chunked message was left half-sent by a timeout: the next send cancels it first.
@@ -45,7 +41,6 @@ impl ChannelSender {
             ring: None,
             ring_options,
             chooser,
-            epoch: Instant::now(),
             peer_max,
             unfinished: false,
             counts: PathCounts::default(),
@@ -96,12 +91,7 @@ impl ChannelSender {
             self.emit(wire::CANCEL, 0, &[], deadline)?;
             self.unfinished = false;
         }
-        let now = if self.chooser.needs_clock(self.path) {
-            Instant::now()
-        } else {
-            self.epoch
-        };
-        let want = self.chooser.choose(self.path, message.len(), now);
+        let want = self.chooser.choose(self.path, message.len(), Instant::now);
         if want != self.path {
             self.switch(want, deadline)?;
         }
@@ -150,10 +140,10 @@ impl ChannelSender {
                     }
                     Err(e) => return Err(e),
                 };
-                self.socket_send(wire::TO_RING, &[], Some(&memfd), deadline)?;
+                self.socket_send(wire::TO_RING, 0, &[], Some(&memfd), deadline)?;
                 self.ring = Some(producer);
             }
-            Path::Ring => self.socket_send(wire::TO_RING, &[], None, deadline)?,
+            Path::Ring => self.socket_send(wire::TO_RING, 0, &[], None, deadline)?,
             Path::Socket => self.ring_send(wire::TO_SOCKET, 0, &[], deadline)?,
         }
         self.path = to;
@@ -169,41 +159,24 @@ impl ChannelSender {
         deadline: Option<Instant>,
     ) -> Result<()> {
         match self.path {
-            Path::Socket => {
-                let prefix = wire::prefix(kind, value);
-                let parts = [IoSlice::new(&prefix), IoSlice::new(payload)];
-                self.socket_wait(deadline, |fd| seqpacket::try_send(fd, &parts, None))
-            }
+            Path::Socket => self.socket_send(kind, value, payload, None, deadline),
             Path::Ring => self.ring_send(kind, value, payload, deadline),
         }
     }
 
+    /// Sends one packet: the prefix, then the payload, with a descriptor if `passing`.
     fn socket_send(
         &self,
         kind: u8,
+        value: u32,
         payload: &[u8],
         passing: Option<&OwnedFd>,
         deadline: Option<Instant>,
     ) -> Result<()> {
-        let prefix = wire::prefix(kind, 0);
+        let prefix = wire::prefix(kind, value);
         let parts = [IoSlice::new(&prefix), IoSlice::new(payload)];
         let passing = passing.map(AsFd::as_fd);
-        self.socket_wait(deadline, |fd| seqpacket::try_send(fd, &parts, passing))
-    }
-
-    /// Tries `send` until it goes, sleeping in `poll` while the socket buffer is full.
-    fn socket_wait(
-        &self,
-        deadline: Option<Instant>,
-        mut send: impl FnMut(std::os::fd::BorrowedFd<'_>) -> Result<bool>,
-    ) -> Result<()> {
-        let fd = self.link.as_fd();
-        while !send(fd)? {
-            if !seqpacket::wait_for(fd, PollFlags::POLLOUT, deadline)? {
-                return Err(Error::Timeout);
-            }
-        }
-        Ok(())
+        seqpacket::send(self.link.as_fd(), &parts, passing, deadline)
     }
 
     /// Writes one frame into the ring, waiting for room in slices so that a peer that hangs up
@@ -220,11 +193,7 @@ impl ChannelSender {
             .as_mut()
             .expect("the ring exists on the ring path");
         loop {
-            let slice = match deadline {
-                Some(d) => d.saturating_duration_since(Instant::now()).min(WAIT_SLICE),
-                None => WAIT_SLICE,
-            };
-            match ring.reserve_timeout(PREFIX_LEN + payload.len(), slice) {
+            match ring.reserve_timeout(PREFIX_LEN + payload.len(), wait_slice(deadline)) {
                 Ok(mut grant) => {
                     grant[..PREFIX_LEN].copy_from_slice(&wire::prefix(kind, value));
                     grant[PREFIX_LEN..].copy_from_slice(payload);

@@ -1,13 +1,11 @@
 //! Consumer handles of an MPMC ring.
 
 use std::ops::Deref;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::slot::{Claim, Slots};
-use super::{attempt, Handle, DATA_BELL, HEAD, SPACE_BELL};
+use super::{End, Handle, SPACE_BELL};
 use crate::error::{Error, Result};
-use crate::region::RingMemory;
-use crate::wait::{block_on, deadline_after, WaitStats};
+use crate::wait::{Limit, WaitStats};
 
 /// A handle that takes messages from an MPMC ring. Clone it for another thread; make one from
 /// the ring in another process. Each message goes to exactly one consumer handle.
@@ -41,16 +39,7 @@ impl MpmcConsumer {
     /// # Errors
     /// [`Error::Empty`]; [`Error::Corrupted`].
     pub fn try_recv(&mut self) -> Result<SlotGuard<'_>> {
-        let h = &mut self.handle;
-        let won = attempt(
-            &h.mem,
-            &h.slots,
-            h.fences,
-            &h.policy,
-            &mut h.recovery,
-            || claim_head(&h.mem, &h.slots, h.pid),
-        )?;
-        match won {
+        match self.handle.try_claim(End::Head)? {
             Some((position, len)) => Ok(self.guard(position, len)),
             None => Err(Error::Empty),
         }
@@ -61,7 +50,7 @@ impl MpmcConsumer {
     /// # Errors
     /// [`Error::Corrupted`].
     pub fn recv(&mut self) -> Result<SlotGuard<'_>> {
-        self.recv_until(None)
+        self.recv_until(Limit::Forever)
     }
 
     /// As [`recv`](Self::recv), giving up after `timeout`.
@@ -69,29 +58,11 @@ impl MpmcConsumer {
     /// # Errors
     /// As [`recv`](Self::recv), and [`Error::Timeout`].
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<SlotGuard<'_>> {
-        self.recv_until(deadline_after(timeout))
+        self.recv_until(Limit::After(timeout))
     }
 
-    fn recv_until(&mut self, deadline: Option<Instant>) -> Result<SlotGuard<'_>> {
-        let h = &mut self.handle;
-        let (position, len) = block_on(
-            &h.mem.header().bells[DATA_BELL],
-            h.fences,
-            &h.policy,
-            deadline,
-            || {
-                attempt(
-                    &h.mem,
-                    &h.slots,
-                    h.fences,
-                    &h.policy,
-                    &mut h.recovery,
-                    || claim_head(&h.mem, &h.slots, h.pid),
-                )
-            },
-            |_| None,
-            &mut h.stats,
-        )?;
+    fn recv_until(&mut self, limit: Limit) -> Result<SlotGuard<'_>> {
+        let (position, len) = self.handle.claim_until(End::Head, limit)?;
         Ok(self.guard(position, len))
     }
 
@@ -127,11 +98,6 @@ impl MpmcConsumer {
             len,
         }
     }
-}
-
-/// The consumer's half of the slot protocol: claim the slot at the head.
-fn claim_head(mem: &RingMemory, slots: &Slots, pid: u32) -> Result<Claim> {
-    slots.try_claim_read(mem, &mem.header().positions[HEAD], pid)
 }
 
 fn copy_out(guard: &SlotGuard<'_>, buf: &mut Vec<u8>) -> Result<usize> {

@@ -48,7 +48,7 @@ pub use producer::{MpmcProducer, SlotGrant};
 use crate::error::{Error, Result};
 use crate::layout::{check_mpmc_geometry, slot_stride, RingParams, KIND_MPMC};
 use crate::region::{Region, RingMemory};
-use crate::wait::{Fences, WaitPolicy, WaitStats};
+use crate::wait::{block_on, Fences, Limit, WaitPolicy, WaitStats};
 use slot::{Claim, Slots, Stamp};
 
 /// Bell the consumers sleep on (a slot became ready).
@@ -309,7 +309,62 @@ struct Handle {
     stats: WaitStats,
 }
 
+/// Where a handle claims slots: producers at the tail, consumers at the head.
+#[derive(Debug, Clone, Copy)]
+enum End {
+    Tail,
+    Head,
+}
+
 impl Handle {
+    /// One claim at `end`, with recovery (see [`attempt`]): the position won and, at the head,
+    /// the message's length.
+    fn try_claim(&mut self, end: End) -> Result<Option<(u64, usize)>> {
+        let Handle {
+            mem,
+            slots,
+            fences,
+            policy,
+            pid,
+            recovery,
+            ..
+        } = self;
+        attempt(mem, slots, *fences, policy, recovery, || {
+            claim(mem, slots, end, *pid)
+        })
+    }
+
+    /// A claim at `end`, waiting on the bell that the other end rings.
+    fn claim_until(&mut self, end: End, limit: Limit) -> Result<(u64, usize)> {
+        let Handle {
+            mem,
+            slots,
+            fences,
+            policy,
+            pid,
+            recovery,
+            stats,
+        } = self;
+        let bell = match end {
+            End::Tail => SPACE_BELL,
+            End::Head => DATA_BELL,
+        };
+        block_on(
+            &mem.header().bells[bell],
+            *fences,
+            policy,
+            limit,
+            || {
+                attempt(mem, slots, *fences, policy, recovery, || {
+                    claim(mem, slots, end, *pid)
+                })
+            },
+            // Handles come and go freely: no peer to be gone.
+            |_| None,
+            stats,
+        )
+    }
+
     /// Another handle on the same ring, with nothing of this one's history (stuck slot seen,
     /// wait statistics).
     fn clone_handle(&self) -> Handle {
@@ -330,6 +385,14 @@ struct Recovery {
     stuck: StuckWatch,
     /// Whether we may judge the pids that other handles record.
     judge: bool,
+}
+
+/// The producer's (tail) or the consumer's (head) half of the slot protocol, tried once.
+fn claim(mem: &RingMemory, slots: &Slots, end: End, pid: u32) -> Result<Claim> {
+    match end {
+        End::Tail => slots.try_claim_write(mem, &mem.header().positions[TAIL], pid),
+        End::Head => slots.try_claim_read(mem, &mem.header().positions[HEAD], pid),
+    }
 }
 
 /// One attempt to claim a slot (`claim` is the producer's or the consumer's half of the slot

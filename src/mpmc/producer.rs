@@ -1,13 +1,11 @@
 //! Producer handles of an MPMC ring.
 
 use std::ops::{Deref, DerefMut};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::slot::{Claim, Slots};
-use super::{attempt, Handle, DATA_BELL, SPACE_BELL, TAIL};
+use super::{End, Handle, DATA_BELL};
 use crate::error::{Error, Result};
-use crate::region::RingMemory;
-use crate::wait::{block_on, deadline_after, WaitStats};
+use crate::wait::{Limit, WaitStats};
 
 /// A handle that writes messages into an MPMC ring. Clone it for another thread; make one from
 /// the ring in another process.
@@ -51,16 +49,7 @@ impl MpmcProducer {
     /// [`Error::Corrupted`].
     pub fn try_reserve(&mut self, len: usize) -> Result<SlotGrant<'_>> {
         self.check_len(len)?;
-        let h = &mut self.handle;
-        let won = attempt(
-            &h.mem,
-            &h.slots,
-            h.fences,
-            &h.policy,
-            &mut h.recovery,
-            || claim_tail(&h.mem, &h.slots, h.pid),
-        )?;
-        match won {
+        match self.handle.try_claim(End::Tail)? {
             Some((position, _)) => Ok(self.grant(position, len)),
             None => Err(Error::Full),
         }
@@ -82,7 +71,7 @@ impl MpmcProducer {
     /// # Errors
     /// [`Error::InvalidLength`]; [`Error::Corrupted`].
     pub fn reserve(&mut self, len: usize) -> Result<SlotGrant<'_>> {
-        self.reserve_until(len, None)
+        self.reserve_until(len, Limit::Forever)
     }
 
     /// As [`reserve`](Self::reserve), giving up after `timeout`.
@@ -90,30 +79,12 @@ impl MpmcProducer {
     /// # Errors
     /// As [`reserve`](Self::reserve), and [`Error::Timeout`].
     pub fn reserve_timeout(&mut self, len: usize, timeout: Duration) -> Result<SlotGrant<'_>> {
-        self.reserve_until(len, deadline_after(timeout))
+        self.reserve_until(len, Limit::After(timeout))
     }
 
-    fn reserve_until(&mut self, len: usize, deadline: Option<Instant>) -> Result<SlotGrant<'_>> {
+    fn reserve_until(&mut self, len: usize, limit: Limit) -> Result<SlotGrant<'_>> {
         self.check_len(len)?;
-        let h = &mut self.handle;
-        let (position, _) = block_on(
-            &h.mem.header().bells[SPACE_BELL],
-            h.fences,
-            &h.policy,
-            deadline,
-            || {
-                attempt(
-                    &h.mem,
-                    &h.slots,
-                    h.fences,
-                    &h.policy,
-                    &mut h.recovery,
-                    || claim_tail(&h.mem, &h.slots, h.pid),
-                )
-            },
-            |_| None,
-            &mut h.stats,
-        )?;
+        let (position, _) = self.handle.claim_until(End::Tail, limit)?;
         Ok(self.grant(position, len))
     }
 
@@ -158,11 +129,6 @@ impl MpmcProducer {
             published: 0,
         }
     }
-}
-
-/// The producer's half of the slot protocol: claim the slot at the tail.
-fn claim_tail(mem: &RingMemory, slots: &Slots, pid: u32) -> Result<Claim> {
-    slots.try_claim_write(mem, &mem.header().positions[TAIL], pid)
 }
 
 impl Clone for MpmcProducer {

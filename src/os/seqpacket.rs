@@ -142,26 +142,60 @@ pub(crate) fn try_send(
     }
 }
 
+/// Sends one packet (as [`try_send`]), waiting in `poll` while the socket buffer is full, at
+/// most until `deadline` ([`Error::Timeout`]).
+pub(crate) fn send(
+    fd: BorrowedFd<'_>,
+    parts: &[IoSlice<'_>],
+    passing: Option<BorrowedFd<'_>>,
+    deadline: Option<Instant>,
+) -> Result<()> {
+    while !try_send(fd, parts, passing)? {
+        if !wait_for(fd, PollFlags::POLLOUT, deadline)? {
+            return Err(Error::Timeout);
+        }
+    }
+    Ok(())
+}
+
+/// Receives one packet (as [`try_recv`]), waiting in `poll` for one, at most until `deadline`
+/// ([`Error::Timeout`]).
+pub(crate) fn recv(
+    fd: BorrowedFd<'_>,
+    bufs: &mut [IoSliceMut<'_>],
+    deadline: Option<Instant>,
+) -> Result<Packet> {
+    loop {
+        match try_recv(fd, bufs)? {
+            Some(packet) => return Ok(packet),
+            None => {
+                if !wait_for(fd, PollFlags::POLLIN, deadline)? {
+                    return Err(Error::Timeout);
+                }
+            }
+        }
+    }
+}
+
 /// One packet received.
 #[derive(Debug)]
 pub(crate) enum Packet {
     /// `len` bytes across the buffers given, and the descriptor that came with them, if any.
     Data { len: usize, passed: Option<OwnedFd> },
-    /// Nothing waiting now.
-    WouldBlock,
     /// The peer closed its end (or died) and every packet it sent has been read.
     Closed,
 }
 
-/// Receives one packet into `bufs` without blocking. A packet longer than the buffers is a
-/// protocol error (the peer ignored the agreed packet size); so are descriptors beyond one.
-pub(crate) fn try_recv(fd: BorrowedFd<'_>, bufs: &mut [IoSliceMut<'_>]) -> Result<Packet> {
+/// Receives one packet into `bufs` without blocking (None: nothing waiting). A packet longer
+/// than the buffers is a protocol error (the peer ignored the agreed packet size); so are
+/// descriptors beyond one.
+fn try_recv(fd: BorrowedFd<'_>, bufs: &mut [IoSliceMut<'_>]) -> Result<Option<Packet>> {
     let mut space = nix::cmsg_space!([RawFd; 2]);
     let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_CMSG_CLOEXEC;
     let msg = loop {
         match socket::recvmsg::<()>(fd.as_raw_fd(), bufs, Some(&mut space), flags) {
             Ok(msg) => break msg,
-            Err(Errno::EAGAIN) => return Ok(Packet::WouldBlock),
+            Err(Errno::EAGAIN) => return Ok(None),
             // ECONNRESET: the peer closed with our packets unread. The error is reported once,
             // ahead of what the peer sent before closing, which the next call returns.
             Err(Errno::EINTR | Errno::ECONNRESET) => {}
@@ -186,12 +220,12 @@ pub(crate) fn try_recv(fd: BorrowedFd<'_>, bufs: &mut [IoSliceMut<'_>]) -> Resul
         ));
     }
     if len == 0 && passed.is_empty() {
-        return Ok(Packet::Closed);
+        return Ok(Some(Packet::Closed));
     }
-    Ok(Packet::Data {
+    Ok(Some(Packet::Data {
         len,
         passed: passed.pop(),
-    })
+    }))
 }
 
 /// Stops our sending direction: the peer's receives see end-of-file once they have read what
@@ -216,11 +250,7 @@ pub(crate) fn peer_hung_up(fd: BorrowedFd<'_>) -> bool {
 
 /// Waits until `fd` is ready for `events` (or hung up: the next call then reports it), or
 /// until the deadline: `Ok(false)` on timeout.
-pub(crate) fn wait_for(
-    fd: BorrowedFd<'_>,
-    events: PollFlags,
-    deadline: Option<Instant>,
-) -> Result<bool> {
+fn wait_for(fd: BorrowedFd<'_>, events: PollFlags, deadline: Option<Instant>) -> Result<bool> {
     loop {
         let timeout = match deadline {
             None => PollTimeout::NONE,

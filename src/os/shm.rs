@@ -75,9 +75,7 @@ impl SharedMemory {
             let _ = nix::sys::mman::shm_unlink(path.as_c_str());
             e
         };
-        let size = libc::off_t::try_from(len)
-            .map_err(|_| unlink(Error::InvalidConfig(format!("segment of {len} bytes"))))?;
-        nix::unistd::ftruncate(&fd, size).map_err(|e| unlink(Error::os("ftruncate", e)))?;
+        set_len(&fd, len).map_err(unlink)?;
         let map = map_shared(&fd, len).map_err(unlink)?;
         Ok(SharedMemory {
             map,
@@ -95,9 +93,7 @@ impl SharedMemory {
             MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING,
         )
         .map_err(|e| Error::os("memfd_create", e))?;
-        let size = libc::off_t::try_from(len)
-            .map_err(|_| Error::InvalidConfig(format!("segment of {len} bytes")))?;
-        nix::unistd::ftruncate(&fd, size).map_err(|e| Error::os("ftruncate", e))?;
+        set_len(&fd, len)?;
         fcntl(&fd, FcntlArg::F_ADD_SEALS(MEMFD_SEALS)).map_err(|e| Error::os("F_ADD_SEALS", e))?;
         let map = map_shared(&fd, len)?;
         Ok((
@@ -160,6 +156,13 @@ impl Drop for SharedMemory {
             let _ = nix::sys::mman::shm_unlink(path.as_c_str());
         }
     }
+}
+
+/// Sizes a new segment (zero-filled).
+fn set_len(fd: &OwnedFd, len: usize) -> Result<()> {
+    let size = libc::off_t::try_from(len)
+        .map_err(|_| Error::InvalidConfig(format!("segment of {len} bytes")))?;
+    nix::unistd::ftruncate(fd, size).map_err(|e| Error::os("ftruncate", e))
 }
 
 /// The segment's size (fstat), which must be at least `min_len`.

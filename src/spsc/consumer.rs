@@ -11,7 +11,7 @@ use crate::layout::{RingParams, MAX_POSITION};
 use crate::region::{Region, RingMemory};
 use crate::role::PeerStatus;
 use crate::sync::Ordering;
-use crate::wait::{block_on, deadline_after, Fences, WaitPolicy, WaitStats};
+use crate::wait::{block_on, Fences, Limit, WaitPolicy, WaitStats};
 
 /// The consumer's private view: where the next frame starts, and how much of what it has read
 /// it has told the producer about.
@@ -221,7 +221,7 @@ impl Consumer {
     /// [`Error::PeerGone`] once the ring is empty and the producer detached or died;
     /// [`Error::Corrupted`].
     pub fn recv(&mut self) -> Result<ReadGuard<'_>> {
-        self.recv_until(None)
+        self.recv_until(Limit::Forever)
     }
 
     /// As [`recv`](Self::recv), giving up after `timeout`.
@@ -229,10 +229,10 @@ impl Consumer {
     /// # Errors
     /// As [`recv`](Self::recv), and [`Error::Timeout`].
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<ReadGuard<'_>> {
-        self.recv_until(deadline_after(timeout))
+        self.recv_until(Limit::After(timeout))
     }
 
-    fn recv_until(&mut self, deadline: Option<std::time::Instant>) -> Result<ReadGuard<'_>> {
+    fn recv_until(&mut self, limit: Limit) -> Result<ReadGuard<'_>> {
         let ep = &mut self.ep;
         let cursor = &mut self.cursor;
         let region = &ep.region;
@@ -241,7 +241,7 @@ impl Consumer {
             &region.header().bells[DATA_BELL],
             fences,
             &ep.policy,
-            deadline,
+            limit,
             || cursor.poll(region, fences),
             |thorough| ep.hold.departure(region.header(), thorough),
             &mut ep.stats,

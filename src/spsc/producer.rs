@@ -11,7 +11,7 @@ use crate::layout::{RingParams, MAX_POSITION};
 use crate::region::{Region, RingMemory};
 use crate::role::PeerStatus;
 use crate::sync::Ordering;
-use crate::wait::{block_on, deadline_after, WaitPolicy, WaitStats};
+use crate::wait::{block_on, Limit, WaitPolicy, WaitStats};
 
 /// The producer's private view of the ring: where it writes next, and the consumer's position as
 /// last read. Kept in the endpoint, never in shared memory.
@@ -214,7 +214,7 @@ impl Producer {
     /// [`Error::InvalidLength`]; [`Error::PeerGone`] if the consumer detached or died while the
     /// ring is full; [`Error::Corrupted`].
     pub fn reserve(&mut self, len: usize) -> Result<WriteGrant<'_>> {
-        self.reserve_until(len, None)
+        self.reserve_until(len, Limit::Forever)
     }
 
     /// As [`reserve`](Self::reserve), giving up after `timeout`.
@@ -222,14 +222,10 @@ impl Producer {
     /// # Errors
     /// As [`reserve`](Self::reserve), and [`Error::Timeout`].
     pub fn reserve_timeout(&mut self, len: usize, timeout: Duration) -> Result<WriteGrant<'_>> {
-        self.reserve_until(len, deadline_after(timeout))
+        self.reserve_until(len, Limit::After(timeout))
     }
 
-    fn reserve_until(
-        &mut self,
-        len: usize,
-        deadline: Option<std::time::Instant>,
-    ) -> Result<WriteGrant<'_>> {
+    fn reserve_until(&mut self, len: usize, limit: Limit) -> Result<WriteGrant<'_>> {
         self.check_len(len)?;
         let ep = &mut self.ep;
         let cursor = &mut self.cursor;
@@ -238,7 +234,7 @@ impl Producer {
             &region.header().bells[SPACE_BELL],
             ep.fences,
             &ep.policy,
-            deadline,
+            limit,
             || cursor.claim(region, len),
             |thorough| ep.hold.departure(region.header(), thorough),
             &mut ep.stats,

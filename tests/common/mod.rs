@@ -140,6 +140,17 @@ pub mod offsets {
     pub const DATA: usize = 768;
 }
 
+/// The names in /dev/shm now, sorted (to check that a test left none behind; test binaries run
+/// one at a time, so only this binary's tests can change it meanwhile).
+pub fn shm_entries() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir("/dev/shm")
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
 /// The environment variable that tells a re-run test binary which child role to play.
 pub const CHILD_ENV: &str = "RINGPORT_TEST_CHILD";
 
