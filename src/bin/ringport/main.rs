@@ -1,5 +1,6 @@
 //! The `ringport` command.
 
+mod bench;
 mod demo;
 
 use clap::{Parser, Subcommand};
@@ -19,9 +20,14 @@ struct Cli {
 enum Command {
     /// Stream messages to a second process of this program through a ring, and report the rate.
     Demo(demo::DemoArgs),
+    /// Measure IPC mechanisms side by side (latency and throughput), against the hardware limit.
+    Bench(bench::BenchArgs),
     /// The second process of `demo` (started by it).
     #[command(hide = true)]
     DemoPeer(demo::PeerArgs),
+    /// The second process of `bench` (started by it).
+    #[command(hide = true)]
+    BenchPeer(bench::PeerArgs),
 }
 
 fn main() {
@@ -29,6 +35,8 @@ fn main() {
     let result = match cli.command {
         Command::Demo(args) => demo::run(&args),
         Command::DemoPeer(args) => demo::peer(&args),
+        Command::Bench(args) => bench::run(&args).map_err(|e| e as Box<dyn std::error::Error>),
+        Command::BenchPeer(args) => bench::peer(&args).map_err(|e| e as Box<dyn std::error::Error>),
     };
     if let Err(e) = result {
         eprintln!("ringport: {e}");

@@ -1,0 +1,210 @@
+//! One `Link` per mechanism: both ends of a two-way message path between the bench and its peer.
+//!
+//! The rules are the same for every mechanism, so that the figures compare like with like:
+//! - a sender copies the message from its own buffer into the mechanism (a `write`, or a copy
+//!   into a reserved frame or slot);
+//! - a receiver looks at every cache line of the message (one word each), where it lies when
+//!   the mechanism lets it (shared memory) or in its own buffer after reading it (the kernel's);
+//! - the first 8 bytes of a message are its sequence number, checked on arrival, so a mechanism
+//!   that lost or reordered a message would fail the run, not flatter it.
+
+mod kernel;
+mod raw;
+mod rings;
+#[cfg(feature = "iceoryx2")]
+mod iox;
+
+use std::os::fd::OwnedFd;
+use std::time::{Duration, Instant};
+
+use super::plan::{Contender, Mechanism, Metric};
+use super::BoxError;
+
+/// Both directions between the bench and its peer, as seen from one end.
+pub trait Link {
+    /// Sends `msg`, waiting (by the link's mode) while the path is full.
+    fn send(&mut self, msg: &[u8]) -> Result<(), BoxError>;
+    /// Receives the next message, waiting by the link's mode; returns its sequence number.
+    fn recv(&mut self) -> Result<u64, BoxError>;
+}
+
+/// How long a wait may make no progress before the peer counts as stuck (it may have died
+/// without the mechanism noticing, as with a busy-polled mapping).
+pub const STALL: Duration = Duration::from_secs(10);
+
+/// A busy wait's guard against a peer that will never answer: reads the clock only once every
+/// few thousand spins.
+pub struct Patience {
+    spins: u32,
+    since: Option<Instant>,
+}
+
+impl Patience {
+    pub fn new() -> Self {
+        Patience {
+            spins: 0,
+            since: None,
+        }
+    }
+
+    /// One more spin.
+    ///
+    /// # Errors
+    /// When the wait has lasted longer than [`STALL`].
+    #[inline]
+    pub fn spin(&mut self) -> Result<(), BoxError> {
+        std::hint::spin_loop();
+        self.spins = self.spins.wrapping_add(1);
+        if self.spins % 16_384 == 0 {
+            let since = *self.since.get_or_insert_with(Instant::now);
+            if since.elapsed() > STALL {
+                return Err(format!("no progress for {STALL:?}: the peer is stuck or gone").into());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads one word of every cache line of `message` (as a receiver that uses it would) and
+/// returns its sequence number.
+#[inline]
+pub fn look_at(message: &[u8]) -> Result<u64, BoxError> {
+    let Some(head) = message.get(..8) else {
+        return Err(format!("a message of {} bytes has no sequence number", message.len()).into());
+    };
+    let mut sum = 0u64;
+    for line in message.chunks_exact(64).skip(1) {
+        sum ^= u64::from_ne_bytes(line[..8].try_into().expect("8 bytes"));
+    }
+    std::hint::black_box(sum);
+    Ok(u64::from_le_bytes(head.try_into().expect("8 bytes")))
+}
+
+/// What the peer needs to open its end, given to it on its command line.
+#[derive(Default, clap::Args, Debug, Clone)]
+pub struct PeerEnd {
+    /// Descriptors the peer inherits, in the order its mechanism expects.
+    #[arg(long = "fd")]
+    pub fds: Vec<i32>,
+    /// Names (segments, queues, services).
+    #[arg(long = "name")]
+    pub names: Vec<String>,
+    /// A TCP port on 127.0.0.1.
+    #[arg(long)]
+    pub port: Option<u16>,
+}
+
+/// What the peer must be given to open its end.
+#[derive(Default)]
+pub struct Handoff {
+    /// Descriptors to inherit; the bench closes its copies once the peer has started.
+    pub inherit: Vec<OwnedFd>,
+    pub peer: PeerEnd,
+}
+
+impl Handoff {
+    /// Passes `fd` down to the peer (as a duplicate that survives exec).
+    pub fn pass_fd(&mut self, fd: std::os::fd::BorrowedFd<'_>) -> Result<(), BoxError> {
+        let copy = super::sys::inheritable(fd)?;
+        self.peer.fds.push(std::os::fd::AsRawFd::as_raw_fd(&copy));
+        self.inherit.push(copy);
+        Ok(())
+    }
+}
+
+/// The bench's end, made before the peer starts.
+pub enum Pending {
+    Ready(AnyLink),
+    Tcp(kernel::TcpListening),
+}
+
+impl Pending {
+    /// Sets up `contender` to measure `metric` with messages of `size` bytes.
+    pub fn create(contender: Contender, metric: Metric, size: usize, handoff: &mut Handoff) -> Result<Pending, BoxError> {
+        let Contender { mechanism, mode } = contender;
+        let link = match mechanism {
+            Mechanism::Raw => AnyLink::Raw(raw::RawLink::create(mode, metric, size, handoff)?),
+            Mechanism::RingportSpsc => AnyLink::Spsc(rings::SpscLink::create(mode, size, handoff)?),
+            Mechanism::RingportMpmc => AnyLink::Mpmc(rings::MpmcLink::create(mode, size, handoff)?),
+            Mechanism::Pipe | Mechanism::UnixStream | Mechanism::UnixSeqpacket => {
+                AnyLink::Fd(kernel::FdLink::create(mechanism, mode, size, handoff)?)
+            }
+            Mechanism::Tcp => return Ok(Pending::Tcp(kernel::TcpListening::bind(mode, size, handoff)?)),
+            Mechanism::Mq => AnyLink::Mq(kernel::MqLink::create(mode, size, handoff)?),
+            #[cfg(feature = "iceoryx2")]
+            Mechanism::Iceoryx2 => AnyLink::Iox(iox::IoxLink::create(mode, size, handoff)?),
+            #[cfg(not(feature = "iceoryx2"))]
+            Mechanism::Iceoryx2 => return Err(NOT_BUILT.into()),
+        };
+        Ok(Pending::Ready(link))
+    }
+
+    /// The bench's end, once the peer has started (TCP accepts the peer's connection here).
+    pub fn connect(self) -> Result<AnyLink, BoxError> {
+        match self {
+            Pending::Ready(link) => Ok(link),
+            Pending::Tcp(listening) => Ok(AnyLink::Fd(listening.accept()?)),
+        }
+    }
+}
+
+#[cfg(not(feature = "iceoryx2"))]
+const NOT_BUILT: &str = "iceoryx2 is not in this build (cargo build --release --features iceoryx2)";
+
+/// The peer's end of `contender`, from what the bench passed it.
+pub fn open_peer(contender: Contender, metric: Metric, size: usize, end: &PeerEnd) -> Result<AnyLink, BoxError> {
+    let Contender { mechanism, mode } = contender;
+    Ok(match mechanism {
+        Mechanism::Raw => AnyLink::Raw(raw::RawLink::open(mode, metric, size, end)?),
+        Mechanism::RingportSpsc => AnyLink::Spsc(rings::SpscLink::open(mode, size, end)?),
+        Mechanism::RingportMpmc => AnyLink::Mpmc(rings::MpmcLink::open(mode, size, end)?),
+        Mechanism::Pipe | Mechanism::UnixStream | Mechanism::UnixSeqpacket | Mechanism::Tcp => {
+            AnyLink::Fd(kernel::FdLink::open(mechanism, mode, size, end)?)
+        }
+        Mechanism::Mq => AnyLink::Mq(kernel::MqLink::open(mode, size, end)?),
+        #[cfg(feature = "iceoryx2")]
+        Mechanism::Iceoryx2 => AnyLink::Iox(iox::IoxLink::open(mode, size, end)?),
+        #[cfg(not(feature = "iceoryx2"))]
+        Mechanism::Iceoryx2 => return Err(NOT_BUILT.into()),
+    })
+}
+
+/// Any link, so that the measuring loops are compiled once per mechanism (no dynamic call on
+/// the path being timed).
+pub enum AnyLink {
+    Raw(raw::RawLink),
+    Spsc(rings::SpscLink),
+    Mpmc(rings::MpmcLink),
+    Fd(kernel::FdLink),
+    Mq(kernel::MqLink),
+    #[cfg(feature = "iceoryx2")]
+    Iox(iox::IoxLink),
+}
+
+impl AnyLink {
+    /// Removes the names the peer opened its end by, once it has: from then on nothing of the
+    /// sample is left in /dev/shm or /dev/mqueue, however the run ends.
+    pub fn forget_names(&mut self) {
+        match self {
+            AnyLink::Mpmc(link) => link.forget_names(),
+            AnyLink::Mq(link) => link.forget_names(),
+            _ => {}
+        }
+    }
+}
+
+/// Runs `$body` with `$link` bound to the concrete link inside `$any`.
+macro_rules! with_link {
+    ($any:expr, $link:ident => $body:expr) => {
+        match $any {
+            $crate::bench::links::AnyLink::Raw($link) => $body,
+            $crate::bench::links::AnyLink::Spsc($link) => $body,
+            $crate::bench::links::AnyLink::Mpmc($link) => $body,
+            $crate::bench::links::AnyLink::Fd($link) => $body,
+            $crate::bench::links::AnyLink::Mq($link) => $body,
+            #[cfg(feature = "iceoryx2")]
+            $crate::bench::links::AnyLink::Iox($link) => $body,
+        }
+    };
+}
+pub(crate) use with_link;

@@ -1,0 +1,311 @@
+//! `ringport bench`: IPC mechanisms side by side, against the hardware limit, in one run.
+//!
+//! The bench starts a peer process of this same program for every sample, hands it its end of
+//! the mechanism (inherited descriptors, names or a port), pins the two to different cores, and
+//! times ping-pong round trips (a histogram) or a one-way stream (a rate). Samples of all the
+//! mechanisms are interleaved, round after round, so that the machine's drift hits them alike;
+//! every figure is then divided by the raw baseline's from the same run.
+
+mod chart;
+mod links;
+mod measure;
+mod plan;
+mod report;
+mod sys;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+pub use measure::{peer, PeerArgs};
+use measure::{Budget, Sample};
+use plan::{parse_size, show_size, Case, Contender, Mechanism, Metric, Mode};
+use report::{Machine, Outcome, Results};
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Message sizes measured unless `--sizes` says otherwise.
+const DEFAULT_SIZES: [usize; 7] = [8, 64, 512, 4 << 10, 32 << 10, 256 << 10, 1 << 20];
+
+/// Options of `ringport bench`.
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// Fewer and shorter samples: the default set in about a minute.
+    #[arg(long)]
+    quick: bool,
+    /// Message sizes, comma-separated (8 B to 64 MiB; K and M are binary units).
+    #[arg(long, value_delimiter = ',', value_parser = parse_size)]
+    sizes: Vec<usize>,
+    /// Mechanisms, comma-separated (default: all in this build).
+    #[arg(long, value_delimiter = ',', value_enum)]
+    mechanisms: Vec<Mechanism>,
+    /// How the ends wait: spin (busy-polling), block, or both (default).
+    #[arg(long, value_delimiter = ',', value_enum)]
+    modes: Vec<Mode>,
+    /// What to measure: round-trip, throughput, or both (default).
+    #[arg(long, value_delimiter = ',', value_enum)]
+    metrics: Vec<Metric>,
+    /// Messages in each sample (round trips, or messages streamed), instead of a duration.
+    #[arg(long, conflicts_with = "duration")]
+    iterations: Option<u64>,
+    /// How long each sample runs, in milliseconds (default 200; 50 with --quick).
+    #[arg(long, value_name = "MS")]
+    duration: Option<u64>,
+    /// Rounds: each runs every case once (default 5; 3 with --quick).
+    #[arg(long)]
+    rounds: Option<usize>,
+    /// The cores for the bench and its peer (default: 0,1 when there are two or more).
+    #[arg(long, value_delimiter = ',', num_args = 1, value_name = "A,B")]
+    cpus: Option<Vec<usize>>,
+    /// Do not pin the processes to cores.
+    #[arg(long, conflicts_with = "cpus")]
+    no_pin: bool,
+    /// Write the results as JSON to this file (`-`: standard output).
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Write the results as CSV to this file (`-`: standard output).
+    #[arg(long, value_name = "FILE")]
+    csv: Option<PathBuf>,
+    /// Draw latency and throughput against message size to this file (.svg or .png).
+    #[arg(long, value_name = "FILE")]
+    chart: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
+    no_progress: bool,
+}
+
+/// A name no other sample or run uses (for segments and queues).
+pub fn unique_name(what: &str) -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    format!("ringport-bench-{}-{what}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+impl BenchArgs {
+    fn budget(&self) -> Budget {
+        match (self.iterations, self.duration) {
+            (Some(n), _) => Budget::Messages(n.max(1)),
+            (None, Some(ms)) => Budget::Time(Duration::from_millis(ms.max(1))),
+            (None, None) => Budget::Time(Duration::from_millis(if self.quick { 50 } else { 200 })),
+        }
+    }
+
+    fn rounds(&self) -> usize {
+        self.rounds.unwrap_or(if self.quick { 3 } else { 5 }).max(1)
+    }
+
+    /// The cores to pin the bench and its peer to, if any.
+    fn cpus(&self) -> Result<Option<(usize, usize)>, BoxError> {
+        if self.no_pin {
+            return Ok(None);
+        }
+        match self.cpus.as_deref() {
+            Some([a, b]) => Ok(Some((*a, *b))),
+            Some(_) => Err("--cpus takes two cores: the bench's and its peer's".into()),
+            None if sys::online_cores() >= 2 => Ok(Some((0, 1))),
+            None => Ok(None),
+        }
+    }
+
+    /// Every case, grouped by metric and size (the contenders of a group interleave).
+    fn cases(&self) -> Result<Vec<Case>, BoxError> {
+        let sizes = if self.sizes.is_empty() { DEFAULT_SIZES.to_vec() } else { self.sizes.clone() };
+        let mechanisms: Vec<Mechanism> = if self.mechanisms.is_empty() {
+            Mechanism::ALL.into_iter().filter(|m| m.built()).collect()
+        } else {
+            if let Some(m) = self.mechanisms.iter().find(|m| !m.built()) {
+                return Err(format!("{} is not in this build: cargo run --release --features iceoryx2 -- bench", m.name()).into());
+            }
+            self.mechanisms.clone()
+        };
+        let modes = if self.modes.is_empty() { vec![Mode::Spin, Mode::Block] } else { self.modes.clone() };
+        let metrics = if self.metrics.is_empty() { vec![Metric::RoundTrip, Metric::Throughput] } else { self.metrics.clone() };
+        let mut cases = Vec::new();
+        for &metric in &metrics {
+            for &size in &sizes {
+                for &mechanism in &mechanisms {
+                    for &mode in &modes {
+                        let contender = Contender { mechanism, mode };
+                        if contender.measures(metric) {
+                            cases.push(Case { metric, size, contender });
+                        }
+                    }
+                }
+            }
+        }
+        cases.sort();
+        cases.dedup();
+        if cases.is_empty() {
+            return Err("nothing to measure with these options".into());
+        }
+        Ok(cases)
+    }
+}
+
+/// Ends the process if a sample hangs (a peer that died while the bench sleeps in a blocking
+/// call of a mechanism that does not notice, such as a message queue).
+struct Watchdog {
+    deadline: Arc<Mutex<Option<(Instant, String)>>>,
+}
+
+impl Watchdog {
+    fn start() -> Watchdog {
+        let deadline: Arc<Mutex<Option<(Instant, String)>>> = Arc::default();
+        let watched = Arc::clone(&deadline);
+        std::thread::spawn(move || loop {
+            std::thread::sleep(Duration::from_millis(500));
+            if let Some((at, what)) = &*watched.lock().expect("not poisoned") {
+                if Instant::now() > *at {
+                    eprintln!("ringport bench: {what} hung; giving up");
+                    std::process::exit(2);
+                }
+            }
+        });
+        Watchdog { deadline }
+    }
+
+    fn arm(&self, limit: Duration, what: String) {
+        *self.deadline.lock().expect("not poisoned") = Some((Instant::now() + limit, what));
+    }
+
+    fn disarm(&self) {
+        *self.deadline.lock().expect("not poisoned") = None;
+    }
+}
+
+fn machine(args: &BenchArgs, cpus: Option<(usize, usize)>, budget: Budget, rounds: usize) -> Machine {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name").and_then(|r| r.split(':').nth(1)))
+        .map_or_else(|| "unknown CPU".to_owned(), |s| s.trim().to_owned());
+    let kernel = nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let pinning = match cpus {
+        Some((a, b)) => format!("bench on core {a}, peer on core {b}"),
+        None => "not pinned".to_owned(),
+    };
+    let budget = match budget {
+        Budget::Time(t) => format!("{} ms a sample", t.as_millis()),
+        Budget::Messages(n) => format!("{n} messages a sample"),
+    };
+    let quick = if args.quick { " (--quick)" } else { "" };
+    Machine {
+        cpu,
+        cores: sys::online_cores(),
+        kernel,
+        date: today(),
+        pinning,
+        settings: format!("{rounds} interleaved rounds, {budget}{quick}; round trips: all rounds merged; rates: median of rounds"),
+    }
+}
+
+/// Today's date (UTC), from the system clock.
+fn today() -> String {
+    let days = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() / 86_400) as i64;
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
+fn write_output(path: &Path, text: &str) -> Result<(), BoxError> {
+    if path == Path::new("-") {
+        print!("{text}");
+        Ok(())
+    } else {
+        std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()).into())
+    }
+}
+
+/// Runs `ringport bench`.
+pub fn run(args: &BenchArgs) -> Result<(), BoxError> {
+    let cases = args.cases()?;
+    let budget = args.budget();
+    let rounds = args.rounds();
+    let cpus = args.cpus()?;
+    if let Some(path) = &args.chart {
+        chart::check_path(path)?;
+    }
+    let watchdog = Watchdog::start();
+    if let Some((mine, _)) = cpus {
+        sys::pin_to(mine).map_err(|e| format!("pinning to core {mine}: {e}"))?;
+    }
+    let sizes: Vec<usize> = {
+        let mut s: Vec<usize> = cases.iter().filter(|c| c.metric == Metric::Throughput).map(|c| c.size).collect();
+        s.dedup();
+        s.sort_unstable();
+        s.dedup();
+        s
+    };
+    let progress = if args.no_progress {
+        ProgressBar::hidden()
+    } else {
+        let bar = ProgressBar::with_draw_target(Some((rounds * cases.len()) as u64), ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template("{bar:30} {pos}/{len} samples, {elapsed} (eta {eta}) {msg}")
+                .expect("a valid template"),
+        );
+        bar
+    };
+    let mut outcomes: BTreeMap<Case, Outcome> = cases.iter().map(|c| (*c, Outcome::default())).collect();
+    let mut memcpy: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
+    for round in 0..rounds {
+        for size in &sizes {
+            memcpy.entry(*size).or_default().push(measure::memcpy_rate(*size, budget));
+        }
+        for case in plan::round_order(&cases, round) {
+            progress.inc(1);
+            let outcome = outcomes.get_mut(&case).expect("every case has an outcome");
+            if outcome.error.is_some() {
+                continue;
+            }
+            progress.set_message(format!("round {}/{rounds}: {} {} {}", round + 1, case.contender, case.metric.name(), show_size(case.size)));
+            watchdog.arm(budget.limit(), format!("{} {} at {}", case.contender, case.metric.name(), show_size(case.size)));
+            let sample = measure::sample(case, budget, cpus.map(|(_, peer)| peer));
+            watchdog.disarm();
+            match sample {
+                Ok(Sample::RoundTrips(h)) => match &mut outcome.histogram {
+                    Some(all) => all.add(&h)?,
+                    None => outcome.histogram = Some(h),
+                },
+                Ok(Sample::Rate(r)) => outcome.rates.push(r),
+                Err(e) => outcome.error = Some(e.to_string()),
+            }
+        }
+    }
+    progress.finish_and_clear();
+    let results = Results {
+        outcomes,
+        memcpy,
+        machine: machine(args, cpus, budget, rounds),
+    };
+    let to_stdout = |p: &Option<PathBuf>| p.as_deref() == Some(Path::new("-"));
+    if !to_stdout(&args.json) && !to_stdout(&args.csv) {
+        print!("{}", report::table(&results));
+    }
+    if let Some(path) = &args.json {
+        write_output(path, &report::json(&results))?;
+    }
+    if let Some(path) = &args.csv {
+        write_output(path, &report::csv(&results))?;
+    }
+    if let Some(path) = &args.chart {
+        chart::draw(&results, path)?;
+        eprintln!("chart written to {}", path.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,240 @@
+//! What a bench run measures: mechanisms, modes, metrics, sizes, and the order of the samples.
+
+use std::fmt;
+
+/// An IPC mechanism under test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum)]
+pub enum Mechanism {
+    /// The hardware limit: a stamp word and the message in a shared mapping, nothing else
+    /// (busy: a cache-line ping-pong; blocking: a raw futex ping-pong).
+    Raw,
+    /// ringport's SPSC ring of frames.
+    RingportSpsc,
+    /// ringport's MPMC ring of slots, one producer and one consumer.
+    RingportMpmc,
+    /// A pair of pipes.
+    Pipe,
+    /// A Unix stream socket pair.
+    UnixStream,
+    /// A Unix seqpacket socket pair.
+    UnixSeqpacket,
+    /// TCP over loopback with TCP_NODELAY.
+    Tcp,
+    /// Two POSIX message queues.
+    Mq,
+    /// iceoryx2 publish-subscribe (build with `--features iceoryx2`).
+    Iceoryx2,
+}
+
+impl Mechanism {
+    pub const ALL: [Mechanism; 9] = [
+        Mechanism::Raw,
+        Mechanism::RingportSpsc,
+        Mechanism::RingportMpmc,
+        Mechanism::Pipe,
+        Mechanism::UnixStream,
+        Mechanism::UnixSeqpacket,
+        Mechanism::Tcp,
+        Mechanism::Mq,
+        Mechanism::Iceoryx2,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Mechanism::Raw => "raw",
+            Mechanism::RingportSpsc => "ringport-spsc",
+            Mechanism::RingportMpmc => "ringport-mpmc",
+            Mechanism::Pipe => "pipe",
+            Mechanism::UnixStream => "unix-stream",
+            Mechanism::UnixSeqpacket => "unix-seqpacket",
+            Mechanism::Tcp => "tcp",
+            Mechanism::Mq => "mq",
+            Mechanism::Iceoryx2 => "iceoryx2",
+        }
+    }
+
+    /// Whether this build can run it.
+    pub fn built(self) -> bool {
+        self != Mechanism::Iceoryx2 || cfg!(feature = "iceoryx2")
+    }
+}
+
+/// How the ends wait for each other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum)]
+pub enum Mode {
+    /// Busy-polling: non-blocking calls in a loop, no sleeping.
+    Spin,
+    /// Sleeping in the kernel until the peer wakes us (no spinning first).
+    Block,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Spin => "spin",
+            Mode::Block => "block",
+        }
+    }
+}
+
+/// What is measured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum)]
+pub enum Metric {
+    /// Ping-pong: the latency of each round trip.
+    RoundTrip,
+    /// One-way streaming: messages and bytes a second.
+    Throughput,
+}
+
+impl Metric {
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::RoundTrip => "round_trip",
+            Metric::Throughput => "throughput",
+        }
+    }
+}
+
+/// One mechanism waiting one way: a row of the report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Contender {
+    pub mechanism: Mechanism,
+    pub mode: Mode,
+}
+
+impl Contender {
+    /// The baseline that this contender's figures are divided by: the raw mechanism waiting the
+    /// same way (a raw streaming ring has only a busy form).
+    pub fn baseline(self, metric: Metric) -> Contender {
+        let mode = match metric {
+            Metric::RoundTrip => self.mode,
+            Metric::Throughput => Mode::Spin,
+        };
+        Contender {
+            mechanism: Mechanism::Raw,
+            mode,
+        }
+    }
+
+    /// Whether the mechanism supports this mode and metric.
+    pub fn measures(self, metric: Metric) -> bool {
+        !(self.mechanism == Mechanism::Raw && self.mode == Mode::Block && metric == Metric::Throughput)
+    }
+}
+
+impl fmt::Display for Contender {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.mechanism.name(), self.mode.name())
+    }
+}
+
+/// One cell of the report: a contender, a metric and a message size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Case {
+    pub metric: Metric,
+    pub size: usize,
+    pub contender: Contender,
+}
+
+/// The samples of one round, in the order they run: for each size and metric, every contender
+/// in turn, starting from a different one each round, so that drift over the run (the machine
+/// is noisy) falls on all of them alike.
+pub fn round_order(cases: &[Case], round: usize) -> Vec<Case> {
+    let mut out = Vec::with_capacity(cases.len());
+    let mut groups: Vec<Vec<Case>> = Vec::new();
+    for case in cases {
+        match groups.last_mut() {
+            Some(group) if (group[0].metric, group[0].size) == (case.metric, case.size) => {
+                group.push(*case)
+            }
+            _ => groups.push(vec![*case]),
+        }
+    }
+    for group in groups {
+        let start = round % group.len();
+        out.extend(group[start..].iter().chain(&group[..start]));
+    }
+    out
+}
+
+/// Parses a size such as `64`, `4K`, `4KiB` or `1M` (binary units).
+pub fn parse_size(text: &str) -> Result<usize, String> {
+    let t = text.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(digits);
+    let number: usize = number.parse().map_err(|_| format!("not a size: {text:?}"))?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        _ => return Err(format!("unknown unit in {text:?} (use B, K or M)")),
+    };
+    let size = number
+        .checked_mul(1 << shift)
+        .ok_or_else(|| format!("size too large: {text:?}"))?;
+    if !(8..=64 << 20).contains(&size) {
+        return Err(format!(
+            "{text:?}: sizes go from 8 B (the sequence number each message carries) to 64 MiB"
+        ));
+    }
+    Ok(size)
+}
+
+/// A size for people: `8 B`, `4 KiB`, `1 MiB`.
+pub fn show_size(size: usize) -> String {
+    if size >= 1 << 20 && size % (1 << 20) == 0 {
+        format!("{} MiB", size >> 20)
+    } else if size >= 1 << 10 && size % (1 << 10) == 0 {
+        format!("{} KiB", size >> 10)
+    } else {
+        format!("{size} B")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_binary_units_and_bounds() {
+        assert_eq!(parse_size("64"), Ok(64));
+        assert_eq!(parse_size("4K"), Ok(4096));
+        assert_eq!(parse_size("4KiB"), Ok(4096));
+        assert_eq!(parse_size("1M"), Ok(1 << 20));
+        assert!(parse_size("4").is_err());
+        assert!(parse_size("1G").is_err());
+        assert!(parse_size("x").is_err());
+        assert_eq!(show_size(1 << 20), "1 MiB");
+        assert_eq!(show_size(4096), "4 KiB");
+        assert_eq!(show_size(100), "100 B");
+    }
+
+    #[test]
+    fn each_round_starts_each_group_with_another_contender() {
+        let contenders = [Mechanism::Raw, Mechanism::Pipe, Mechanism::Tcp].map(|m| Contender {
+            mechanism: m,
+            mode: Mode::Spin,
+        });
+        let cases: Vec<Case> = [8, 64]
+            .into_iter()
+            .flat_map(|size| {
+                contenders.map(|c| Case {
+                    metric: Metric::RoundTrip,
+                    size,
+                    contender: c,
+                })
+            })
+            .collect();
+        let first = round_order(&cases, 0);
+        let second = round_order(&cases, 1);
+        assert_eq!(first, cases);
+        assert_eq!(second[0].contender.mechanism, Mechanism::Pipe);
+        assert_eq!(second[2].contender.mechanism, Mechanism::Raw);
+        assert_eq!(second[3].size, 64);
+        let mut sorted = second.clone();
+        sorted.sort();
+        let mut all = cases.clone();
+        all.sort();
+        assert_eq!(sorted, all, "every case runs once a round");
+    }
+}
