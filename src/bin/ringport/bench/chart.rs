@@ -94,7 +94,10 @@ fn lines(results: &Results, metric: Metric) -> Vec<Line> {
             _ => continue,
         };
         let point = (record.case.size as f64, value);
-        match out.iter_mut().find(|(m, mode, _)| (*m, *mode) == (c.mechanism, c.mode)) {
+        match out
+            .iter_mut()
+            .find(|(m, mode, _)| (*m, *mode) == (c.mechanism, c.mode))
+        {
             Some((_, _, points)) => points.push(point),
             None => out.push((c.mechanism, c.mode, vec![point])),
         }
@@ -155,9 +158,9 @@ where
             Mode::Spin => chart.draw_series(LineSeries::new(points.clone(), style))?,
             Mode::Block => chart.draw_series(DashedLineSeries::new(points.clone(), 6, 4, style))?,
         };
-        series
-            .label(label)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2)));
+        series.label(label).legend(move |(x, y)| {
+            PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2))
+        });
         chart.draw_series(points.iter().map(|&p| Circle::new(p, 3, colour.filled())))?;
     }
     if let Some((name, points)) = reference {
@@ -165,7 +168,9 @@ where
         chart
             .draw_series(DashedLineSeries::new(points, 2, 3, grey.stroke_width(2)))?
             .label(name)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], grey.stroke_width(2)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 18, y)], grey.stroke_width(2))
+            });
     }
     chart
         .configure_series_labels()
@@ -177,7 +182,10 @@ where
     Ok(())
 }
 
-fn draw_on<DB: DrawingBackend>(results: &Results, root: &DrawingArea<DB, Shift>) -> Result<(), BoxError>
+fn draw_on<DB: DrawingBackend>(
+    results: &Results,
+    root: &DrawingArea<DB, Shift>,
+) -> Result<(), BoxError>
 where
     DB::ErrorType: 'static,
 {
@@ -188,7 +196,13 @@ where
         ("sans-serif", 16),
     )?;
     let (left, right) = root.split_horizontally(root.dim_in_pixel().0 / 2);
-    panel(&left, "Round trip, median", "microseconds", &lines(results, Metric::RoundTrip), None)?;
+    panel(
+        &left,
+        "Round trip, median",
+        "microseconds",
+        &lines(results, Metric::RoundTrip),
+        None,
+    )?;
     let memcpy: Vec<(f64, f64)> = results
         .memcpy
         .keys()

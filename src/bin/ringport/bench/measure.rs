@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
-use super::links::{open_peer, with_link, Handoff, Link, Pending, PeerEnd};
+use super::links::{open_peer, with_link, Handoff, Link, PeerEnd, Pending};
 use super::plan::{Case, Contender, Mechanism, Metric, Mode};
 use super::BoxError;
 
@@ -76,7 +76,14 @@ impl Peer {
             .arg("bench-peer")
             .args(["--mechanism", case.contender.mechanism.name()])
             .args(["--mode", case.contender.mode.name()])
-            .args(["--metric", if case.metric == Metric::RoundTrip { "round-trip" } else { "throughput" }])
+            .args([
+                "--metric",
+                if case.metric == Metric::RoundTrip {
+                    "round-trip"
+                } else {
+                    "throughput"
+                },
+            ])
             .args(["--size", &case.size.to_string()]);
         if let Some(cpu) = cpu {
             command.args(["--cpu", &cpu.to_string()]);
@@ -109,7 +116,12 @@ impl Peer {
             }
             let status = self.child.wait()?;
             let why = why.trim().trim_start_matches("ringport: ");
-            return Err(if why.is_empty() { format!("the peer ended ({status})") } else { why.to_owned() }.into());
+            return Err(if why.is_empty() {
+                format!("the peer ended ({status})")
+            } else {
+                why.to_owned()
+            }
+            .into());
         }
         Ok(line.trim().to_owned())
     }
@@ -154,7 +166,11 @@ pub fn sample(case: Case, budget: Budget, cpu: Option<usize>) -> Result<Sample, 
 
 /// Ping-pong: sends a message, waits for its echo, records the time between successive
 /// arrivals (one clock read per round trip).
-fn round_trips<L: Link>(link: &mut L, size: usize, budget: Budget) -> Result<Histogram<u64>, BoxError> {
+fn round_trips<L: Link>(
+    link: &mut L,
+    size: usize,
+    budget: Budget,
+) -> Result<Histogram<u64>, BoxError> {
     let mut msg = message(size);
     let mut histogram = Histogram::<u64>::new(3)?;
     let mut seq = 0u64;
@@ -189,7 +205,12 @@ fn round_trips<L: Link>(link: &mut L, size: usize, budget: Budget) -> Result<His
 
 /// One-way: sends messages until the budget is spent, then the stop tag; the rate counts from
 /// the first send to the peer's word that it has received them all.
-fn stream<L: Link>(link: &mut L, peer: &mut Peer, size: usize, budget: Budget) -> Result<f64, BoxError> {
+fn stream<L: Link>(
+    link: &mut L,
+    peer: &mut Peer,
+    size: usize,
+    budget: Budget,
+) -> Result<f64, BoxError> {
     let mut msg = message(size);
     let started = Instant::now();
     let mut seq = 0u64;

@@ -81,7 +81,11 @@ pub struct BenchArgs {
 /// A name no other sample or run uses (for segments and queues).
 pub fn unique_name(what: &str) -> String {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
-    format!("ringport-bench-{}-{what}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "ringport-bench-{}-{what}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 impl BenchArgs {
@@ -112,17 +116,33 @@ impl BenchArgs {
 
     /// Every case, grouped by metric and size (the contenders of a group interleave).
     fn cases(&self) -> Result<Vec<Case>, BoxError> {
-        let sizes = if self.sizes.is_empty() { DEFAULT_SIZES.to_vec() } else { self.sizes.clone() };
+        let sizes = if self.sizes.is_empty() {
+            DEFAULT_SIZES.to_vec()
+        } else {
+            self.sizes.clone()
+        };
         let mechanisms: Vec<Mechanism> = if self.mechanisms.is_empty() {
             Mechanism::ALL.into_iter().filter(|m| m.built()).collect()
         } else {
             if let Some(m) = self.mechanisms.iter().find(|m| !m.built()) {
-                return Err(format!("{} is not in this build: cargo run --release --features iceoryx2 -- bench", m.name()).into());
+                return Err(format!(
+                    "{} is not in this build: cargo run --release --features iceoryx2 -- bench",
+                    m.name()
+                )
+                .into());
             }
             self.mechanisms.clone()
         };
-        let modes = if self.modes.is_empty() { vec![Mode::Spin, Mode::Block] } else { self.modes.clone() };
-        let metrics = if self.metrics.is_empty() { vec![Metric::RoundTrip, Metric::Throughput] } else { self.metrics.clone() };
+        let modes = if self.modes.is_empty() {
+            vec![Mode::Spin, Mode::Block]
+        } else {
+            self.modes.clone()
+        };
+        let metrics = if self.metrics.is_empty() {
+            vec![Metric::RoundTrip, Metric::Throughput]
+        } else {
+            self.metrics.clone()
+        };
         let mut cases = Vec::new();
         for &metric in &metrics {
             for &size in &sizes {
@@ -130,7 +150,11 @@ impl BenchArgs {
                     for &mode in &modes {
                         let contender = Contender { mechanism, mode };
                         if contender.measures(metric) {
-                            cases.push(Case { metric, size, contender });
+                            cases.push(Case {
+                                metric,
+                                size,
+                                contender,
+                            });
                         }
                     }
                 }
@@ -176,11 +200,19 @@ impl Watchdog {
     }
 }
 
-fn machine(args: &BenchArgs, cpus: Option<(usize, usize)>, budget: Budget, rounds: usize) -> Machine {
+fn machine(
+    args: &BenchArgs,
+    cpus: Option<(usize, usize)>,
+    budget: Budget,
+    rounds: usize,
+) -> Machine {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let cpu = cpuinfo
         .lines()
-        .find_map(|l| l.strip_prefix("model name").and_then(|r| r.split(':').nth(1)))
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .and_then(|r| r.split(':').nth(1))
+        })
         .map_or_else(|| "unknown CPU".to_owned(), |s| s.trim().to_owned());
     let kernel = nix::sys::utsname::uname()
         .map(|u| u.release().to_string_lossy().into_owned())
@@ -245,7 +277,11 @@ pub fn run(args: &BenchArgs) -> Result<(), BoxError> {
         sys::pin_to(mine).map_err(|e| format!("pinning to core {mine}: {e}"))?;
     }
     let sizes: Vec<usize> = {
-        let mut s: Vec<usize> = cases.iter().filter(|c| c.metric == Metric::Throughput).map(|c| c.size).collect();
+        let mut s: Vec<usize> = cases
+            .iter()
+            .filter(|c| c.metric == Metric::Throughput)
+            .map(|c| c.size)
+            .collect();
         s.dedup();
         s.sort_unstable();
         s.dedup();
@@ -254,18 +290,27 @@ pub fn run(args: &BenchArgs) -> Result<(), BoxError> {
     let progress = if args.no_progress {
         ProgressBar::hidden()
     } else {
-        let bar = ProgressBar::with_draw_target(Some((rounds * cases.len()) as u64), ProgressDrawTarget::stderr());
+        let bar = ProgressBar::with_draw_target(
+            Some((rounds * cases.len()) as u64),
+            ProgressDrawTarget::stderr(),
+        );
         bar.set_style(
-            ProgressStyle::with_template("{bar:30} {pos}/{len} samples, {elapsed} (eta {eta}) {msg}")
-                .expect("a valid template"),
+            ProgressStyle::with_template(
+                "{bar:30} {pos}/{len} samples, {elapsed} (eta {eta}) {msg}",
+            )
+            .expect("a valid template"),
         );
         bar
     };
-    let mut outcomes: BTreeMap<Case, Outcome> = cases.iter().map(|c| (*c, Outcome::default())).collect();
+    let mut outcomes: BTreeMap<Case, Outcome> =
+        cases.iter().map(|c| (*c, Outcome::default())).collect();
     let mut memcpy: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
     for round in 0..rounds {
         for size in &sizes {
-            memcpy.entry(*size).or_default().push(measure::memcpy_rate(*size, budget));
+            memcpy
+                .entry(*size)
+                .or_default()
+                .push(measure::memcpy_rate(*size, budget));
         }
         for case in plan::round_order(&cases, round) {
             progress.inc(1);
@@ -273,8 +318,22 @@ pub fn run(args: &BenchArgs) -> Result<(), BoxError> {
             if outcome.error.is_some() {
                 continue;
             }
-            progress.set_message(format!("round {}/{rounds}: {} {} {}", round + 1, case.contender, case.metric.name(), show_size(case.size)));
-            watchdog.arm(budget.limit(), format!("{} {} at {}", case.contender, case.metric.name(), show_size(case.size)));
+            progress.set_message(format!(
+                "round {}/{rounds}: {} {} {}",
+                round + 1,
+                case.contender,
+                case.metric.name(),
+                show_size(case.size)
+            ));
+            watchdog.arm(
+                budget.limit(),
+                format!(
+                    "{} {} at {}",
+                    case.contender,
+                    case.metric.name(),
+                    show_size(case.size)
+                ),
+            );
             let sample = measure::sample(case, budget, cpus.map(|(_, peer)| peer));
             watchdog.disarm();
             match sample {

@@ -118,7 +118,9 @@ impl Contender {
 
     /// Whether the mechanism supports this mode and metric.
     pub fn measures(self, metric: Metric) -> bool {
-        !(self.mechanism == Mechanism::Raw && self.mode == Mode::Block && metric == Metric::Throughput)
+        !(self.mechanism == Mechanism::Raw
+            && self.mode == Mode::Block
+            && metric == Metric::Throughput)
     }
 }
 
@@ -162,7 +164,9 @@ pub fn parse_size(text: &str) -> Result<usize, String> {
     let t = text.trim();
     let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (number, unit) = t.split_at(digits);
-    let number: usize = number.parse().map_err(|_| format!("not a size: {text:?}"))?;
+    let number: usize = number
+        .parse()
+        .map_err(|_| format!("not a size: {text:?}"))?;
     let shift = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 0,
         "k" | "kb" | "kib" => 10,

@@ -79,7 +79,15 @@ pub struct Results {
 impl Results {
     fn percentiles(&self, case: &Case) -> Option<[u64; 5]> {
         let h = self.outcomes.get(case)?.histogram.as_ref()?;
-        (h.len() > 0).then(|| PERCENTILES.map(|(_, q)| if q >= 100.0 { h.max() } else { h.value_at_quantile(q / 100.0) }))
+        (h.len() > 0).then(|| {
+            PERCENTILES.map(|(_, q)| {
+                if q >= 100.0 {
+                    h.max()
+                } else {
+                    h.value_at_quantile(q / 100.0)
+                }
+            })
+        })
     }
 
     fn rate(&self, case: &Case) -> Option<f64> {
@@ -106,9 +114,15 @@ impl Results {
                         Metric::RoundTrip => match self.percentiles(case) {
                             Some(nanos) => {
                                 let base = self.percentiles(&baseline);
-                                let ratios = std::array::from_fn(|i| base.map(|b| nanos[i] as f64 / b[i] as f64));
+                                let ratios = std::array::from_fn(|i| {
+                                    base.map(|b| nanos[i] as f64 / b[i] as f64)
+                                });
                                 let count = outcome.histogram.as_ref().map_or(0, Histogram::len);
-                                Figures::RoundTrip { count, nanos, ratios }
+                                Figures::RoundTrip {
+                                    count,
+                                    nanos,
+                                    ratios,
+                                }
                             }
                             None => Figures::Failed("no sample".into()),
                         },
@@ -116,13 +130,18 @@ impl Results {
                             Some(rate) => Figures::Throughput {
                                 messages_per_s: rate,
                                 ratio: self.rate(&baseline).map(|b| rate / b),
-                                memcpy_ratio: self.memcpy_rate(case.size).map(|m| rate * case.size as f64 / m),
+                                memcpy_ratio: self
+                                    .memcpy_rate(case.size)
+                                    .map(|m| rate * case.size as f64 / m),
                             },
                             None => Figures::Failed("no sample".into()),
                         },
                     }
                 };
-                Record { case: *case, figures }
+                Record {
+                    case: *case,
+                    figures,
+                }
             })
             .collect()
     }
@@ -163,7 +182,11 @@ pub fn table(results: &Results) -> String {
     let records = results.records();
     let m = &results.machine;
     let mut out = String::new();
-    let _ = writeln!(out, "{} ({} cores), Linux {}, {}; {}", m.cpu, m.cores, m.kernel, m.date, m.pinning);
+    let _ = writeln!(
+        out,
+        "{} ({} cores), Linux {}, {}; {}",
+        m.cpu, m.cores, m.kernel, m.date, m.pinning
+    );
     let _ = writeln!(out, "{}", m.settings);
     for mode in [super::plan::Mode::Spin, super::plan::Mode::Block] {
         let rows: Vec<&Record> = records
@@ -177,7 +200,10 @@ pub fn table(results: &Results) -> String {
             super::plan::Mode::Spin => ("busy-polling", "raw cache-line ping-pong"),
             super::plan::Mode::Block => ("blocking", "raw futex ping-pong"),
         };
-        let _ = writeln!(out, "\nRound trip, {title} (x: over the {base} at the same size and percentile)");
+        let _ = writeln!(
+            out,
+            "\nRound trip, {title} (x: over the {base} at the same size and percentile)"
+        );
         let _ = write!(out, "{:<8} {:<16}", "size", "mechanism");
         for (name, _) in PERCENTILES {
             let _ = write!(out, " {name:>10} {:>7}", "x");
@@ -185,7 +211,11 @@ pub fn table(results: &Results) -> String {
         out.push('\n');
         let mut last_size = 0;
         for r in rows {
-            let size = if r.case.size == last_size { String::new() } else { show_size(r.case.size) };
+            let size = if r.case.size == last_size {
+                String::new()
+            } else {
+                show_size(r.case.size)
+            };
             last_size = r.case.size;
             let _ = write!(out, "{size:<8} {:<16}", r.case.contender.mechanism.name());
             match &r.figures {
@@ -202,26 +232,53 @@ pub fn table(results: &Results) -> String {
             out.push('\n');
         }
     }
-    let rows: Vec<&Record> = records.iter().filter(|r| r.case.metric == Metric::Throughput).collect();
+    let rows: Vec<&Record> = records
+        .iter()
+        .filter(|r| r.case.metric == Metric::Throughput)
+        .collect();
     if !rows.is_empty() {
         let _ = writeln!(
             out,
             "\nThroughput, one way (x: over the raw ring at the same size; memcpy: bytes/s over one memcpy in one process)"
         );
-        let _ = writeln!(out, "{:<8} {:<22} {:>13} {:>13} {:>7} {:>7}", "size", "mechanism", "messages/s", "bytes/s", "x", "memcpy");
+        let _ = writeln!(
+            out,
+            "{:<8} {:<22} {:>13} {:>13} {:>7} {:>7}",
+            "size", "mechanism", "messages/s", "bytes/s", "x", "memcpy"
+        );
         let mut last_size = 0;
         for r in rows {
-            let size = if r.case.size == last_size { String::new() } else { show_size(r.case.size) };
+            let size = if r.case.size == last_size {
+                String::new()
+            } else {
+                show_size(r.case.size)
+            };
             if r.case.size != last_size {
                 if let Some(copy) = results.memcpy_rate(r.case.size) {
-                    let _ = writeln!(out, "{size:<8} {:<22} {:>13} {:>13} {:>7} {:>7}", "memcpy", "", show_rate(copy, "B/s"), "", "x1.00");
+                    let _ = writeln!(
+                        out,
+                        "{size:<8} {:<22} {:>13} {:>13} {:>7} {:>7}",
+                        "memcpy",
+                        "",
+                        show_rate(copy, "B/s"),
+                        "",
+                        "x1.00"
+                    );
                 }
             }
-            let size = if results.memcpy_rate(r.case.size).is_some() { String::new() } else { size };
+            let size = if results.memcpy_rate(r.case.size).is_some() {
+                String::new()
+            } else {
+                size
+            };
             last_size = r.case.size;
             let _ = write!(out, "{size:<8} {:<22}", r.case.contender.to_string());
             match &r.figures {
-                Figures::Throughput { messages_per_s, ratio, memcpy_ratio } => {
+                Figures::Throughput {
+                    messages_per_s,
+                    ratio,
+                    memcpy_ratio,
+                } => {
                     let _ = write!(
                         out,
                         " {:>13} {:>13} {:>7} {:>7}",
@@ -266,7 +323,11 @@ fn json_number(x: Option<f64>) -> String {
 }
 
 fn contender_fields(c: Contender) -> String {
-    format!("\"mechanism\":{},\"mode\":{}", json_string(c.mechanism.name()), json_string(c.mode.name()))
+    format!(
+        "\"mechanism\":{},\"mode\":{}",
+        json_string(c.mechanism.name()),
+        json_string(c.mode.name())
+    )
 }
 
 /// One JSON document: the machine, then one record per mechanism, mode, size and metric.
@@ -280,7 +341,10 @@ pub fn json(results: &Results) -> String {
             contender_fields(r.case.contender),
             r.case.size
         );
-        let baseline = format!(",\"baseline\":{}", json_string(&r.case.contender.baseline(r.case.metric).to_string()));
+        let baseline = format!(
+            ",\"baseline\":{}",
+            json_string(&r.case.contender.baseline(r.case.metric).to_string())
+        );
         let body = match &r.figures {
             Figures::RoundTrip { count, nanos, ratios } => {
                 let mut s = format!(",\"round_trips\":{count}");
@@ -329,14 +393,29 @@ pub fn csv(results: &Results) -> String {
     let num = |x: Option<f64>| x.map_or(String::new(), |x| format!("{x:.4}"));
     for r in results.records() {
         let c = r.case.contender;
-        let _ = write!(out, "{},{},{},{},", r.case.metric.name(), c.mechanism.name(), c.mode.name(), r.case.size);
+        let _ = write!(
+            out,
+            "{},{},{},{},",
+            r.case.metric.name(),
+            c.mechanism.name(),
+            c.mode.name(),
+            r.case.size
+        );
         let baseline = c.baseline(r.case.metric).to_string();
         match &r.figures {
-            Figures::RoundTrip { count, nanos, ratios } => {
+            Figures::RoundTrip {
+                count,
+                nanos,
+                ratios,
+            } => {
                 let n = nanos.map(|n| n.to_string()).join(",");
                 let _ = writeln!(out, "{count},{n},,,{baseline},{},,", num(ratios[0]));
             }
-            Figures::Throughput { messages_per_s, ratio, memcpy_ratio } => {
+            Figures::Throughput {
+                messages_per_s,
+                ratio,
+                memcpy_ratio,
+            } => {
                 let _ = writeln!(
                     out,
                     ",,,,,,{messages_per_s:.1},{:.1},{baseline},{},{},",
@@ -352,7 +431,11 @@ pub fn csv(results: &Results) -> String {
     }
     for size in results.memcpy.keys() {
         if let Some(rate) = results.memcpy_rate(*size) {
-            let _ = writeln!(out, "throughput,memcpy,one process,{size},,,,,,,{:.1},{rate:.1},,,,", rate / *size as f64);
+            let _ = writeln!(
+                out,
+                "throughput,memcpy,one process,{size},,,,,,,{:.1},{rate:.1},,,,",
+                rate / *size as f64
+            );
         }
     }
     out

@@ -22,7 +22,10 @@ pub fn pin_to(core: usize) -> io::Result<()> {
     // SAFETY: an all-zero cpu_set_t is the empty set.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     if core >= 8 * std::mem::size_of::<libc::cpu_set_t>() {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "core number too large"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "core number too large",
+        ));
     }
     // SAFETY: `core` is below the set's capacity (checked above).
     unsafe { libc::CPU_SET(core, &mut set) };
@@ -40,7 +43,9 @@ pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
         tv_sec: t.as_secs() as libc::time_t,
         tv_nsec: libc::c_long::from(t.subsec_nanos() as i32),
     });
-    let ts_ptr = ts.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    let ts_ptr = ts
+        .as_ref()
+        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
     // SAFETY: `word` is a live, aligned u32; the timespec, if any, outlives the call. No
     // private flag: the word is in a mapping shared with another process.
     unsafe {
@@ -95,8 +100,11 @@ pub fn adopt_inherited(raw: RawFd) -> io::Result<OwnedFd> {
     // SAFETY: the parent passed this number to us alone; nothing in this process owns it yet.
     let fd = unsafe { OwnedFd::from_raw_fd(raw) };
     // Ours now: do not pass it on to anything this process starts.
-    nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC))
-        .map_err(io::Error::from)?;
+    nix::fcntl::fcntl(
+        &fd,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    )
+    .map_err(io::Error::from)?;
     Ok(fd)
 }
 

@@ -59,7 +59,13 @@ fn room_for_packets(fd: BorrowedFd<'_>, size: usize) {
 }
 
 impl FdLink {
-    fn new(tx: OwnedFd, rx: OwnedFd, framing: Framing, mode: Mode, size: usize) -> Result<FdLink, BoxError> {
+    fn new(
+        tx: OwnedFd,
+        rx: OwnedFd,
+        framing: Framing,
+        mode: Mode,
+        size: usize,
+    ) -> Result<FdLink, BoxError> {
         set_nonblocking(tx.as_fd(), mode)?;
         set_nonblocking(rx.as_fd(), mode)?;
         Ok(FdLink {
@@ -71,7 +77,12 @@ impl FdLink {
         })
     }
 
-    pub fn create(mechanism: Mechanism, mode: Mode, size: usize, handoff: &mut Handoff) -> Result<FdLink, BoxError> {
+    pub fn create(
+        mechanism: Mechanism,
+        mode: Mode,
+        size: usize,
+        handoff: &mut Handoff,
+    ) -> Result<FdLink, BoxError> {
         match mechanism {
             Mechanism::Pipe => {
                 let (ping_rx, ping_tx) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
@@ -86,7 +97,8 @@ impl FdLink {
                 } else {
                     (SockType::SeqPacket, Framing::Packet)
                 };
-                let (ours, theirs) = socketpair(AddressFamily::Unix, kind, None, SockFlag::SOCK_CLOEXEC)?;
+                let (ours, theirs) =
+                    socketpair(AddressFamily::Unix, kind, None, SockFlag::SOCK_CLOEXEC)?;
                 if framing == Framing::Packet {
                     room_for_packets(ours.as_fd(), size);
                     room_for_packets(theirs.as_fd(), size);
@@ -98,20 +110,35 @@ impl FdLink {
         }
     }
 
-    pub fn open(mechanism: Mechanism, mode: Mode, size: usize, end: &PeerEnd) -> Result<FdLink, BoxError> {
+    pub fn open(
+        mechanism: Mechanism,
+        mode: Mode,
+        size: usize,
+        end: &PeerEnd,
+    ) -> Result<FdLink, BoxError> {
         match mechanism {
             Mechanism::Pipe => {
                 let [ping_rx, pong_tx] = end.fds[..] else {
                     return Err("pipe: expected two descriptors".into());
                 };
-                FdLink::new(adopt_inherited(pong_tx)?, adopt_inherited(ping_rx)?, Framing::Stream, mode, size)
+                FdLink::new(
+                    adopt_inherited(pong_tx)?,
+                    adopt_inherited(ping_rx)?,
+                    Framing::Stream,
+                    mode,
+                    size,
+                )
             }
             Mechanism::UnixStream | Mechanism::UnixSeqpacket => {
                 let [socket] = end.fds[..] else {
                     return Err("unix socket: expected one descriptor".into());
                 };
                 let socket = adopt_inherited(socket)?;
-                let framing = if mechanism == Mechanism::UnixStream { Framing::Stream } else { Framing::Packet };
+                let framing = if mechanism == Mechanism::UnixStream {
+                    Framing::Stream
+                } else {
+                    Framing::Packet
+                };
                 FdLink::new(socket.try_clone()?, socket, framing, mode, size)
             }
             Mechanism::Tcp => {
@@ -127,7 +154,11 @@ impl FdLink {
 
     /// Retries a call that would block (busy form) or was interrupted.
     #[inline]
-    fn retry(&self, patience: &mut Patience, mut call: impl FnMut() -> nix::Result<usize>) -> Result<usize, BoxError> {
+    fn retry(
+        &self,
+        patience: &mut Patience,
+        mut call: impl FnMut() -> nix::Result<usize>,
+    ) -> Result<usize, BoxError> {
         loop {
             match call() {
                 Ok(n) => return Ok(n),
@@ -193,7 +224,11 @@ impl TcpListening {
     pub fn bind(mode: Mode, size: usize, handoff: &mut Handoff) -> Result<TcpListening, BoxError> {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
         handoff.peer.port = Some(listener.local_addr()?.port());
-        Ok(TcpListening { listener, mode, size })
+        Ok(TcpListening {
+            listener,
+            mode,
+            size,
+        })
     }
 
     /// Accepts the peer's connection (within ten seconds).
@@ -211,7 +246,13 @@ impl TcpListening {
         };
         stream.set_nodelay(true)?;
         let socket = OwnedFd::from(stream);
-        FdLink::new(socket.try_clone()?, socket, Framing::Stream, self.mode, self.size)
+        FdLink::new(
+            socket.try_clone()?,
+            socket,
+            Framing::Stream,
+            self.mode,
+            self.size,
+        )
     }
 }
 
@@ -257,7 +298,9 @@ impl MqLink {
         // Queues above the default limits (8 KiB messages, 800 KiB a user) need a higher
         // RLIMIT_MSGQUEUE and CAP_SYS_RESOURCE; ask, and let mq_open say no if it must.
         let need = 4 * (QUEUE_DEPTH as u64) * (size as u64 + 64);
-        if let Ok((soft, hard)) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_MSGQUEUE) {
+        if let Ok((soft, hard)) =
+            nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_MSGQUEUE)
+        {
             if soft < need {
                 let _ = nix::sys::resource::setrlimit(
                     nix::sys::resource::Resource::RLIMIT_MSGQUEUE,
@@ -281,7 +324,8 @@ impl MqLink {
                 Ok(q) => queues.push(Queue(Some(q))),
                 Err(e) => {
                     forget(&names);
-                    let limit = std::fs::read_to_string("/proc/sys/fs/mqueue/msgsize_max").unwrap_or_default();
+                    let limit = std::fs::read_to_string("/proc/sys/fs/mqueue/msgsize_max")
+                        .unwrap_or_default();
                     let limit = limit.trim();
                     return Err(match e {
                         Errno::EINVAL if limit.parse::<usize>().is_ok_and(|l| l < size) => format!(
@@ -297,7 +341,13 @@ impl MqLink {
         handoff.peer.names.clone_from(&names);
         let rx = queues.pop().expect("two queues");
         let tx = queues.pop().expect("two queues");
-        Ok(MqLink { tx, rx, mode, buf: vec![0; size], names })
+        Ok(MqLink {
+            tx,
+            rx,
+            mode,
+            buf: vec![0; size],
+            names,
+        })
     }
 
     pub fn open(mode: Mode, size: usize, end: &PeerEnd) -> Result<MqLink, BoxError> {
@@ -305,7 +355,12 @@ impl MqLink {
             return Err("mq: expected two queue names".into());
         };
         let open = |name: &str| -> Result<Queue, BoxError> {
-            Ok(Queue(Some(nix::mqueue::mq_open(name, Self::flags(mode), FileMode::empty(), None)?)))
+            Ok(Queue(Some(nix::mqueue::mq_open(
+                name,
+                Self::flags(mode),
+                FileMode::empty(),
+                None,
+            )?)))
         };
         Ok(MqLink {
             rx: open(ping)?,

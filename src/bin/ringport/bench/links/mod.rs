@@ -8,11 +8,11 @@
 //! - the first 8 bytes of a message are its sequence number, checked on arrival, so a mechanism
 //!   that lost or reordered a message would fail the run, not flatter it.
 
+#[cfg(feature = "iceoryx2")]
+mod iox;
 mod kernel;
 mod raw;
 mod rings;
-#[cfg(feature = "iceoryx2")]
-mod iox;
 
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
@@ -70,7 +70,11 @@ impl Patience {
 #[inline]
 pub fn look_at(message: &[u8]) -> Result<u64, BoxError> {
     let Some(head) = message.get(..8) else {
-        return Err(format!("a message of {} bytes has no sequence number", message.len()).into());
+        return Err(format!(
+            "a message of {} bytes has no sequence number",
+            message.len()
+        )
+        .into());
     };
     let mut sum = 0u64;
     for line in message.chunks_exact(64).skip(1) {
@@ -120,7 +124,12 @@ pub enum Pending {
 
 impl Pending {
     /// Sets up `contender` to measure `metric` with messages of `size` bytes.
-    pub fn create(contender: Contender, metric: Metric, size: usize, handoff: &mut Handoff) -> Result<Pending, BoxError> {
+    pub fn create(
+        contender: Contender,
+        metric: Metric,
+        size: usize,
+        handoff: &mut Handoff,
+    ) -> Result<Pending, BoxError> {
         let Contender { mechanism, mode } = contender;
         let link = match mechanism {
             Mechanism::Raw => AnyLink::Raw(raw::RawLink::create(mode, metric, size, handoff)?),
@@ -129,7 +138,11 @@ impl Pending {
             Mechanism::Pipe | Mechanism::UnixStream | Mechanism::UnixSeqpacket => {
                 AnyLink::Fd(kernel::FdLink::create(mechanism, mode, size, handoff)?)
             }
-            Mechanism::Tcp => return Ok(Pending::Tcp(kernel::TcpListening::bind(mode, size, handoff)?)),
+            Mechanism::Tcp => {
+                return Ok(Pending::Tcp(kernel::TcpListening::bind(
+                    mode, size, handoff,
+                )?))
+            }
             Mechanism::Mq => AnyLink::Mq(kernel::MqLink::create(mode, size, handoff)?),
             #[cfg(feature = "iceoryx2")]
             Mechanism::Iceoryx2 => AnyLink::Iox(iox::IoxLink::create(mode, size, handoff)?),
@@ -152,7 +165,12 @@ impl Pending {
 const NOT_BUILT: &str = "iceoryx2 is not in this build (cargo build --release --features iceoryx2)";
 
 /// The peer's end of `contender`, from what the bench passed it.
-pub fn open_peer(contender: Contender, metric: Metric, size: usize, end: &PeerEnd) -> Result<AnyLink, BoxError> {
+pub fn open_peer(
+    contender: Contender,
+    metric: Metric,
+    size: usize,
+    end: &PeerEnd,
+) -> Result<AnyLink, BoxError> {
     let Contender { mechanism, mode } = contender;
     Ok(match mechanism {
         Mechanism::Raw => AnyLink::Raw(raw::RawLink::open(mode, metric, size, end)?),

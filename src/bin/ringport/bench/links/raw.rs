@@ -70,19 +70,34 @@ pub struct RawLink {
 }
 
 impl RawLink {
-    pub fn create(mode: Mode, metric: Metric, size: usize, handoff: &mut Handoff) -> Result<RawLink, BoxError> {
+    pub fn create(
+        mode: Mode,
+        metric: Metric,
+        size: usize,
+        handoff: &mut Handoff,
+    ) -> Result<RawLink, BoxError> {
         let geometry = Geometry::new(metric, size);
         let map = SharedMap::create(2 * geometry.direction_bytes())?;
         handoff.pass_fd(map.fd())?;
         Ok(RawLink::new(map, geometry, size, mode, false))
     }
 
-    pub fn open(mode: Mode, metric: Metric, size: usize, end: &PeerEnd) -> Result<RawLink, BoxError> {
+    pub fn open(
+        mode: Mode,
+        metric: Metric,
+        size: usize,
+        end: &PeerEnd,
+    ) -> Result<RawLink, BoxError> {
         let geometry = Geometry::new(metric, size);
         let fd = adopt_inherited(*end.fds.first().ok_or("raw: no memfd passed")?)?;
         let map = SharedMap::map(fd)?;
         if map.len() != 2 * geometry.direction_bytes() {
-            return Err(format!("raw: the memfd is {} bytes, not {}", map.len(), 2 * geometry.direction_bytes()).into());
+            return Err(format!(
+                "raw: the memfd is {} bytes, not {}",
+                map.len(),
+                2 * geometry.direction_bytes()
+            )
+            .into());
         }
         Ok(RawLink::new(map, geometry, size, mode, true))
     }
