@@ -118,7 +118,7 @@ fn bounds(lines: &[Line], extra: &[(f64, f64)]) -> ((f64, f64), (f64, f64)) {
     if x.0 > x.1 {
         return ((1.0, 10.0), (1.0, 10.0));
     }
-    ((x.0 / 1.5, x.1 * 1.5), (y.0 / 2.0, y.1 * 2.0))
+    ((x.0 / 1.5, x.1 * 1.5), (y.0 / 20.0, y.1 * 2.0))
 }
 
 fn size_label(x: &f64) -> String {
@@ -137,12 +137,15 @@ where
 {
     let extra = reference.as_ref().map(|r| r.1.clone()).unwrap_or_default();
     let ((x0, x1), (y0, y1)) = bounds(lines, &extra);
+    let mut sizes: Vec<f64> = lines.iter().flat_map(|l| l.2.iter().map(|p| p.0)).collect();
+    sizes.sort_by(f64::total_cmp);
+    sizes.dedup();
     let mut chart = ChartBuilder::on(area)
         .caption(title, ("sans-serif", 20))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(70)
-        .build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale())?;
+        .build_cartesian_2d((x0..x1).log_scale().with_key_points(sizes), (y0..y1).log_scale())?;
     chart
         .configure_mesh()
         .x_desc("message size")
@@ -176,8 +179,9 @@ where
         .configure_series_labels()
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
-        .label_font(("sans-serif", 12))
-        .position(SeriesLabelPosition::UpperLeft)
+        .label_font(("sans-serif", 11))
+        // Latency rises and throughput falls towards large messages, so this corner is free.
+        .position(SeriesLabelPosition::LowerRight)
         .draw()?;
     Ok(())
 }
