@@ -145,7 +145,10 @@ where
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(70)
-        .build_cartesian_2d((x0..x1).log_scale().with_key_points(sizes), (y0..y1).log_scale())?;
+        .build_cartesian_2d(
+            (x0..x1).log_scale().with_key_points(sizes),
+            (y0..y1).log_scale(),
+        )?;
     chart
         .configure_mesh()
         .x_desc("message size")
