@@ -79,7 +79,7 @@ pub struct Results {
 impl Results {
     fn percentiles(&self, case: &Case) -> Option<[u64; 5]> {
         let h = self.outcomes.get(case)?.histogram.as_ref()?;
-        (h.len() > 0).then(|| {
+        (!h.is_empty()).then(|| {
             PERCENTILES.map(|(_, q)| {
                 if q >= 100.0 {
                     h.max()
@@ -365,7 +365,7 @@ pub fn json(results: &Results) -> String {
         };
         records.push(format!("    {{{head}{body}}}"));
     }
-    for (size, _) in &results.memcpy {
+    for size in results.memcpy.keys() {
         if let Some(rate) = results.memcpy_rate(*size) {
             records.push(format!(
                 "    {{\"metric\":\"throughput\",\"mechanism\":\"memcpy\",\"mode\":\"one process\",\"size\":{size},\"messages_per_s\":{:.1},\"bytes_per_s\":{rate:.1}}}",

@@ -118,7 +118,7 @@ impl Handoff {
 
 /// The bench's end, made before the peer starts.
 pub enum Pending {
-    Ready(AnyLink),
+    Ready(Box<AnyLink>),
     Tcp(kernel::TcpListening),
 }
 
@@ -149,13 +149,13 @@ impl Pending {
             #[cfg(not(feature = "iceoryx2"))]
             Mechanism::Iceoryx2 => return Err(NOT_BUILT.into()),
         };
-        Ok(Pending::Ready(link))
+        Ok(Pending::Ready(Box::new(link)))
     }
 
     /// The bench's end, once the peer has started (TCP accepts the peer's connection here).
     pub fn connect(self) -> Result<AnyLink, BoxError> {
         match self {
-            Pending::Ready(link) => Ok(link),
+            Pending::Ready(link) => Ok(*link),
             Pending::Tcp(listening) => Ok(AnyLink::Fd(listening.accept()?)),
         }
     }
@@ -189,6 +189,9 @@ pub fn open_peer(
 
 /// Any link, so that the measuring loops are compiled once per mechanism (no dynamic call on
 /// the path being timed).
+// One per sample, made once: its size does not matter, and boxing the large variants would put
+// a pointer between the timed loop and its link.
+#[allow(clippy::large_enum_variant)]
 pub enum AnyLink {
     Raw(raw::RawLink),
     Spsc(rings::SpscLink),
