@@ -27,33 +27,11 @@ use support::{median, online_cores, pin_to};
 const CHILD_ENV: &str = "RINGPORT_BENCH_CHILD";
 
 fn futex_wait(word: &AtomicU32, expected: u32) {
-    // SAFETY: a live aligned u32; shared futex (no private flag), no timeout.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAIT,
-            expected,
-            0usize,
-            0usize,
-            0u32,
-        );
-    }
+    ringport::futex::wait(word, expected, None);
 }
 
 fn futex_wake(word: &AtomicU32) {
-    // SAFETY: FUTEX_WAKE only uses the address as a key.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAKE,
-            1,
-            0usize,
-            0usize,
-            0u32,
-        );
-    }
+    ringport::futex::wake(word, 1);
 }
 
 // ---------------------------------------------------------------- contenders, both sides

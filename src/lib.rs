@@ -38,6 +38,13 @@ mod frame;
 #[cfg(not(loom))]
 #[doc(hidden)]
 pub mod fuzzing;
+/// The shared futex that the rings wait on, for the raw baselines of the `ringport bench`
+/// command and the benches (not part of the API).
+#[cfg(not(loom))]
+#[doc(hidden)]
+pub mod futex {
+    pub use crate::os::futex::{wait, wake};
+}
 mod layout;
 pub mod mpmc;
 mod os;

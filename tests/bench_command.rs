@@ -11,6 +11,14 @@ fn ringport() -> Command {
     Command::new(env!("CARGO_BIN_EXE_ringport"))
 }
 
+fn assert_succeeded(output: &std::process::Output) {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 /// The records of the JSON output, each as (metric, mechanism, mode, size, whole text).
 fn records(json: &str) -> Vec<(String, String, String, usize, String)> {
     let field = |record: &str, key: &str| -> Option<String> {
@@ -175,11 +183,7 @@ fn a_size_a_mechanism_cannot_carry_is_reported_not_fatal() {
         ])
         .output()
         .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_succeeded(&output);
     let csv = String::from_utf8(output.stdout).unwrap();
     let mq = csv
         .lines()
@@ -239,11 +243,7 @@ fn the_chart_is_drawn_as_svg() {
         .arg(&path)
         .output()
         .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_succeeded(&output);
     let svg = std::fs::read_to_string(&path).unwrap();
     std::fs::remove_file(&path).unwrap();
     assert!(svg.starts_with("<svg"), "{}", &svg[..svg.len().min(200)]);

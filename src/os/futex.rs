@@ -12,7 +12,7 @@ use crate::sync::AtomicU32;
 /// Returns when woken, when the word no longer holds `expected` (`EAGAIN`), on a signal (`EINTR`),
 /// on timeout, or spuriously: the caller always re-checks its condition, so all are alike here.
 #[cfg(not(loom))]
-pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
+pub fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
     let ts = timeout.map(|t| libc::timespec {
         tv_sec: t.as_secs().min(libc::time_t::MAX as u64) as libc::time_t,
         tv_nsec: libc::c_long::from(t.subsec_nanos() as i32),
@@ -37,7 +37,7 @@ pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
 
 /// Wakes up to `count` threads (of any process) sleeping on `word`.
 #[cfg(not(loom))]
-pub(crate) fn wake(word: &AtomicU32, count: i32) {
+pub fn wake(word: &AtomicU32, count: i32) {
     // SAFETY: FUTEX_WAKE does not touch the word's memory; it only uses its address as a key.
     unsafe {
         libc::syscall(

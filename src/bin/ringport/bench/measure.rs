@@ -63,6 +63,12 @@ fn message(size: usize) -> Vec<u8> {
     (0..size).map(|i| (i % 251) as u8).collect()
 }
 
+/// How the command line spells `value` (what the peer's parser takes back).
+fn cli_name(value: impl clap::ValueEnum) -> String {
+    let value = value.to_possible_value().expect("no variant is skipped");
+    value.get_name().to_owned()
+}
+
 /// The peer process, killed if the bench leaves a sample early.
 struct Peer {
     child: Child,
@@ -74,16 +80,9 @@ impl Peer {
         let mut command = Command::new(std::env::current_exe()?);
         command
             .arg("bench-peer")
-            .args(["--mechanism", case.contender.mechanism.name()])
-            .args(["--mode", case.contender.mode.name()])
-            .args([
-                "--metric",
-                if case.metric == Metric::RoundTrip {
-                    "round-trip"
-                } else {
-                    "throughput"
-                },
-            ])
+            .args(["--mechanism", &cli_name(case.contender.mechanism)])
+            .args(["--mode", &cli_name(case.contender.mode)])
+            .args(["--metric", &cli_name(case.metric)])
             .args(["--size", &case.size.to_string()]);
         if let Some(cpu) = cpu {
             command.args(["--cpu", &cpu.to_string()]);

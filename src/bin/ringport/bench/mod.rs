@@ -13,7 +13,7 @@ mod plan;
 mod report;
 mod sys;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -80,6 +80,7 @@ pub struct BenchArgs {
 
 /// A name no other sample or run uses (for segments and queues).
 pub fn unique_name(what: &str) -> String {
+    // Relaxed: only uniqueness matters, which the atomic add gives whatever the order.
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     format!(
         "ringport-bench-{}-{what}-{}",
@@ -276,17 +277,12 @@ pub fn run(args: &BenchArgs) -> Result<(), BoxError> {
     if let Some((mine, _)) = cpus {
         sys::pin_to(mine).map_err(|e| format!("pinning to core {mine}: {e}"))?;
     }
-    let sizes: Vec<usize> = {
-        let mut s: Vec<usize> = cases
-            .iter()
-            .filter(|c| c.metric == Metric::Throughput)
-            .map(|c| c.size)
-            .collect();
-        s.dedup();
-        s.sort_unstable();
-        s.dedup();
-        s
-    };
+    // The sizes streamed, for the memcpy reference.
+    let sizes: BTreeSet<usize> = cases
+        .iter()
+        .filter(|c| c.metric == Metric::Throughput)
+        .map(|c| c.size)
+        .collect();
     let progress = if args.no_progress {
         ProgressBar::hidden()
     } else {

@@ -177,6 +177,15 @@ fn show_ratio(ratio: Option<f64>) -> String {
     ratio.map_or_else(|| "-".to_owned(), |r| format!("x{r:.2}"))
 }
 
+/// The size column: the size on the first row of its block, blank on the others.
+fn size_cell(size: usize, last: &mut usize) -> String {
+    if std::mem::replace(last, size) == size {
+        String::new()
+    } else {
+        show_size(size)
+    }
+}
+
 /// The terminal table: round trips by mode, then throughput, each size a block.
 pub fn table(results: &Results) -> String {
     let records = results.records();
@@ -211,12 +220,7 @@ pub fn table(results: &Results) -> String {
         out.push('\n');
         let mut last_size = 0;
         for r in rows {
-            let size = if r.case.size == last_size {
-                String::new()
-            } else {
-                show_size(r.case.size)
-            };
-            last_size = r.case.size;
+            let size = size_cell(r.case.size, &mut last_size);
             let _ = write!(out, "{size:<8} {:<16}", r.case.contender.mechanism.name());
             match &r.figures {
                 Figures::RoundTrip { nanos, ratios, .. } => {
@@ -248,30 +252,23 @@ pub fn table(results: &Results) -> String {
         );
         let mut last_size = 0;
         for r in rows {
-            let size = if r.case.size == last_size {
-                String::new()
-            } else {
-                show_size(r.case.size)
-            };
-            if r.case.size != last_size {
-                if let Some(copy) = results.memcpy_rate(r.case.size) {
-                    let _ = writeln!(
-                        out,
-                        "{size:<8} {:<22} {:>13} {:>13} {:>7} {:>7}",
-                        "memcpy",
-                        "",
-                        show_rate(copy, "B/s"),
-                        "",
-                        "x1.00"
-                    );
-                }
+            let mut size = size_cell(r.case.size, &mut last_size);
+            // Each size's block opens with the memcpy reference, when there is one.
+            if let Some(copy) = results
+                .memcpy_rate(r.case.size)
+                .filter(|_| !size.is_empty())
+            {
+                let _ = writeln!(
+                    out,
+                    "{size:<8} {:<22} {:>13} {:>13} {:>7} {:>7}",
+                    "memcpy",
+                    "",
+                    show_rate(copy, "B/s"),
+                    "",
+                    "x1.00"
+                );
+                size.clear();
             }
-            let size = if results.memcpy_rate(r.case.size).is_some() {
-                String::new()
-            } else {
-                size
-            };
-            last_size = r.case.size;
             let _ = write!(out, "{size:<8} {:<22}", r.case.contender.to_string());
             match &r.figures {
                 Figures::Throughput {

@@ -1,11 +1,12 @@
-//! Every unsafe operation of `ringport bench`: CPU pinning, the raw futex, and the shared mapping
-//! that the hardware baseline runs over. The rest of the bench is safe code.
+//! Every unsafe operation of `ringport bench`: CPU pinning, inherited descriptors, and the shared
+//! mapping that the hardware baseline runs over (its futex is the library's own,
+//! `ringport::futex`). The rest of the bench is safe code. The benches in `benches/` pin with
+//! this file too.
 
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::AtomicU32;
-use std::time::Duration;
 
 use memmap2::MmapMut;
 
@@ -34,47 +35,6 @@ pub fn pin_to(core: usize) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
-}
-
-/// Sleeps while `word` holds `expected`, for at most `timeout` if given (a shared futex: the
-/// peer is another process). Spurious and early returns are the caller's to re-check.
-pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
-    let ts = timeout.map(|t| libc::timespec {
-        tv_sec: t.as_secs() as libc::time_t,
-        tv_nsec: libc::c_long::from(t.subsec_nanos() as i32),
-    });
-    let ts_ptr = ts
-        .as_ref()
-        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
-    // SAFETY: `word` is a live, aligned u32; the timespec, if any, outlives the call. No
-    // private flag: the word is in a mapping shared with another process.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAIT,
-            expected,
-            ts_ptr,
-            0usize,
-            0u32,
-        );
-    }
-}
-
-/// Wakes one sleeper on `word`.
-pub fn futex_wake(word: &AtomicU32) {
-    // SAFETY: FUTEX_WAKE uses the address only as a key.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAKE,
-            1,
-            0usize,
-            0usize,
-            0u32,
-        );
-    }
 }
 
 /// A file descriptor that a child process inherits: a duplicate without close-on-exec.
@@ -110,6 +70,9 @@ pub fn adopt_inherited(raw: RawFd) -> io::Result<OwnedFd> {
 
 /// A shared mapping of a memfd, addressed by byte offsets: the raw baseline's whole world.
 pub struct SharedMap {
+    /// The mapping's first byte, taken once from the unique borrow (every access goes through
+    /// it, never through a pointer derived from a shared borrow of `map`).
+    base: *mut u8,
     map: MmapMut,
     fd: OwnedFd,
 }
@@ -131,8 +94,12 @@ impl SharedMap {
         // SAFETY: the memfd is private to the two bench processes, which only change its
         // contents, never its size; every access below goes through offsets checked against
         // the mapping's length.
-        let map = unsafe { MmapMut::map_mut(&file)? };
-        Ok(SharedMap { map, fd })
+        let mut map = unsafe { MmapMut::map_mut(&file)? };
+        Ok(SharedMap {
+            base: map.as_mut_ptr(),
+            map,
+            fd,
+        })
     }
 
     /// The memfd, to pass to the peer.
@@ -149,7 +116,7 @@ impl SharedMap {
         assert!(offset % 4 == 0 && offset + 4 <= self.map.len());
         // SAFETY: in bounds and aligned (checked); the mapping lives as long as `self`, and all
         // access to a stamp word, by either process, is atomic.
-        unsafe { AtomicU32::from_ptr(self.map.as_ptr().add(offset) as *mut u32) }
+        unsafe { AtomicU32::from_ptr(self.base.add(offset).cast::<u32>()) }
     }
 
     /// Copies `bytes` to `offset`. The caller owns that range (by the stamp protocol) until it
@@ -159,11 +126,7 @@ impl SharedMap {
         // SAFETY: in bounds (checked); the peer does not touch the range until the caller's
         // Release store publishes it, so the plain copy races with nothing.
         unsafe {
-            std::ptr::copy_nonoverlapping(
-                bytes.as_ptr(),
-                self.map.as_ptr().add(offset) as *mut u8,
-                bytes.len(),
-            );
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.base.add(offset), bytes.len());
         }
     }
 
@@ -172,7 +135,7 @@ impl SharedMap {
     /// (it saw the peer's Release store with Acquire).
     pub fn touch(&self, offset: usize, len: usize) -> u64 {
         assert!(offset % 8 == 0 && len >= 8 && offset + len <= self.map.len());
-        let base = self.map.as_ptr();
+        let base = self.base.cast_const();
         let mut sum = 0u64;
         let mut at = 64;
         while at + 8 <= len {

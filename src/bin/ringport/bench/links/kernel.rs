@@ -151,21 +151,19 @@ impl FdLink {
             _ => unreachable!("{mechanism:?} is not carried over descriptors"),
         }
     }
+}
 
-    /// Retries a call that would block (busy form) or was interrupted.
-    #[inline]
-    fn retry(
-        &self,
-        patience: &mut Patience,
-        mut call: impl FnMut() -> nix::Result<usize>,
-    ) -> Result<usize, BoxError> {
-        loop {
-            match call() {
-                Ok(n) => return Ok(n),
-                Err(Errno::EAGAIN) if self.mode == Mode::Spin => patience.spin()?,
-                Err(Errno::EINTR) => {}
-                Err(e) => return Err(io::Error::from(e).into()),
-            }
+/// Makes `call` until it neither would block (the busy form: descriptors are non-blocking) nor
+/// was interrupted.
+#[inline]
+fn retry<T>(mode: Mode, mut call: impl FnMut() -> nix::Result<T>) -> Result<T, BoxError> {
+    let mut patience = Patience::new();
+    loop {
+        match call() {
+            Ok(done) => return Ok(done),
+            Err(Errno::EAGAIN) if mode == Mode::Spin => patience.spin()?,
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(io::Error::from(e).into()),
         }
     }
 }
@@ -173,10 +171,9 @@ impl FdLink {
 impl super::Link for FdLink {
     #[inline]
     fn send(&mut self, msg: &[u8]) -> Result<(), BoxError> {
-        let mut patience = Patience::new();
         let mut done = 0;
         while done < msg.len() {
-            let n = self.retry(&mut patience, || nix::unistd::write(&self.tx, &msg[done..]))?;
+            let n = retry(self.mode, || nix::unistd::write(&self.tx, &msg[done..]))?;
             if self.framing == Framing::Packet && n != msg.len() {
                 return Err(format!("a packet of {} bytes went as {n}", msg.len()).into());
             }
@@ -187,20 +184,11 @@ impl super::Link for FdLink {
 
     #[inline]
     fn recv(&mut self) -> Result<u64, BoxError> {
-        let mut patience = Patience::new();
         let size = self.buf.len();
         let mut got = 0;
         while got < size {
-            let rx = self.rx.as_fd();
-            let buf = &mut self.buf[got..];
-            let n = loop {
-                match nix::unistd::read(rx, buf) {
-                    Ok(n) => break n,
-                    Err(Errno::EAGAIN) if self.mode == Mode::Spin => patience.spin()?,
-                    Err(Errno::EINTR) => {}
-                    Err(e) => return Err(io::Error::from(e).into()),
-                }
-            };
+            let (rx, buf) = (self.rx.as_fd(), &mut self.buf[got..]);
+            let n = retry(self.mode, || nix::unistd::read(rx, buf))?;
             if n == 0 {
                 return Err("the peer closed its end".into());
             }
@@ -393,29 +381,16 @@ impl Drop for MqLink {
 impl super::Link for MqLink {
     #[inline]
     fn send(&mut self, msg: &[u8]) -> Result<(), BoxError> {
-        let mut patience = Patience::new();
-        loop {
-            match nix::mqueue::mq_send(self.tx.get(), msg, 0) {
-                Ok(()) => return Ok(()),
-                Err(Errno::EAGAIN) if self.mode == Mode::Spin => patience.spin()?,
-                Err(Errno::EINTR) => {}
-                Err(e) => return Err(io::Error::from(e).into()),
-            }
-        }
+        retry(self.mode, || nix::mqueue::mq_send(self.tx.get(), msg, 0))
     }
 
     #[inline]
     fn recv(&mut self) -> Result<u64, BoxError> {
-        let mut patience = Patience::new();
         let mut priority = 0;
-        let n = loop {
-            match nix::mqueue::mq_receive(self.rx.get(), &mut self.buf, &mut priority) {
-                Ok(n) => break n,
-                Err(Errno::EAGAIN) if self.mode == Mode::Spin => patience.spin()?,
-                Err(Errno::EINTR) => {}
-                Err(e) => return Err(io::Error::from(e).into()),
-            }
-        };
+        let (rx, buf) = (self.rx.get(), &mut self.buf);
+        let n = retry(self.mode, || {
+            nix::mqueue::mq_receive(rx, buf, &mut priority)
+        })?;
         if n != self.buf.len() {
             return Err(format!("a message of {n} bytes, expected {}", self.buf.len()).into());
         }

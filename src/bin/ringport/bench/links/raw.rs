@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use super::{Handoff, Patience, PeerEnd, STALL};
 use crate::bench::plan::{Metric, Mode};
-use crate::bench::sys::{adopt_inherited, futex_wait, futex_wake, SharedMap};
+use crate::bench::sys::{adopt_inherited, SharedMap};
 use crate::bench::BoxError;
 
 /// Bytes of slots in each direction when streaming (at least four slots), as in ringport's
@@ -122,6 +122,7 @@ impl RawLink {
         let mut patience = Patience::new();
         let mut slices = 0u32;
         loop {
+            // Acquire: pairs with the sender's Release of the stamp; the message is visible.
             match stamp.load(Ordering::Acquire) {
                 seen if seen == want => return Ok(()),
                 0 => {}
@@ -130,7 +131,7 @@ impl RawLink {
             match self.mode {
                 Mode::Spin => patience.spin()?,
                 Mode::Block => {
-                    futex_wait(stamp, 0, Some(SLICE));
+                    ringport::futex::wait(stamp, 0, Some(SLICE));
                     slices += 1;
                     if SLICE * slices > STALL {
                         return Err("raw: no progress: the peer is stuck or gone".into());
@@ -151,13 +152,16 @@ impl super::Link for RawLink {
         // streams are busy, so this wait always spins: the receiver wakes nobody when it frees
         // a slot, which keeps the blocking round trip at one FUTEX_WAKE a message.
         let mut patience = Patience::new();
+        // Acquire: pairs with the receiver's Release of 0, so its reads of the old message
+        // happen before the copy below overwrites it.
         while stamp.load(Ordering::Acquire) != 0 {
             patience.spin()?;
         }
         self.map.write(slot + 8, msg);
+        // Release: the message is in place before the receiver can see its stamp.
         stamp.store(mine, Ordering::Release);
         if self.mode == Mode::Block {
-            futex_wake(stamp);
+            ringport::futex::wake(stamp, 1);
         }
         self.tx.next += 1;
         Ok(())

@@ -62,20 +62,34 @@ impl SpscLink {
     }
 }
 
-impl super::Link for SpscLink {
-    #[inline]
-    fn send(&mut self, msg: &[u8]) -> Result<(), BoxError> {
+/// Waits by `mode` for `try_op` to succeed: busy, retrying while it fails with `busy`; blocking,
+/// through `blocking_op`. (A macro, not a function: the result borrows the endpoint, which a
+/// closure could not hand back.)
+macro_rules! wait_by_mode {
+    ($mode:expr, $try_op:expr, $blocking_op:expr, $busy:pat) => {{
         let mut patience = Patience::new();
-        let mut grant = loop {
-            match self.mode {
-                Mode::Block => break self.tx.reserve(msg.len())?,
-                Mode::Spin => match self.tx.try_reserve(msg.len()) {
-                    Ok(grant) => break grant,
-                    Err(Error::Full) => patience.spin()?,
+        loop {
+            match $mode {
+                Mode::Block => break $blocking_op?,
+                Mode::Spin => match $try_op {
+                    Ok(done) => break done,
+                    Err($busy) => patience.spin()?,
                     Err(e) => return Err(e.into()),
                 },
             }
-        };
+        }
+    }};
+}
+
+impl super::Link for SpscLink {
+    #[inline]
+    fn send(&mut self, msg: &[u8]) -> Result<(), BoxError> {
+        let mut grant = wait_by_mode!(
+            self.mode,
+            self.tx.try_reserve(msg.len()),
+            self.tx.reserve(msg.len()),
+            Error::Full
+        );
         grant.copy_from_slice(msg);
         grant.commit();
         Ok(())
@@ -83,21 +97,8 @@ impl super::Link for SpscLink {
 
     #[inline]
     fn recv(&mut self) -> Result<u64, BoxError> {
-        let mut patience = Patience::new();
-        loop {
-            let frame = match self.mode {
-                Mode::Block => self.rx.recv()?,
-                Mode::Spin => match self.rx.try_recv() {
-                    Ok(frame) => frame,
-                    Err(Error::Empty) => {
-                        patience.spin()?;
-                        continue;
-                    }
-                    Err(e) => return Err(e.into()),
-                },
-            };
-            return look_at(&frame);
-        }
+        let frame = wait_by_mode!(self.mode, self.rx.try_recv(), self.rx.recv(), Error::Empty);
+        look_at(&frame)
     }
 }
 
@@ -160,17 +161,12 @@ impl MpmcLink {
 impl super::Link for MpmcLink {
     #[inline]
     fn send(&mut self, msg: &[u8]) -> Result<(), BoxError> {
-        let mut patience = Patience::new();
-        let mut grant = loop {
-            match self.mode {
-                Mode::Block => break self.tx.reserve(msg.len())?,
-                Mode::Spin => match self.tx.try_reserve(msg.len()) {
-                    Ok(grant) => break grant,
-                    Err(Error::Full) => patience.spin()?,
-                    Err(e) => return Err(e.into()),
-                },
-            }
-        };
+        let mut grant = wait_by_mode!(
+            self.mode,
+            self.tx.try_reserve(msg.len()),
+            self.tx.reserve(msg.len()),
+            Error::Full
+        );
         grant.copy_from_slice(msg);
         grant.commit();
         Ok(())
@@ -178,20 +174,7 @@ impl super::Link for MpmcLink {
 
     #[inline]
     fn recv(&mut self) -> Result<u64, BoxError> {
-        let mut patience = Patience::new();
-        loop {
-            let slot = match self.mode {
-                Mode::Block => self.rx.recv()?,
-                Mode::Spin => match self.rx.try_recv() {
-                    Ok(slot) => slot,
-                    Err(Error::Empty) => {
-                        patience.spin()?;
-                        continue;
-                    }
-                    Err(e) => return Err(e.into()),
-                },
-            };
-            return look_at(&slot);
-        }
+        let slot = wait_by_mode!(self.mode, self.rx.try_recv(), self.rx.recv(), Error::Empty);
+        look_at(&slot)
     }
 }
