@@ -27,21 +27,24 @@ pub(crate) const fn frame_size(len: usize) -> usize {
     HEADER_LEN + ((len + 7) & !7)
 }
 
+/// The stamp of `position` in place, at bits 40..64. Positions are multiples of 8, so bits 3..27
+/// of the position land there with one shift, and the bits above fall off.
 #[inline(always)]
-fn stamp(position: u64) -> u64 {
-    (position >> 3) & 0xFF_FFFF
+pub(crate) fn stamp(position: u64) -> u64 {
+    debug_assert!(position % 8 == 0);
+    position << 37
 }
 
 /// The header word of a data frame at `position`.
 #[inline(always)]
 pub(crate) fn data_header(len: u32, position: u64) -> u64 {
-    u64::from(len) | KIND_DATA << 32 | stamp(position) << 40
+    u64::from(len) | KIND_DATA << 32 | stamp(position)
 }
 
 /// The header word of padding at `position`.
 #[inline(always)]
 pub(crate) fn pad_header(position: u64) -> u64 {
-    KIND_PAD << 32 | stamp(position) << 40
+    KIND_PAD << 32 | stamp(position)
 }
 
 /// What a header word says.
@@ -64,7 +67,7 @@ pub(crate) fn decode(word: u64, position: u64, capacity: u64, max_frame: u32) ->
     // Fast path: the upper half of a data frame's header is its kind and stamp, both known in
     // advance, so one compare checks the two; then the length, then the bounds.
     let len = word & 0xFFFF_FFFF;
-    if word >> 32 == KIND_DATA | stamp(position) << 8 {
+    if word >> 32 == (KIND_DATA << 32 | stamp(position)) >> 32 {
         let offset = position & (capacity - 1);
         if len.wrapping_sub(1) < u64::from(max_frame)
             && offset + frame_size(len as usize) as u64 <= capacity
@@ -76,7 +79,7 @@ pub(crate) fn decode(word: u64, position: u64, capacity: u64, max_frame: u32) ->
     if word == 0 {
         return Ok(Frame::Empty);
     }
-    if word >> 40 != stamp(position) {
+    if word >> 40 != stamp(position) >> 40 {
         return Err(Error::corrupted("frame stamp", word, position));
     }
     let offset = position & (capacity - 1);
@@ -125,7 +128,7 @@ mod tests {
             (data_header(100, near_end), near_end), // runs past the end of the lap
             (pad_header(0), 0),                     // padding at offset 0
             (pad_header(pos) | 5, pos),             // padding with a length
-            (7 << 32 | stamp(pos) << 40, pos),      // unknown kind
+            (7 << 32 | stamp(pos), pos),      // unknown kind
         ] {
             assert!(
                 matches!(decode(word, at, cap, 1024), Err(Error::Corrupted { .. })),

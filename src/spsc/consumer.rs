@@ -21,11 +21,39 @@ struct Cursor {
     published: u64,
     capacity: u64,
     max_frame: u32,
-    /// The length of the last frame read (1 before the first: any valid length will do).
-    last_len: u32,
+    /// How far `position` runs ahead of `published` before we publish (a sixteenth of the ring).
+    release_every: u64,
+    /// The last frame read: its header word without the stamp, and its size in the ring
+    /// (a 1-byte frame before the first: any valid length will do).
+    last_head: u64,
+    last_size: u64,
+    last_len: usize,
 }
 
 impl Cursor {
+    fn new(position: u64, capacity: u64, max_frame: u32) -> Cursor {
+        let mut cursor = Cursor {
+            position,
+            published: position,
+            capacity,
+            max_frame,
+            // At least one 8-byte slot: few stores, little space held.
+            release_every: (capacity / 16).max(8),
+            last_head: 0,
+            last_size: 0,
+            last_len: 0,
+        };
+        cursor.remember(1);
+        cursor
+    }
+
+    fn remember(&mut self, len: usize) {
+        // Valid lengths fit in u32: `decode` checked len <= max_frame.
+        self.last_head = frame::data_header(len as u32, 0);
+        self.last_size = frame_size(len) as u64;
+        self.last_len = len;
+    }
+
     /// The payload length of the next frame if one is published.
     #[inline(always)]
     fn poll(&mut self, region: &RingMemory, fences: Fences) -> Result<Option<usize>> {
@@ -38,16 +66,14 @@ impl Cursor {
         // loaded word: the word only decides a well-predicted branch. The CPU then runs ahead
         // into the next frames while this load is still in flight, instead of chasing one
         // header at a time. The checks are those of `decode` for a length already validated.
-        let len = self.last_len;
-        if word == frame::data_header(len, self.position)
-            && offset + frame_size(len as usize) as u64 <= self.capacity
+        if word == self.last_head | frame::stamp(self.position)
+            && offset + self.last_size <= self.capacity
         {
-            return Ok(Some(len as usize));
+            return Ok(Some(self.last_len));
         }
         match frame::decode(word, self.position, self.capacity, self.max_frame) {
             Ok(Frame::Data(len)) => {
-                // Valid lengths fit in u32: decode checked len <= max_frame.
-                self.last_len = len as u32;
+                self.remember(len);
                 Ok(Some(len))
             }
             other => self.poll_slow(region, fences, other),
@@ -72,7 +98,7 @@ impl Cursor {
         }
         match frame {
             Frame::Data(len) => {
-                self.last_len = len as u32;
+                self.remember(len);
                 Ok(Some(len))
             }
             Frame::Empty | Frame::Pad => {
@@ -89,8 +115,7 @@ impl Cursor {
     #[inline(always)]
     fn release(&mut self, size: u64, region: &RingMemory, fences: Fences) {
         self.position += size;
-        // A sixteenth of the ring (at least one 8-byte slot): few stores, little space held.
-        if self.position - self.published >= (self.capacity / 16).max(8) {
+        if self.position - self.published >= self.release_every {
             self.publish(region, fences);
         }
     }
@@ -141,13 +166,7 @@ impl Consumer {
             return Err(Error::corrupted("consumer position", position, 0));
         }
         Ok(Consumer {
-            cursor: Cursor {
-                position,
-                published: position,
-                capacity: params.capacity,
-                max_frame: params.max_frame,
-                last_len: 1,
-            },
+            cursor: Cursor::new(position, params.capacity, params.max_frame),
             ep,
         })
     }
@@ -220,6 +239,7 @@ impl Consumer {
     /// # Errors
     /// [`Error::PeerGone`] once the ring is empty and the producer detached or died;
     /// [`Error::Corrupted`].
+    #[inline]
     pub fn recv(&mut self) -> Result<ReadGuard<'_>> {
         self.recv_until(Limit::Forever)
     }
@@ -228,16 +248,31 @@ impl Consumer {
     ///
     /// # Errors
     /// As [`recv`](Self::recv), and [`Error::Timeout`].
+    #[inline]
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<ReadGuard<'_>> {
         self.recv_until(Limit::After(timeout))
     }
 
+    /// A ready frame is taken inline, as by `try_recv`; waiting is out of line.
+    #[inline(always)]
     fn recv_until(&mut self, limit: Limit) -> Result<ReadGuard<'_>> {
+        let len = match self.cursor.poll(&self.ep.region, self.ep.fences)? {
+            Some(len) => len,
+            None => self.wait_for_frame(limit)?,
+        };
+        Ok(ReadGuard {
+            consumer: self,
+            len,
+        })
+    }
+
+    #[inline(never)]
+    fn wait_for_frame(&mut self, limit: Limit) -> Result<usize> {
         let ep = &mut self.ep;
         let cursor = &mut self.cursor;
         let region = &ep.region;
         let fences = ep.fences;
-        let len = block_on(
+        block_on(
             &region.header().bells[DATA_BELL],
             fences,
             &ep.policy,
@@ -245,11 +280,7 @@ impl Consumer {
             || cursor.poll(region, fences),
             |thorough| ep.hold.departure(region.header(), thorough),
             &mut ep.stats,
-        )?;
-        Ok(ReadGuard {
-            consumer: self,
-            len,
-        })
+        )
     }
 
     /// Copies the next frame into `buf` (replacing its contents), waiting for one; returns its

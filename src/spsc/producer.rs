@@ -213,6 +213,7 @@ impl Producer {
     /// # Errors
     /// [`Error::InvalidLength`]; [`Error::PeerGone`] if the consumer detached or died while the
     /// ring is full; [`Error::Corrupted`].
+    #[inline]
     pub fn reserve(&mut self, len: usize) -> Result<WriteGrant<'_>> {
         self.reserve_until(len, Limit::Forever)
     }
@@ -221,16 +222,32 @@ impl Producer {
     ///
     /// # Errors
     /// As [`reserve`](Self::reserve), and [`Error::Timeout`].
+    #[inline]
     pub fn reserve_timeout(&mut self, len: usize, timeout: Duration) -> Result<WriteGrant<'_>> {
         self.reserve_until(len, Limit::After(timeout))
     }
 
+    /// Room that is there now is taken inline, as by `try_reserve`; waiting is out of line.
+    #[inline(always)]
     fn reserve_until(&mut self, len: usize, limit: Limit) -> Result<WriteGrant<'_>> {
         self.check_len(len)?;
+        let position = match self.cursor.claim(&self.ep.region, len)? {
+            Some(position) => position,
+            None => self.wait_for_room(len, limit)?,
+        };
+        Ok(WriteGrant {
+            producer: self,
+            position,
+            len,
+        })
+    }
+
+    #[inline(never)]
+    fn wait_for_room(&mut self, len: usize, limit: Limit) -> Result<u64> {
         let ep = &mut self.ep;
         let cursor = &mut self.cursor;
         let region = &ep.region;
-        let position = block_on(
+        block_on(
             &region.header().bells[SPACE_BELL],
             ep.fences,
             &ep.policy,
@@ -238,12 +255,7 @@ impl Producer {
             || cursor.claim(region, len),
             |thorough| ep.hold.departure(region.header(), thorough),
             &mut ep.stats,
-        )?;
-        Ok(WriteGrant {
-            producer: self,
-            position,
-            len,
-        })
+        )
     }
 
     /// Copies `data` into one frame, waiting for room.
