@@ -3,12 +3,14 @@
 //! Two processes pinned to different cores. For each policy (forced Socket, forced Ring, Auto)
 //! and message size, interleaved:
 //! - one-shot: a fresh channel, one message, a 1-byte acknowledgement (the ring's setup, under
-//!   forced Ring, is part of it);
-//! - ping-pong: a warm channel, a message and its 1-byte acknowledgement, many times;
+//!   forced Ring, is part of it), the policies in turn;
+//! - ping-pong: a warm channel (past its ring's first lap), a message and its 1-byte
+//!   acknowledgement, many times;
 //! - stream: a warm channel, many messages one way, then one acknowledgement.
 //!
 //! It prints medians, Auto against the better forced path, and the crossovers that
-//! `ChannelOptions`' defaults come from. `cargo bench --bench channel_policy [-- --quick]`.
+//! `ChannelOptions`' defaults come from.
+//! `cargo bench --bench channel_policy [-- --quick]` (21 rounds, or 3 with `--quick`).
 
 mod support;
 
@@ -31,6 +33,15 @@ const SIZES: [usize; 10] = [
     4 << 20,
     8 << 20,
 ];
+
+/// Messages of `size` bytes that fill a channel's ring (1 MiB by default; each frame adds an
+/// 8-byte prefix and an 8-byte header).
+fn ring_lap(size: usize) -> usize {
+    (1 << 20) / (size + 16) + 1
+}
+
+/// More than the messages that `Auto` sends through the socket before it moves to the ring.
+const AUTO_RAMP: usize = 64;
 
 fn path(base: &str, policy: Policy) -> String {
     format!("@{base}-{policy:?}")
@@ -135,7 +146,7 @@ fn main() {
         return;
     }
     let quick = std::env::args().any(|a| a == "--quick");
-    let rounds = if quick { 3 } else { 7 };
+    let rounds = if quick { 3 } else { 21 };
     let base = format!("ringport-bench-channel-{}", std::process::id());
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
         .env(CHILD_ENV, &base)
@@ -159,18 +170,36 @@ fn main() {
         for (si, &size) in SIZES.iter().enumerate() {
             let mut msg = vec![0u8; size];
             msg[0] = 1;
+            // One-shots in turn, forwards then backwards: a channel just closed is still being
+            // torn down (its rings unmapped) for a while and slows the one-shot that comes next,
+            // so each policy must follow each other one equally often.
+            for k in 0..4 {
+                for i in 0..POLICIES.len() {
+                    let pi = if k % 2 == 0 {
+                        i
+                    } else {
+                        POLICIES.len() - 1 - i
+                    };
+                    let sample = one_shot(&base, POLICIES[pi], &msg);
+                    samples[si][pi].one_shot.push(sample);
+                }
+            }
             for (pi, &policy) in POLICIES.iter().enumerate() {
                 let s = &mut samples[si][pi];
-                for _ in 0..4 {
-                    s.one_shot.push(one_shot(&base, policy, &msg));
-                }
                 let mut channel = options(policy).connect(&path(&base, policy)).unwrap();
                 let budget = (64 << 20) / size;
-                let n_ping = budget.clamp(20, 2000);
-                let n_stream = budget.clamp(50, 50_000);
+                let n_ping = budget.clamp(100, 2000);
+                let n_stream = budget.clamp(100, 50_000);
                 // Warm-up: under Auto this is the ramp onto the ring (the one-shot figures show
-                // the start of a channel); the other figures are for a steady channel.
-                ping_pong(&mut channel, &msg, budget.clamp(4, 200));
+                // the start of a channel); the other figures are for a steady channel. A steady
+                // ring has been round once: a channel's rings fault their pages in as the first
+                // lap reaches them, and a policy measured halfway through its first lap would
+                // pay for more of that than one measured at its end.
+                let warm = match policy {
+                    Policy::Socket => budget.clamp(4, 200),
+                    _ => budget.clamp(4, 200).max(ring_lap(size) + AUTO_RAMP),
+                };
+                ping_pong(&mut channel, &msg, warm);
                 s.ping_pong.push(ping_pong(&mut channel, &msg, n_ping));
                 s.stream.push(stream(&mut channel, size, n_stream));
             }

@@ -128,7 +128,7 @@ mod tests {
             (data_header(100, near_end), near_end), // runs past the end of the lap
             (pad_header(0), 0),                     // padding at offset 0
             (pad_header(pos) | 5, pos),             // padding with a length
-            (7 << 32 | stamp(pos), pos),      // unknown kind
+            (7 << 32 | stamp(pos), pos),            // unknown kind
         ] {
             assert!(
                 matches!(decode(word, at, cap, 1024), Err(Error::Corrupted { .. })),

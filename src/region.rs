@@ -21,7 +21,7 @@ enum Backing {
     Heap(Layout),
     #[cfg(not(loom))]
     /// Held for its `Drop`: unmapping (and unlinking, for the creator).
-    Shared(#[allow(dead_code)] crate::os::shm::SharedMemory),
+    Shared(crate::os::shm::SharedMemory),
 }
 
 /// A ring's header and data area.
@@ -175,6 +175,20 @@ impl Region {
             data: unsafe { base.add(DATA_OFFSET) },
             capacity,
             backing: Backing::Shared(shm),
+        }
+    }
+
+    /// Faults a shared region's header and data area in now, so that using the ring takes no
+    /// page fault (see [`SharedMemory::populate`](crate::os::shm::SharedMemory::populate)).
+    /// Heap regions are in memory already.
+    ///
+    /// # Errors
+    /// [`Error::Os`] if the system cannot back the pages.
+    #[cfg(not(loom))]
+    pub(crate) fn populate(&self) -> Result<()> {
+        match &self.backing {
+            Backing::Shared(shm) => shm.populate(crate::layout::DATA_OFFSET + self.capacity),
+            _ => Ok(()),
         }
     }
 

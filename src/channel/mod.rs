@@ -122,7 +122,13 @@ impl Default for ChannelOptions {
                 window: DEFAULT_WINDOW,
                 fallback_after: None,
             },
-            ring: SpscOptions::new().capacity(DEFAULT_RING_CAPACITY),
+            // Not prefaulted: under Auto a ring starts after some 50 messages, and faulting a
+            // 1 MiB ring in at once costs about 1 ms here (40x the rest of its setup). Faulted in
+            // as the first lap reaches them, pages cost each message a share of that in
+            // proportion to its size.
+            ring: SpscOptions::new()
+                .capacity(DEFAULT_RING_CAPACITY)
+                .prefault(false),
             max_message: 64 << 20,
             peers: PeerFilter::SameUser,
             handshake_timeout: Duration::from_secs(5),
@@ -133,9 +139,9 @@ impl Default for ChannelOptions {
 // Defaults of `Policy::Auto`, from `cargo bench --bench channel_policy` on the 2-core KVM
 // machine the project is measured on (README, "Channel paths"):
 // - a single message on a fresh channel is faster through the socket up to 4 MiB and through
-//   a new ring from 8 MiB (the ring's setup, ~100 us, plus faulting in the pages it touches);
+//   a new ring from 8 MiB (the ring's setup, 60-100 us, plus faulting in the pages it touches);
 // - a socket message costs about 20 us plus 0.2 ns a byte, a ring message far less, so the
-//   ring pays back its setup after about 50 small messages (measured: 49-73) or some MiB of
+//   ring pays back its setup after about 50 small messages (measured: 36-73) or some MiB of
 //   large ones (a fresh 1 MiB ring costs ~0.8 ms with its page faults, and each MiB saves
 //   ~0.15 ms): 8 MiB, so that one message of up to 4 MiB never counts as a stream by itself;
 // - the window is long enough that 1-4 MiB messages sent every few ms still count as a stream.
@@ -188,8 +194,9 @@ impl ChannelOptions {
         self
     }
 
-    /// The rings' geometry and waiting (capacity, spin, liveness interval). Each direction's
-    /// sender creates its ring with these; the receiver uses its own waiting settings.
+    /// The rings' geometry and waiting (capacity, spin, liveness interval, prefault: off by
+    /// default for a channel's rings). Each direction's sender creates its ring with these; the
+    /// receiver uses its own waiting settings.
     #[must_use]
     pub fn ring(mut self, options: SpscOptions) -> Self {
         self.ring = options;

@@ -9,6 +9,7 @@ use memmap2::{MmapOptions, MmapRaw};
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, OFlag, SealFlag};
 use nix::sys::memfd::{memfd_create, MFdFlags};
+use nix::sys::mman::{madvise, MmapAdvise};
 use nix::sys::stat::Mode;
 
 use crate::error::{Error, Result};
@@ -147,6 +148,28 @@ impl SharedMemory {
     /// The mapping's length in bytes.
     pub(crate) fn len(&self) -> usize {
         self.map.len()
+    }
+
+    /// Faults in the first `len` bytes of the mapping, writable, as if each page had been
+    /// written (`MADV_POPULATE_WRITE`, Linux 5.14), without touching their contents.
+    ///
+    /// A ring's hot path then never takes a page fault: a first lap that faulted page by page
+    /// cost a 4 KiB ping-pong 0.14 us a message here. And a segment that the system cannot back
+    /// (a full tmpfs, such as a container's small /dev/shm) fails here with an error instead of
+    /// killing the process with SIGBUS in the middle of a write. On older kernels, which refuse
+    /// the advice, the pages fault in on first use as before.
+    ///
+    /// # Errors
+    /// [`Error::Os`] if the pages cannot be had.
+    pub(crate) fn populate(&self, len: usize) -> Result<()> {
+        let len = len.min(self.len());
+        let base = self.base().cast::<std::ffi::c_void>();
+        // SAFETY: the range lies inside this mapping, which lives as long as `self`; populating
+        // changes no byte of it and no mapping attribute, so no reference into it is affected.
+        match unsafe { madvise(base, len, MmapAdvise::MADV_POPULATE_WRITE) } {
+            Ok(()) | Err(Errno::EINVAL) => Ok(()),
+            Err(e) => Err(Error::os("madvise(MADV_POPULATE_WRITE)", e)),
+        }
     }
 }
 
