@@ -4,9 +4,10 @@
 //!   against a raw ping-pong of two atomics on separate cache lines in the same kind of mapping
 //!   (the hardware limit).
 //! - Blocking ping-pong (both sides sleep: no spinning), against a raw futex ping-pong.
-//! - 8-byte frames streamed one way between two threads, against rtrb 0.4 moving u64s (the
-//!   issue's baseline) and u128s (the 16 bytes a message that an 8-byte frame with its header
-//!   takes).
+//! - 8-byte frames streamed one way between two threads, busy-polling (`try_reserve`,
+//!   `try_recv`) and through the blocking forms (`reserve`, `recv`), against rtrb 0.4 moving u64s
+//!   (the baseline) and u128s (the 16 bytes a message that an 8-byte frame with its
+//!   header takes).
 //!
 //! Each round runs every contender once, in turn, so that machine drift hits them alike; the
 //! figures are medians over rounds, and each is also given as a ratio to its baseline.
@@ -288,7 +289,9 @@ fn stream_rtrb_u128() -> f64 {
     stream_rtrb(u128::from, |v| v as u64)
 }
 
-fn stream_ringport() -> f64 {
+/// ringport streaming 8-byte frames, busy-polling with the `try_` forms or through the blocking
+/// forms (which spin, then sleep).
+fn stream_ringport<const BLOCKING: bool>() -> f64 {
     // 4096 frames of 8 bytes (16 with the header), as many in flight as rtrb's 4096 slots.
     let (mut tx, mut rx) = SpscOptions::new()
         .capacity(64 << 10)
@@ -300,7 +303,8 @@ fn stream_ringport() -> f64 {
         let mut sum = 0u64;
         let mut n = 0;
         while n < STREAM {
-            if let Ok(frame) = rx.try_recv() {
+            let frame = if BLOCKING { rx.recv() } else { rx.try_recv() };
+            if let Ok(frame) = frame {
                 sum = sum.wrapping_add(u64::from_le_bytes(frame[..8].try_into().unwrap()));
                 n += 1;
             }
@@ -311,7 +315,12 @@ fn stream_ringport() -> f64 {
     let start = Instant::now();
     let mut i = 0u64;
     while i < STREAM {
-        if let Ok(mut grant) = tx.try_reserve(8) {
+        let grant = if BLOCKING {
+            tx.reserve(8)
+        } else {
+            tx.try_reserve(8)
+        };
+        if let Ok(mut grant) = grant {
             grant.copy_from_slice(&i.to_le_bytes());
             grant.commit();
             i += 1;
@@ -338,10 +347,11 @@ fn main() {
     if std::env::args().any(|a| a == "--stream-only") {
         for _ in 0..5 {
             println!(
-                "rtrb u64 {:.1} M/s  rtrb u128 {:.1} M/s  ringport {:.1} M/s",
+                "rtrb u64 {:.1} M/s  rtrb u128 {:.1} M/s  ringport busy {:.1} M/s  blocking {:.1} M/s",
                 stream_rtrb_u64() / 1e6,
                 stream_rtrb_u128() / 1e6,
-                stream_ringport() / 1e6
+                stream_ringport::<false>() / 1e6,
+                stream_ringport::<true>() / 1e6
             );
         }
         return;
@@ -354,7 +364,7 @@ fn main() {
 
     let mut spin: [Vec<f64>; 2] = Default::default();
     let mut block: [Vec<f64>; 3] = Default::default();
-    let mut streams: [Vec<f64>; 3] = Default::default();
+    let mut streams: [Vec<f64>; 4] = Default::default();
     for round in 0..rounds {
         // Alternate which contender goes first, so neither always runs on a warmer machine.
         let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
@@ -373,8 +383,19 @@ fn main() {
             ];
             block[i].push(ping(kinds[i], 20_000));
         }
-        for &i in &block_order {
-            streams[i].push([stream_rtrb_u64, stream_rtrb_u128, stream_ringport][i]());
+        let stream_order = if round % 2 == 0 {
+            [0, 1, 2, 3]
+        } else {
+            [3, 2, 1, 0]
+        };
+        for &i in &stream_order {
+            let contenders = [
+                stream_rtrb_u64,
+                stream_rtrb_u128,
+                stream_ringport::<false>,
+                stream_ringport::<true>,
+            ];
+            streams[i].push(contenders[i]());
         }
         eprint!(".");
     }
@@ -384,7 +405,7 @@ fn main() {
     let [raw, ours, symmetric] = block.map(median);
     println!("64 B round trip, both sleep:  raw futex   {raw:8.0} ns   ringport {ours:8.0} ns   ratio {:.2}x", ours / raw);
     println!("  the same, symmetric fences: raw futex   {raw:8.0} ns   ringport {symmetric:8.0} ns   ratio {:.2}x", symmetric / raw);
-    let [u64s, u128s, ours] = streams.map(median);
+    let [u64s, u128s, ours, blocking] = streams.map(median);
     println!(
         "8 B frames streamed, threads: rtrb u64  {:8.1} M/s   ringport {:8.1} M/s   ratio {:.2}x",
         u64s / 1e6,
@@ -396,5 +417,11 @@ fn main() {
         u128s / 1e6,
         ours / 1e6,
         ours / u128s
+    );
+    println!(
+        "  ringport's blocking forms:  rtrb u64  {:8.1} M/s   ringport {:8.1} M/s   ratio {:.2}x",
+        u64s / 1e6,
+        blocking / 1e6,
+        blocking / u64s
     );
 }
