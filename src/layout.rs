@@ -124,6 +124,12 @@ pub(crate) const fn role_index(role: crate::Role) -> usize {
     }
 }
 
+/// The bell (index into `bells`) that consumers sleep on: the producing side rings it after a
+/// commit.
+pub(crate) const DATA_BELL: usize = 0;
+/// The bell that producers sleep on: the consuming side rings it after a release.
+pub(crate) const SPACE_BELL: usize = 1;
+
 /// The ring parameters fixed at creation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct RingParams {

@@ -47,6 +47,7 @@ pub mod futex {
 }
 mod layout;
 pub mod mpmc;
+mod options;
 mod os;
 mod region;
 mod role;

@@ -105,7 +105,7 @@ pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
     Instant::now().checked_add(timeout)
 }
 
-/// How long a blocking call may wait. [`block_on`] turns it into a deadline only once its first
+/// How long a blocking call may wait. It becomes a deadline only in [`block_on`], once a first
 /// attempt has failed, so a `_timeout` call that finds the ring ready reads no clock.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Limit {
@@ -243,7 +243,8 @@ pub(crate) struct WaitPolicy {
     pub liveness_interval: std::time::Duration,
 }
 
-/// Waits until `attempt` yields a value or an error.
+/// Waits until `attempt` yields a value or an error. Callers make their first attempt inline
+/// (a ready ring costs no call) and come here only once it has failed.
 ///
 /// `attempt` is polled while spinning and after each wake-up; `peer_gone` is asked before each
 /// sleep and returns the error to fail with if the peer is gone. Then `attempt` gets one last
@@ -251,7 +252,8 @@ pub(crate) struct WaitPolicy {
 /// with that error. `peer_gone(false)` must be cheap (a clean detach: one atomic load);
 /// `peer_gone(true)` may also check the peer's process (a system call), and is asked once per
 /// liveness interval, so that a sleep costs no more system calls than it must while a dead peer
-/// is still noticed within the interval. `limit` becomes a deadline after the first attempt.
+/// is still noticed within the interval. `limit` becomes a deadline here, after the first
+/// attempt.
 ///
 /// Under loom, which does not model time, there is no spinning, every check is thorough and a
 /// sleep lasts until a wake.
@@ -264,9 +266,6 @@ pub(crate) fn block_on<T>(
     mut peer_gone: impl FnMut(bool) -> Option<Error>,
     stats: &mut WaitStats,
 ) -> Result<T> {
-    if let Some(v) = attempt()? {
-        return Ok(v);
-    }
     let deadline = limit.deadline();
     stats.waits += 1;
     #[cfg(not(loom))]

@@ -46,15 +46,13 @@ pub use consumer::{MpmcConsumer, SlotGuard};
 pub use producer::{MpmcProducer, SlotGrant};
 
 use crate::error::{Error, Result};
-use crate::layout::{check_mpmc_geometry, slot_stride, RingParams, KIND_MPMC};
+use crate::layout::{
+    check_mpmc_geometry, slot_stride, RingParams, DATA_BELL, KIND_MPMC, SPACE_BELL,
+};
 use crate::region::{Region, RingMemory};
 use crate::wait::{block_on, Fences, Limit, WaitPolicy, WaitStats};
 use slot::{Claim, Slots, Stamp};
 
-/// Bell the consumers sleep on (a slot became ready).
-const DATA_BELL: usize = 0;
-/// Bell the producers sleep on (a slot was freed).
-const SPACE_BELL: usize = 1;
 /// Index of the tail counter in the header's position lines.
 const TAIL: usize = 0;
 /// Index of the head counter.
@@ -112,13 +110,6 @@ impl MpmcOptions {
         self
     }
 
-    /// How long a blocking call spins before it sleeps (zero: sleep at once).
-    #[must_use]
-    pub fn spin(mut self, spin: Duration) -> Self {
-        self.spin = spin;
-        self
-    }
-
     /// How long a slot may stay claimed by another handle, while this one waits behind it,
     /// before its owner's process is checked; also the longest a sleeper sleeps between checks.
     #[must_use]
@@ -134,23 +125,7 @@ impl MpmcOptions {
         self
     }
 
-    /// Fault the ring's pages in when it is created or opened (the default), so that sending
-    /// and receiving never take a page fault, and so that a segment the system cannot back
-    /// (a full `/dev/shm`) is an error here rather than a SIGBUS later. It costs the first
-    /// touch of every page up front (about 4 us a page on the project's VM). With `false`,
-    /// pages fault in as the first lap reaches them.
-    #[must_use]
-    pub fn prefault(mut self, prefault: bool) -> Self {
-        self.prefault = prefault;
-        self
-    }
-
-    /// Use SeqCst fences on both sides of the wait handshake instead of `membarrier`.
-    #[must_use]
-    pub fn symmetric_fences(mut self, symmetric: bool) -> Self {
-        self.symmetric_fences = symmetric;
-        self
-    }
+    crate::options::shared_ring_setters!();
 
     fn params(&self) -> Result<RingParams> {
         let slot_size = u32::try_from(self.slot_size)
@@ -354,6 +329,9 @@ impl Handle {
 
     /// A claim at `end`, waiting on the bell that the other end rings.
     fn claim_until(&mut self, end: End, limit: Limit) -> Result<(u64, usize)> {
+        if let Some(won) = self.try_claim(end)? {
+            return Ok(won);
+        }
         let Handle {
             mem,
             slots,

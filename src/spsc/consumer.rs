@@ -23,11 +23,10 @@ struct Cursor {
     max_frame: u32,
     /// How far `position` runs ahead of `published` before we publish (a sixteenth of the ring).
     release_every: u64,
-    /// The last frame read: its header word without the stamp, and its size in the ring
-    /// (a 1-byte frame before the first: any valid length will do).
+    /// The last frame read: its header word without the stamp (its low half is the length),
+    /// and its size in the ring (a 1-byte frame before the first: any valid length will do).
     last_head: u64,
     last_size: u64,
-    last_len: usize,
 }
 
 impl Cursor {
@@ -41,7 +40,6 @@ impl Cursor {
             release_every: (capacity / 16).max(8),
             last_head: 0,
             last_size: 0,
-            last_len: 0,
         };
         cursor.remember(1);
         cursor
@@ -51,7 +49,6 @@ impl Cursor {
         // Valid lengths fit in u32: `decode` checked len <= max_frame.
         self.last_head = frame::data_header(len as u32, 0);
         self.last_size = frame_size(len) as u64;
-        self.last_len = len;
     }
 
     /// The payload length of the next frame if one is published.
@@ -69,7 +66,7 @@ impl Cursor {
         if word == self.last_head | frame::stamp(self.position)
             && offset + self.last_size <= self.capacity
         {
-            return Ok(Some(self.last_len));
+            return Ok(Some(self.last_head as u32 as usize));
         }
         match frame::decode(word, self.position, self.capacity, self.max_frame) {
             Ok(Frame::Data(len)) => {

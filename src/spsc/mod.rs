@@ -47,15 +47,11 @@ pub use consumer::{Consumer, ReadGuard};
 pub use producer::{Producer, WriteGrant};
 
 use crate::error::{Error, Result, Role};
-use crate::layout::{check_geometry, largest_frame, RingParams, KIND_SPSC};
+use crate::layout::{check_geometry, largest_frame, RingParams, DATA_BELL, KIND_SPSC, SPACE_BELL};
 use crate::region::{Region, RingMemory};
 use crate::role::RoleHold;
 use crate::wait::{Fences, WaitPolicy, WaitStats};
 
-/// Bell the consumer sleeps on (data arrived).
-const DATA_BELL: usize = 0;
-/// Bell the producer sleeps on (space freed).
-const SPACE_BELL: usize = 1;
 /// Index of the producer's published position.
 const PRODUCER_POS: usize = 0;
 /// Index of the consumer's published position.
@@ -114,13 +110,6 @@ impl SpscOptions {
         self
     }
 
-    /// How long a blocking call spins before it sleeps (zero: sleep at once).
-    #[must_use]
-    pub fn spin(mut self, spin: Duration) -> Self {
-        self.spin = spin;
-        self
-    }
-
     /// How often a sleeping endpoint wakes to check that its peer's process is alive. A peer that
     /// detaches cleanly wakes it at once; one that dies is noticed within this interval.
     #[must_use]
@@ -136,24 +125,7 @@ impl SpscOptions {
         self
     }
 
-    /// Fault the ring's pages in when it is created or opened (the default), so that sending
-    /// and receiving never take a page fault, and so that a segment the system cannot back
-    /// (a full `/dev/shm`) is an error here rather than a SIGBUS later. It costs the first
-    /// touch of every page up front (about 4 us a page on the project's VM). With `false`,
-    /// pages fault in as the first lap reaches them.
-    #[must_use]
-    pub fn prefault(mut self, prefault: bool) -> Self {
-        self.prefault = prefault;
-        self
-    }
-
-    /// Use SeqCst fences on both sides of the wait handshake instead of `membarrier` (slower
-    /// publishes; for kernels or sandboxes without `MEMBARRIER_CMD_GLOBAL_EXPEDITED`).
-    #[must_use]
-    pub fn symmetric_fences(mut self, symmetric: bool) -> Self {
-        self.symmetric_fences = symmetric;
-        self
-    }
+    crate::options::shared_ring_setters!();
 
     fn params(&self) -> Result<RingParams> {
         let largest = largest_frame(self.capacity).min(u64::from(u32::MAX));

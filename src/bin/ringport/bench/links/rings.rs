@@ -81,26 +81,35 @@ macro_rules! wait_by_mode {
     }};
 }
 
-impl super::Link for SpscLink {
-    #[inline]
-    fn send(&mut self, msg: &[u8]) -> Result<(), BoxError> {
-        let mut grant = wait_by_mode!(
-            self.mode,
-            self.tx.try_reserve(msg.len()),
-            self.tx.reserve(msg.len()),
-            Error::Full
-        );
-        grant.copy_from_slice(msg);
-        grant.commit();
-        Ok(())
-    }
+/// The `Link` of a pair of rings: both ring kinds have the same reserve / commit and receive
+/// calls, so one body serves both.
+macro_rules! ring_link {
+    ($link:ty) => {
+        impl super::Link for $link {
+            #[inline]
+            fn send(&mut self, msg: &[u8]) -> Result<(), BoxError> {
+                let mut grant = wait_by_mode!(
+                    self.mode,
+                    self.tx.try_reserve(msg.len()),
+                    self.tx.reserve(msg.len()),
+                    Error::Full
+                );
+                grant.copy_from_slice(msg);
+                grant.commit();
+                Ok(())
+            }
 
-    #[inline]
-    fn recv(&mut self) -> Result<u64, BoxError> {
-        let frame = wait_by_mode!(self.mode, self.rx.try_recv(), self.rx.recv(), Error::Empty);
-        look_at(&frame)
-    }
+            #[inline]
+            fn recv(&mut self) -> Result<u64, BoxError> {
+                let message =
+                    wait_by_mode!(self.mode, self.rx.try_recv(), self.rx.recv(), Error::Empty);
+                look_at(&message)
+            }
+        }
+    };
 }
+
+ring_link!(SpscLink);
 
 fn mpmc_options(mode: Mode, size: usize) -> MpmcOptions {
     let slots = (RING_BYTES / (size + 8)).max(4).next_power_of_two();
@@ -158,23 +167,4 @@ impl MpmcLink {
     }
 }
 
-impl super::Link for MpmcLink {
-    #[inline]
-    fn send(&mut self, msg: &[u8]) -> Result<(), BoxError> {
-        let mut grant = wait_by_mode!(
-            self.mode,
-            self.tx.try_reserve(msg.len()),
-            self.tx.reserve(msg.len()),
-            Error::Full
-        );
-        grant.copy_from_slice(msg);
-        grant.commit();
-        Ok(())
-    }
-
-    #[inline]
-    fn recv(&mut self) -> Result<u64, BoxError> {
-        let slot = wait_by_mode!(self.mode, self.rx.try_recv(), self.rx.recv(), Error::Empty);
-        look_at(&slot)
-    }
-}
+ring_link!(MpmcLink);
