@@ -292,23 +292,139 @@ impl Producer {
         Ok(())
     }
 
+    /// Copies as many of `frames` as there is room for now into frames of their own, in order;
+    /// returns how many. The position stays in registers from one frame to the next, and the
+    /// consumer's bell is checked once for the lot.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), ringport::Error> {
+    /// let (mut producer, mut consumer) = ringport::SpscOptions::new().in_process()?;
+    /// let numbers: Vec<[u8; 8]> = (0..100u64).map(u64::to_le_bytes).collect();
+    /// let mut rest = &numbers[..];
+    /// while !rest.is_empty() {
+    ///     let sent = producer.try_send_many(rest)?;
+    ///     rest = &rest[sent..];
+    /// #   while consumer.try_recv_many(usize::MAX, |_| ()).is_ok() {}
+    /// }
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidLength`] if any of `frames` has an invalid length (checked before any is
+    /// sent); [`Error::Full`] if not even the first fits now; [`Error::PeerGone`] if the consumer
+    /// detached and none fits; [`Error::Corrupted`] if none was sent. An error met after some
+    /// frames ends the batch, and the next call returns it. An empty slice returns `Ok(0)`.
+    pub fn try_send_many<T: AsRef<[u8]>>(&mut self, frames: &[T]) -> Result<usize> {
+        self.check_lens(frames)?;
+        match self.push_many(frames)? {
+            0 if frames.is_empty() => Ok(0),
+            0 if self.ep.hold.peer_detached(self.ep.region.header()) => {
+                Err(Error::PeerGone(Role::Consumer))
+            }
+            0 => Err(Error::Full),
+            n => Ok(n),
+        }
+    }
+
+    /// Copies all of `frames` into frames of their own, in order, waiting for room as
+    /// [`send`](Self::send) does; batches as [`try_send_many`](Self::try_send_many).
+    ///
+    /// # Errors
+    /// As [`send`](Self::send); lengths are all checked before any frame is sent, and after any
+    /// other error, the frames before the failing one were sent.
+    pub fn send_many<T: AsRef<[u8]>>(&mut self, frames: &[T]) -> Result<()> {
+        self.check_lens(frames)?;
+        let mut rest = frames;
+        loop {
+            rest = &rest[self.push_many(rest)?..];
+            let Some((next, tail)) = rest.split_first() else {
+                return Ok(());
+            };
+            // No room for it now: wait as `send` does, then batch again.
+            self.send(next.as_ref())?;
+            rest = tail;
+        }
+    }
+
+    fn check_lens<T: AsRef<[u8]>>(&self, frames: &[T]) -> Result<()> {
+        frames
+            .iter()
+            .try_for_each(|frame| self.check_len(frame.as_ref().len()))
+    }
+
+    /// The batch loop of `try_send_many`: lengths are already checked. Stops at the first frame
+    /// without room; an error after the first frame also stops it, and recurs on the next call.
+    #[inline]
+    fn push_many<T: AsRef<[u8]>>(&mut self, frames: &[T]) -> Result<usize> {
+        let region = &self.ep.region;
+        let cursor = &mut self.cursor;
+        let capacity = cursor.capacity;
+        let mut position = cursor.position;
+        // Room runs up to here, by the consumer's position as last read.
+        let mut room_end = cursor.cached_consumer + capacity;
+        let mut sent = 0;
+        let mut result = Ok(());
+        for bytes in frames {
+            let bytes = bytes.as_ref();
+            let size = frame_size(bytes.len()) as u64;
+            let offset = position & (capacity - 1);
+            // Past the lap's end, or into a next header slot not known to be free: the general
+            // claim (padding, a fresh look at the consumer).
+            if offset + size > capacity || position + size + HEADER_LEN as u64 > room_end {
+                match cursor.claim(region, bytes.len()) {
+                    Ok(Some(claimed)) => position = claimed,
+                    Ok(None) => break,
+                    Err(e) => {
+                        result = Err(e);
+                        break;
+                    }
+                }
+                room_end = cursor.cached_consumer + capacity;
+            }
+            let offset = (position & (capacity - 1)) as usize;
+            // SAFETY: the room check (or `claim`) gave this range to us; the consumer does not
+            // read it before `commit_frame` publishes it, and `&mut self` makes this the only
+            // reference.
+            unsafe { region.slice_mut(offset + HEADER_LEN, bytes.len()) }.copy_from_slice(bytes);
+            commit_frame(region, position, bytes.len());
+            position += size;
+            // Stored every frame: should `as_ref` panic, no published frame lies past it.
+            cursor.position = position;
+            sent += 1;
+        }
+        if sent > 0 {
+            region.header().bells[DATA_BELL].ring(self.ep.fences);
+        }
+        match result {
+            Err(e) if sent == 0 => Err(e),
+            _ => Ok(sent),
+        }
+    }
+
     #[inline]
     fn publish(&mut self, position: u64, len: usize) {
-        let size = frame_size(len) as u64;
         let region = &self.ep.region;
-        let offset = (position & (self.ep.capacity - 1)) as usize;
-        // Zero the next header slot first (it is ours: `claim` checked the room), so that the
-        // consumer, once it sees this frame, cannot read a stale header there.
-        region
-            .frame_word(offset + size as usize)
-            .store(0, Ordering::Relaxed);
-        // Release: the payload and the zeroed slot are visible to whoever acquires this word.
-        region
-            .frame_word(offset)
-            .store(frame::data_header(len as u32, position), Ordering::Release);
-        self.cursor.position = position + size;
+        commit_frame(region, position, len);
+        self.cursor.position = position + frame_size(len) as u64;
         region.header().bells[DATA_BELL].ring(self.ep.fences);
     }
+}
+
+/// Publishes the frame of `len` bytes written at ring `position` (without waking anyone).
+#[inline(always)]
+fn commit_frame(region: &RingMemory, position: u64, len: usize) {
+    // `frame_word` takes offsets modulo the capacity: the slot after a frame that ends the lap
+    // is the first of the next.
+    let offset = position as usize;
+    // Zero the next header slot first (it is ours: the room check covered it), so that the
+    // consumer, once it sees this frame, cannot read a stale header there.
+    region
+        .frame_word(offset + frame_size(len))
+        .store(0, Ordering::Relaxed);
+    // Release: the payload and the zeroed slot are visible to whoever acquires this word.
+    region
+        .frame_word(offset)
+        .store(frame::data_header(len as u32, position), Ordering::Release);
 }
 
 impl Drop for Producer {
