@@ -111,8 +111,41 @@ pub fn spsc_ops(data: &[u8]) {
                     producer.try_send(&vec![0; max_frame + 1]),
                     Err(Error::InvalidLength { .. })
                 ));
+                let batch: Vec<Vec<u8>> = (0..input.byte() % 8)
+                    .map(|i| pattern(seq + u32::from(i), 1 + usize::from(input.byte()) % max_frame))
+                    .collect();
+                match producer.try_send_many(&batch) {
+                    Ok(n) => {
+                        assert!(n > 0 || batch.is_empty());
+                        model.extend(batch.into_iter().take(n));
+                        seq += n as u32;
+                    }
+                    Err(Error::Full) => assert!(!(model.is_empty() && caught_up)),
+                    Err(e) => panic!("try_send_many: {e}"),
+                }
             }
-            3 | 4 => match (consumer.try_recv(), model.pop_front()) {
+            4 => {
+                let max = usize::from(input.byte() % 8);
+                let mut handed = 0;
+                let result = consumer.try_recv_many(max, |frame| {
+                    let expected = model.pop_front().expect("a frame the model lacks");
+                    assert_eq!(frame, &expected[..]);
+                    handed += 1;
+                });
+                match result {
+                    Ok(n) => {
+                        assert!(n == handed && n <= max && (n > 0 || max == 0));
+                        // Fewer than asked for: the batch ended on an empty ring.
+                        caught_up = n < max;
+                    }
+                    Err(Error::Empty) => {
+                        assert!(model.is_empty() && max > 0);
+                        caught_up = true;
+                    }
+                    Err(e) => panic!("try_recv_many: {e}"),
+                }
+            }
+            3 => match (consumer.try_recv(), model.pop_front()) {
                 (Ok(frame), Some(expected)) => {
                     assert_eq!(&*frame, &expected[..]);
                     caught_up = false;
@@ -297,7 +330,11 @@ pub fn hostile_peer(data: &[u8]) {
         match input.byte() % 10 {
             0 => {
                 let len = 1 + usize::from(input.byte()) % max_frame;
-                let _ = producer.try_send(&pattern(seq, len));
+                if len % 2 == 0 {
+                    let _ = producer.try_send(&pattern(seq, len));
+                } else {
+                    let _ = producer.try_send_many(&[pattern(seq, len), pattern(seq, 1)]);
+                }
                 seq += 1;
             }
             1 => {
@@ -313,11 +350,25 @@ pub fn hostile_peer(data: &[u8]) {
                 let bell = &header.bells[usize::from(input.byte() % 2)];
                 bell.scribble(input.u64());
             }
-            6 | 7 => match consumer.try_recv() {
+            6 => match consumer.try_recv() {
                 Ok(frame) => assert!(!frame.is_empty() && frame.len() <= max_frame),
                 Err(Error::Empty | Error::PeerGone(_) | Error::Corrupted { .. }) => {}
                 Err(e) => panic!("try_recv: {e}"),
             },
+            7 => {
+                let max = 1 + usize::from(input.byte() % 16);
+                let mut handed = 0;
+                match consumer.try_recv_many(max, |frame| {
+                    assert!(!frame.is_empty() && frame.len() <= max_frame);
+                    handed += 1;
+                }) {
+                    Ok(n) => assert!(n == handed && (1..=max).contains(&n)),
+                    Err(Error::Empty | Error::PeerGone(_) | Error::Corrupted { .. }) => {
+                        assert_eq!(handed, 0);
+                    }
+                    Err(e) => panic!("try_recv_many: {e}"),
+                }
+            }
             8 => match consumer.recv_timeout(Duration::from_micros(20)) {
                 Ok(frame) => assert!(!frame.is_empty() && frame.len() <= max_frame),
                 Err(Error::Timeout | Error::PeerGone(_) | Error::Corrupted { .. }) => {}

@@ -1,0 +1,214 @@
+//! The batch forms of the SPSC ring (`try_send_many`, `send_many`, `try_recv_many`, `recv_many`):
+//! what they hand over, where a batch stops, and their errors.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::{Duration, Instant};
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use ringport::{Error, Role, SpscOptions};
+
+fn frame_size(len: usize) -> usize {
+    8 + len.div_ceil(8) * 8
+}
+
+fn drain_all(consumer: &mut ringport::Consumer) -> Vec<Vec<u8>> {
+    let mut got = Vec::new();
+    while consumer
+        .try_recv_many(usize::MAX, |frame| got.push(frame.to_vec()))
+        .is_ok()
+    {}
+    got
+}
+
+#[test]
+fn try_send_many_sends_what_fits_and_says_how_many() {
+    // 1024 bytes: 63 frames of 8 bytes (16 each) leave exactly the 8-byte slot after the last
+    // and 8 bytes over, too few for another frame and its slot.
+    let (mut producer, mut consumer) = SpscOptions::new()
+        .capacity(1024)
+        .max_frame(64)
+        .in_process()
+        .unwrap();
+    let frames: Vec<[u8; 8]> = (0..100u64).map(u64::to_le_bytes).collect();
+    let sent = producer.try_send_many(&frames).unwrap();
+    assert_eq!(sent, (1024 - 8) / frame_size(8));
+    assert!(matches!(
+        producer.try_send_many(&frames[sent..]),
+        Err(Error::Full)
+    ));
+    let got = drain_all(&mut consumer);
+    assert_eq!(got.len(), sent);
+    assert!(got.iter().zip(&frames).all(|(a, b)| a[..] == b[..]));
+    // The consumer caught up, so the whole ring is free again.
+    assert_eq!(producer.try_send_many(&frames[sent..]).unwrap(), 100 - sent);
+    assert_eq!(drain_all(&mut consumer).len(), 100 - sent);
+    assert_eq!(producer.try_send_many::<&[u8]>(&[]).unwrap(), 0);
+}
+
+#[test]
+fn an_invalid_length_anywhere_sends_nothing() {
+    let (mut producer, mut consumer) = SpscOptions::new()
+        .capacity(4096)
+        .max_frame(64)
+        .in_process()
+        .unwrap();
+    let frames: [&[u8]; 3] = [b"ok", &[0; 65], b"fine"];
+    for result in [
+        producer.try_send_many(&frames).map(drop),
+        producer.send_many(&frames),
+        producer.send_many(&[b"ok".as_slice(), b""]),
+    ] {
+        assert!(matches!(result, Err(Error::InvalidLength { .. })));
+    }
+    assert!(matches!(
+        consumer.try_recv_many(usize::MAX, |_| ()),
+        Err(Error::Empty)
+    ));
+}
+
+#[test]
+fn batches_wrap_around_with_random_sizes() {
+    let (mut producer, mut consumer) = SpscOptions::new()
+        .capacity(4096)
+        .max_frame(700)
+        .in_process()
+        .unwrap();
+    let mut rng = SmallRng::seed_from_u64(11);
+    let mut next_sent = 0u32;
+    let mut next_read = 0u32;
+    for _ in 0..2_000 {
+        let batch: Vec<Vec<u8>> = (0..rng.random_range(1..40))
+            .map(|i| {
+                let seq = next_sent + i;
+                let len = rng.random_range(4..=700);
+                let mut frame = vec![seq as u8; len];
+                frame[..4].copy_from_slice(&seq.to_le_bytes());
+                frame
+            })
+            .collect();
+        match producer.try_send_many(&batch) {
+            Ok(n) => next_sent += n as u32,
+            Err(Error::Full) => {}
+            Err(e) => panic!("try_send_many: {e}"),
+        }
+        let max = rng.random_range(1..50);
+        match consumer.try_recv_many(max, |frame| {
+            assert_eq!(u32::from_le_bytes(frame[..4].try_into().unwrap()), next_read);
+            assert!(frame[4..].iter().all(|&b| b == next_read as u8));
+            next_read += 1;
+        }) {
+            Ok(n) => assert!((1..=max).contains(&n)),
+            Err(Error::Empty) => assert_eq!(next_read, next_sent),
+            Err(e) => panic!("try_recv_many: {e}"),
+        }
+    }
+    assert!(next_sent > 10_000, "the ring should have wrapped many times");
+}
+
+#[test]
+fn a_batch_stops_at_max() {
+    let (mut producer, mut consumer) = SpscOptions::new().in_process().unwrap();
+    producer.send_many(&[b"a", b"b", b"c", b"d"]).unwrap();
+    let mut got = Vec::new();
+    assert_eq!(consumer.try_recv_many(0, |f| got.push(f[0])).unwrap(), 0);
+    assert_eq!(consumer.try_recv_many(3, |f| got.push(f[0])).unwrap(), 3);
+    assert_eq!(consumer.recv_many(3, |f| got.push(f[0])).unwrap(), 1);
+    assert_eq!(got, b"abcd");
+}
+
+#[test]
+fn a_panic_in_the_handler_consumes_only_the_frames_it_was_given() {
+    let (mut producer, mut consumer) = SpscOptions::new().in_process().unwrap();
+    producer.send_many(&[b"1", b"2", b"3", b"4"]).unwrap();
+    let mut seen = Vec::new();
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        consumer.try_recv_many(usize::MAX, |frame| {
+            seen.push(frame[0]);
+            assert_ne!(frame, b"2", "the handler fails on the second frame");
+        })
+    }));
+    assert!(outcome.is_err());
+    assert_eq!(seen, b"12");
+    assert_eq!(&*consumer.try_recv().unwrap(), b"3");
+}
+
+#[test]
+fn send_many_waits_for_room_across_threads() {
+    const N: u64 = 200_000;
+    let (mut producer, mut consumer) = SpscOptions::new()
+        .capacity(2048)
+        .max_frame(64)
+        .in_process()
+        .unwrap();
+    let writer = std::thread::spawn(move || {
+        let frames: Vec<[u8; 8]> = (0..N).map(u64::to_le_bytes).collect();
+        for chunk in frames.chunks(300) {
+            producer.send_many(chunk).unwrap();
+        }
+    });
+    let mut next = 0u64;
+    while next < N {
+        consumer
+            .recv_many(usize::MAX, |frame| {
+                assert_eq!(frame, next.to_le_bytes());
+                next += 1;
+            })
+            .unwrap();
+    }
+    writer.join().unwrap();
+    assert!(matches!(
+        consumer.recv_many(1, |_| ()),
+        Err(Error::PeerGone(Role::Producer))
+    ));
+}
+
+#[test]
+fn frames_sent_before_the_producer_left_are_delivered_then_peer_gone() {
+    let (mut producer, mut consumer) = SpscOptions::new().in_process().unwrap();
+    producer.send_many(&[b"last".as_slice(), b"words"]).unwrap();
+    drop(producer);
+    let mut got = Vec::new();
+    assert_eq!(
+        consumer
+            .try_recv_many(usize::MAX, |f| got.push(f.to_vec()))
+            .unwrap(),
+        2
+    );
+    assert_eq!(got, [b"last".to_vec(), b"words".to_vec()]);
+    assert!(matches!(
+        consumer.try_recv_many(usize::MAX, |_| ()),
+        Err(Error::PeerGone(Role::Producer))
+    ));
+}
+
+#[test]
+fn a_consumer_that_left_is_reported_to_a_full_producer() {
+    let (mut producer, consumer) = SpscOptions::new()
+        .capacity(1024)
+        .max_frame(64)
+        .in_process()
+        .unwrap();
+    drop(consumer);
+    let frames = vec![[0u8; 64]; 100];
+    assert!(producer.try_send_many(&frames).unwrap() > 0);
+    assert!(matches!(
+        producer.try_send_many(&frames),
+        Err(Error::PeerGone(Role::Consumer))
+    ));
+    assert!(matches!(
+        producer.send_many(&frames),
+        Err(Error::PeerGone(Role::Consumer))
+    ));
+}
+
+#[test]
+fn recv_many_timeout_gives_up_after_about_the_time() {
+    let (_producer, mut consumer) = SpscOptions::new().in_process().unwrap();
+    let started = Instant::now();
+    let result = consumer.recv_many_timeout(usize::MAX, |_| (), Duration::from_millis(50));
+    let waited = started.elapsed();
+    assert!(matches!(result, Err(Error::Timeout)), "{result:?}");
+    assert!(waited >= Duration::from_millis(50), "{waited:?}");
+    assert!(waited < Duration::from_secs(2), "{waited:?}");
+}
