@@ -332,6 +332,83 @@ fn stream_ringport<const BLOCKING: bool>() -> f64 {
     rate
 }
 
+/// How many messages a batch moves at most, on both sides, for the batch rows.
+const BATCH: usize = 64;
+
+/// rtrb's chunk API: the batch baseline for ringport's batch forms.
+fn stream_rtrb_chunks() -> f64 {
+    let (mut tx, mut rx) = rtrb::RingBuffer::<u64>::new(4096);
+    let reader = std::thread::spawn(move || {
+        pin_to(1);
+        let mut sum = 0u64;
+        let mut n = 0;
+        while n < STREAM {
+            let ready = rx.slots().min(BATCH);
+            if let Ok(chunk) = rx.read_chunk(ready) {
+                let (a, b) = chunk.as_slices();
+                sum = a.iter().chain(b).fold(sum, |s, &v| s.wrapping_add(v));
+                n += ready as u64;
+                chunk.commit_all();
+            }
+        }
+        sum
+    });
+    pin_to(0);
+    let start = Instant::now();
+    let mut i = 0;
+    while i < STREAM {
+        let room = tx.slots().min(BATCH).min((STREAM - i) as usize);
+        if let Ok(chunk) = tx.write_chunk_uninit(room) {
+            i += chunk.fill_from_iter(i..) as u64;
+        }
+    }
+    let sum = reader.join().unwrap();
+    let rate = STREAM as f64 / start.elapsed().as_secs_f64();
+    assert_eq!(sum, STREAM * (STREAM - 1) / 2);
+    rate
+}
+
+/// ringport's batch forms: `try_send_many` of up to `BATCH` frames, `try_recv_many`.
+fn stream_ringport_batches() -> f64 {
+    let (mut tx, mut rx) = SpscOptions::new()
+        .capacity(64 << 10)
+        .max_frame(64)
+        .in_process()
+        .unwrap();
+    let reader = std::thread::spawn(move || {
+        pin_to(1);
+        let mut sum = 0u64;
+        let mut n = 0;
+        while n < STREAM {
+            if let Ok(k) = rx.try_recv_many(BATCH, |frame| {
+                sum = sum.wrapping_add(u64::from_le_bytes(frame[..8].try_into().unwrap()));
+            }) {
+                n += k as u64;
+            }
+        }
+        sum
+    });
+    pin_to(0);
+    let start = Instant::now();
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut i = 0u64;
+    while i < STREAM {
+        batch.clear();
+        batch.extend((i..STREAM.min(i + BATCH as u64)).map(u64::to_le_bytes));
+        let mut rest = &batch[..];
+        while !rest.is_empty() {
+            if let Ok(sent) = tx.try_send_many(rest) {
+                rest = &rest[sent..];
+            }
+        }
+        i += batch.len() as u64;
+    }
+    let sum = reader.join().unwrap();
+    let rate = STREAM as f64 / start.elapsed().as_secs_f64();
+    assert_eq!(sum, STREAM * (STREAM - 1) / 2);
+    rate
+}
+
 // ---------------------------------------------------------------- driver
 
 fn main() {
@@ -347,11 +424,14 @@ fn main() {
     if std::env::args().any(|a| a == "--stream-only") {
         for _ in 0..5 {
             println!(
-                "rtrb u64 {:.1} M/s  rtrb u128 {:.1} M/s  ringport busy {:.1} M/s  blocking {:.1} M/s",
+                "rtrb u64 {:.1} M/s  rtrb u128 {:.1} M/s  ringport busy {:.1} M/s  blocking {:.1} M/s  \
+                 rtrb chunks {:.1} M/s  ringport batches {:.1} M/s",
                 stream_rtrb_u64() / 1e6,
                 stream_rtrb_u128() / 1e6,
                 stream_ringport::<false>() / 1e6,
-                stream_ringport::<true>() / 1e6
+                stream_ringport::<true>() / 1e6,
+                stream_rtrb_chunks() / 1e6,
+                stream_ringport_batches() / 1e6,
             );
         }
         return;
@@ -364,7 +444,7 @@ fn main() {
 
     let mut spin: [Vec<f64>; 2] = Default::default();
     let mut block: [Vec<f64>; 3] = Default::default();
-    let mut streams: [Vec<f64>; 4] = Default::default();
+    let mut streams: [Vec<f64>; 6] = Default::default();
     for round in 0..rounds {
         // Alternate which contender goes first, so neither always runs on a warmer machine.
         let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
@@ -383,17 +463,18 @@ fn main() {
             ];
             block[i].push(ping(kinds[i], 20_000));
         }
-        let stream_order = if round % 2 == 0 {
-            [0, 1, 2, 3]
-        } else {
-            [3, 2, 1, 0]
-        };
+        let mut stream_order = [0, 1, 2, 3, 4, 5];
+        if round % 2 == 1 {
+            stream_order.reverse();
+        }
         for &i in &stream_order {
             let contenders = [
                 stream_rtrb_u64,
                 stream_rtrb_u128,
                 stream_ringport::<false>,
                 stream_ringport::<true>,
+                stream_rtrb_chunks,
+                stream_ringport_batches,
             ];
             streams[i].push(contenders[i]());
         }
@@ -405,7 +486,7 @@ fn main() {
     let [raw, ours, symmetric] = block.map(median);
     println!("64 B round trip, both sleep:  raw futex   {raw:8.0} ns   ringport {ours:8.0} ns   ratio {:.2}x", ours / raw);
     println!("  the same, symmetric fences: raw futex   {raw:8.0} ns   ringport {symmetric:8.0} ns   ratio {:.2}x", symmetric / raw);
-    let [u64s, u128s, ours, blocking] = streams.map(median);
+    let [u64s, u128s, ours, blocking, chunks, batches] = streams.map(median);
     println!(
         "8 B frames streamed, threads: rtrb u64  {:8.1} M/s   ringport {:8.1} M/s   ratio {:.2}x",
         u64s / 1e6,
@@ -423,5 +504,12 @@ fn main() {
         u64s / 1e6,
         blocking / 1e6,
         blocking / u64s
+    );
+    println!(
+        "  batches of {BATCH}:             rtrb chunks {:6.1} M/s   ringport {:8.1} M/s   ratio {:.2}x (against rtrb u64 one at a time {:.2}x)",
+        chunks / 1e6,
+        batches / 1e6,
+        batches / chunks,
+        batches / u64s
     );
 }
