@@ -1,6 +1,7 @@
 //! The batch forms of the SPSC ring (`try_send_many`, `send_many`, `try_recv_many`, `recv_many`):
 //! what they hand over, where a batch stops, and their errors.
 
+use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
@@ -211,4 +212,36 @@ fn recv_many_timeout_gives_up_after_about_the_time() {
     assert!(matches!(result, Err(Error::Timeout)), "{result:?}");
     assert!(waited >= Duration::from_millis(50), "{waited:?}");
     assert!(waited < Duration::from_secs(2), "{waited:?}");
+}
+
+/// A frame whose `as_ref` panics on its `fail_on`-th call (counted over all frames).
+struct Fragile<'a> {
+    bytes: &'static [u8],
+    calls: &'a Cell<u32>,
+    fail_on: u32,
+}
+
+impl AsRef<[u8]> for Fragile<'_> {
+    fn as_ref(&self) -> &[u8] {
+        self.calls.set(self.calls.get() + 1);
+        assert_ne!(self.calls.get(), self.fail_on, "as_ref fails");
+        self.bytes
+    }
+}
+
+#[test]
+fn a_batch_cut_short_by_a_panic_publishes_the_frames_written() {
+    let (mut producer, mut consumer) = SpscOptions::new().in_process().unwrap();
+    let calls = Cell::new(0);
+    // The lengths are checked first (calls 1-3); the batch then fails on its third frame.
+    let frames = [b"one".as_slice(), b"two", b"six"].map(|bytes| Fragile {
+        bytes,
+        calls: &calls,
+        fail_on: 6,
+    });
+    let outcome = catch_unwind(AssertUnwindSafe(|| producer.try_send_many(&frames)));
+    assert!(outcome.is_err());
+    assert_eq!(drain_all(&mut consumer), [b"one".to_vec(), b"two".to_vec()]);
+    producer.send_many(&[b"after"]).unwrap();
+    assert_eq!(drain_all(&mut consumer), [b"after".to_vec()]);
 }

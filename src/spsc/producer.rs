@@ -354,6 +354,12 @@ impl Producer {
 
     /// The batch loop of `try_send_many`: lengths are already checked. Stops at the first frame
     /// without room; an error after the first frame also stops it, and recurs on the next call.
+    ///
+    /// The batch is published at once: every frame but the first is written whole, header and
+    /// all, with plain stores, and the first frame's header is stored last, with Release. A
+    /// consumer that keeps up would otherwise follow us frame by frame through the very lines we
+    /// are writing, and each line would cross between the cores once per frame instead of once
+    /// (8-byte frames in batches of 64 between two threads: 205 -> 305 M/s).
     #[inline]
     fn push_many<T: AsRef<[u8]>>(&mut self, frames: &[T]) -> Result<usize> {
         let region = &self.ep.region;
@@ -364,6 +370,12 @@ impl Producer {
         let mut room_end = cursor.cached_consumer + capacity;
         let mut sent = 0;
         let mut result = Ok(());
+        // Stores the first frame's header after the rest of the batch, when it goes out of
+        // scope: also if `as_ref` panics, so that no frame written is left unpublished.
+        let mut first = PublishOnDrop {
+            region,
+            header: None,
+        };
         for bytes in frames {
             let bytes = bytes.as_ref();
             let size = frame_size(bytes.len()) as u64;
@@ -386,12 +398,24 @@ impl Producer {
             // read it before `commit_frame` publishes it, and `&mut self` makes this the only
             // reference.
             unsafe { region.slice_mut(offset + HEADER_LEN, bytes.len()) }.copy_from_slice(bytes);
-            commit_frame(region, position, bytes.len());
+            let header = frame::data_header(bytes.len() as u32, position);
+            // Relaxed, all of them: the first header's Release below publishes the lot. The
+            // zeroed slot after each frame is overwritten by the next frame's header, except
+            // after the last, where it must be zero before the consumer can reach it.
+            region
+                .frame_word(offset + size as usize)
+                .store(0, Ordering::Relaxed);
+            if sent == 0 {
+                first.header = Some((offset, header));
+            } else {
+                region.frame_word(offset).store(header, Ordering::Relaxed);
+            }
             position += size;
-            // Stored every frame: should `as_ref` panic, no published frame lies past it.
+            // Stored every frame: should `as_ref` panic, no written frame lies past it.
             cursor.position = position;
             sent += 1;
         }
+        drop(first);
         if sent > 0 {
             region.header().bells[DATA_BELL].ring(self.ep.fences);
         }
@@ -407,6 +431,23 @@ impl Producer {
         commit_frame(region, position, len);
         self.cursor.position = position + frame_size(len) as u64;
         region.header().bells[DATA_BELL].ring(self.ep.fences);
+    }
+}
+
+/// The first header of a batch, published when the batch is written (or unwinds).
+struct PublishOnDrop<'a> {
+    region: &'a RingMemory,
+    header: Option<(usize, u64)>,
+}
+
+impl Drop for PublishOnDrop<'_> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        if let Some((offset, header)) = self.header {
+            // Release: every frame of the batch, and the zeroed slot after it, are visible to
+            // whoever acquires this word; the consumer reads no further before it does.
+            self.region.frame_word(offset).store(header, Ordering::Release);
+        }
     }
 }
 
