@@ -250,6 +250,24 @@ fn ping(kind: PingPong, n: u64) -> f64 {
 
 const STREAM: u64 = 50_000_000;
 
+/// The ring every ringport stream runs through: 4096 frames of 8 bytes (16 with the header), as
+/// many in flight as rtrb's 4096 slots.
+fn stream_ring() -> (ringport::Producer, ringport::Consumer) {
+    SpscOptions::new()
+        .capacity(64 << 10)
+        .max_frame(64)
+        .in_process()
+        .unwrap()
+}
+
+/// Messages a second since `start`, once the reader has summed all of 0..STREAM correctly.
+fn streamed(start: Instant, reader: std::thread::JoinHandle<u64>) -> f64 {
+    let sum = reader.join().unwrap();
+    let rate = STREAM as f64 / start.elapsed().as_secs_f64();
+    assert_eq!(sum, STREAM * (STREAM - 1) / 2);
+    rate
+}
+
 /// rtrb streaming items of type `T` (made from and summed back to a u64).
 fn stream_rtrb<T: Copy + Send + 'static>(make: fn(u64) -> T, value: fn(T) -> u64) -> f64 {
     let (mut tx, mut rx) = rtrb::RingBuffer::<T>::new(4096);
@@ -273,10 +291,7 @@ fn stream_rtrb<T: Copy + Send + 'static>(make: fn(u64) -> T, value: fn(T) -> u64
             i += 1;
         }
     }
-    let sum = reader.join().unwrap();
-    let rate = STREAM as f64 / start.elapsed().as_secs_f64();
-    assert_eq!(sum, STREAM * (STREAM - 1) / 2);
-    rate
+    streamed(start, reader)
 }
 
 /// The baseline: rtrb moving u64s, 8 bytes a slot.
@@ -292,12 +307,7 @@ fn stream_rtrb_u128() -> f64 {
 /// ringport streaming 8-byte frames, busy-polling with the `try_` forms or through the blocking
 /// forms (which spin, then sleep).
 fn stream_ringport<const BLOCKING: bool>() -> f64 {
-    // 4096 frames of 8 bytes (16 with the header), as many in flight as rtrb's 4096 slots.
-    let (mut tx, mut rx) = SpscOptions::new()
-        .capacity(64 << 10)
-        .max_frame(64)
-        .in_process()
-        .unwrap();
+    let (mut tx, mut rx) = stream_ring();
     let reader = std::thread::spawn(move || {
         pin_to(1);
         let mut sum = 0u64;
@@ -326,10 +336,7 @@ fn stream_ringport<const BLOCKING: bool>() -> f64 {
             i += 1;
         }
     }
-    let sum = reader.join().unwrap();
-    let rate = STREAM as f64 / start.elapsed().as_secs_f64();
-    assert_eq!(sum, STREAM * (STREAM - 1) / 2);
-    rate
+    streamed(start, reader)
 }
 
 /// How many messages a batch moves at most, on both sides, for the batch rows.
@@ -362,19 +369,12 @@ fn stream_rtrb_chunks() -> f64 {
             i += chunk.fill_from_iter(i..) as u64;
         }
     }
-    let sum = reader.join().unwrap();
-    let rate = STREAM as f64 / start.elapsed().as_secs_f64();
-    assert_eq!(sum, STREAM * (STREAM - 1) / 2);
-    rate
+    streamed(start, reader)
 }
 
 /// ringport's batch forms: `try_send_many` of up to `BATCH` frames, `try_recv_many`.
 fn stream_ringport_batches() -> f64 {
-    let (mut tx, mut rx) = SpscOptions::new()
-        .capacity(64 << 10)
-        .max_frame(64)
-        .in_process()
-        .unwrap();
+    let (mut tx, mut rx) = stream_ring();
     let reader = std::thread::spawn(move || {
         pin_to(1);
         let mut sum = 0u64;
@@ -403,10 +403,7 @@ fn stream_ringport_batches() -> f64 {
         }
         i += batch.len() as u64;
     }
-    let sum = reader.join().unwrap();
-    let rate = STREAM as f64 / start.elapsed().as_secs_f64();
-    assert_eq!(sum, STREAM * (STREAM - 1) / 2);
-    rate
+    streamed(start, reader)
 }
 
 // ---------------------------------------------------------------- driver
