@@ -260,26 +260,18 @@ fn stream_ring() -> (ringport::Producer, ringport::Consumer) {
         .unwrap()
 }
 
-/// Messages a second since `start`, once the reader has summed all of 0..STREAM correctly.
-fn streamed(start: Instant, reader: std::thread::JoinHandle<u64>) -> f64 {
-    let sum = reader.join().unwrap();
-    let rate = STREAM as f64 / start.elapsed().as_secs_f64();
-    assert_eq!(sum, STREAM * (STREAM - 1) / 2);
-    rate
-}
-
-/// rtrb streaming items of type `T` (made from and summed back to a u64).
-fn stream_rtrb<T: Copy + Send + 'static>(make: fn(u64) -> T, value: fn(T) -> u64) -> f64 {
-    let (mut tx, mut rx) = rtrb::RingBuffer::<T>::new(4096);
+/// Streams 0..STREAM from this thread (core 0) to a reader thread (core 1) and returns messages
+/// a second, once the reader has summed them all correctly. `read` takes what is there, adds it
+/// to the sum and says how many it took; `write` sends from `i` on and says how many it sent.
+fn stream(
+    mut read: impl FnMut(&mut u64) -> u64 + Send + 'static,
+    mut write: impl FnMut(u64) -> u64,
+) -> f64 {
     let reader = std::thread::spawn(move || {
         pin_to(1);
-        let mut sum = 0u64;
-        let mut n = 0;
+        let (mut sum, mut n) = (0u64, 0);
         while n < STREAM {
-            if let Ok(v) = rx.pop() {
-                sum = sum.wrapping_add(value(v));
-                n += 1;
-            }
+            n += read(&mut sum);
         }
         sum
     });
@@ -287,11 +279,32 @@ fn stream_rtrb<T: Copy + Send + 'static>(make: fn(u64) -> T, value: fn(T) -> u64
     let start = Instant::now();
     let mut i = 0;
     while i < STREAM {
-        if tx.push(make(i)).is_ok() {
-            i += 1;
-        }
+        i += write(i);
     }
-    streamed(start, reader)
+    let sum = reader.join().unwrap();
+    let rate = STREAM as f64 / start.elapsed().as_secs_f64();
+    assert_eq!(sum, STREAM * (STREAM - 1) / 2);
+    rate
+}
+
+/// The number an 8-byte frame carries.
+fn number(frame: &[u8]) -> u64 {
+    u64::from_le_bytes(frame[..8].try_into().unwrap())
+}
+
+/// rtrb streaming items of type `T` (made from and summed back to a u64).
+fn stream_rtrb<T: Copy + Send + 'static>(make: fn(u64) -> T, value: fn(T) -> u64) -> f64 {
+    let (mut tx, mut rx) = rtrb::RingBuffer::<T>::new(4096);
+    stream(
+        move |sum| match rx.pop() {
+            Ok(v) => {
+                *sum = sum.wrapping_add(value(v));
+                1
+            }
+            Err(_) => 0,
+        },
+        move |i| u64::from(tx.push(make(i)).is_ok()),
+    )
 }
 
 /// The baseline: rtrb moving u64s, 8 bytes a slot.
@@ -308,35 +321,33 @@ fn stream_rtrb_u128() -> f64 {
 /// forms (which spin, then sleep).
 fn stream_ringport<const BLOCKING: bool>() -> f64 {
     let (mut tx, mut rx) = stream_ring();
-    let reader = std::thread::spawn(move || {
-        pin_to(1);
-        let mut sum = 0u64;
-        let mut n = 0;
-        while n < STREAM {
+    stream(
+        move |sum| {
             let frame = if BLOCKING { rx.recv() } else { rx.try_recv() };
-            if let Ok(frame) = frame {
-                sum = sum.wrapping_add(u64::from_le_bytes(frame[..8].try_into().unwrap()));
-                n += 1;
+            match frame {
+                Ok(frame) => {
+                    *sum = sum.wrapping_add(number(&frame));
+                    1
+                }
+                Err(_) => 0,
             }
-        }
-        sum
-    });
-    pin_to(0);
-    let start = Instant::now();
-    let mut i = 0u64;
-    while i < STREAM {
-        let grant = if BLOCKING {
-            tx.reserve(8)
-        } else {
-            tx.try_reserve(8)
-        };
-        if let Ok(mut grant) = grant {
-            grant.copy_from_slice(&i.to_le_bytes());
-            grant.commit();
-            i += 1;
-        }
-    }
-    streamed(start, reader)
+        },
+        move |i| {
+            let grant = if BLOCKING {
+                tx.reserve(8)
+            } else {
+                tx.try_reserve(8)
+            };
+            match grant {
+                Ok(mut grant) => {
+                    grant.copy_from_slice(&i.to_le_bytes());
+                    grant.commit();
+                    1
+                }
+                Err(_) => 0,
+            }
+        },
+    )
 }
 
 /// How many messages a batch moves at most, on both sides, for the batch rows.
@@ -345,65 +356,46 @@ const BATCH: usize = 64;
 /// rtrb's chunk API: the batch baseline for ringport's batch forms.
 fn stream_rtrb_chunks() -> f64 {
     let (mut tx, mut rx) = rtrb::RingBuffer::<u64>::new(4096);
-    let reader = std::thread::spawn(move || {
-        pin_to(1);
-        let mut sum = 0u64;
-        let mut n = 0;
-        while n < STREAM {
+    stream(
+        move |sum| {
             let ready = rx.slots().min(BATCH);
-            if let Ok(chunk) = rx.read_chunk(ready) {
-                let (a, b) = chunk.as_slices();
-                sum = a.iter().chain(b).fold(sum, |s, &v| s.wrapping_add(v));
-                n += ready as u64;
-                chunk.commit_all();
-            }
-        }
-        sum
-    });
-    pin_to(0);
-    let start = Instant::now();
-    let mut i = 0;
-    while i < STREAM {
-        let room = tx.slots().min(BATCH).min((STREAM - i) as usize);
-        if let Ok(chunk) = tx.write_chunk_uninit(room) {
-            i += chunk.fill_from_iter(i..) as u64;
-        }
-    }
-    streamed(start, reader)
+            let Ok(chunk) = rx.read_chunk(ready) else {
+                return 0;
+            };
+            let (a, b) = chunk.as_slices();
+            *sum = a.iter().chain(b).fold(*sum, |s, &v| s.wrapping_add(v));
+            chunk.commit_all();
+            ready as u64
+        },
+        move |i| {
+            let room = tx.slots().min(BATCH).min((STREAM - i) as usize);
+            tx.write_chunk_uninit(room)
+                .map_or(0, |chunk| chunk.fill_from_iter(i..) as u64)
+        },
+    )
 }
 
 /// ringport's batch forms: `try_send_many` of up to `BATCH` frames, `try_recv_many`.
 fn stream_ringport_batches() -> f64 {
     let (mut tx, mut rx) = stream_ring();
-    let reader = std::thread::spawn(move || {
-        pin_to(1);
-        let mut sum = 0u64;
-        let mut n = 0;
-        while n < STREAM {
-            if let Ok(k) = rx.try_recv_many(BATCH, |frame| {
-                sum = sum.wrapping_add(u64::from_le_bytes(frame[..8].try_into().unwrap()));
-            }) {
-                n += k as u64;
-            }
-        }
-        sum
-    });
-    pin_to(0);
-    let start = Instant::now();
     let mut batch = Vec::with_capacity(BATCH);
-    let mut i = 0u64;
-    while i < STREAM {
-        batch.clear();
-        batch.extend((i..STREAM.min(i + BATCH as u64)).map(u64::to_le_bytes));
-        let mut rest = &batch[..];
-        while !rest.is_empty() {
-            if let Ok(sent) = tx.try_send_many(rest) {
-                rest = &rest[sent..];
+    stream(
+        move |sum| {
+            rx.try_recv_many(BATCH, |frame| *sum = sum.wrapping_add(number(frame)))
+                .map_or(0, |n| n as u64)
+        },
+        move |i| {
+            batch.clear();
+            batch.extend((i..STREAM.min(i + BATCH as u64)).map(u64::to_le_bytes));
+            let mut rest = &batch[..];
+            while !rest.is_empty() {
+                if let Ok(sent) = tx.try_send_many(rest) {
+                    rest = &rest[sent..];
+                }
             }
-        }
-        i += batch.len() as u64;
-    }
-    streamed(start, reader)
+            batch.len() as u64
+        },
+    )
 }
 
 // ---------------------------------------------------------------- driver

@@ -112,7 +112,12 @@ pub fn spsc_ops(data: &[u8]) {
                     Err(Error::InvalidLength { .. })
                 ));
                 let batch: Vec<Vec<u8>> = (0..input.byte() % 8)
-                    .map(|i| pattern(seq + u32::from(i), 1 + usize::from(input.byte()) % max_frame))
+                    .map(|i| {
+                        pattern(
+                            seq + u32::from(i),
+                            1 + usize::from(input.byte()) % max_frame,
+                        )
+                    })
                     .collect();
                 match producer.try_send_many(&batch) {
                     Ok(n) => {

@@ -95,7 +95,10 @@ fn batches_wrap_around_with_random_sizes() {
         }
         let max = rng.random_range(1..50);
         match consumer.try_recv_many(max, |frame| {
-            assert_eq!(u32::from_le_bytes(frame[..4].try_into().unwrap()), next_read);
+            assert_eq!(
+                u32::from_le_bytes(frame[..4].try_into().unwrap()),
+                next_read
+            );
             assert!(frame[4..].iter().all(|&b| b == next_read as u8));
             next_read += 1;
         }) {
@@ -104,7 +107,10 @@ fn batches_wrap_around_with_random_sizes() {
             Err(e) => panic!("try_recv_many: {e}"),
         }
     }
-    assert!(next_sent > 10_000, "the ring should have wrapped many times");
+    assert!(
+        next_sent > 10_000,
+        "the ring should have wrapped many times"
+    );
 }
 
 #[test]

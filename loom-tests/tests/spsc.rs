@@ -84,16 +84,20 @@ fn space_reused_after_the_first_release() {
 }
 
 /// Batches: `try_send_many` writes every frame of a batch with plain stores and publishes the
-/// lot with one Release on the first header; `try_recv_many` drains what it finds. Three frames
-/// of 8 bytes (16 with the header) in batches through a 64-byte ring: the second batch meets a
-/// full ring and wraps, so frames after padding are published by a header before the padding.
+/// lot with one Release on the first header; `try_recv_many` drains what it finds. Four frames
+/// taking 16, 24, 16 and 16 bytes go in batches through a 64-byte ring: batches meet a full
+/// ring, and the fourth frame wraps behind padding, published by a header written before it.
 /// Payloads are registered with the race detector, so a frame read before its batch is
 /// published fails the model.
 #[test]
 fn batches_publish_at_once_and_drain_in_order() {
     model("spsc batches", || {
         let (mut producer, mut consumer) = tiny().in_process().unwrap();
-        let frames: Vec<Vec<u8>> = (1..=4u8).map(|seq| frame(seq, 8)).collect();
+        // 16, 24, 16 and 16 bytes in the ring: the fourth meets the lap's end, and padding.
+        let lens = [8, 16, 8, 8];
+        let frames: Vec<Vec<u8>> = (1..=4u8)
+            .map(|seq| frame(seq, lens[usize::from(seq) - 1]))
+            .collect();
         let writer = thread::spawn(move || {
             let mut rest = &frames[..];
             while !rest.is_empty() {
@@ -107,7 +111,7 @@ fn batches_publish_at_once_and_drain_in_order() {
         let mut next = 1u8;
         while next <= 4 {
             match consumer.try_recv_many(usize::MAX, |got| {
-                assert_eq!(got, &frame(next, 8)[..]);
+                assert_eq!(got, &frame(next, lens[usize::from(next) - 1])[..]);
                 next += 1;
             }) {
                 Ok(_) => {}

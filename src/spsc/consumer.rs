@@ -99,7 +99,9 @@ impl Cursor {
         let mut handed = 0;
         while handed < max {
             // Acquire: as in `poll`.
-            let word = region.frame_word((position & mask) as usize).load(Ordering::Acquire);
+            let word = region
+                .frame_word((position & mask) as usize)
+                .load(Ordering::Acquire);
             let len = if word == head | frame::stamp(position) && position & mask <= last_fit {
                 head as u32 as usize
             } else {
@@ -411,7 +413,10 @@ impl Consumer {
             return Ok(0);
         }
         loop {
-            match self.cursor.drain(&self.ep.region, self.ep.fences, max, &mut f)? {
+            match self
+                .cursor
+                .drain(&self.ep.region, self.ep.fences, max, &mut f)?
+            {
                 // The wait leaves a frame ready, unless a hostile producer took it back.
                 0 => self.wait_for_frame(limit).map(drop)?,
                 n => return Ok(n),

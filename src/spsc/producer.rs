@@ -359,7 +359,8 @@ impl Producer {
     /// all, with plain stores, and the first frame's header is stored last, with Release. A
     /// consumer that keeps up would otherwise follow us frame by frame through the very lines we
     /// are writing, and each line would cross between the cores once per frame instead of once
-    /// (8-byte frames in batches of 64 between two threads: 205 -> 305 M/s).
+    /// (8-byte frames in batches of 64 between two threads: 205 -> 305 M/s). Only the header
+    /// slot after the whole batch is zeroed, not the one after each frame (305 -> 378 M/s).
     #[inline]
     fn push_many<T: AsRef<[u8]>>(&mut self, frames: &[T]) -> Result<usize> {
         let region = &self.ep.region;
@@ -370,11 +371,12 @@ impl Producer {
         let mut room_end = cursor.cached_consumer + capacity;
         let mut sent = 0;
         let mut result = Ok(());
-        // Stores the first frame's header after the rest of the batch, when it goes out of
-        // scope: also if `as_ref` panics, so that no frame written is left unpublished.
-        let mut first = PublishOnDrop {
+        // Publishes the batch when it goes out of scope: also if `as_ref` panics, so that no
+        // frame written is left unpublished.
+        let mut batch = PublishOnDrop {
             region,
-            header: None,
+            first: None,
+            end: position,
         };
         for bytes in frames {
             let bytes = bytes.as_ref();
@@ -383,7 +385,10 @@ impl Producer {
             // Past the lap's end, or into a next header slot not known to be free: the general
             // claim (padding, a fresh look at the consumer).
             if offset + size > capacity || position + size + HEADER_LEN as u64 > room_end {
-                match cursor.claim(region, bytes.len()) {
+                let claimed = cursor.claim(region, bytes.len());
+                // Past any padding `claim` wrote (whatever it returns), whose header must stay.
+                batch.end = cursor.position;
+                match claimed {
                     Ok(Some(claimed)) => position = claimed,
                     Ok(None) => break,
                     Err(e) => {
@@ -395,27 +400,23 @@ impl Producer {
             }
             let offset = (position & (capacity - 1)) as usize;
             // SAFETY: the room check (or `claim`) gave this range to us; the consumer does not
-            // read it before `commit_frame` publishes it, and `&mut self` makes this the only
+            // read it before the batch is published, and `&mut self` makes this the only
             // reference.
             unsafe { region.slice_mut(offset + HEADER_LEN, bytes.len()) }.copy_from_slice(bytes);
             let header = frame::data_header(bytes.len() as u32, position);
-            // Relaxed, all of them: the first header's Release below publishes the lot. The
-            // zeroed slot after each frame is overwritten by the next frame's header, except
-            // after the last, where it must be zero before the consumer can reach it.
-            region
-                .frame_word(offset + size as usize)
-                .store(0, Ordering::Relaxed);
             if sent == 0 {
-                first.header = Some((offset, header));
+                batch.first = Some((offset, header));
             } else {
+                // Relaxed: the first header's Release publishes the lot.
                 region.frame_word(offset).store(header, Ordering::Relaxed);
             }
             position += size;
-            // Stored every frame: should `as_ref` panic, no written frame lies past it.
+            // Stored every frame: should `as_ref` panic, no written frame lies past them.
             cursor.position = position;
+            batch.end = position;
             sent += 1;
         }
-        drop(first);
+        drop(batch);
         if sent > 0 {
             region.header().bells[DATA_BELL].ring(self.ep.fences);
         }
@@ -427,45 +428,49 @@ impl Producer {
 
     #[inline]
     fn publish(&mut self, position: u64, len: usize) {
+        let size = frame_size(len) as u64;
         let region = &self.ep.region;
-        commit_frame(region, position, len);
-        self.cursor.position = position + frame_size(len) as u64;
+        let offset = (position & (self.ep.capacity - 1)) as usize;
+        // Zero the next header slot first (it is ours: `claim` checked the room), so that the
+        // consumer, once it sees this frame, cannot read a stale header there.
+        region
+            .frame_word(offset + size as usize)
+            .store(0, Ordering::Relaxed);
+        // Release: the payload and the zeroed slot are visible to whoever acquires this word.
+        region
+            .frame_word(offset)
+            .store(frame::data_header(len as u32, position), Ordering::Release);
+        self.cursor.position = position + size;
         region.header().bells[DATA_BELL].ring(self.ep.fences);
     }
 }
 
-/// The first header of a batch, published when the batch is written (or unwinds).
+/// A batch being written, published when it is dropped: the first frame's header, and the ring
+/// position where the batch ends (after its last frame, or after padding written behind it).
 struct PublishOnDrop<'a> {
     region: &'a RingMemory,
-    header: Option<(usize, u64)>,
+    first: Option<(usize, u64)>,
+    end: u64,
 }
 
 impl Drop for PublishOnDrop<'_> {
     #[inline(always)]
     fn drop(&mut self) {
-        if let Some((offset, header)) = self.header {
-            // Release: every frame of the batch, and the zeroed slot after it, are visible to
-            // whoever acquires this word; the consumer reads no further before it does.
-            self.region.frame_word(offset).store(header, Ordering::Release);
-        }
+        let Some((offset, header)) = self.first else {
+            return;
+        };
+        // The header slot after the batch, zeroed as in `publish` (inside the batch, each
+        // frame's header covers the slot after the frame before). `frame_word` takes offsets
+        // modulo the capacity.
+        self.region
+            .frame_word(self.end as usize)
+            .store(0, Ordering::Relaxed);
+        // Release: every frame of the batch, and the zeroed slot after it, are visible to
+        // whoever acquires this word; the consumer reads no further before it does.
+        self.region
+            .frame_word(offset)
+            .store(header, Ordering::Release);
     }
-}
-
-/// Publishes the frame of `len` bytes written at ring `position` (without waking anyone).
-#[inline(always)]
-fn commit_frame(region: &RingMemory, position: u64, len: usize) {
-    // `frame_word` takes offsets modulo the capacity: the slot after a frame that ends the lap
-    // is the first of the next.
-    let offset = position as usize;
-    // Zero the next header slot first (it is ours: the room check covered it), so that the
-    // consumer, once it sees this frame, cannot read a stale header there.
-    region
-        .frame_word(offset + frame_size(len))
-        .store(0, Ordering::Relaxed);
-    // Release: the payload and the zeroed slot are visible to whoever acquires this word.
-    region
-        .frame_word(offset)
-        .store(frame::data_header(len as u32, position), Ordering::Release);
 }
 
 impl Drop for Producer {
