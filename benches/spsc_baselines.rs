@@ -425,6 +425,33 @@ fn main() {
         }
         return;
     }
+    if std::env::args().any(|a| a == "--block-only") {
+        // The blocking rows alone, in many short rounds: a sleeping round trip swings 2-3x on a
+        // VM from one second to the next, so each round's contenders run back to back and the
+        // ratio is taken within the round.
+        const ROUNDS: usize = 41;
+        let kinds = [
+            PingPong::RawFutex,
+            PingPong::RingportBlocking,
+            PingPong::RingportBlockingSymmetric,
+        ];
+        let mut block: [Vec<f64>; 3] = Default::default();
+        for round in 0..ROUNDS {
+            let order = if round % 2 == 0 { [0, 1, 2] } else { [2, 1, 0] };
+            for i in order {
+                block[i].push(ping(kinds[i], 4_000));
+            }
+        }
+        let ratios = |of: usize| median((0..ROUNDS).map(|r| block[of][r] / block[0][r]).collect());
+        let (ours, symmetric) = (ratios(1), ratios(2));
+        let [raw_ns, ours_ns, symmetric_ns] = block.map(median);
+        println!(
+            "both sleep, {ROUNDS} rounds, medians: raw futex {raw_ns:.0} ns  ringport {ours_ns:.0} ns  \
+             symmetric fences {symmetric_ns:.0} ns; median ratio in a round: ringport {ours:.2}x  \
+             symmetric {symmetric:.2}x"
+        );
+        return;
+    }
     let rounds = if quick { 3 } else { 9 };
     println!(
         "ringport SPSC against its baselines: {rounds} interleaved rounds, medians ({} cores)",

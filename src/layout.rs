@@ -24,7 +24,7 @@ use crate::wait::Doorbell;
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"RINGPORT");
 
 /// Bumped on every incompatible change of this file or of the frame format.
-pub(crate) const LAYOUT_VERSION: u32 = 2;
+pub(crate) const LAYOUT_VERSION: u32 = 3;
 
 /// Ring kinds, stored in the header.
 pub(crate) const KIND_SPSC: u32 = 1;
@@ -107,7 +107,7 @@ mod checks {
     const_assert_eq!(offset_of!(Identity, segment_len), 40);
     const_assert_eq!(offset_of!(Identity, creator_pid), 48);
     const_assert_eq!(size_of::<RoleSlot>(), 32);
-    const_assert_eq!(size_of::<Doorbell>(), 8);
+    const_assert_eq!(size_of::<Doorbell>(), 12);
     const_assert_eq!(offset_of!(SegmentHeader, identity), 0);
     const_assert_eq!(offset_of!(SegmentHeader, roles), 128);
     const_assert_eq!(offset_of!(SegmentHeader, positions), 256);

@@ -132,7 +132,7 @@ fn another_version_is_version_mismatch() {
         small().open_consumer(name.as_str()),
         Err(Error::VersionMismatch {
             found: 99,
-            expected: 2
+            expected: 3
         })
     ));
 }

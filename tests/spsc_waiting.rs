@@ -63,6 +63,31 @@ fn a_blocked_producer_uses_almost_no_cpu_and_wakes_on_space() {
     );
 }
 
+/// Each side of a blocking exchange sleeps in every round, and its peer, finding it asleep,
+/// fences its publishes from then on: after the first, no sleep pays for a membarrier.
+#[test]
+fn a_steady_blocking_exchange_sleeps_without_membarriers() {
+    const ROUNDS: u64 = 500;
+    let sleepy = || options().spin(Duration::ZERO);
+    let (mut ping_tx, mut ping_rx) = sleepy().in_process().unwrap();
+    let (mut pong_tx, mut pong_rx) = sleepy().in_process().unwrap();
+    let echo = std::thread::spawn(move || {
+        for _ in 0..ROUNDS {
+            let ping = ping_rx.recv().unwrap();
+            pong_tx.send(&ping).unwrap();
+        }
+        ping_rx.stats()
+    });
+    for i in 0..ROUNDS {
+        ping_tx.send(&i.to_le_bytes()).unwrap();
+        assert_eq!(&*pong_rx.recv().unwrap(), &i.to_le_bytes());
+    }
+    for stats in [pong_rx.stats(), echo.join().unwrap()] {
+        assert!(stats.sleeps >= ROUNDS / 2, "{stats:?}");
+        assert!(stats.barriers <= 2, "{stats:?}");
+    }
+}
+
 fn assert_about(elapsed: Duration, asked: Duration) {
     assert!(
         elapsed >= asked,

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::{End, Handle, SPACE_BELL};
 use crate::error::{Error, Result};
-use crate::wait::{Limit, WaitStats};
+use crate::wait::{Limit, Notifier, WaitStats};
 
 /// A handle that takes messages from an MPMC ring. Clone it for another thread; make one from
 /// the ring in another process. Each message goes to exactly one consumer handle.
@@ -145,7 +145,7 @@ impl Drop for SlotGuard<'_> {
     fn drop(&mut self) {
         let handle = &*self.handle;
         handle.slots.release(&handle.mem, self.position);
-        handle.mem.header().bells[SPACE_BELL].ring(handle.fences);
+        handle.mem.header().bells[SPACE_BELL].ring(&mut Notifier::fixed(handle.fences));
     }
 }
 

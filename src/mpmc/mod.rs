@@ -50,7 +50,7 @@ use crate::layout::{
     check_mpmc_geometry, slot_stride, RingParams, DATA_BELL, KIND_MPMC, SPACE_BELL,
 };
 use crate::region::{Region, RingMemory};
-use crate::wait::{block_on, Fences, Limit, WaitPolicy, WaitStats};
+use crate::wait::{block_on, Fences, Limit, Notifier, WaitPolicy, WaitStats};
 use slot::{Claim, Slots, Stamp};
 
 /// Index of the tail counter in the header's position lines.
@@ -445,8 +445,8 @@ impl Recovery {
         if reclaimed {
             self.stuck = StuckWatch::default();
             let header = mem.header();
-            header.bells[DATA_BELL].ring(fences);
-            header.bells[SPACE_BELL].ring(fences);
+            header.bells[DATA_BELL].ring(&mut Notifier::fixed(fences));
+            header.bells[SPACE_BELL].ring(&mut Notifier::fixed(fences));
         }
         reclaimed
     }

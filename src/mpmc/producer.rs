@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::{End, Handle, DATA_BELL};
 use crate::error::{Error, Result};
-use crate::wait::{Limit, WaitStats};
+use crate::wait::{Limit, Notifier, WaitStats};
 
 /// A handle that writes messages into an MPMC ring. Clone it for another thread; make one from
 /// the ring in another process.
@@ -190,7 +190,7 @@ impl Drop for SlotGrant<'_> {
         handle
             .slots
             .commit(&handle.mem, self.position, self.published);
-        handle.mem.header().bells[DATA_BELL].ring(handle.fences);
+        handle.mem.header().bells[DATA_BELL].ring(&mut Notifier::fixed(handle.fences));
     }
 }
 

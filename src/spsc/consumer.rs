@@ -11,7 +11,7 @@ use crate::layout::{RingParams, MAX_POSITION};
 use crate::region::{Region, RingMemory};
 use crate::role::PeerStatus;
 use crate::sync::Ordering;
-use crate::wait::{block_on, Fences, Limit, WaitPolicy, WaitStats};
+use crate::wait::{block_on, Limit, Notifier, WaitPolicy, WaitStats};
 
 /// The consumer's private view: where the next frame starts, and how much of what it has read
 /// it has told the producer about.
@@ -53,7 +53,7 @@ impl Cursor {
 
     /// The payload length of the next frame if one is published.
     #[inline(always)]
-    fn poll(&mut self, region: &RingMemory, fences: Fences) -> Result<Option<usize>> {
+    fn poll(&mut self, region: &RingMemory, notifier: &mut Notifier) -> Result<Option<usize>> {
         let offset = self.position & (self.capacity - 1);
         // Acquire: pairs with the producer's Release of this word; the payload and the zeroed
         // next header are visible once we see it.
@@ -73,7 +73,7 @@ impl Cursor {
                 self.remember(len);
                 Ok(Some(len))
             }
-            other => self.poll_slow(region, fences, other),
+            other => self.poll_slow(region, notifier, other),
         }
     }
 
@@ -88,7 +88,7 @@ impl Cursor {
     fn drain(
         &mut self,
         region: &RingMemory,
-        fences: Fences,
+        notifier: &mut Notifier,
         max: usize,
         f: &mut impl FnMut(&[u8]),
     ) -> Result<usize> {
@@ -108,7 +108,7 @@ impl Cursor {
                 // Anything but another frame of the last length: the general path, on the
                 // cursor itself.
                 self.position = position;
-                let len = match self.poll(region, fences) {
+                let len = match self.poll(region, notifier) {
                     Ok(Some(len)) => len,
                     Ok(None) => break,
                     Err(e) if handed == 0 => return Err(e),
@@ -129,7 +129,7 @@ impl Cursor {
             f(frame);
             handed += 1;
             if position >= release_at {
-                self.publish(region, fences);
+                self.publish(region, notifier);
                 release_at = position + self.release_every;
             }
         }
@@ -142,7 +142,7 @@ impl Cursor {
     fn poll_slow(
         &mut self,
         region: &RingMemory,
-        fences: Fences,
+        notifier: &mut Notifier,
         first: Result<Frame>,
     ) -> Result<Option<usize>> {
         let mut frame = first?;
@@ -159,7 +159,7 @@ impl Cursor {
             }
             Frame::Empty | Frame::Pad => {
                 // Caught up: free everything, so the producer never waits on space we hold.
-                self.publish(region, fences);
+                self.publish(region, notifier);
                 Ok(None)
             }
         }
@@ -169,23 +169,23 @@ impl Cursor {
     /// every frame would bounce its cache line, and in a full ring the producer would write the
     /// very line we are reading (it trails us by one frame). Batches keep it lines away.
     #[inline(always)]
-    fn release(&mut self, size: u64, region: &RingMemory, fences: Fences) {
+    fn release(&mut self, size: u64, region: &RingMemory, notifier: &mut Notifier) {
         self.position += size;
         if self.position - self.published >= self.release_every {
-            self.publish(region, fences);
+            self.publish(region, notifier);
         }
     }
 
     /// Frees everything before our position to the producer.
     #[inline]
-    fn publish(&mut self, region: &RingMemory, fences: Fences) {
+    fn publish(&mut self, region: &RingMemory, notifier: &mut Notifier) {
         if self.published == self.position {
             return;
         }
         self.published = self.position;
         // Release: our reads of the freed frames happen before the producer's reuse of them.
         region.header().positions[CONSUMER_POS].store(self.position, Ordering::Release);
-        region.header().bells[SPACE_BELL].ring(fences);
+        region.header().bells[SPACE_BELL].ring(notifier);
     }
 }
 
@@ -265,7 +265,7 @@ impl Consumer {
     // throughput (measured in one harness: 155 against 180 M/s of 8-byte frames).
     #[inline(always)]
     pub fn try_recv(&mut self) -> Result<ReadGuard<'_>> {
-        match self.cursor.poll(&self.ep.region, self.ep.fences)? {
+        match self.cursor.poll(&self.ep.region, &mut self.ep.notifier)? {
             Some(len) => Ok(ReadGuard {
                 consumer: self,
                 len,
@@ -281,7 +281,7 @@ impl Consumer {
             return Err(Error::Empty);
         }
         // The detach may have landed after our look: look once more.
-        match self.cursor.poll(&self.ep.region, self.ep.fences)? {
+        match self.cursor.poll(&self.ep.region, &mut self.ep.notifier)? {
             Some(len) => Ok(ReadGuard {
                 consumer: self,
                 len,
@@ -312,7 +312,7 @@ impl Consumer {
     /// A ready frame is taken inline, as by `try_recv`; waiting is out of line.
     #[inline(always)]
     fn recv_until(&mut self, limit: Limit) -> Result<ReadGuard<'_>> {
-        let len = match self.cursor.poll(&self.ep.region, self.ep.fences)? {
+        let len = match self.cursor.poll(&self.ep.region, &mut self.ep.notifier)? {
             Some(len) => len,
             None => self.wait_for_frame(limit)?,
         };
@@ -327,13 +327,12 @@ impl Consumer {
         let ep = &mut self.ep;
         let cursor = &mut self.cursor;
         let region = &ep.region;
-        let fences = ep.fences;
         block_on(
             &region.header().bells[DATA_BELL],
-            fences,
+            ep.fences,
             &ep.policy,
             limit,
-            || cursor.poll(region, fences),
+            || cursor.poll(region, &mut ep.notifier),
             |thorough| ep.hold.departure(region.header(), thorough),
             &mut ep.stats,
         )
@@ -364,11 +363,11 @@ impl Consumer {
         if max == 0 {
             return Ok(0);
         }
-        let (region, fences) = (&self.ep.region, self.ep.fences);
-        match self.cursor.drain(region, fences, max, &mut f)? {
+        let (region, notifier) = (&self.ep.region, &mut self.ep.notifier);
+        match self.cursor.drain(region, notifier, max, &mut f)? {
             0 if self.ep.hold.peer_detached(region.header()) => {
                 // The detach may have landed after our look: look once more.
-                match self.cursor.drain(region, fences, max, &mut f)? {
+                match self.cursor.drain(region, notifier, max, &mut f)? {
                     0 => Err(Error::PeerGone(Role::Producer)),
                     n => Ok(n),
                 }
@@ -415,7 +414,7 @@ impl Consumer {
         loop {
             match self
                 .cursor
-                .drain(&self.ep.region, self.ep.fences, max, &mut f)?
+                .drain(&self.ep.region, &mut self.ep.notifier, max, &mut f)?
             {
                 // The wait leaves a frame ready, unless a hostile producer took it back.
                 0 => self.wait_for_frame(limit).map(drop)?,
@@ -453,7 +452,7 @@ impl Consumer {
 impl Drop for Consumer {
     fn drop(&mut self) {
         // A consumer that attaches after us resumes from the published position.
-        self.cursor.publish(&self.ep.region, self.ep.fences);
+        self.cursor.publish(&self.ep.region, &mut self.ep.notifier);
     }
 }
 
@@ -500,7 +499,7 @@ impl Drop for ReadGuard<'_> {
         let size = frame_size(self.len) as u64;
         consumer
             .cursor
-            .release(size, &consumer.ep.region, consumer.ep.fences);
+            .release(size, &consumer.ep.region, &mut consumer.ep.notifier);
     }
 }
 

@@ -50,7 +50,7 @@ use crate::error::{Error, Result, Role};
 use crate::layout::{check_geometry, largest_frame, RingParams, DATA_BELL, KIND_SPSC, SPACE_BELL};
 use crate::region::{Region, RingMemory};
 use crate::role::RoleHold;
-use crate::wait::{Fences, WaitPolicy, WaitStats};
+use crate::wait::{Fences, Notifier, WaitPolicy, WaitStats};
 
 /// Index of the producer's published position.
 const PRODUCER_POS: usize = 0;
@@ -291,7 +291,10 @@ struct Endpoint {
     region: RingMemory,
     capacity: u64,
     max_frame: u32,
+    /// How this endpoint fences its sleeps (on its own bell).
     fences: Fences,
+    /// How this endpoint fences its publishes (on its peer's bell).
+    notifier: Notifier,
     policy: WaitPolicy,
     hold: RoleHold,
     stats: WaitStats,
@@ -308,11 +311,13 @@ impl Endpoint {
         let hold = RoleHold::claim(region.header(), role)?;
         // A previous holder of this role may have died asleep and left its count behind.
         region.header().bells[bell_of(role)].reset_waiters();
+        let notifier = Notifier::sole(&region.header().bells[bell_of(role.peer())], fences);
         Ok(Endpoint {
             capacity: params.capacity,
             max_frame: params.max_frame,
             region: RingMemory::new(region),
             fences,
+            notifier,
             policy,
             hold,
             stats: WaitStats::default(),
@@ -325,7 +330,7 @@ impl Drop for Endpoint {
         let header = self.region.header();
         self.hold.release(header);
         // Wake the peer if it sleeps, so that it sees us gone now rather than at its next check.
-        header.bells[bell_of(self.hold.role().peer())].ring(self.fences);
+        header.bells[bell_of(self.hold.role().peer())].ring(&mut self.notifier);
     }
 }
 

@@ -418,7 +418,7 @@ impl Producer {
         }
         drop(batch);
         if sent > 0 {
-            region.header().bells[DATA_BELL].ring(self.ep.fences);
+            region.header().bells[DATA_BELL].ring(&mut self.ep.notifier);
         }
         match result {
             Err(e) if sent == 0 => Err(e),
@@ -441,7 +441,7 @@ impl Producer {
             .frame_word(offset)
             .store(frame::data_header(len as u32, position), Ordering::Release);
         self.cursor.position = position + size;
-        region.header().bells[DATA_BELL].ring(self.ep.fences);
+        region.header().bells[DATA_BELL].ring(&mut self.ep.notifier);
     }
 }
 
