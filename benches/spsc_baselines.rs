@@ -350,6 +350,37 @@ fn stream_ringport<const BLOCKING: bool>() -> f64 {
     )
 }
 
+/// ringport streaming 8-byte frames through the copying forms (`try_send`/`try_recv_into`
+/// busy, or `send`/`recv_into` blocking): what an 8-byte message most naturally goes through.
+fn stream_ringport_copy<const BLOCKING: bool>() -> f64 {
+    let (mut tx, mut rx) = stream_ring();
+    let mut buf = Vec::with_capacity(64);
+    stream(
+        move |sum| {
+            let got = if BLOCKING {
+                rx.recv_into(&mut buf)
+            } else {
+                rx.try_recv_into(&mut buf)
+            };
+            match got {
+                Ok(_) => {
+                    *sum = sum.wrapping_add(number(&buf));
+                    1
+                }
+                Err(_) => 0,
+            }
+        },
+        move |i| {
+            let sent = if BLOCKING {
+                tx.send(&i.to_le_bytes())
+            } else {
+                tx.try_send(&i.to_le_bytes())
+            };
+            u64::from(sent.is_ok())
+        },
+    )
+}
+
 /// How many messages a batch moves at most, on both sides, for the batch rows.
 const BATCH: usize = 64;
 
@@ -414,11 +445,13 @@ fn main() {
         for _ in 0..5 {
             println!(
                 "rtrb u64 {:.1} M/s  rtrb u128 {:.1} M/s  ringport busy {:.1} M/s  blocking {:.1} M/s  \
-                 rtrb chunks {:.1} M/s  ringport batches {:.1} M/s",
+                 try_send {:.1} M/s  send {:.1} M/s  rtrb chunks {:.1} M/s  ringport batches {:.1} M/s",
                 stream_rtrb_u64() / 1e6,
                 stream_rtrb_u128() / 1e6,
                 stream_ringport::<false>() / 1e6,
                 stream_ringport::<true>() / 1e6,
+                stream_ringport_copy::<false>() / 1e6,
+                stream_ringport_copy::<true>() / 1e6,
                 stream_rtrb_chunks() / 1e6,
                 stream_ringport_batches() / 1e6,
             );
@@ -460,7 +493,7 @@ fn main() {
 
     let mut spin: [Vec<f64>; 2] = Default::default();
     let mut block: [Vec<f64>; 3] = Default::default();
-    let mut streams: [Vec<f64>; 6] = Default::default();
+    let mut streams: [Vec<f64>; 8] = Default::default();
     for round in 0..rounds {
         // Alternate which contender goes first, so neither always runs on a warmer machine.
         let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
@@ -479,7 +512,7 @@ fn main() {
             ];
             block[i].push(ping(kinds[i], 20_000));
         }
-        let mut stream_order = [0, 1, 2, 3, 4, 5];
+        let mut stream_order = [0, 1, 2, 3, 4, 5, 6, 7];
         if round % 2 == 1 {
             stream_order.reverse();
         }
@@ -491,6 +524,8 @@ fn main() {
                 stream_ringport::<true>,
                 stream_rtrb_chunks,
                 stream_ringport_batches,
+                stream_ringport_copy::<false>,
+                stream_ringport_copy::<true>,
             ];
             streams[i].push(contenders[i]());
         }
@@ -502,7 +537,7 @@ fn main() {
     let [raw, ours, symmetric] = block.map(median);
     println!("64 B round trip, both sleep:  raw futex   {raw:8.0} ns   ringport {ours:8.0} ns   ratio {:.2}x", ours / raw);
     println!("  the same, symmetric fences: raw futex   {raw:8.0} ns   ringport {symmetric:8.0} ns   ratio {:.2}x", symmetric / raw);
-    let [u64s, u128s, ours, blocking, chunks, batches] = streams.map(median);
+    let [u64s, u128s, ours, blocking, chunks, batches, try_send, send] = streams.map(median);
     println!(
         "8 B frames streamed, threads: rtrb u64  {:8.1} M/s   ringport {:8.1} M/s   ratio {:.2}x",
         u64s / 1e6,
@@ -520,6 +555,18 @@ fn main() {
         u64s / 1e6,
         blocking / 1e6,
         blocking / u64s
+    );
+    println!(
+        "  copying, try_send/try_recv_into: rtrb u64 {:5.1} M/s   ringport {:8.1} M/s   ratio {:.2}x",
+        u64s / 1e6,
+        try_send / 1e6,
+        try_send / u64s
+    );
+    println!(
+        "  copying, send/recv_into:     rtrb u64  {:8.1} M/s   ringport {:8.1} M/s   ratio {:.2}x",
+        u64s / 1e6,
+        send / 1e6,
+        send / u64s
     );
     println!(
         "  batches of {BATCH}:             rtrb chunks {:6.1} M/s   ringport {:8.1} M/s   ratio {:.2}x (against rtrb u64 one at a time {:.2}x)",

@@ -45,10 +45,28 @@ impl Cursor {
 
     /// Finds room for a frame of `len` bytes; returns its ring position, or None if full.
     ///
+    /// Inline only the common case (the frame fits in this lap, and the cached consumer position
+    /// already shows room): a call on the streaming path costs its register saves, and those
+    /// stores queue behind the ring stores still draining (see `more_than_reserved`).
+    #[inline(always)]
+    fn claim(&mut self, region: &RingMemory, len: usize) -> Result<Option<u64>> {
+        let size = frame_size(len) as u64;
+        let offset = self.position & (self.capacity - 1);
+        // The frame, and the header slot after it, which we zero at commit.
+        let end = self.position + size + HEADER_LEN as u64;
+        if offset + size <= self.capacity && end <= self.cached_consumer + self.capacity {
+            return Ok(Some(self.position));
+        }
+        self.claim_slow(region, len)
+    }
+
+    /// `claim` for a frame that wraps, or a ring that looks full.
+    ///
     /// If the frame would cross the end of the data area, first publishes padding to the end of
     /// the lap (harmless if the grant is then aborted: the consumer skips it).
-    #[inline]
-    fn claim(&mut self, region: &RingMemory, len: usize) -> Result<Option<u64>> {
+    #[cold]
+    #[inline(never)]
+    fn claim_slow(&mut self, region: &RingMemory, len: usize) -> Result<Option<u64>> {
         let size = frame_size(len) as u64;
         let offset = self.position & (self.capacity - 1);
         if offset + size > self.capacity {
@@ -183,18 +201,12 @@ impl Producer {
     /// room now; [`Error::PeerGone`] if the consumer detached; [`Error::Corrupted`].
     #[inline]
     pub fn try_reserve(&mut self, len: usize) -> Result<WriteGrant<'_>> {
-        self.check_len(len)?;
-        match self.cursor.claim(&self.ep.region, len)? {
-            Some(position) => Ok(WriteGrant {
-                producer: self,
-                position,
-                len,
-            }),
-            None if self.ep.hold.peer_detached(self.ep.region.header()) => {
-                Err(Error::PeerGone(Role::Consumer))
-            }
-            None => Err(Error::Full),
-        }
+        let position = self.try_claim(len)?;
+        Ok(WriteGrant {
+            producer: self,
+            position,
+            len,
+        })
     }
 
     /// Reserves a frame of `len` bytes to write in place, waiting for room.
@@ -227,19 +239,38 @@ impl Producer {
         self.reserve_until(len, Limit::After(timeout))
     }
 
-    /// Room that is there now is taken inline, as by `try_reserve`; waiting is out of line.
     #[inline(always)]
     fn reserve_until(&mut self, len: usize, limit: Limit) -> Result<WriteGrant<'_>> {
-        self.check_len(len)?;
-        let position = match self.cursor.claim(&self.ep.region, len)? {
-            Some(position) => position,
-            None => self.wait_for_room(len, limit)?,
-        };
+        let position = self.claim_until(len, limit)?;
         Ok(WriteGrant {
             producer: self,
             position,
             len,
         })
+    }
+
+    /// The position of a frame of `len` bytes if there is room now, or why not.
+    #[inline(always)]
+    fn try_claim(&mut self, len: usize) -> Result<u64> {
+        self.check_len(len)?;
+        match self.cursor.claim(&self.ep.region, len)? {
+            Some(position) => Ok(position),
+            None if self.ep.hold.peer_detached(self.ep.region.header()) => {
+                Err(Error::PeerGone(Role::Consumer))
+            }
+            None => Err(Error::Full),
+        }
+    }
+
+    /// The position of a frame of `len` bytes: room that is there now is taken inline, waiting
+    /// is out of line.
+    #[inline(always)]
+    fn claim_until(&mut self, len: usize, limit: Limit) -> Result<u64> {
+        self.check_len(len)?;
+        match self.cursor.claim(&self.ep.region, len)? {
+            Some(position) => Ok(position),
+            None => self.wait_for_room(len, limit),
+        }
     }
 
     #[inline(never)]
@@ -262,10 +293,10 @@ impl Producer {
     ///
     /// # Errors
     /// As [`reserve`](Self::reserve).
+    #[inline(always)]
     pub fn send(&mut self, data: &[u8]) -> Result<()> {
-        let mut grant = self.reserve(data.len())?;
-        grant.copy_from_slice(data);
-        grant.commit();
+        let position = self.claim_until(data.len(), Limit::Forever)?;
+        self.write_frame(position, data);
         Ok(())
     }
 
@@ -273,11 +304,10 @@ impl Producer {
     ///
     /// # Errors
     /// As [`try_reserve`](Self::try_reserve).
-    #[inline]
+    #[inline(always)]
     pub fn try_send(&mut self, data: &[u8]) -> Result<()> {
-        let mut grant = self.try_reserve(data.len())?;
-        grant.copy_from_slice(data);
-        grant.commit();
+        let position = self.try_claim(data.len())?;
+        self.write_frame(position, data);
         Ok(())
     }
 
@@ -285,11 +315,24 @@ impl Producer {
     ///
     /// # Errors
     /// As [`reserve_timeout`](Self::reserve_timeout).
+    #[inline]
     pub fn send_timeout(&mut self, data: &[u8], timeout: Duration) -> Result<()> {
-        let mut grant = self.reserve_timeout(data.len(), timeout)?;
-        grant.copy_from_slice(data);
-        grant.commit();
+        let position = self.claim_until(data.len(), Limit::After(timeout))?;
+        self.write_frame(position, data);
         Ok(())
+    }
+
+    /// Copies `data` into the frame claimed at `position` and publishes it. The copying forms
+    /// come here rather than through a [`WriteGrant`]: a grant that does not stay in registers
+    /// costs the frame four stores to the stack, and stores are what a streaming producer runs
+    /// short of (see `more_than_reserved`).
+    #[inline(always)]
+    fn write_frame(&mut self, position: u64, data: &[u8]) {
+        let offset = (position & (self.ep.capacity - 1)) as usize + HEADER_LEN;
+        // SAFETY: `claim` gave this range to us; the consumer does not read it before
+        // `publish`, and `&mut self` makes this the only reference.
+        unsafe { self.ep.region.slice_mut(offset, data.len()) }.copy_from_slice(data);
+        self.publish(position, data.len());
     }
 
     /// Copies as many of `frames` as there is room for now into frames of their own, in order;
@@ -517,11 +560,9 @@ impl WriteGrant<'_> {
     /// If `len` is larger than the reserved length.
     #[inline]
     pub fn commit_len(self, len: usize) {
-        assert!(
-            len <= self.len,
-            "commit_len({len}) is more than the {} bytes reserved",
-            self.len
-        );
+        if len > self.len {
+            more_than_reserved(len, self.len);
+        }
         if len > 0 {
             self.producer.publish(self.position, len);
         }
@@ -530,6 +571,17 @@ impl WriteGrant<'_> {
     fn offset(&self) -> usize {
         (self.position & (self.producer.ep.capacity - 1)) as usize + HEADER_LEN
     }
+}
+
+/// The panic of [`WriteGrant::commit_len`], out of line and on copies: formatting the grant's
+/// own field would take its address, and a grant with its address taken lives on the stack,
+/// which costs the commit four stores. Stores are what a streaming producer runs short of: its
+/// stores to lines the consumer is reading drain slowly, and every store queues behind them.
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn more_than_reserved(len: usize, reserved: usize) -> ! {
+    panic!("commit_len({len}) is more than the {reserved} bytes reserved")
 }
 
 impl Deref for WriteGrant<'_> {
