@@ -431,6 +431,21 @@ fn stream_ringport_batches() -> f64 {
 
 // ---------------------------------------------------------------- driver
 
+/// One round of the blocking contenders (raw futex, ringport, ringport with symmetric fences),
+/// `n` round trips each, pushed to `block` in that order; every other round runs them backwards,
+/// so that none always runs on a warmer machine.
+fn block_round(round: usize, n: u64, block: &mut [Vec<f64>; 3]) {
+    const KINDS: [PingPong; 3] = [
+        PingPong::RawFutex,
+        PingPong::RingportBlocking,
+        PingPong::RingportBlockingSymmetric,
+    ];
+    let order = if round % 2 == 0 { [0, 1, 2] } else { [2, 1, 0] };
+    for i in order {
+        block[i].push(ping(KINDS[i], n));
+    }
+}
+
 fn main() {
     if let Ok(arg) = std::env::var(CHILD_ENV) {
         let mut parts = arg.splitn(3, ':');
@@ -463,17 +478,9 @@ fn main() {
         // VM from one second to the next, so each round's contenders run back to back and the
         // ratio is taken within the round.
         const ROUNDS: usize = 41;
-        let kinds = [
-            PingPong::RawFutex,
-            PingPong::RingportBlocking,
-            PingPong::RingportBlockingSymmetric,
-        ];
         let mut block: [Vec<f64>; 3] = Default::default();
         for round in 0..ROUNDS {
-            let order = if round % 2 == 0 { [0, 1, 2] } else { [2, 1, 0] };
-            for i in order {
-                block[i].push(ping(kinds[i], 4_000));
-            }
+            block_round(round, 4_000, &mut block);
         }
         let ratios = |of: usize| median((0..ROUNDS).map(|r| block[of][r] / block[0][r]).collect());
         let (ours, symmetric) = (ratios(1), ratios(2));
@@ -503,15 +510,7 @@ fn main() {
                 200_000,
             ));
         }
-        let block_order = if round % 2 == 0 { [0, 1, 2] } else { [2, 1, 0] };
-        for &i in &block_order {
-            let kinds = [
-                PingPong::RawFutex,
-                PingPong::RingportBlocking,
-                PingPong::RingportBlockingSymmetric,
-            ];
-            block[i].push(ping(kinds[i], 20_000));
-        }
+        block_round(round, 20_000, &mut block);
         let mut stream_order = [0, 1, 2, 3, 4, 5, 6, 7];
         if round % 2 == 1 {
             stream_order.reverse();

@@ -249,11 +249,17 @@ impl Producer {
         })
     }
 
+    /// The position of a frame of `len` bytes if there is room now (`None` if not).
+    #[inline(always)]
+    fn claim_now(&mut self, len: usize) -> Result<Option<u64>> {
+        self.check_len(len)?;
+        self.cursor.claim(&self.ep.region, len)
+    }
+
     /// The position of a frame of `len` bytes if there is room now, or why not.
     #[inline(always)]
     fn try_claim(&mut self, len: usize) -> Result<u64> {
-        self.check_len(len)?;
-        match self.cursor.claim(&self.ep.region, len)? {
+        match self.claim_now(len)? {
             Some(position) => Ok(position),
             None if self.ep.hold.peer_detached(self.ep.region.header()) => {
                 Err(Error::PeerGone(Role::Consumer))
@@ -266,8 +272,7 @@ impl Producer {
     /// is out of line.
     #[inline(always)]
     fn claim_until(&mut self, len: usize, limit: Limit) -> Result<u64> {
-        self.check_len(len)?;
-        match self.cursor.claim(&self.ep.region, len)? {
+        match self.claim_now(len)? {
             Some(position) => Ok(position),
             None => self.wait_for_room(len, limit),
         }
@@ -328,11 +333,17 @@ impl Producer {
     /// short of (see `more_than_reserved`).
     #[inline(always)]
     fn write_frame(&mut self, position: u64, data: &[u8]) {
-        let offset = (position & (self.ep.capacity - 1)) as usize + HEADER_LEN;
+        let offset = self.payload_offset(position);
         // SAFETY: `claim` gave this range to us; the consumer does not read it before
         // `publish`, and `&mut self` makes this the only reference.
         unsafe { self.ep.region.slice_mut(offset, data.len()) }.copy_from_slice(data);
         self.publish(position, data.len());
+    }
+
+    /// Where the payload of the frame at ring `position` starts in the data area.
+    #[inline(always)]
+    fn payload_offset(&self, position: u64) -> usize {
+        (position & (self.ep.capacity - 1)) as usize + HEADER_LEN
     }
 
     /// Copies as many of `frames` as there is room for now into frames of their own, in order;
@@ -569,7 +580,7 @@ impl WriteGrant<'_> {
     }
 
     fn offset(&self) -> usize {
-        (self.position & (self.producer.ep.capacity - 1)) as usize + HEADER_LEN
+        self.producer.payload_offset(self.position)
     }
 }
 
