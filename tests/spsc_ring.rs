@@ -150,6 +150,21 @@ fn copying_helpers_round_trip() {
     ));
 }
 
+/// Small frames are copied out as overlapping words, not by `memcpy`: every length around
+/// those word sizes, into a buffer that already holds a longer frame, must come out exact.
+#[test]
+fn recv_into_copies_every_small_length_exactly() {
+    let (mut producer, mut consumer) = SpscOptions::new().in_process().unwrap();
+    let mut buf = vec![0xAA; 100];
+    for len in 1..=48 {
+        let frame: Vec<u8> = (0..len as u8)
+            .map(|i| i.wrapping_mul(37) ^ len as u8)
+            .collect();
+        producer.send(&frame).unwrap();
+        assert_eq!(consumer.recv_into(&mut buf).unwrap(), len);
+        assert_eq!(buf, frame, "a frame of {len} bytes");
+    }
+}
 /// Random operations on the ring and on a model, compared after every step.
 #[test]
 fn random_operations_match_a_model() {

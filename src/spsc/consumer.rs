@@ -19,29 +19,35 @@ struct Cursor {
     position: u64,
     /// The position last stored for the producer; frames before it are free space.
     published: u64,
+    /// Once `position` reaches this, we publish: `published + release_every`, kept as a sum
+    /// so that the check on every frame is one compare.
+    release_at: u64,
     capacity: u64,
     max_frame: u32,
     /// How far `position` runs ahead of `published` before we publish (a sixteenth of the ring).
     release_every: u64,
     /// The last frame read: its header word without the stamp (its low half is the length),
-    /// and its size in the ring (a 1-byte frame before the first: any valid length will do).
-    /// The size derives from the length, but deriving it in every `poll` cost the 8-byte
-    /// streams 4-10 % (`spsc_baselines -- --stream-only`, both forms run in one session).
+    /// and the last offset at which a frame of its size fits in the lap (a 1-byte frame before
+    /// the first: any valid length will do). The offset derives from the length, but deriving
+    /// it in every `poll` cost the 8-byte streams 4-10 % (`spsc_baselines -- --stream-only`,
+    /// both forms run in one session).
     last_head: u64,
-    last_size: u64,
+    last_fit: u64,
 }
 
 impl Cursor {
     fn new(position: u64, capacity: u64, max_frame: u32) -> Cursor {
+        // At least one 8-byte slot: few stores, little space held.
+        let release_every = (capacity / 16).max(8);
         let mut cursor = Cursor {
             position,
             published: position,
+            release_at: position + release_every,
             capacity,
             max_frame,
-            // At least one 8-byte slot: few stores, little space held.
-            release_every: (capacity / 16).max(8),
+            release_every,
             last_head: 0,
-            last_size: 0,
+            last_fit: 0,
         };
         cursor.remember(1);
         cursor
@@ -50,7 +56,7 @@ impl Cursor {
     fn remember(&mut self, len: usize) {
         // Valid lengths fit in u32: `decode` checked len <= max_frame.
         self.last_head = frame::data_header(len as u32, 0);
-        self.last_size = frame_size(len) as u64;
+        self.last_fit = self.capacity - frame_size(len) as u64;
     }
 
     /// The payload length of the next frame if one is published.
@@ -65,9 +71,7 @@ impl Cursor {
         // loaded word: the word only decides a well-predicted branch. The CPU then runs ahead
         // into the next frames while this load is still in flight, instead of chasing one
         // header at a time. The checks are those of `decode` for a length already validated.
-        if word == self.last_head | frame::stamp(self.position)
-            && offset + self.last_size <= self.capacity
-        {
+        if word == self.last_head | frame::stamp(self.position) && offset <= self.last_fit {
             return Ok(Some(self.last_head as u32 as usize));
         }
         match frame::decode(word, self.position, self.capacity, self.max_frame) {
@@ -96,8 +100,8 @@ impl Cursor {
     ) -> Result<usize> {
         let mask = self.capacity - 1;
         let mut position = self.position;
-        let mut release_at = self.published + self.release_every;
-        let (mut head, mut last_fit) = (self.last_head, self.capacity - self.last_size);
+        let mut release_at = self.release_at;
+        let (mut head, mut last_fit) = (self.last_head, self.last_fit);
         let mut handed = 0;
         while handed < max {
             // Acquire: as in `poll`.
@@ -117,22 +121,22 @@ impl Cursor {
                     Err(_) => break,
                 };
                 position = self.position;
-                release_at = self.published + self.release_every;
-                (head, last_fit) = (self.last_head, self.capacity - self.last_size);
+                release_at = self.release_at;
+                (head, last_fit) = (self.last_head, self.last_fit);
                 len
             };
             let offset = (position & mask) as usize + HEADER_LEN;
             // SAFETY: the frame was validated as in `poll` (published, inside the data area);
             // the producer does not write it before we publish a position past it, which we do
             // only after `f` returns, and `&mut self` keeps our side from doing anything else.
-            let frame = unsafe { region.slice(offset, len) };
+            let frame = unsafe { region.slice_unchecked(offset, len) };
             position += frame_size(len) as u64;
             self.position = position;
             f(frame);
             handed += 1;
             if position >= release_at {
                 self.publish(region, notifier);
-                release_at = position + self.release_every;
+                release_at = self.release_at;
             }
         }
         Ok(handed)
@@ -173,7 +177,7 @@ impl Cursor {
     #[inline(always)]
     fn release(&mut self, size: u64, region: &RingMemory, notifier: &mut Notifier) {
         self.position += size;
-        if self.position - self.published >= self.release_every {
+        if self.position >= self.release_at {
             self.publish(region, notifier);
         }
     }
@@ -185,6 +189,7 @@ impl Cursor {
             return;
         }
         self.published = self.position;
+        self.release_at = self.position + self.release_every;
         // Release: our reads of the freed frames happen before the producer's reuse of them.
         region.header().positions[CONSUMER_POS].store(self.position, Ordering::Release);
         region.header().bells[SPACE_BELL].ring(notifier);
@@ -430,6 +435,7 @@ impl Consumer {
     ///
     /// # Errors
     /// As [`recv`](Self::recv).
+    #[inline]
     pub fn recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
         copy_out(self.recv()?, buf)
     }
@@ -438,6 +444,7 @@ impl Consumer {
     ///
     /// # Errors
     /// As [`try_recv`](Self::try_recv).
+    #[inline]
     pub fn try_recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
         copy_out(self.try_recv()?, buf)
     }
@@ -446,6 +453,7 @@ impl Consumer {
     ///
     /// # Errors
     /// As [`recv_timeout`](Self::recv_timeout).
+    #[inline]
     pub fn recv_into_timeout(&mut self, buf: &mut Vec<u8>, timeout: Duration) -> Result<usize> {
         copy_out(self.recv_timeout(timeout)?, buf)
     }
@@ -458,9 +466,9 @@ impl Drop for Consumer {
     }
 }
 
+#[inline(always)]
 fn copy_out(frame: ReadGuard<'_>, buf: &mut Vec<u8>) -> Result<usize> {
-    buf.clear();
-    buf.extend_from_slice(&frame);
+    crate::region::copy_frame(&frame, buf);
     Ok(frame.len)
 }
 
@@ -490,7 +498,7 @@ impl Deref for ReadGuard<'_> {
         // SAFETY: `poll` validated that the frame lies inside the data area and saw its header
         // published (Acquire); the producer does not write it until we publish our position in
         // `drop`, and the `&mut Consumer` borrow keeps our side from doing anything else.
-        unsafe { self.consumer.ep.region.slice(offset, self.len) }
+        unsafe { self.consumer.ep.region.slice_unchecked(offset, self.len) }
     }
 }
 

@@ -13,15 +13,49 @@ use crate::role::PeerStatus;
 use crate::sync::Ordering;
 use crate::wait::{block_on, Limit, WaitPolicy, WaitStats};
 
+/// How far past the next header slot a publish prefetches for writing (see
+/// `RingMemory::prefetch_for_write`): four lines, so that the line is ours before the frames
+/// reach it. Between two cores that hand lines over slowly, this took 8-byte streams from about
+/// 60-90 to about 140 M/s (in one run, against 80-115 M/s for rtrb); where lines move fast it
+/// changed nothing.
+const PREFETCH_AHEAD: usize = 256;
+
 /// The producer's private view of the ring: where it writes next, and the consumer's position as
 /// last read. Kept in the endpoint, never in shared memory.
 struct Cursor {
     position: u64,
     cached_consumer: u64,
     capacity: u64,
+    /// A frame that ends at or before `limit` may be written at `position` without a second
+    /// look: it fits in this lap, and the header slot after it is free by `cached_consumer`.
+    /// Refreshed whenever either moves other than by publishing, so that the fast path of
+    /// `claim` is one compare.
+    limit: u64,
 }
 
 impl Cursor {
+    fn new(position: u64, cached_consumer: u64, capacity: u64) -> Cursor {
+        let mut cursor = Cursor {
+            position,
+            cached_consumer,
+            capacity,
+            limit: 0,
+        };
+        cursor.refresh_limit();
+        cursor
+    }
+
+    /// Recomputes `limit` from `position` and `cached_consumer`. Publishing moves `position`
+    /// up to `limit` at most, which keeps it in the same lap (or exactly at its end, where
+    /// every frame fails the compare), so only the slow path needs to call this.
+    #[inline]
+    fn refresh_limit(&mut self) {
+        let lap_end = (self.position | (self.capacity - 1)) + 1;
+        // The header slot after the frame must be free too (it is zeroed at commit).
+        let room_end = self.cached_consumer + self.capacity - HEADER_LEN as u64;
+        self.limit = lap_end.min(room_end);
+    }
+
     /// Whether everything up to ring position `end` is free, rereading the consumer's position
     /// only if the cached one says no.
     #[inline]
@@ -40,21 +74,19 @@ impl Cursor {
             ));
         }
         self.cached_consumer = consumer;
+        self.refresh_limit();
         Ok(end <= consumer + self.capacity)
     }
 
-    /// Finds room for a frame of `len` bytes; returns its ring position, or None if full.
+    /// Finds room for a frame of `len` bytes; returns its ring position (always `position`
+    /// once this returns), or None if full.
     ///
-    /// Inline only the common case (the frame fits in this lap, and the cached consumer position
-    /// already shows room): a call on the streaming path costs its register saves, and those
-    /// stores queue behind the ring stores still draining (see `more_than_reserved`).
+    /// Inline only the common case (the frame ends within `limit`): a call on the streaming
+    /// path costs its register saves, and those stores queue behind the ring stores still
+    /// draining (see `more_than_reserved`).
     #[inline(always)]
     fn claim(&mut self, region: &RingMemory, len: usize) -> Result<Option<u64>> {
-        let size = frame_size(len) as u64;
-        let offset = self.position & (self.capacity - 1);
-        // The frame, and the header slot after it, which we zero at commit.
-        let end = self.position + size + HEADER_LEN as u64;
-        if offset + size <= self.capacity && end <= self.cached_consumer + self.capacity {
+        if self.position + frame_size(len) as u64 <= self.limit {
             return Ok(Some(self.position));
         }
         self.claim_slow(region, len)
@@ -89,8 +121,13 @@ impl Cursor {
             // frames (validated) from there.
             region.header().positions[PRODUCER_POS].store(lap_end, Ordering::Relaxed);
         }
+        // The position may be in a new lap since `limit` was computed: by the padding, or by
+        // frames that ended exactly at the end of the last one.
+        self.refresh_limit();
         // The frame, and the header slot after it, which we zero at commit.
-        if !self.has_room(region, self.position + size + HEADER_LEN as u64)? {
+        if self.position + size > self.limit
+            && !self.has_room(region, self.position + size + HEADER_LEN as u64)?
+        {
             return Ok(None);
         }
         Ok(Some(self.position))
@@ -147,11 +184,7 @@ impl Producer {
             }
         }
         Ok(Producer {
-            cursor: Cursor {
-                position,
-                cached_consumer: consumer,
-                capacity: params.capacity,
-            },
+            cursor: Cursor::new(position, consumer, params.capacity),
             ep,
         })
     }
@@ -201,10 +234,9 @@ impl Producer {
     /// room now; [`Error::PeerGone`] if the consumer detached; [`Error::Corrupted`].
     #[inline]
     pub fn try_reserve(&mut self, len: usize) -> Result<WriteGrant<'_>> {
-        let position = self.try_claim(len)?;
+        self.try_claim(len)?;
         Ok(WriteGrant {
             producer: self,
-            position,
             len,
         })
     }
@@ -241,26 +273,27 @@ impl Producer {
 
     #[inline(always)]
     fn reserve_until(&mut self, len: usize, limit: Limit) -> Result<WriteGrant<'_>> {
-        let position = self.claim_until(len, limit)?;
+        self.claim_until(len, limit)?;
         Ok(WriteGrant {
             producer: self,
-            position,
             len,
         })
     }
 
-    /// The position of a frame of `len` bytes if there is room now (`None` if not).
+    /// Claims a frame of `len` bytes at the cursor's position if there is room now (`None` if
+    /// not).
     #[inline(always)]
     fn claim_now(&mut self, len: usize) -> Result<Option<u64>> {
         self.check_len(len)?;
         self.cursor.claim(&self.ep.region, len)
     }
 
-    /// The position of a frame of `len` bytes if there is room now, or why not.
+    /// Claims a frame of `len` bytes at the cursor's position if there is room now, or says
+    /// why not.
     #[inline(always)]
-    fn try_claim(&mut self, len: usize) -> Result<u64> {
+    fn try_claim(&mut self, len: usize) -> Result<()> {
         match self.claim_now(len)? {
-            Some(position) => Ok(position),
+            Some(_) => Ok(()),
             None if self.ep.hold.peer_detached(self.ep.region.header()) => {
                 Err(Error::PeerGone(Role::Consumer))
             }
@@ -268,18 +301,18 @@ impl Producer {
         }
     }
 
-    /// The position of a frame of `len` bytes: room that is there now is taken inline, waiting
-    /// is out of line.
+    /// Claims a frame of `len` bytes at the cursor's position: room that is there now is taken
+    /// inline, waiting is out of line.
     #[inline(always)]
-    fn claim_until(&mut self, len: usize, limit: Limit) -> Result<u64> {
+    fn claim_until(&mut self, len: usize, limit: Limit) -> Result<()> {
         match self.claim_now(len)? {
-            Some(position) => Ok(position),
+            Some(_) => Ok(()),
             None => self.wait_for_room(len, limit),
         }
     }
 
     #[inline(never)]
-    fn wait_for_room(&mut self, len: usize, limit: Limit) -> Result<u64> {
+    fn wait_for_room(&mut self, len: usize, limit: Limit) -> Result<()> {
         let ep = &mut self.ep;
         let cursor = &mut self.cursor;
         let region = &ep.region;
@@ -292,6 +325,7 @@ impl Producer {
             |thorough| ep.hold.departure(region.header(), thorough),
             &mut ep.stats,
         )
+        .map(drop)
     }
 
     /// Copies `data` into one frame, waiting for room.
@@ -300,8 +334,8 @@ impl Producer {
     /// As [`reserve`](Self::reserve).
     #[inline(always)]
     pub fn send(&mut self, data: &[u8]) -> Result<()> {
-        let position = self.claim_until(data.len(), Limit::Forever)?;
-        self.write_frame(position, data);
+        self.claim_until(data.len(), Limit::Forever)?;
+        self.write_frame(data);
         Ok(())
     }
 
@@ -311,8 +345,8 @@ impl Producer {
     /// As [`try_reserve`](Self::try_reserve).
     #[inline(always)]
     pub fn try_send(&mut self, data: &[u8]) -> Result<()> {
-        let position = self.try_claim(data.len())?;
-        self.write_frame(position, data);
+        self.try_claim(data.len())?;
+        self.write_frame(data);
         Ok(())
     }
 
@@ -322,28 +356,30 @@ impl Producer {
     /// As [`reserve_timeout`](Self::reserve_timeout).
     #[inline]
     pub fn send_timeout(&mut self, data: &[u8], timeout: Duration) -> Result<()> {
-        let position = self.claim_until(data.len(), Limit::After(timeout))?;
-        self.write_frame(position, data);
+        self.claim_until(data.len(), Limit::After(timeout))?;
+        self.write_frame(data);
         Ok(())
     }
 
-    /// Copies `data` into the frame claimed at `position` and publishes it. The copying forms
-    /// come here rather than through a [`WriteGrant`]: a grant that does not stay in registers
-    /// costs the frame four stores to the stack, and stores are what a streaming producer runs
-    /// short of (see `more_than_reserved`).
+    /// Copies `data` into the frame just claimed and publishes it. The copying forms come here
+    /// rather than through a [`WriteGrant`]: a grant that does not stay in registers costs the
+    /// frame stores to the stack, and stores are what a streaming producer runs short of (see
+    /// `more_than_reserved`).
     #[inline(always)]
-    fn write_frame(&mut self, position: u64, data: &[u8]) {
-        let offset = self.payload_offset(position);
-        // SAFETY: `claim` gave this range to us; the consumer does not read it before
-        // `publish`, and `&mut self` makes this the only reference.
-        unsafe { self.ep.region.slice_mut(offset, data.len()) }.copy_from_slice(data);
-        self.publish(position, data.len());
+    fn write_frame(&mut self, data: &[u8]) {
+        let offset = self.payload_offset();
+        // SAFETY: `claim` gave this range to us, and bounded the frame by the capacity; the
+        // consumer does not read it before `publish`, and `&mut self` makes this the only
+        // reference.
+        unsafe { self.ep.region.slice_mut_unchecked(offset, data.len()) }.copy_from_slice(data);
+        self.publish(data.len());
     }
 
-    /// Where the payload of the frame at ring `position` starts in the data area.
+    /// Where the payload of the frame being written (at the cursor's position) starts in the
+    /// data area.
     #[inline(always)]
-    fn payload_offset(&self, position: u64) -> usize {
-        (position & (self.ep.capacity - 1)) as usize + HEADER_LEN
+    fn payload_offset(&self) -> usize {
+        (self.cursor.position & (self.ep.capacity - 1)) as usize + HEADER_LEN
     }
 
     /// Copies as many of `frames` as there is room for now into frames of their own, in order;
@@ -421,8 +457,6 @@ impl Producer {
         let cursor = &mut self.cursor;
         let capacity = cursor.capacity;
         let mut position = cursor.position;
-        // Room runs up to here, by the consumer's position as last read.
-        let mut room_end = cursor.cached_consumer + capacity;
         let mut sent = 0;
         let mut result = Ok(());
         // Publishes the batch when it goes out of scope: also if `as_ref` panics, so that no
@@ -435,10 +469,9 @@ impl Producer {
         for bytes in frames {
             let bytes = bytes.as_ref();
             let size = frame_size(bytes.len()) as u64;
-            let offset = position & (capacity - 1);
             // Past the lap's end, or into a next header slot not known to be free: the general
             // claim (padding, a fresh look at the consumer).
-            if offset + size > capacity || position + size + HEADER_LEN as u64 > room_end {
+            if position + size > cursor.limit {
                 let claimed = cursor.claim(region, bytes.len());
                 // Past any padding `claim` wrote (whatever it returns), whose header must stay.
                 batch.end = cursor.position;
@@ -450,13 +483,14 @@ impl Producer {
                         break;
                     }
                 }
-                room_end = cursor.cached_consumer + capacity;
             }
             let offset = (position & (capacity - 1)) as usize;
-            // SAFETY: the room check (or `claim`) gave this range to us; the consumer does not
-            // read it before the batch is published, and `&mut self` makes this the only
-            // reference.
-            unsafe { region.slice_mut(offset + HEADER_LEN, bytes.len()) }.copy_from_slice(bytes);
+            region.prefetch_for_write(offset + size as usize + PREFETCH_AHEAD);
+            // SAFETY: the limit (or `claim`) gave this range to us and bounded it by the
+            // capacity; the consumer does not read it before the batch is published, and
+            // `&mut self` makes this the only reference.
+            unsafe { region.slice_mut_unchecked(offset + HEADER_LEN, bytes.len()) }
+                .copy_from_slice(bytes);
             let header = frame::data_header(bytes.len() as u32, position);
             if sent == 0 {
                 batch.first = Some((offset, header));
@@ -480,11 +514,14 @@ impl Producer {
         }
     }
 
+    /// Publishes the frame of `len` bytes written at the cursor's position.
     #[inline]
-    fn publish(&mut self, position: u64, len: usize) {
+    fn publish(&mut self, len: usize) {
+        let position = self.cursor.position;
         let size = frame_size(len) as u64;
         let region = &self.ep.region;
         let offset = (position & (self.ep.capacity - 1)) as usize;
+        region.prefetch_for_write(offset + size as usize + PREFETCH_AHEAD);
         // Zero the next header slot first (it is ours: `claim` checked the room), so that the
         // consumer, once it sees this frame, cannot read a stale header there.
         region
@@ -552,8 +589,8 @@ impl std::fmt::Debug for Producer {
 /// prefix; dropping the grant without committing aborts it: the consumer sees nothing.
 #[must_use = "a grant that is dropped is aborted; call commit()"]
 pub struct WriteGrant<'a> {
+    /// The frame is at the producer's position, which stays put while we borrow it.
     producer: &'a mut Producer,
-    position: u64,
     len: usize,
 }
 
@@ -575,12 +612,8 @@ impl WriteGrant<'_> {
             more_than_reserved(len, self.len);
         }
         if len > 0 {
-            self.producer.publish(self.position, len);
+            self.producer.publish(len);
         }
-    }
-
-    fn offset(&self) -> usize {
-        self.producer.payload_offset(self.position)
     }
 }
 
@@ -599,24 +632,31 @@ impl Deref for WriteGrant<'_> {
     type Target = [u8];
     #[inline]
     fn deref(&self) -> &[u8] {
-        // SAFETY: `claim` gave this range to the producer, which we borrow mutably; the consumer
-        // does not read it before `publish`.
-        unsafe { self.producer.ep.region.slice(self.offset(), self.len) }
+        let offset = self.producer.payload_offset();
+        // SAFETY: `claim` gave this range to the producer, which we borrow mutably, and bounded
+        // it by the capacity; the consumer does not read it before `publish`.
+        unsafe { self.producer.ep.region.slice_unchecked(offset, self.len) }
     }
 }
 
 impl DerefMut for WriteGrant<'_> {
     #[inline]
     fn deref_mut(&mut self) -> &mut [u8] {
+        let offset = self.producer.payload_offset();
         // SAFETY: as in `deref`; the `&mut self` borrow makes this the only reference.
-        unsafe { self.producer.ep.region.slice_mut(self.offset(), self.len) }
+        unsafe {
+            self.producer
+                .ep
+                .region
+                .slice_mut_unchecked(offset, self.len)
+        }
     }
 }
 
 impl std::fmt::Debug for WriteGrant<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WriteGrant")
-            .field("position", &self.position)
+            .field("position", &self.producer.cursor.position)
             .field("len", &self.len)
             .finish()
     }
