@@ -23,15 +23,18 @@ struct Cursor {
     /// so that the check on every frame is one compare.
     release_at: u64,
     capacity: u64,
+    /// `capacity - 1`, kept rather than derived on every frame.
+    mask: u64,
     max_frame: u32,
     /// How far `position` runs ahead of `published` before we publish (a sixteenth of the ring).
     release_every: u64,
     /// The last frame read: its header word without the stamp (its low half is the length),
-    /// and the last offset at which a frame of its size fits in the lap (a 1-byte frame before
-    /// the first: any valid length will do). The offset derives from the length, but deriving
-    /// it in every `poll` cost the 8-byte streams 4-10 % (`spsc_baselines -- --stream-only`,
-    /// both forms run in one session).
+    /// its size in the ring, and the last offset at which a frame of that size fits in the lap
+    /// (a 1-byte frame before the first: any valid length will do). Both derive from the
+    /// length, but deriving them on every frame cost the 8-byte streams 4-10 %
+    /// (`spsc_baselines -- --stream-only`, both forms run in one session).
     last_head: u64,
+    last_size: u64,
     last_fit: u64,
 }
 
@@ -44,9 +47,11 @@ impl Cursor {
             published: position,
             release_at: position + release_every,
             capacity,
+            mask: capacity - 1,
             max_frame,
             release_every,
             last_head: 0,
+            last_size: 0,
             last_fit: 0,
         };
         cursor.remember(1);
@@ -56,13 +61,17 @@ impl Cursor {
     fn remember(&mut self, len: usize) {
         // Valid lengths fit in u32: `decode` checked len <= max_frame.
         self.last_head = frame::data_header(len as u32, 0);
-        self.last_fit = self.capacity - frame_size(len) as u64;
+        self.last_size = frame_size(len) as u64;
+        self.last_fit = self.capacity - self.last_size;
     }
 
     /// The payload length of the next frame if one is published.
     #[inline(always)]
     fn poll(&mut self, region: &RingMemory, notifier: &mut Notifier) -> Result<Option<usize>> {
-        let offset = self.position & (self.capacity - 1);
+        // In locals, read before the Acquire load: after it, the compiler would read them again.
+        let position = self.position;
+        let offset = position & self.mask;
+        let expected = self.last_head | frame::stamp(position);
         // Acquire: pairs with the producer's Release of this word; the payload and the zeroed
         // next header are visible once we see it.
         let word = region.frame_word(offset as usize).load(Ordering::Acquire);
@@ -71,10 +80,10 @@ impl Cursor {
         // loaded word: the word only decides a well-predicted branch. The CPU then runs ahead
         // into the next frames while this load is still in flight, instead of chasing one
         // header at a time. The checks are those of `decode` for a length already validated.
-        if word == self.last_head | frame::stamp(self.position) && offset <= self.last_fit {
-            return Ok(Some(self.last_head as u32 as usize));
+        if word == expected && offset <= self.last_fit {
+            return Ok(Some(expected as u32 as usize));
         }
-        match frame::decode(word, self.position, self.capacity, self.max_frame) {
+        match frame::decode(word, position, self.capacity, self.max_frame) {
             Ok(Frame::Data(len)) => {
                 self.remember(len);
                 Ok(Some(len))
@@ -98,7 +107,7 @@ impl Cursor {
         max: usize,
         f: &mut impl FnMut(&[u8]),
     ) -> Result<usize> {
-        let mask = self.capacity - 1;
+        let mask = self.mask;
         let mut position = self.position;
         let mut release_at = self.release_at;
         let (mut head, mut last_fit) = (self.last_head, self.last_fit);
@@ -171,12 +180,13 @@ impl Cursor {
         }
     }
 
-    /// Frees the frame just read. Space is handed back in batches: publishing our position on
-    /// every frame would bounce its cache line, and in a full ring the producer would write the
-    /// very line we are reading (it trails us by one frame). Batches keep it lines away.
+    /// Frees the frame just read (`poll` remembered its size). Space is handed back in batches:
+    /// publishing our position on every frame would bounce its cache line, and in a full ring
+    /// the producer would write the very line we are reading (it trails us by one frame).
+    /// Batches keep it lines away.
     #[inline(always)]
-    fn release(&mut self, size: u64, region: &RingMemory, notifier: &mut Notifier) {
-        self.position += size;
+    fn release(&mut self, region: &RingMemory, notifier: &mut Notifier) {
+        self.position += self.last_size;
         if self.position >= self.release_at {
             self.publish(region, notifier);
         }
@@ -494,7 +504,7 @@ impl Deref for ReadGuard<'_> {
     #[inline]
     fn deref(&self) -> &[u8] {
         let cursor = &self.consumer.cursor;
-        let offset = (cursor.position & (cursor.capacity - 1)) as usize + HEADER_LEN;
+        let offset = (cursor.position & cursor.mask) as usize + HEADER_LEN;
         // SAFETY: `poll` validated that the frame lies inside the data area and saw its header
         // published (Acquire); the producer does not write it until we publish our position in
         // `drop`, and the `&mut Consumer` borrow keeps our side from doing anything else.
@@ -506,10 +516,9 @@ impl Drop for ReadGuard<'_> {
     #[inline]
     fn drop(&mut self) {
         let consumer = &mut *self.consumer;
-        let size = frame_size(self.len) as u64;
         consumer
             .cursor
-            .release(size, &consumer.ep.region, &mut consumer.ep.notifier);
+            .release(&consumer.ep.region, &mut consumer.ep.notifier);
     }
 }
 

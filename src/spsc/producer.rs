@@ -367,19 +367,34 @@ impl Producer {
     /// `more_than_reserved`).
     #[inline(always)]
     fn write_frame(&mut self, data: &[u8]) {
-        let offset = self.payload_offset();
+        // Read before the copy: after a store through the ring, the compiler would read them
+        // again.
+        let (position, offset) = self.frame_at_cursor();
         // SAFETY: `claim` gave this range to us, and bounded the frame by the capacity; the
         // consumer does not read it before `publish`, and `&mut self` makes this the only
         // reference.
-        unsafe { self.ep.region.slice_mut_unchecked(offset, data.len()) }.copy_from_slice(data);
-        self.publish(data.len());
+        unsafe {
+            self.ep
+                .region
+                .slice_mut_unchecked(offset + HEADER_LEN, data.len())
+        }
+        .copy_from_slice(data);
+        self.publish_at(position, offset, data.len());
+    }
+
+    /// The ring position of the frame being written (the cursor's), and its offset in the data
+    /// area.
+    #[inline(always)]
+    fn frame_at_cursor(&self) -> (u64, usize) {
+        let position = self.cursor.position;
+        (position, (position & (self.cursor.capacity - 1)) as usize)
     }
 
     /// Where the payload of the frame being written (at the cursor's position) starts in the
     /// data area.
     #[inline(always)]
     fn payload_offset(&self) -> usize {
-        (self.cursor.position & (self.ep.capacity - 1)) as usize + HEADER_LEN
+        self.frame_at_cursor().1 + HEADER_LEN
     }
 
     /// Copies as many of `frames` as there is room for now into frames of their own, in order;
@@ -517,10 +532,15 @@ impl Producer {
     /// Publishes the frame of `len` bytes written at the cursor's position.
     #[inline]
     fn publish(&mut self, len: usize) {
-        let position = self.cursor.position;
+        let (position, offset) = self.frame_at_cursor();
+        self.publish_at(position, offset, len);
+    }
+
+    /// Publishes the frame of `len` bytes written at ring `position`, data-area `offset`.
+    #[inline(always)]
+    fn publish_at(&mut self, position: u64, offset: usize, len: usize) {
         let size = frame_size(len) as u64;
         let region = &self.ep.region;
-        let offset = (position & (self.ep.capacity - 1)) as usize;
         region.prefetch_for_write(offset + size as usize + PREFETCH_AHEAD);
         // Zero the next header slot first (it is ours: `claim` checked the room), so that the
         // consumer, once it sees this frame, cannot read a stale header there.
