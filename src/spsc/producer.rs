@@ -15,9 +15,9 @@ use crate::wait::{block_on, Limit, WaitPolicy, WaitStats};
 
 /// How far past the next header slot a publish prefetches for writing (see
 /// `RingMemory::prefetch_for_write`): four lines, so that the line is ours before the frames
-/// reach it. Between two cores that hand lines over slowly, this took 8-byte streams from about
-/// 60-90 to about 140 M/s (in one run, against 80-115 M/s for rtrb); where lines move fast it
-/// changed nothing.
+/// reach it. Between two cores that hand lines over slowly, this alone took 8-byte streams from
+/// about 60-90 to about 140 M/s (a copy of the bench's two-thread stream, builds with and without
+/// it run alternately; rtrb made 80-115 M/s meanwhile); where lines move fast it changed nothing.
 const PREFETCH_AHEAD: usize = 256;
 
 /// The producer's private view of the ring: where it writes next, and the consumer's position as
