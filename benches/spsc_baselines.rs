@@ -4,15 +4,17 @@
 //!   against a raw ping-pong of two atomics on separate cache lines in the same kind of mapping
 //!   (the hardware limit).
 //! - Blocking ping-pong (both sides sleep: no spinning), against a raw futex ping-pong.
-//! - 8-byte frames streamed one way between two threads, busy-polling (`try_reserve`,
-//!   `try_recv`) and through the blocking forms (`reserve`, `recv`), against rtrb 0.4 moving u64s
-//!   (the issue's baseline) and u128s (the 16 bytes a message that an 8-byte frame with its
-//!   header takes).
+//! - 8-byte frames streamed one way between two threads: in place (`try_reserve`/`try_recv`, and
+//!   the blocking `reserve`/`recv`), copying (`try_send`/`try_recv_into`, `send`/`recv_into`) and
+//!   in batches (`try_send_many`/`try_recv_many`), against rtrb 0.4 moving u64s (the issue's
+//!   baseline), u128s (the 16 bytes a message that an 8-byte frame with its header takes) and
+//!   chunks.
 //!
 //! Each round runs every contender once, in turn, so that machine drift hits them alike; the
 //! figures are medians over rounds, and each is also given as a ratio to its baseline.
-//! `cargo bench --bench spsc_baselines` (add `-- --quick` for fewer rounds, or
-//! `-- --stream-only` for five streaming pairs alone).
+//! `cargo bench --bench spsc_baselines` (add `-- --quick` for fewer rounds, `-- --stream-only`
+//! for five rounds of the streams alone, or `-- --block-only` for the blocking round trips in
+//! many short rounds).
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -431,6 +433,21 @@ fn stream_ringport_batches() -> f64 {
 
 // ---------------------------------------------------------------- driver
 
+/// A streaming contender: its name, and a run that returns messages a second.
+type Stream = (&'static str, fn() -> f64);
+
+/// The streaming contenders, in the order of `--stream-only`'s columns.
+const STREAMS: [Stream; 8] = [
+    ("rtrb u64", stream_rtrb_u64),
+    ("rtrb u128", stream_rtrb_u128),
+    ("ringport busy", stream_ringport::<false>),
+    ("blocking", stream_ringport::<true>),
+    ("try_send", stream_ringport_copy::<false>),
+    ("send", stream_ringport_copy::<true>),
+    ("rtrb chunks", stream_rtrb_chunks),
+    ("ringport batches", stream_ringport_batches),
+];
+
 /// One round of the blocking contenders (raw futex, ringport, ringport with symmetric fences),
 /// `n` round trips each, pushed to `block` in that order; every other round runs them backwards,
 /// so that none always runs on a warmer machine.
@@ -458,18 +475,10 @@ fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     if std::env::args().any(|a| a == "--stream-only") {
         for _ in 0..5 {
-            println!(
-                "rtrb u64 {:.1} M/s  rtrb u128 {:.1} M/s  ringport busy {:.1} M/s  blocking {:.1} M/s  \
-                 try_send {:.1} M/s  send {:.1} M/s  rtrb chunks {:.1} M/s  ringport batches {:.1} M/s",
-                stream_rtrb_u64() / 1e6,
-                stream_rtrb_u128() / 1e6,
-                stream_ringport::<false>() / 1e6,
-                stream_ringport::<true>() / 1e6,
-                stream_ringport_copy::<false>() / 1e6,
-                stream_ringport_copy::<true>() / 1e6,
-                stream_rtrb_chunks() / 1e6,
-                stream_ringport_batches() / 1e6,
-            );
+            for (name, run) in STREAMS {
+                print!("{name} {:.1} M/s  ", run() / 1e6);
+            }
+            println!();
         }
         return;
     }
@@ -516,17 +525,7 @@ fn main() {
             stream_order.reverse();
         }
         for &i in &stream_order {
-            let contenders = [
-                stream_rtrb_u64,
-                stream_rtrb_u128,
-                stream_ringport::<false>,
-                stream_ringport::<true>,
-                stream_rtrb_chunks,
-                stream_ringport_batches,
-                stream_ringport_copy::<false>,
-                stream_ringport_copy::<true>,
-            ];
-            streams[i].push(contenders[i]());
+            streams[i].push(STREAMS[i].1());
         }
         eprint!(".");
     }
@@ -536,7 +535,7 @@ fn main() {
     let [raw, ours, symmetric] = block.map(median);
     println!("64 B round trip, both sleep:  raw futex   {raw:8.0} ns   ringport {ours:8.0} ns   ratio {:.2}x", ours / raw);
     println!("  the same, symmetric fences: raw futex   {raw:8.0} ns   ringport {symmetric:8.0} ns   ratio {:.2}x", symmetric / raw);
-    let [u64s, u128s, ours, blocking, chunks, batches, try_send, send] = streams.map(median);
+    let [u64s, u128s, ours, blocking, try_send, send, chunks, batches] = streams.map(median);
     println!(
         "8 B frames streamed, threads: rtrb u64  {:8.1} M/s   ringport {:8.1} M/s   ratio {:.2}x",
         u64s / 1e6,

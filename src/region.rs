@@ -270,13 +270,6 @@ fn segment_len(params: &RingParams) -> Result<usize> {
         .map_err(|_| crate::Error::InvalidConfig("segment too large".into()))
 }
 
-/// A shared [`Region`] as an endpoint holds it, with the header and data addresses and the mask
-/// copied inline. The ring accessors are the hottest code in ringport: reaching the data through
-/// the `Arc` costs two dependent loads per access, and since the `Region` sits behind a shared
-/// pointer the compiler must reload its fields after every store into ring memory. Fields inline
-/// in an endpoint borrowed `&mut` stay in registers, and the hot paths never touch the `Arc`'s
-/// allocation (which may share a cache line with whatever another thread writes). Holding the
-/// `Arc` keeps the memory alive, which is what makes the accessors safe.
 /// Replaces the contents of `buf` with `frame`. A frame of 8 to 32 bytes is copied as two
 /// overlapping words (8 or 16 bytes each) instead of through a call to `memcpy`: for small
 /// frames that call and its size dispatch cost more than the rest of a receive (8-byte frames
@@ -321,6 +314,13 @@ pub(crate) fn copy_frame(frame: &[u8], buf: &mut Vec<u8>) {
     }
 }
 
+/// A shared [`Region`] as an endpoint holds it, with the header and data addresses and the mask
+/// copied inline. The ring accessors are the hottest code in ringport: reaching the data through
+/// the `Arc` costs two dependent loads per access, and since the `Region` sits behind a shared
+/// pointer the compiler must reload its fields after every store into ring memory. Fields inline
+/// in an endpoint borrowed `&mut` stay in registers, and the hot paths never touch the `Arc`'s
+/// allocation (which may share a cache line with whatever another thread writes). Holding the
+/// `Arc` keeps the memory alive, which is what makes the accessors safe.
 pub(crate) struct RingMemory {
     /// Keeps the memory alive (and, under loom, reaches the modelled words).
     #[cfg_attr(not(loom), allow(dead_code))]
@@ -428,19 +428,10 @@ impl RingMemory {
     #[inline(always)]
     #[allow(clippy::mut_from_ref)]
     pub(crate) unsafe fn slice_mut(&self, offset: usize, len: usize) -> &mut [u8] {
-        #[cfg(not(loom))]
-        {
-            // One compare: offset and len are below 2^40 here, so the sum cannot overflow.
-            assert!(offset + len <= self.mask + 1);
-            // SAFETY: in bounds (asserted) of memory the `Arc` keeps alive; exclusive by the
-            // caller's contract.
-            unsafe { std::slice::from_raw_parts_mut(self.data.as_ptr().add(offset), len) }
-        }
-        // SAFETY: the caller's contract is the one `Region::slice_mut` asks for.
-        #[cfg(loom)]
-        unsafe {
-            self.region.slice_mut(offset, len)
-        }
+        // One compare: offset and len are below 2^40 here, so the sum cannot overflow.
+        assert!(offset + len <= self.mask + 1);
+        // SAFETY: in bounds (asserted); exclusive by the caller's contract.
+        unsafe { self.slice_mut_unchecked(offset, len) }
     }
 
     /// [`slice_mut`](Self::slice_mut) for a range the caller has proved in bounds: the hot
@@ -522,17 +513,8 @@ impl RingMemory {
     /// If the range is not inside the data area (a bug in the caller, never a peer's input).
     #[inline(always)]
     pub(crate) unsafe fn slice(&self, offset: usize, len: usize) -> &[u8] {
-        #[cfg(not(loom))]
-        {
-            assert!(offset + len <= self.mask + 1);
-            // SAFETY: in bounds (asserted) of memory the `Arc` keeps alive; not written by our
-            // side, by the caller's contract.
-            unsafe { std::slice::from_raw_parts(self.data.as_ptr().add(offset), len) }
-        }
-        // SAFETY: the caller's contract is the one `Region::slice` asks for.
-        #[cfg(loom)]
-        unsafe {
-            self.region.slice(offset, len)
-        }
+        assert!(offset + len <= self.mask + 1);
+        // SAFETY: in bounds (asserted); not written by our side, by the caller's contract.
+        unsafe { self.slice_unchecked(offset, len) }
     }
 }

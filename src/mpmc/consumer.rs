@@ -101,8 +101,7 @@ impl MpmcConsumer {
 }
 
 fn copy_out(guard: &SlotGuard<'_>, buf: &mut Vec<u8>) -> Result<usize> {
-    buf.clear();
-    buf.extend_from_slice(guard);
+    crate::region::copy_frame(guard, buf);
     Ok(guard.len)
 }
 

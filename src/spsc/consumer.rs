@@ -22,8 +22,7 @@ struct Cursor {
     /// Once `position` reaches this, we publish: `published + release_every`, kept as a sum
     /// so that the check on every frame is one compare.
     release_at: u64,
-    capacity: u64,
-    /// `capacity - 1`, kept rather than derived on every frame.
+    /// The capacity less one: what every frame's offset needs.
     mask: u64,
     max_frame: u32,
     /// How far `position` runs ahead of `published` before we publish (a sixteenth of the ring).
@@ -46,7 +45,6 @@ impl Cursor {
             position,
             published: position,
             release_at: position + release_every,
-            capacity,
             mask: capacity - 1,
             max_frame,
             release_every,
@@ -58,11 +56,15 @@ impl Cursor {
         cursor
     }
 
+    fn capacity(&self) -> u64 {
+        self.mask + 1
+    }
+
     fn remember(&mut self, len: usize) {
         // Valid lengths fit in u32: `decode` checked len <= max_frame.
         self.last_head = frame::data_header(len as u32, 0);
         self.last_size = frame_size(len) as u64;
-        self.last_fit = self.capacity - self.last_size;
+        self.last_fit = self.capacity() - self.last_size;
     }
 
     /// The payload length of the next frame if one is published.
@@ -83,7 +85,7 @@ impl Cursor {
         if word == expected && offset <= self.last_fit {
             return Ok(Some(expected as u32 as usize));
         }
-        match frame::decode(word, position, self.capacity, self.max_frame) {
+        match frame::decode(word, position, self.capacity(), self.max_frame) {
             Ok(Frame::Data(len)) => {
                 self.remember(len);
                 Ok(Some(len))
@@ -162,10 +164,10 @@ impl Cursor {
     ) -> Result<Option<usize>> {
         let mut frame = first?;
         if frame == Frame::Pad {
-            self.position += self.capacity - (self.position & (self.capacity - 1));
+            self.position += self.capacity() - (self.position & self.mask);
             let word = region.frame_word(0).load(Ordering::Acquire);
             // Padding cannot start a lap, so `decode` refuses a second one: no loop here.
-            frame = frame::decode(word, self.position, self.capacity, self.max_frame)?;
+            frame = frame::decode(word, self.position, self.capacity(), self.max_frame)?;
         }
         match frame {
             Frame::Data(len) => {
