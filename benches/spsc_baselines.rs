@@ -13,8 +13,9 @@
 //! Each round runs every contender once, in turn, so that machine drift hits them alike; the
 //! figures are medians over rounds, and each is also given as a ratio to its baseline.
 //! `cargo bench --bench spsc_baselines` (add `-- --quick` for fewer rounds, `-- --stream-only`
-//! for five rounds of the streams alone, or `-- --block-only` for the blocking round trips in
-//! many short rounds).
+//! for five rounds of the streams alone, `-- --sides` for each side of a stream alone (what bounds
+//! a stream one at a time), or `-- --block-only` for the blocking round trips in many short
+//! rounds).
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -431,6 +432,152 @@ fn stream_ringport_batches() -> f64 {
     )
 }
 
+// ---------------------------------------------------------------- each side alone
+
+/// Frames a side moves alone in one turn: fewer than either ring holds (4,096 8-byte frames of 16
+/// bytes in 64 KiB, 4,096 rtrb slots), so that neither side ever waits within a turn.
+const TURN: u64 = 3_500;
+/// Turns in a `--sides` measurement: 14 M frames each way.
+const TURNS: u64 = 4_000;
+
+/// Each side of a stream alone, across the two cores: the writer fills `TURN` frames while the
+/// reader waits, then the reader drains them while the writer waits, `TURNS` times. Returns the
+/// writer's and the reader's rates in messages a second, each over its own turns only. The lines
+/// still travel between the cores as in a stream (the writer writes lines the reader read last,
+/// and the reader reads lines the writer wrote), but the two sides never touch a line at the same
+/// time, so each runs at its own ceiling. A one-at-a-time stream cannot beat the slower of the
+/// two, and runs fastest when the writer is the faster: the ring then stays full, and the reader
+/// reads lines the writer left long before.
+fn sides(
+    mut write: impl FnMut(u64) -> bool,
+    mut read: impl FnMut(&mut u64) -> bool + Send + 'static,
+) -> (f64, f64) {
+    let turn = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let reader_turn = turn.clone();
+    let reader = std::thread::spawn(move || {
+        pin_to(1);
+        let (mut sum, mut busy) = (0u64, Duration::ZERO);
+        for t in 0..TURNS {
+            // Acquire: pairs with the writer's Release; not that the ring needs it.
+            while reader_turn.load(Ordering::Acquire) != 2 * t + 1 {
+                std::hint::spin_loop();
+            }
+            let start = Instant::now();
+            let mut n = 0;
+            while n < TURN {
+                n += u64::from(read(&mut sum));
+            }
+            busy += start.elapsed();
+            reader_turn.store(2 * t + 2, Ordering::Release);
+        }
+        (sum, busy)
+    });
+    pin_to(0);
+    let mut busy = Duration::ZERO;
+    for t in 0..TURNS {
+        let start = Instant::now();
+        let mut i = 0;
+        while i < TURN {
+            i += u64::from(write(i));
+        }
+        busy += start.elapsed();
+        turn.store(2 * t + 1, Ordering::Release);
+        while turn.load(Ordering::Acquire) != 2 * t + 2 {
+            std::hint::spin_loop();
+        }
+    }
+    let (sum, read_busy) = reader.join().unwrap();
+    assert_eq!(sum, TURNS * (TURN * (TURN - 1) / 2));
+    let frames = (TURNS * TURN) as f64;
+    (
+        frames / busy.as_secs_f64(),
+        frames / read_busy.as_secs_f64(),
+    )
+}
+
+fn sides_rtrb<T: Copy + Send + 'static>(make: fn(u64) -> T, value: fn(T) -> u64) -> (f64, f64) {
+    let (mut tx, mut rx) = rtrb::RingBuffer::<T>::new(4096);
+    sides(
+        move |i| tx.push(make(i)).is_ok(),
+        move |sum| match rx.pop() {
+            Ok(v) => {
+                *sum = sum.wrapping_add(value(v));
+                true
+            }
+            Err(_) => false,
+        },
+    )
+}
+
+fn sides_ringport_in_place() -> (f64, f64) {
+    let (mut tx, mut rx) = stream_ring();
+    sides(
+        move |i| match tx.try_reserve(8) {
+            Ok(mut grant) => {
+                grant.copy_from_slice(&i.to_le_bytes());
+                grant.commit();
+                true
+            }
+            Err(_) => false,
+        },
+        move |sum| match rx.try_recv() {
+            Ok(frame) => {
+                *sum = sum.wrapping_add(number(&frame));
+                true
+            }
+            Err(_) => false,
+        },
+    )
+}
+
+fn sides_ringport_copying() -> (f64, f64) {
+    let (mut tx, mut rx) = stream_ring();
+    let mut buf = Vec::with_capacity(64);
+    sides(
+        move |i| tx.try_send(&i.to_le_bytes()).is_ok(),
+        move |sum| match rx.try_recv_into(&mut buf) {
+            Ok(_) => {
+                *sum = sum.wrapping_add(number(&buf));
+                true
+            }
+            Err(_) => false,
+        },
+    )
+}
+
+/// `--sides`: each contender's sides alone, in interleaved rounds; medians, and ratios to rtrb
+/// u64's sides.
+fn print_sides() {
+    type Sides = (&'static str, fn() -> (f64, f64));
+    const SIDES: [Sides; 4] = [
+        ("rtrb u64", || sides_rtrb(|i| i, |v| v)),
+        ("rtrb u128", || sides_rtrb(u128::from, |v| v as u64)),
+        ("ringport try_reserve/try_recv", sides_ringport_in_place),
+        ("ringport try_send/try_recv_into", sides_ringport_copying),
+    ];
+    const ROUNDS: usize = 5;
+    let mut rates: [[Vec<f64>; 2]; 4] = Default::default();
+    for _ in 0..ROUNDS {
+        for (i, (_, run)) in SIDES.iter().enumerate() {
+            let (writer, reader) = run();
+            rates[i][0].push(writer);
+            rates[i][1].push(reader);
+        }
+    }
+    let rates = rates.map(|sides| sides.map(median));
+    let [writer0, reader0] = rates[0];
+    println!("each side of an 8 B stream alone, across the cores ({ROUNDS} rounds, medians):");
+    for ((name, _), [writer, reader]) in SIDES.iter().zip(rates) {
+        println!(
+            "  {name:32} writer {:6.1} M/s ({:.2}x)   reader {:6.1} M/s ({:.2}x)",
+            writer / 1e6,
+            writer / writer0,
+            reader / 1e6,
+            reader / reader0
+        );
+    }
+}
+
 // ---------------------------------------------------------------- driver
 
 /// A streaming contender: its name, and a run that returns messages a second.
@@ -480,6 +627,10 @@ fn main() {
             }
             println!();
         }
+        return;
+    }
+    if std::env::args().any(|a| a == "--sides") {
+        print_sides();
         return;
     }
     if std::env::args().any(|a| a == "--block-only") {

@@ -314,7 +314,7 @@ impl Consumer {
     /// # Errors
     /// [`Error::PeerGone`] once the ring is empty and the producer detached or died;
     /// [`Error::Corrupted`].
-    #[inline]
+    #[inline(always)]
     pub fn recv(&mut self) -> Result<ReadGuard<'_>> {
         self.recv_until(Limit::Forever)
     }
@@ -447,7 +447,7 @@ impl Consumer {
     ///
     /// # Errors
     /// As [`recv`](Self::recv).
-    #[inline]
+    #[inline(always)]
     pub fn recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
         copy_out(self.recv()?, buf)
     }
@@ -456,7 +456,7 @@ impl Consumer {
     ///
     /// # Errors
     /// As [`try_recv`](Self::try_recv).
-    #[inline]
+    #[inline(always)]
     pub fn try_recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
         copy_out(self.try_recv()?, buf)
     }
@@ -503,7 +503,7 @@ pub struct ReadGuard<'a> {
 
 impl Deref for ReadGuard<'_> {
     type Target = [u8];
-    #[inline]
+    #[inline(always)]
     fn deref(&self) -> &[u8] {
         let cursor = &self.consumer.cursor;
         let offset = (cursor.position & cursor.mask) as usize + HEADER_LEN;
@@ -515,7 +515,7 @@ impl Deref for ReadGuard<'_> {
 }
 
 impl Drop for ReadGuard<'_> {
-    #[inline]
+    #[inline(always)]
     fn drop(&mut self) {
         let consumer = &mut *self.consumer;
         consumer

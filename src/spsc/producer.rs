@@ -232,7 +232,7 @@ impl Producer {
     /// # Errors
     /// [`Error::InvalidLength`] unless `1 <= len <= max_frame`; [`Error::Full`] if there is no
     /// room now; [`Error::PeerGone`] if the consumer detached; [`Error::Corrupted`].
-    #[inline]
+    #[inline(always)]
     pub fn try_reserve(&mut self, len: usize) -> Result<WriteGrant<'_>> {
         self.try_claim(len)?;
         Ok(WriteGrant {
@@ -257,7 +257,7 @@ impl Producer {
     /// # Errors
     /// [`Error::InvalidLength`]; [`Error::PeerGone`] if the consumer detached or died while the
     /// ring is full; [`Error::Corrupted`].
-    #[inline]
+    #[inline(always)]
     pub fn reserve(&mut self, len: usize) -> Result<WriteGrant<'_>> {
         self.reserve_until(len, Limit::Forever)
     }
@@ -616,7 +616,7 @@ pub struct WriteGrant<'a> {
 
 impl WriteGrant<'_> {
     /// Publishes the whole frame.
-    #[inline]
+    #[inline(always)]
     pub fn commit(self) {
         let len = self.len;
         self.commit_len(len);
@@ -626,7 +626,7 @@ impl WriteGrant<'_> {
     ///
     /// # Panics
     /// If `len` is larger than the reserved length.
-    #[inline]
+    #[inline(always)]
     pub fn commit_len(self, len: usize) {
         if len > self.len {
             more_than_reserved(len, self.len);
@@ -650,7 +650,7 @@ fn more_than_reserved(len: usize, reserved: usize) -> ! {
 
 impl Deref for WriteGrant<'_> {
     type Target = [u8];
-    #[inline]
+    #[inline(always)]
     fn deref(&self) -> &[u8] {
         let offset = self.producer.payload_offset();
         // SAFETY: `claim` gave this range to the producer, which we borrow mutably, and bounded
@@ -660,7 +660,7 @@ impl Deref for WriteGrant<'_> {
 }
 
 impl DerefMut for WriteGrant<'_> {
-    #[inline]
+    #[inline(always)]
     fn deref_mut(&mut self) -> &mut [u8] {
         let offset = self.producer.payload_offset();
         // SAFETY: as in `deref`; the `&mut self` borrow makes this the only reference.
