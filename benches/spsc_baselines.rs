@@ -295,10 +295,55 @@ fn number(frame: &[u8]) -> u64 {
     u64::from_le_bytes(frame[..8].try_into().unwrap())
 }
 
+/// How a contender's two sides run: [`Together`] as a stream (`stream`), or [`Apart`], each
+/// alone (`sides`). Each contender is written once, as its two sides, and handed to either.
+/// `read` takes what is there, adds it to the sum and says how many it took; `write` sends from
+/// `i` on and says how many it sent.
+trait Drive {
+    type Rates;
+    fn run(
+        self,
+        read: impl FnMut(&mut u64) -> u64 + Send + 'static,
+        write: impl FnMut(u64) -> u64,
+    ) -> Self::Rates;
+}
+
+/// Both sides at once: messages a second.
+struct Together;
+
+impl Drive for Together {
+    type Rates = f64;
+    fn run(
+        self,
+        read: impl FnMut(&mut u64) -> u64 + Send + 'static,
+        write: impl FnMut(u64) -> u64,
+    ) -> f64 {
+        stream(read, write)
+    }
+}
+
+/// Each side alone: the writer's and the reader's messages a second.
+struct Apart;
+
+impl Drive for Apart {
+    type Rates = (f64, f64);
+    fn run(
+        self,
+        read: impl FnMut(&mut u64) -> u64 + Send + 'static,
+        write: impl FnMut(u64) -> u64,
+    ) -> (f64, f64) {
+        sides(read, write)
+    }
+}
+
 /// rtrb streaming items of type `T` (made from and summed back to a u64).
-fn stream_rtrb<T: Copy + Send + 'static>(make: fn(u64) -> T, value: fn(T) -> u64) -> f64 {
+fn stream_rtrb<T: Copy + Send + 'static, D: Drive>(
+    make: fn(u64) -> T,
+    value: fn(T) -> u64,
+    drive: D,
+) -> D::Rates {
     let (mut tx, mut rx) = rtrb::RingBuffer::<T>::new(4096);
-    stream(
+    drive.run(
         move |sum| match rx.pop() {
             Ok(v) => {
                 *sum = sum.wrapping_add(value(v));
@@ -311,20 +356,20 @@ fn stream_rtrb<T: Copy + Send + 'static>(make: fn(u64) -> T, value: fn(T) -> u64
 }
 
 /// The baseline: rtrb moving u64s, 8 bytes a slot.
-fn stream_rtrb_u64() -> f64 {
-    stream_rtrb(|i| i, |v| v)
+fn stream_rtrb_u64<D: Drive>(drive: D) -> D::Rates {
+    stream_rtrb(|i| i, |v| v, drive)
 }
 
 /// The same bytes per message as ringport moves: an 8-byte frame takes 16 with its header.
-fn stream_rtrb_u128() -> f64 {
-    stream_rtrb(u128::from, |v| v as u64)
+fn stream_rtrb_u128<D: Drive>(drive: D) -> D::Rates {
+    stream_rtrb(u128::from, |v| v as u64, drive)
 }
 
 /// ringport streaming 8-byte frames, busy-polling with the `try_` forms or through the blocking
 /// forms (which spin, then sleep).
-fn stream_ringport<const BLOCKING: bool>() -> f64 {
+fn stream_ringport<const BLOCKING: bool, D: Drive>(drive: D) -> D::Rates {
     let (mut tx, mut rx) = stream_ring();
-    stream(
+    drive.run(
         move |sum| {
             let frame = if BLOCKING { rx.recv() } else { rx.try_recv() };
             match frame {
@@ -355,10 +400,10 @@ fn stream_ringport<const BLOCKING: bool>() -> f64 {
 
 /// ringport streaming 8-byte frames through the copying forms (`try_send`/`try_recv_into`
 /// busy, or `send`/`recv_into` blocking): what an 8-byte message most naturally goes through.
-fn stream_ringport_copy<const BLOCKING: bool>() -> f64 {
+fn stream_ringport_copy<const BLOCKING: bool, D: Drive>(drive: D) -> D::Rates {
     let (mut tx, mut rx) = stream_ring();
     let mut buf = Vec::with_capacity(64);
-    stream(
+    drive.run(
         move |sum| {
             let got = if BLOCKING {
                 rx.recv_into(&mut buf)
@@ -449,8 +494,8 @@ const TURNS: u64 = 4_000;
 /// two, and runs fastest when the writer is the faster: the ring then stays full, and the reader
 /// reads lines the writer left long before.
 fn sides(
-    mut write: impl FnMut(u64) -> bool,
-    mut read: impl FnMut(&mut u64) -> bool + Send + 'static,
+    mut read: impl FnMut(&mut u64) -> u64 + Send + 'static,
+    mut write: impl FnMut(u64) -> u64,
 ) -> (f64, f64) {
     let turn = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let reader_turn = turn.clone();
@@ -465,7 +510,7 @@ fn sides(
             let start = Instant::now();
             let mut n = 0;
             while n < TURN {
-                n += u64::from(read(&mut sum));
+                n += read(&mut sum);
             }
             busy += start.elapsed();
             reader_turn.store(2 * t + 2, Ordering::Release);
@@ -478,7 +523,7 @@ fn sides(
         let start = Instant::now();
         let mut i = 0;
         while i < TURN {
-            i += u64::from(write(i));
+            i += write(i);
         }
         busy += start.elapsed();
         turn.store(2 * t + 1, Ordering::Release);
@@ -495,65 +540,19 @@ fn sides(
     )
 }
 
-fn sides_rtrb<T: Copy + Send + 'static>(make: fn(u64) -> T, value: fn(T) -> u64) -> (f64, f64) {
-    let (mut tx, mut rx) = rtrb::RingBuffer::<T>::new(4096);
-    sides(
-        move |i| tx.push(make(i)).is_ok(),
-        move |sum| match rx.pop() {
-            Ok(v) => {
-                *sum = sum.wrapping_add(value(v));
-                true
-            }
-            Err(_) => false,
-        },
-    )
-}
-
-fn sides_ringport_in_place() -> (f64, f64) {
-    let (mut tx, mut rx) = stream_ring();
-    sides(
-        move |i| match tx.try_reserve(8) {
-            Ok(mut grant) => {
-                grant.copy_from_slice(&i.to_le_bytes());
-                grant.commit();
-                true
-            }
-            Err(_) => false,
-        },
-        move |sum| match rx.try_recv() {
-            Ok(frame) => {
-                *sum = sum.wrapping_add(number(&frame));
-                true
-            }
-            Err(_) => false,
-        },
-    )
-}
-
-fn sides_ringport_copying() -> (f64, f64) {
-    let (mut tx, mut rx) = stream_ring();
-    let mut buf = Vec::with_capacity(64);
-    sides(
-        move |i| tx.try_send(&i.to_le_bytes()).is_ok(),
-        move |sum| match rx.try_recv_into(&mut buf) {
-            Ok(_) => {
-                *sum = sum.wrapping_add(number(&buf));
-                true
-            }
-            Err(_) => false,
-        },
-    )
-}
-
 /// `--sides`: each contender's sides alone, in interleaved rounds; medians, and ratios to rtrb
 /// u64's sides.
 fn print_sides() {
     type Sides = (&'static str, fn() -> (f64, f64));
     const SIDES: [Sides; 4] = [
-        ("rtrb u64", || sides_rtrb(|i| i, |v| v)),
-        ("rtrb u128", || sides_rtrb(u128::from, |v| v as u64)),
-        ("ringport try_reserve/try_recv", sides_ringport_in_place),
-        ("ringport try_send/try_recv_into", sides_ringport_copying),
+        ("rtrb u64", || stream_rtrb_u64(Apart)),
+        ("rtrb u128", || stream_rtrb_u128(Apart)),
+        ("ringport try_reserve/try_recv", || {
+            stream_ringport::<false, _>(Apart)
+        }),
+        ("ringport try_send/try_recv_into", || {
+            stream_ringport_copy::<false, _>(Apart)
+        }),
     ];
     const ROUNDS: usize = 5;
     let mut rates: [[Vec<f64>; 2]; 4] = Default::default();
@@ -585,12 +584,12 @@ type Stream = (&'static str, fn() -> f64);
 
 /// The streaming contenders, in the order of `--stream-only`'s columns.
 const STREAMS: [Stream; 8] = [
-    ("rtrb u64", stream_rtrb_u64),
-    ("rtrb u128", stream_rtrb_u128),
-    ("ringport busy", stream_ringport::<false>),
-    ("blocking", stream_ringport::<true>),
-    ("try_send", stream_ringport_copy::<false>),
-    ("send", stream_ringport_copy::<true>),
+    ("rtrb u64", || stream_rtrb_u64(Together)),
+    ("rtrb u128", || stream_rtrb_u128(Together)),
+    ("ringport busy", || stream_ringport::<false, _>(Together)),
+    ("blocking", || stream_ringport::<true, _>(Together)),
+    ("try_send", || stream_ringport_copy::<false, _>(Together)),
+    ("send", || stream_ringport_copy::<true, _>(Together)),
     ("rtrb chunks", stream_rtrb_chunks),
     ("ringport batches", stream_ringport_batches),
 ];
