@@ -232,6 +232,7 @@ impl Producer {
     /// # Errors
     /// [`Error::InvalidLength`] unless `1 <= len <= max_frame`; [`Error::Full`] if there is no
     /// room now; [`Error::PeerGone`] if the consumer detached; [`Error::Corrupted`].
+    // Always inlined, as the consumer's hot forms are (see `Consumer::try_recv_into`).
     #[inline(always)]
     pub fn try_reserve(&mut self, len: usize) -> Result<WriteGrant<'_>> {
         self.try_claim(len)?;
