@@ -17,7 +17,8 @@
 //! a stream one at a time), or `-- --block-only` for the blocking round trips in many short
 //! rounds).
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ringport::{Error, SpscOptions};
@@ -264,8 +265,7 @@ fn stream_ring() -> (ringport::Producer, ringport::Consumer) {
 }
 
 /// Streams 0..STREAM from this thread (core 0) to a reader thread (core 1) and returns messages
-/// a second, once the reader has summed them all correctly. `read` takes what is there, adds it
-/// to the sum and says how many it took; `write` sends from `i` on and says how many it sent.
+/// a second, once the reader has summed them all correctly (`read` and `write` as in [`Drive`]).
 fn stream(
     mut read: impl FnMut(&mut u64) -> u64 + Send + 'static,
     mut write: impl FnMut(u64) -> u64,
@@ -497,7 +497,7 @@ fn sides(
     mut read: impl FnMut(&mut u64) -> u64 + Send + 'static,
     mut write: impl FnMut(u64) -> u64,
 ) -> (f64, f64) {
-    let turn = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let turn = Arc::new(AtomicU64::new(0));
     let reader_turn = turn.clone();
     let reader = std::thread::spawn(move || {
         pin_to(1);

@@ -478,6 +478,22 @@ impl RingMemory {
         }
     }
 
+    /// The payload bytes `offset..offset + len`, to read.
+    ///
+    /// # Safety
+    /// Under the ring protocol the range must be published to the caller (a consumer's frame)
+    /// and no endpoint of ours may write it while the returned slice lives. A hostile peer can
+    /// still write it: the bytes may then change, but nothing in ringport depends on them.
+    ///
+    /// # Panics
+    /// If the range is not inside the data area (a bug in the caller, never a peer's input).
+    #[inline(always)]
+    pub(crate) unsafe fn slice(&self, offset: usize, len: usize) -> &[u8] {
+        assert!(offset + len <= self.mask + 1);
+        // SAFETY: in bounds (asserted); not written by our side, by the caller's contract.
+        unsafe { self.slice_unchecked(offset, len) }
+    }
+
     /// Asks the CPU to fetch the cache line at `offset` (modulo the capacity) for writing. A
     /// streaming producer calls it some lines ahead of where it writes: its stores to a line the
     /// consumer last read wait for that line to be taken back, and every later store queues
@@ -500,21 +516,5 @@ impl RingMemory {
         }
         #[cfg(any(loom, not(target_arch = "x86_64")))]
         let _ = offset;
-    }
-
-    /// The payload bytes `offset..offset + len`, to read.
-    ///
-    /// # Safety
-    /// Under the ring protocol the range must be published to the caller (a consumer's frame)
-    /// and no endpoint of ours may write it while the returned slice lives. A hostile peer can
-    /// still write it: the bytes may then change, but nothing in ringport depends on them.
-    ///
-    /// # Panics
-    /// If the range is not inside the data area (a bug in the caller, never a peer's input).
-    #[inline(always)]
-    pub(crate) unsafe fn slice(&self, offset: usize, len: usize) -> &[u8] {
-        assert!(offset + len <= self.mask + 1);
-        // SAFETY: in bounds (asserted); not written by our side, by the caller's contract.
-        unsafe { self.slice_unchecked(offset, len) }
     }
 }

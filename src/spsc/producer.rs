@@ -78,16 +78,16 @@ impl Cursor {
         Ok(end <= consumer + self.capacity)
     }
 
-    /// Finds room for a frame of `len` bytes; returns its ring position (always `position`
-    /// once this returns), or None if full.
+    /// Finds room for a frame of `len` bytes at `position` (after padding to the next lap if it
+    /// would not fit in this one); false if the ring is full.
     ///
     /// Inline only the common case (the frame ends within `limit`): a call on the streaming
     /// path costs its register saves, and those stores queue behind the ring stores still
     /// draining (see `more_than_reserved`).
     #[inline(always)]
-    fn claim(&mut self, region: &RingMemory, len: usize) -> Result<Option<u64>> {
+    fn claim(&mut self, region: &RingMemory, len: usize) -> Result<bool> {
         if self.position + frame_size(len) as u64 <= self.limit {
-            return Ok(Some(self.position));
+            return Ok(true);
         }
         self.claim_slow(region, len)
     }
@@ -98,14 +98,14 @@ impl Cursor {
     /// the lap (harmless if the grant is then aborted: the consumer skips it).
     #[cold]
     #[inline(never)]
-    fn claim_slow(&mut self, region: &RingMemory, len: usize) -> Result<Option<u64>> {
+    fn claim_slow(&mut self, region: &RingMemory, len: usize) -> Result<bool> {
         let size = frame_size(len) as u64;
         let offset = self.position & (self.capacity - 1);
         if offset + size > self.capacity {
             let lap_end = self.position + (self.capacity - offset);
             // The padding and the zeroed header slot at the start of the next lap.
             if !self.has_room(region, lap_end + HEADER_LEN as u64)? {
-                return Ok(None);
+                return Ok(false);
             }
             // Relaxed, then Release: as in `publish`, the zeroed slot is visible to whoever
             // acquires the padding header. No wake: a consumer that sleeps has read everything,
@@ -125,12 +125,8 @@ impl Cursor {
         // frames that ended exactly at the end of the last one.
         self.refresh_limit();
         // The frame, and the header slot after it, which we zero at commit.
-        if self.position + size > self.limit
-            && !self.has_room(region, self.position + size + HEADER_LEN as u64)?
-        {
-            return Ok(None);
-        }
-        Ok(Some(self.position))
+        Ok(self.position + size <= self.limit
+            || self.has_room(region, self.position + size + HEADER_LEN as u64)?)
     }
 }
 
@@ -281,10 +277,10 @@ impl Producer {
         })
     }
 
-    /// Claims a frame of `len` bytes at the cursor's position if there is room now (`None` if
+    /// Claims a frame of `len` bytes at the cursor's position if there is room now (false if
     /// not).
     #[inline(always)]
-    fn claim_now(&mut self, len: usize) -> Result<Option<u64>> {
+    fn claim_now(&mut self, len: usize) -> Result<bool> {
         self.check_len(len)?;
         self.cursor.claim(&self.ep.region, len)
     }
@@ -293,12 +289,12 @@ impl Producer {
     /// why not.
     #[inline(always)]
     fn try_claim(&mut self, len: usize) -> Result<()> {
-        match self.claim_now(len)? {
-            Some(_) => Ok(()),
-            None if self.ep.hold.peer_detached(self.ep.region.header()) => {
-                Err(Error::PeerGone(Role::Consumer))
-            }
-            None => Err(Error::Full),
+        if self.claim_now(len)? {
+            Ok(())
+        } else if self.ep.hold.peer_detached(self.ep.region.header()) {
+            Err(Error::PeerGone(Role::Consumer))
+        } else {
+            Err(Error::Full)
         }
     }
 
@@ -306,9 +302,10 @@ impl Producer {
     /// inline, waiting is out of line.
     #[inline(always)]
     fn claim_until(&mut self, len: usize, limit: Limit) -> Result<()> {
-        match self.claim_now(len)? {
-            Some(_) => Ok(()),
-            None => self.wait_for_room(len, limit),
+        if self.claim_now(len)? {
+            Ok(())
+        } else {
+            self.wait_for_room(len, limit)
         }
     }
 
@@ -322,11 +319,10 @@ impl Producer {
             ep.fences,
             &ep.policy,
             limit,
-            || cursor.claim(region, len),
+            || Ok(cursor.claim(region, len)?.then_some(())),
             |thorough| ep.hold.departure(region.header(), thorough),
             &mut ep.stats,
         )
-        .map(drop)
     }
 
     /// Copies `data` into one frame, waiting for room.
@@ -492,8 +488,8 @@ impl Producer {
                 // Past any padding `claim` wrote (whatever it returns), whose header must stay.
                 batch.end = cursor.position;
                 match claimed {
-                    Ok(Some(claimed)) => position = claimed,
-                    Ok(None) => break,
+                    Ok(true) => position = cursor.position,
+                    Ok(false) => break,
                     Err(e) => {
                         result = Err(e);
                         break;
