@@ -267,7 +267,7 @@ impl Drop for Region {
 #[cfg(not(loom))]
 fn segment_len(params: &RingParams) -> Result<usize> {
     usize::try_from(params.segment_len())
-        .map_err(|_| crate::Error::InvalidConfig("segment too large".into()))
+        .map_err(|_| crate::Error::InvalidConfig("segment too large"))
 }
 
 /// Replaces the contents of `buf` with `frame`. A frame of 8 to 32 bytes is copied as two

@@ -129,12 +129,12 @@ impl MpmcOptions {
 
     fn params(&self) -> Result<RingParams> {
         let slot_size = u32::try_from(self.slot_size)
-            .map_err(|_| Error::InvalidConfig("slot size above 4 GiB".into()))?;
+            .map_err(|_| Error::InvalidConfig("slot size above 4 GiB"))?;
         let capacity = self
             .slots
             .checked_mul(slot_stride(slot_size))
-            .ok_or_else(|| Error::InvalidConfig("ring too large".into()))?;
-        check_mpmc_geometry(capacity, slot_size).map_err(|e| Error::InvalidConfig(e.into()))?;
+            .ok_or_else(|| Error::InvalidConfig("ring too large"))?;
+        check_mpmc_geometry(capacity, slot_size).map_err(Error::InvalidConfig)?;
         Ok(RingParams {
             kind: KIND_MPMC,
             capacity,

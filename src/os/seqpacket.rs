@@ -30,10 +30,7 @@ pub struct Credentials {
 
 /// A socket address: a filesystem path, or an abstract name written with a leading '@'.
 fn address(path: &str) -> Result<UnixAddr> {
-    let invalid = |reason| Error::InvalidName {
-        name: path.to_owned(),
-        reason,
-    };
+    let invalid = |reason| Error::InvalidName { reason };
     if path.is_empty() || path == "@" {
         return Err(invalid("empty"));
     }
@@ -59,7 +56,7 @@ pub(crate) fn listen(path: &str) -> Result<OwnedFd> {
     let addr = address(path)?;
     let fd = seqpacket_socket()?;
     socket::bind(fd.as_raw_fd(), &addr).map_err(|e| match e {
-        Errno::EADDRINUSE => Error::AlreadyExists(path.to_owned()),
+        Errno::EADDRINUSE => Error::AlreadyExists,
         e => Error::os("bind", e),
     })?;
     socket::listen(&fd, Backlog::new(128).expect("128 is a valid backlog"))
@@ -91,7 +88,7 @@ pub(crate) fn connect(path: &str) -> Result<OwnedFd> {
     let addr = address(path)?;
     let fd = seqpacket_socket()?;
     socket::connect(fd.as_raw_fd(), &addr).map_err(|e| match e {
-        Errno::ENOENT | Errno::ECONNREFUSED => Error::NotFound(path.to_owned()),
+        Errno::ENOENT | Errno::ECONNREFUSED => Error::NotFound,
         e => Error::os("connect", e),
     })?;
     set_nonblocking(&fd)?;

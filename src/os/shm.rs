@@ -22,10 +22,7 @@ pub const MAX_NAME_LEN: usize = 254;
 /// A name may be given with or without its leading '/'; otherwise it must be non-empty, at most
 /// [`MAX_NAME_LEN`] bytes, and hold neither '/' nor NUL, nor be `.` or `..`.
 pub(crate) fn shm_path(name: &str) -> Result<CString> {
-    let bad = |reason| Error::InvalidName {
-        name: name.to_owned(),
-        reason,
-    };
+    let bad = |reason| Error::InvalidName { reason };
     let bare = name.strip_prefix('/').unwrap_or(name);
     if bare.is_empty() {
         return Err(bad("empty"));
@@ -69,7 +66,7 @@ impl SharedMemory {
             Mode::S_IRUSR | Mode::S_IWUSR,
         )
         .map_err(|e| match e {
-            Errno::EEXIST => Error::AlreadyExists(name.to_owned()),
+            Errno::EEXIST => Error::AlreadyExists,
             e => Error::os("shm_open", e),
         })?;
         let unlink = |e: Error| {
@@ -129,7 +126,7 @@ impl SharedMemory {
         let path = shm_path(name)?;
         let fd = nix::sys::mman::shm_open(path.as_c_str(), OFlag::O_RDWR, Mode::empty()).map_err(
             |e| match e {
-                Errno::ENOENT => Error::NotFound(name.to_owned()),
+                Errno::ENOENT => Error::NotFound,
                 e => Error::os("shm_open", e),
             },
         )?;
@@ -184,7 +181,7 @@ impl Drop for SharedMemory {
 /// Sizes a new segment (zero-filled).
 fn set_len(fd: &OwnedFd, len: usize) -> Result<()> {
     let size = libc::off_t::try_from(len)
-        .map_err(|_| Error::InvalidConfig(format!("segment of {len} bytes")))?;
+        .map_err(|_| Error::InvalidConfig("segment larger than a file offset holds"))?;
     nix::unistd::ftruncate(fd, size).map_err(|e| Error::os("ftruncate", e))
 }
 
@@ -206,7 +203,14 @@ fn map_shared(fd: impl AsFd, len: usize) -> Result<MmapRaw> {
     MmapOptions::new()
         .len(len)
         .map_raw(fd.as_fd().as_raw_fd())
-        .map_err(|e| Error::os("mmap", e))
+        // memmap2 reports the kernel's errno.
+        .map_err(|e| {
+            Error::os(
+                "mmap",
+                e.raw_os_error()
+                    .map_or(Errno::UnknownErrno, Errno::from_raw),
+            )
+        })
 }
 
 /// Removes a named segment (`shm_unlink`). Mappings that exist stay valid until unmapped.
@@ -216,7 +220,7 @@ fn map_shared(fd: impl AsFd, len: usize) -> Result<MmapRaw> {
 pub fn remove_segment(name: &str) -> Result<()> {
     let path = shm_path(name)?;
     nix::sys::mman::shm_unlink(path.as_c_str()).map_err(|e| match e {
-        Errno::ENOENT => Error::NotFound(name.to_owned()),
+        Errno::ENOENT => Error::NotFound,
         e => Error::os("shm_unlink", e),
     })
 }

@@ -130,8 +130,8 @@ impl SpscOptions {
     fn params(&self) -> Result<RingParams> {
         let largest = largest_frame(self.capacity).min(u64::from(u32::MAX));
         let max_frame = u32::try_from(self.max_frame.unwrap_or(largest))
-            .map_err(|_| Error::InvalidConfig("max frame above 4 GiB".into()))?;
-        check_geometry(self.capacity, max_frame).map_err(|e| Error::InvalidConfig(e.into()))?;
+            .map_err(|_| Error::InvalidConfig("max frame above 4 GiB"))?;
+        check_geometry(self.capacity, max_frame).map_err(Error::InvalidConfig)?;
         Ok(RingParams {
             kind: KIND_SPSC,
             capacity: self.capacity,
