@@ -133,7 +133,7 @@ impl MpmcOptions {
         let capacity = self
             .slots
             .checked_mul(slot_stride(slot_size))
-            .ok_or_else(|| Error::InvalidConfig("ring too large"))?;
+            .ok_or(Error::InvalidConfig("ring too large"))?;
         check_mpmc_geometry(capacity, slot_size).map_err(Error::InvalidConfig)?;
         Ok(RingParams {
             kind: KIND_MPMC,
