@@ -15,7 +15,8 @@
 //! `cargo bench --bench spsc_baselines` (add `-- --quick` for fewer rounds, `-- --stream-only`
 //! for five rounds of the streams alone, `-- --sides` for each side of a stream alone (what bounds
 //! a stream one at a time), or `-- --block-only` for the blocking round trips in many short
-//! rounds).
+//! rounds). `--pause N` makes each side of a stream run N `spin_loop` hints whenever it finds
+//! the ring empty (or full) before it looks again, as a polling loop may (see `stream`).
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -270,11 +271,16 @@ fn stream(
     mut read: impl FnMut(&mut u64) -> u64 + Send + 'static,
     mut write: impl FnMut(u64) -> u64,
 ) -> f64 {
+    let pause = STREAM_PAUSE.load(Ordering::Relaxed);
     let reader = std::thread::spawn(move || {
         pin_to(1);
         let (mut sum, mut n) = (0u64, 0);
         while n < STREAM {
-            n += read(&mut sum);
+            let got = read(&mut sum);
+            n += got;
+            if got == 0 {
+                idle(pause);
+            }
         }
         sum
     });
@@ -282,12 +288,28 @@ fn stream(
     let start = Instant::now();
     let mut i = 0;
     while i < STREAM {
-        i += write(i);
+        let sent = write(i);
+        i += sent;
+        if sent == 0 {
+            idle(pause);
+        }
     }
     let sum = reader.join().unwrap();
     let rate = STREAM as f64 / start.elapsed().as_secs_f64();
     assert_eq!(sum, STREAM * (STREAM - 1) / 2);
     rate
+}
+
+/// `spin_loop` hints a side of a stream runs when it finds nothing to do (`--pause N`; 0 by
+/// default). A reader that looks again at once, as soon as it has caught up, takes the cache
+/// line back from the writer while the writer is still filling it, every time; each such theft
+/// stalls the writer's stores. A pause lets the writer run ahead first.
+static STREAM_PAUSE: AtomicU32 = AtomicU32::new(0);
+
+fn idle(pauses: u32) {
+    for _ in 0..pauses {
+        std::hint::spin_loop();
+    }
 }
 
 /// The number an 8-byte frame carries.
@@ -619,6 +641,11 @@ fn main() {
         return;
     }
     let quick = std::env::args().any(|a| a == "--quick");
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(at) = args.iter().position(|a| a == "--pause") {
+        let pauses = args.get(at + 1).and_then(|n| n.parse().ok());
+        STREAM_PAUSE.store(pauses.expect("--pause takes a count"), Ordering::Relaxed);
+    }
     if std::env::args().any(|a| a == "--stream-only") {
         for _ in 0..5 {
             for (name, run) in STREAMS {
