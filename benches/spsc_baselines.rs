@@ -640,13 +640,14 @@ fn main() {
         pong(kind, &base, n);
         return;
     }
-    let quick = std::env::args().any(|a| a == "--quick");
     let args: Vec<String> = std::env::args().collect();
+    let flag = |name: &str| args.iter().any(|a| a == name);
+    let quick = flag("--quick");
     if let Some(at) = args.iter().position(|a| a == "--pause") {
         let pauses = args.get(at + 1).and_then(|n| n.parse().ok());
         STREAM_PAUSE.store(pauses.expect("--pause takes a count"), Ordering::Relaxed);
     }
-    if std::env::args().any(|a| a == "--stream-only") {
+    if flag("--stream-only") {
         for _ in 0..5 {
             for (name, run) in STREAMS {
                 print!("{name} {:.1} M/s  ", run() / 1e6);
@@ -655,11 +656,11 @@ fn main() {
         }
         return;
     }
-    if std::env::args().any(|a| a == "--sides") {
+    if flag("--sides") {
         print_sides();
         return;
     }
-    if std::env::args().any(|a| a == "--block-only") {
+    if flag("--block-only") {
         // The blocking rows alone, in many short rounds: a sleeping round trip swings 2-3x on a
         // VM from one second to the next, so each round's contenders run back to back and the
         // ratio is taken within the round.
