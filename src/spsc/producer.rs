@@ -274,7 +274,8 @@ impl Producer {
     /// The grant for the frame of `len` bytes just claimed at the cursor's position.
     #[inline(always)]
     fn grant(&mut self, len: usize) -> WriteGrant<'_> {
-        let (position, offset) = self.frame_at_cursor();
+        let position = self.cursor.position;
+        let offset = (position & (self.cursor.capacity - 1)) as usize;
         WriteGrant {
             producer: self,
             position,
@@ -337,8 +338,7 @@ impl Producer {
     /// As [`reserve`](Self::reserve).
     #[inline(always)]
     pub fn send(&mut self, data: &[u8]) -> Result<()> {
-        self.claim_until(data.len(), Limit::Forever)?;
-        self.write_frame(data);
+        self.reserve(data.len())?.commit_copy(data);
         Ok(())
     }
 
@@ -348,8 +348,7 @@ impl Producer {
     /// As [`try_reserve`](Self::try_reserve).
     #[inline(always)]
     pub fn try_send(&mut self, data: &[u8]) -> Result<()> {
-        self.try_claim(data.len())?;
-        self.write_frame(data);
+        self.try_reserve(data.len())?.commit_copy(data);
         Ok(())
     }
 
@@ -359,38 +358,8 @@ impl Producer {
     /// As [`reserve_timeout`](Self::reserve_timeout).
     #[inline]
     pub fn send_timeout(&mut self, data: &[u8], timeout: Duration) -> Result<()> {
-        self.claim_until(data.len(), Limit::After(timeout))?;
-        self.write_frame(data);
+        self.reserve_timeout(data.len(), timeout)?.commit_copy(data);
         Ok(())
-    }
-
-    /// Copies `data` into the frame just claimed and publishes it. The copying forms come here
-    /// rather than through a [`WriteGrant`]: a grant that does not stay in registers costs the
-    /// frame stores to the stack, and stores are what a streaming producer runs short of (see
-    /// `more_than_reserved`).
-    #[inline(always)]
-    fn write_frame(&mut self, data: &[u8]) {
-        // Read before the copy: after a store through the ring, the compiler would read them
-        // again.
-        let (position, offset) = self.frame_at_cursor();
-        // SAFETY: `claim` gave this range to us, and bounded the frame by the capacity; the
-        // consumer does not read it before `publish_at`, and `&mut self` makes this the only
-        // reference.
-        unsafe {
-            self.ep
-                .region
-                .slice_mut_unchecked(offset + HEADER_LEN, data.len())
-        }
-        .copy_from_slice(data);
-        self.publish_at(position, offset, data.len());
-    }
-
-    /// The ring position of the frame being written (the cursor's), and its offset in the data
-    /// area.
-    #[inline(always)]
-    fn frame_at_cursor(&self) -> (u64, usize) {
-        let position = self.cursor.position;
-        (position, (position & (self.cursor.capacity - 1)) as usize)
     }
 
     /// Copies as many of `frames` as there is room for now into frames of their own, in order;
@@ -610,6 +579,13 @@ pub struct WriteGrant<'a> {
 }
 
 impl WriteGrant<'_> {
+    /// The copying forms' write: `data`, of exactly the reserved length, then the commit.
+    #[inline(always)]
+    fn commit_copy(mut self, data: &[u8]) {
+        self.copy_from_slice(data);
+        self.commit();
+    }
+
     /// Publishes the whole frame.
     #[inline(always)]
     pub fn commit(self) {
