@@ -165,6 +165,7 @@ fn recv_into_copies_every_small_length_exactly() {
         assert_eq!(buf, frame, "a frame of {len} bytes");
     }
 }
+
 /// Random operations on the ring and on a model, compared after every step.
 #[test]
 fn random_operations_match_a_model() {
