@@ -356,6 +356,10 @@ pub struct WaitStats {
     /// publishing without fences. A peer that finds this endpoint asleep fences its publishes for
     /// a while, so in a steady blocking exchange this stays near zero.
     pub barriers: u64,
+    /// Waits of an SPSC consumer that followed the draining of a stream, and so began with a
+    /// pause, cut short by the call's deadline if need be (see
+    /// [`SpscOptions::stream_pause`](crate::SpscOptions::stream_pause)).
+    pub stream_pauses: u64,
 }
 
 /// How an endpoint waits.
@@ -366,6 +370,11 @@ pub(crate) struct WaitPolicy {
     pub spin: std::time::Duration,
     /// How often a sleeper wakes to check that its peer is alive.
     pub liveness_interval: std::time::Duration,
+    /// How long to wait before the first look, without looking: part of the spin, so bounded by
+    /// it and by the deadline. Zero but for an SPSC consumer that is keeping up with a stream
+    /// (see `SpscOptions::stream_pause`).
+    #[cfg_attr(loom, allow(dead_code))]
+    pub pause: std::time::Duration,
 }
 
 /// Waits until `attempt` yields a value or an error. Callers make their first attempt inline
@@ -440,7 +449,8 @@ pub(crate) fn block_on<T>(
     }
 }
 
-/// Spins on `attempt` for the policy's spin budget (bounded by the deadline).
+/// Spins on `attempt` for the policy's spin budget (bounded by the deadline), after the
+/// policy's pause.
 #[cfg(not(loom))]
 fn spin<T>(
     policy: &WaitPolicy,
@@ -450,9 +460,17 @@ fn spin<T>(
     if policy.spin.is_zero() {
         return Ok(None);
     }
-    let mut spin_end = Instant::now() + policy.spin;
+    let start = Instant::now();
+    let mut spin_end = start + policy.spin;
     if let Some(d) = deadline {
         spin_end = spin_end.min(d);
+    }
+    if !policy.pause.is_zero() {
+        // Not looking is the point: a look at the ring takes a line the peer is writing.
+        let pause_end = (start + policy.pause).min(spin_end);
+        while Instant::now() < pause_end {
+            spin_hint();
+        }
     }
     loop {
         for _ in 0..32 {

@@ -95,6 +95,61 @@ fn a_steady_blocking_exchange_sleeps_without_membarriers() {
     assert!(sleeper.barriers * 10 <= sleeper.sleeps, "{both}");
 }
 
+#[test]
+fn only_a_consumer_that_drained_a_stream_pauses_and_the_pause_does_not_look() {
+    let pause = Duration::from_millis(40);
+    let (mut producer, mut consumer) = options()
+        .stream_pause(pause)
+        .spin(Duration::from_secs(1))
+        .in_process()
+        .unwrap();
+    // A request and its reply: one frame per wait, never a pause.
+    for i in 0..20u8 {
+        producer.send(&[i]).unwrap();
+        assert_eq!(&*consumer.recv().unwrap(), &[i]);
+        assert!(matches!(
+            consumer.recv_timeout(Duration::ZERO),
+            Err(Error::Timeout)
+        ));
+    }
+    assert_eq!(consumer.stats().stream_pauses, 0);
+    // Three frames drained, then a wait: it pauses, and a frame published meanwhile is not
+    // seen before the pause ends.
+    for i in 0..3u8 {
+        producer.send(&[i]).unwrap();
+    }
+    for i in 0..3u8 {
+        assert_eq!(&*consumer.recv().unwrap(), &[i]);
+    }
+    let sender = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(5));
+        producer.send(b"late").unwrap();
+        producer
+    });
+    let start = Instant::now();
+    assert_eq!(&*consumer.recv().unwrap(), b"late");
+    let waited = start.elapsed();
+    assert!(waited >= pause, "received after {waited:?}");
+    assert_eq!(consumer.stats().stream_pauses, 1);
+    // That wait found one frame: the next one does not pause.
+    let mut producer = sender.join().unwrap();
+    producer.send(b"reply").unwrap();
+    assert_eq!(&*consumer.recv().unwrap(), b"reply");
+    assert_eq!(consumer.stats().stream_pauses, 1);
+    // A deadline cuts the pause short.
+    for i in 0..3u8 {
+        producer.send(&[i]).unwrap();
+        drop(consumer.recv().unwrap());
+    }
+    let start = Instant::now();
+    assert!(matches!(
+        consumer.recv_timeout(Duration::ZERO),
+        Err(Error::Timeout)
+    ));
+    assert!(start.elapsed() < pause, "{:?}", start.elapsed());
+    assert_eq!(consumer.stats().stream_pauses, 2);
+}
+
 fn assert_about(elapsed: Duration, asked: Duration) {
     assert!(
         elapsed >= asked,

@@ -175,6 +175,7 @@ impl MpmcOptions {
             policy: WaitPolicy {
                 spin: self.spin,
                 liveness_interval: self.liveness_interval,
+                pause: Duration::ZERO,
             },
             pid,
             judge,

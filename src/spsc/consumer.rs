@@ -35,6 +35,9 @@ struct Cursor {
     last_head: u64,
     last_size: u64,
     last_fit: u64,
+    /// Where the last blocking wait began: a wait that begins more than one frame past it
+    /// follows the draining of a stream (see `Consumer::wait_for_frame`).
+    waited_at: u64,
 }
 
 impl Cursor {
@@ -51,6 +54,7 @@ impl Cursor {
             last_head: 0,
             last_size: 0,
             last_fit: 0,
+            waited_at: position,
         };
         cursor.remember(1);
         cursor
@@ -341,15 +345,35 @@ impl Consumer {
         })
     }
 
+    /// Waits for a frame, with the stream pause first if we drained more than one frame since
+    /// the last wait (see [`SpscOptions::stream_pause`](crate::SpscOptions::stream_pause)). One
+    /// frame per wait is a request and its reply, or a producer slower than we are: pausing
+    /// would only delay it. More than one, and the producer is writing as fast as we read: a
+    /// look at the empty ring now would take back the line it is filling.
     #[inline(never)]
     fn wait_for_frame(&mut self, limit: Limit) -> Result<usize> {
         let ep = &mut self.ep;
         let cursor = &mut self.cursor;
         let region = &ep.region;
+        // `last_size` is the size of the last frame read (of a 1-byte frame before any): past
+        // `waited_at` by more than that, we read at least two.
+        let streamed = cursor.position - cursor.waited_at > cursor.last_size;
+        cursor.waited_at = cursor.position;
+        let policy = WaitPolicy {
+            pause: if streamed {
+                ep.policy.pause
+            } else {
+                Duration::ZERO
+            },
+            ..ep.policy
+        };
+        if !policy.pause.is_zero() && !policy.spin.is_zero() {
+            ep.stats.stream_pauses += 1;
+        }
         block_on(
             &region.header().bells[DATA_BELL],
             ep.fences,
-            &ep.policy,
+            &policy,
             limit,
             || cursor.poll(region, &mut ep.notifier),
             |thorough| ep.hold.departure(region.header(), thorough),
