@@ -168,7 +168,11 @@ impl Cursor {
     ) -> Result<Option<usize>> {
         let mut frame = first?;
         if frame == Frame::Pad {
-            self.position += self.capacity() - (self.position & self.mask);
+            let skipped = self.capacity() - (self.position & self.mask);
+            self.position += skipped;
+            // Padding is not a frame received: a request and its reply across the lap's end are
+            // still one frame per wait.
+            self.waited_at += skipped;
             let word = region.frame_word(0).load(Ordering::Acquire);
             // Padding cannot start a lap, so `decode` refuses a second one: no loop here.
             frame = frame::decode(word, self.position, self.capacity(), self.max_frame)?;

@@ -125,9 +125,9 @@ impl SpscOptions {
     /// the ring empty having received more than one frame since it last waited (default 1 us;
     /// zero: look at once). Such a consumer is keeping up with a stream, and each look at an
     /// empty ring takes back the cache line the producer is filling, so that it streams at
-    /// well under either side's own rate: 8-byte frames one at a time between two cores,
-    /// 210-230 M/s looking at once against 355-370 with the pause (`spsc_baselines --
-    /// --stream-only`, both in one run). A consumer that answers each frame (a request and its
+    /// well under either side's own rate: 8-byte frames one at a time between two cores made
+    /// 190-220 M/s looking at once, 330-360 with the pause, level with rtrb (README, "What
+    /// bounds a stream one at a time"). A consumer that answers each frame (a request and its
     /// reply) receives one frame per wait and never pauses; in a burst, a frame that comes
     /// within the pause after the consumer drained the rest waits for the pause's end. Part of
     /// the spin: a zero spin budget skips it, and so does a shorter deadline. The `try_` forms
