@@ -370,9 +370,9 @@ pub(crate) struct WaitPolicy {
     pub spin: std::time::Duration,
     /// How often a sleeper wakes to check that its peer is alive.
     pub liveness_interval: std::time::Duration,
-    /// How long to wait before the first look, without looking: part of the spin, so bounded by
-    /// it and by the deadline. Zero but for an SPSC consumer that is keeping up with a stream
-    /// (see `SpscOptions::stream_pause`).
+    /// How long this wait waits before its first look, without looking: part of the spin, so
+    /// bounded by it and by the deadline. Zero in every endpoint's policy; an SPSC consumer that
+    /// has just drained a stream waits with a copy that sets it (see `SpscOptions::stream_pause`).
     #[cfg_attr(loom, allow(dead_code))]
     pub pause: std::time::Duration,
 }

@@ -234,6 +234,9 @@ impl Cursor {
 pub struct Consumer {
     cursor: Cursor,
     ep: Endpoint,
+    /// The pause a wait that follows the draining of a stream begins with (see
+    /// `wait_for_frame`).
+    stream_pause: Duration,
 }
 
 impl Consumer {
@@ -241,6 +244,7 @@ impl Consumer {
         region: Arc<Region>,
         params: RingParams,
         policy: WaitPolicy,
+        stream_pause: Duration,
     ) -> Result<Self> {
         let ep = Endpoint::attach(region, params, Role::Consumer, policy)?;
         // Acquire: the previous consumer's last store before it let go of the role.
@@ -251,6 +255,7 @@ impl Consumer {
         Ok(Consumer {
             cursor: Cursor::new(position, params.capacity, params.max_frame),
             ep,
+            stream_pause,
         })
     }
 
@@ -365,7 +370,7 @@ impl Consumer {
         cursor.waited_at = cursor.position;
         let policy = WaitPolicy {
             pause: if streamed {
-                ep.policy.pause
+                self.stream_pause
             } else {
                 Duration::ZERO
             },

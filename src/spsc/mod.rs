@@ -163,9 +163,14 @@ impl SpscOptions {
     fn policy(&self) -> WaitPolicy {
         WaitPolicy {
             spin: self.spin,
-            pause: self.stream_pause,
             liveness_interval: self.liveness_interval,
+            pause: Duration::ZERO,
         }
+    }
+
+    /// The consumer of `region`, waiting as these options say (the stream pause is only its).
+    fn attach_consumer(&self, region: Arc<Region>, params: RingParams) -> Result<Consumer> {
+        Consumer::attach(region, params, self.policy(), self.stream_pause)
     }
 
     /// A mapped region, faulted in if asked, ready to attach to.
@@ -185,7 +190,7 @@ impl SpscOptions {
         let params = self.params()?;
         let region = Arc::new(Region::heap(&params));
         let producer = Producer::attach(Arc::clone(&region), params, self.policy())?;
-        let consumer = Consumer::attach(region, params, self.policy())?;
+        let consumer = self.attach_consumer(region, params)?;
         Ok((producer, consumer))
     }
 
@@ -195,7 +200,7 @@ impl SpscOptions {
         let params = self.params()?;
         let region = Arc::new(Region::heap(&params));
         let producer = Producer::attach(Arc::clone(&region), params, self.policy())?;
-        let consumer = Consumer::attach(Arc::clone(&region), params, self.policy())?;
+        let consumer = self.attach_consumer(Arc::clone(&region), params)?;
         Ok((producer, consumer, region))
     }
 
@@ -204,7 +209,7 @@ impl SpscOptions {
     pub(crate) fn attach_image(&self, bytes: &[u8]) -> Result<(Producer, Consumer)> {
         let (region, params) = Region::from_image(bytes, KIND_SPSC)?;
         let region = Arc::new(region);
-        let consumer = Consumer::attach(Arc::clone(&region), params, self.policy())?;
+        let consumer = self.attach_consumer(Arc::clone(&region), params)?;
         let producer = Producer::attach(region, params, self.policy())?;
         Ok((producer, consumer))
     }
@@ -228,7 +233,7 @@ impl SpscOptions {
     pub fn create_consumer(&self, name: &str) -> Result<Consumer> {
         let params = self.params()?;
         let region = Region::create_shared(name, &params, !self.keep_segment)?;
-        Consumer::attach(self.mapped(region)?, params, self.policy())
+        self.attach_consumer(self.mapped(region)?, params)
     }
 
     /// Opens the named segment and becomes its producer.
@@ -249,7 +254,7 @@ impl SpscOptions {
     #[cfg(not(loom))]
     pub fn open_consumer(&self, name: &str) -> Result<Consumer> {
         let (region, params) = Region::open_shared(name, KIND_SPSC)?;
-        Consumer::attach(self.mapped(region)?, params, self.policy())
+        self.attach_consumer(self.mapped(region)?, params)
     }
 }
 
@@ -280,10 +285,7 @@ impl SpscOptions {
     pub fn create_consumer_memfd(&self) -> Result<(Consumer, OwnedFd)> {
         let params = self.params()?;
         let (region, fd) = Region::create_memfd(&params)?;
-        Ok((
-            Consumer::attach(self.mapped(region)?, params, self.policy())?,
-            fd,
-        ))
+        Ok((self.attach_consumer(self.mapped(region)?, params)?, fd))
     }
 
     /// Maps a segment received as a descriptor and becomes its producer. The descriptor may be
@@ -303,7 +305,7 @@ impl SpscOptions {
     /// As [`open_producer_fd`](Self::open_producer_fd).
     pub fn open_consumer_fd(&self, fd: impl AsFd) -> Result<Consumer> {
         let (region, params) = Region::open_fd(fd.as_fd(), KIND_SPSC)?;
-        Consumer::attach(self.mapped(region)?, params, self.policy())
+        self.attach_consumer(self.mapped(region)?, params)
     }
 }
 

@@ -149,11 +149,6 @@ impl Producer {
         params: RingParams,
         policy: WaitPolicy,
     ) -> Result<Self> {
-        // The stream pause is the consumer's (see `SpscOptions::stream_pause`).
-        let policy = WaitPolicy {
-            pause: Duration::ZERO,
-            ..policy
-        };
         let ep = Endpoint::attach(region, params, Role::Producer, policy)?;
         let header = ep.region.header();
         // Acquire (both): the previous holders' last stores before they let go of their roles.
