@@ -12,12 +12,11 @@
 //! `ChannelOptions`' defaults come from.
 //! `cargo bench --bench channel_policy [-- --quick]` (21 rounds, or 3 with `--quick`).
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use ringport::channel::{Channel, ChannelOptions, Listener, Policy};
-use support::{median, online_cores, pin_to};
+use ringport_measure::median;
+use ringport_measure::pin::{online_cores, pin_to_wrapping as pin_to};
 
 const CHILD_ENV: &str = "RINGPORT_BENCH_CHANNEL_CHILD";
 const POLICIES: [Policy; 3] = [Policy::Socket, Policy::Ring, Policy::Auto];

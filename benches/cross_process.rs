@@ -5,17 +5,15 @@
 //!
 //! `cargo bench --bench cross_process`.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, Criterion};
 use ringport::{Error, SpscOptions};
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-mod support;
-use common::{RawSegment, ShmName};
-use support::pin_to;
+use ringport_measure::pin::pin_to_wrapping as pin_to;
+use ringport_measure::raw::{self, PING, PING_PONG_LEN, PONG};
+use ringport_measure::shm::{SegmentName, SharedMap};
 
 const CHILD_ENV: &str = "RINGPORT_CROSS_PROCESS_CHILD";
 const MSG: usize = 64;
@@ -70,8 +68,8 @@ fn child(spec: &str) {
     pin_to(1);
     let (kind, name) = spec.split_once(':').unwrap();
     if kind == "raw" {
-        let shm = RawSegment::open(name);
-        let (ping, pong) = (shm.u64_at(0), shm.u64_at(128));
+        let shm = SharedMap::open_named(name).unwrap();
+        let (ping, pong) = (shm.u64_at(PING), shm.u64_at(PONG));
         let mut seen = 0;
         loop {
             let v = ping.load(Ordering::Acquire);
@@ -105,38 +103,34 @@ fn child(spec: &str) {
 }
 
 fn raw(c: &mut Criterion) {
-    let name = ShmName::new("cross-raw");
-    let shm = RawSegment::create(&name.0, 4096);
-    let mut peer = spawn("raw", &name.0);
-    let (ping, pong): (&AtomicU64, &AtomicU64) = (shm.u64_at(0), shm.u64_at(128));
+    let name = SegmentName::new("cross-raw");
+    let shm = SharedMap::create_named(name.as_str(), PING_PONG_LEN).unwrap();
+    let mut peer = spawn("raw", name.as_str());
     let mut seq = 0u64;
     c.bench_function("round_trip_64B/raw_cache_line", |b| {
         b.iter_custom(|iters| {
             let start = Instant::now();
             for _ in 0..iters {
                 seq += 1;
-                ping.store(seq, Ordering::Release);
-                while pong.load(Ordering::Acquire) != seq {
-                    std::hint::spin_loop();
-                }
+                raw::spin_ping(&shm, seq);
             }
             start.elapsed()
         })
     });
-    ping.store(STOP, Ordering::Release);
+    shm.u64_at(PING).store(STOP, Ordering::Release);
     assert!(peer.wait().unwrap().success());
 }
 
 fn ringport_spsc(c: &mut Criterion) {
     for (kind, blocking) in [("busy", false), ("blocking", true)] {
-        let name = ShmName::new("cross-spsc");
+        let name = SegmentName::new("cross-spsc");
         let mut tx = options(blocking)
-            .create_producer(&format!("{}-ping", name.0))
+            .create_producer(&format!("{}-ping", name.as_str()))
             .unwrap();
         let mut rx = options(blocking)
-            .create_consumer(&format!("{}-pong", name.0))
+            .create_consumer(&format!("{}-pong", name.as_str()))
             .unwrap();
-        let mut peer = spawn(kind, &name.0);
+        let mut peer = spawn(kind, &name.as_str());
         let mut msg = [0u8; MSG];
         let mut seq = 0u64;
         c.bench_function(&format!("round_trip_64B/ringport_spsc_{kind}"), |b| {

@@ -11,11 +11,9 @@ use std::time::{Duration, Instant};
 use crossbeam_queue::ArrayQueue;
 use ringport::{Error, MpmcOptions, SpscOptions};
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-mod support;
-use common::ShmName;
-use support::{median, pin_to};
+use ringport_measure::median;
+use ringport_measure::pin::pin_to_wrapping as pin_to;
+use ringport_measure::shm::SegmentName;
 
 const CHILD_ENV: &str = "RINGPORT_BENCH_CHILD";
 const SLOTS: usize = 1024;
@@ -155,7 +153,7 @@ fn consume(ring: Ring, name: &str, n: u64) {
 /// as many 8-byte messages either way (SLOTS).
 fn processes(ring: Ring) -> f64 {
     pin_to(0);
-    let name = ShmName::new(match ring {
+    let name = SegmentName::new(match ring {
         Ring::Mpmc => "bench-mpmc",
         Ring::Spsc => "bench-spsc",
     });

@@ -24,21 +24,12 @@ use std::time::{Duration, Instant};
 
 use ringport::{Error, SpscOptions};
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-mod support;
-use common::{RawSegment, ShmName};
-use support::{median, online_cores, pin_to};
+use ringport_measure::median;
+use ringport_measure::pin::{online_cores, pin_to_wrapping as pin_to};
+use ringport_measure::raw::{self, PING_PONG_LEN};
+use ringport_measure::shm::{SegmentName, SharedMap};
 
 const CHILD_ENV: &str = "RINGPORT_BENCH_CHILD";
-
-fn futex_wait(word: &AtomicU32, expected: u32) {
-    ringport::futex::wait(word, expected, None);
-}
-
-fn futex_wake(word: &AtomicU32) {
-    ringport::futex::wake(word, 1);
-}
 
 // ---------------------------------------------------------------- contenders, both sides
 
@@ -121,24 +112,15 @@ fn pong(kind: PingPong, base: &str, n: u64) {
     pin_to(1);
     match kind {
         PingPong::RawSpin => {
-            let shm = RawSegment::open(base);
-            let (ping, pong) = (shm.u64_at(0), shm.u64_at(128));
+            let shm = SharedMap::open_named(base).unwrap();
             for i in 1..=n {
-                while ping.load(Ordering::Acquire) != i {
-                    std::hint::spin_loop();
-                }
-                pong.store(i, Ordering::Release);
+                raw::spin_pong(&shm, i);
             }
         }
         PingPong::RawFutex => {
-            let shm = RawSegment::open(base);
-            let (ping, pong) = (shm.u32_at(0), shm.u32_at(128));
+            let shm = SharedMap::open_named(base).unwrap();
             for i in 1..=n as u32 {
-                while ping.load(Ordering::Acquire) != i {
-                    futex_wait(ping, i - 1);
-                }
-                pong.store(i, Ordering::Release);
-                futex_wake(pong);
+                raw::futex_pong(&shm, i);
             }
         }
         PingPong::RingportSpin
@@ -182,40 +164,25 @@ fn ping(kind: PingPong, n: u64) -> f64 {
     let mut child;
     match kind {
         PingPong::RawSpin => {
-            let shm = RawSegment::create(&base, 4096);
-            let _remove = ShmName(base.clone());
+            let _remove = SegmentName::adopt(base.clone());
+            let shm = SharedMap::create_named(&base, PING_PONG_LEN).unwrap();
             child = spawn();
-            let (ping, pong) = (shm.u64_at(0), shm.u64_at(128));
             // The first round trip also waits for the child to start: time from it on.
-            ping.store(1, Ordering::Release);
-            while pong.load(Ordering::Acquire) != 1 {
-                std::hint::spin_loop();
-            }
+            raw::spin_ping(&shm, 1);
             started = Instant::now();
             for i in 2..=n {
-                ping.store(i, Ordering::Release);
-                while pong.load(Ordering::Acquire) != i {
-                    std::hint::spin_loop();
-                }
+                raw::spin_ping(&shm, i);
             }
         }
         PingPong::RawFutex => {
-            let shm = RawSegment::create(&base, 4096);
-            let _remove = ShmName(base.clone());
+            let _remove = SegmentName::adopt(base.clone());
+            let shm = SharedMap::create_named(&base, PING_PONG_LEN).unwrap();
             child = spawn();
-            let (ping, pong) = (shm.u32_at(0), shm.u32_at(128));
-            let mut t = None;
-            for i in 1..=n as u32 {
-                if i == 2 {
-                    t = Some(Instant::now());
-                }
-                ping.store(i, Ordering::Release);
-                futex_wake(ping);
-                while pong.load(Ordering::Acquire) != i {
-                    futex_wait(pong, i - 1);
-                }
+            raw::futex_ping(&shm, 1);
+            started = Instant::now();
+            for i in 2..=n as u32 {
+                raw::futex_ping(&shm, i);
             }
-            started = t.unwrap();
         }
         PingPong::RingportSpin
         | PingPong::RingportBlocking

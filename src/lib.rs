@@ -35,16 +35,11 @@
 pub mod channel;
 mod error;
 mod frame;
-#[cfg(not(loom))]
+/// The fuzz targets' bodies, for ringport's own fuzz crate and tests (feature `testing`; not
+/// part of the API).
+#[cfg(all(feature = "testing", not(loom)))]
 #[doc(hidden)]
 pub mod fuzzing;
-/// The shared futex that the rings wait on, for the raw baselines of the `ringport bench`
-/// command and the benches (not part of the API).
-#[cfg(not(loom))]
-#[doc(hidden)]
-pub mod futex {
-    pub use crate::os::futex::{wait, wake};
-}
 mod layout;
 pub mod mpmc;
 mod options;

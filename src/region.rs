@@ -71,6 +71,7 @@ impl Region {
         region
     }
 
+    #[cfg(feature = "testing")]
     /// A heap copy of a segment image (`bytes` as a mapping of that length would hold them),
     /// validated as a segment of `kind` is at attach. For fuzzing the attach path.
     #[cfg(not(loom))]
@@ -348,6 +349,7 @@ impl RingMemory {
         }
     }
 
+    #[cfg(feature = "testing")]
     /// A copy of the header and data area, as a mapping of the segment would show them (for
     /// seeding the fuzz corpus). The caller must be the only one using the memory.
     #[cfg(not(loom))]

@@ -303,6 +303,7 @@ impl Doorbell {
         self.waiters.fetch_sub(1, Ordering::Relaxed);
     }
 
+    #[cfg(feature = "testing")]
     /// Overwrites both words with garbage, as a hostile peer could (for the fuzz bodies).
     #[cfg(not(loom))]
     pub(crate) fn scribble(&self, value: u64) {

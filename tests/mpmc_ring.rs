@@ -6,7 +6,7 @@ mod common;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use common::{child_arg, kill9, offsets, spawn_child_ready, thread_cpu_time, RawSegment, ShmName};
+use common::{child_arg, kill9, offsets, spawn_child_ready, thread_cpu_time, SharedMap, ShmName};
 use ringport::{Error, MpmcOptions, SpscOptions};
 
 fn small() -> MpmcOptions {
@@ -228,7 +228,7 @@ fn bad_segments_give_typed_errors() {
         })
     ));
     // Capacity that is no whole number of slots.
-    let raw = RawSegment::open(mpmc.as_str());
+    let raw = SharedMap::open_named(mpmc.as_str()).unwrap();
     raw.u64_at(offsets::CAPACITY)
         .store(4 * 40 + 8, Ordering::Relaxed);
     assert!(matches!(
@@ -242,7 +242,7 @@ fn a_garbage_stamp_is_corrupted_not_a_hang() {
     let name = ShmName::new("mpmc-stamp");
     let ring = small().create(name.as_str()).unwrap();
     let (mut producer, mut consumer) = (ring.producer(), ring.consumer());
-    let raw = RawSegment::open(name.as_str());
+    let raw = SharedMap::open_named(name.as_str()).unwrap();
     // READY on lap 0 with a length beyond the slot.
     raw.u64_at(offsets::DATA)
         .store(2 << 32 | 1000, Ordering::Relaxed);

@@ -5,7 +5,7 @@ mod common;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::{offsets, RawSegment, ShmName};
+use common::{offsets, SharedMap, ShmName};
 use ringport::{Error, Role, SpscOptions};
 
 fn small() -> SpscOptions {
@@ -76,7 +76,7 @@ fn invalid_geometry_is_invalid_config() {
 #[test]
 fn a_segment_that_is_not_ours_is_bad_magic() {
     let name = ShmName::new("foreign");
-    let raw = RawSegment::create(name.as_str(), 8192);
+    let raw = SharedMap::create_named(name.as_str(), 8192).unwrap();
     raw.fill(0xAB);
     assert!(matches!(
         small().open_consumer(name.as_str()),
@@ -89,7 +89,7 @@ fn a_segment_that_is_not_ours_is_bad_magic() {
 #[test]
 fn a_segment_too_small_for_its_header_is_too_small() {
     let name = ShmName::new("tiny");
-    let _raw = RawSegment::create(name.as_str(), 100);
+    let _raw = SharedMap::create_named(name.as_str(), 100).unwrap();
     assert!(matches!(
         small().open_consumer(name.as_str()),
         Err(Error::TooSmall {
@@ -98,7 +98,7 @@ fn a_segment_too_small_for_its_header_is_too_small() {
         })
     ));
     let name = ShmName::new("empty");
-    let _raw = RawSegment::create(name.as_str(), 0);
+    let _raw = SharedMap::create_named(name.as_str(), 0).unwrap();
     assert!(matches!(
         small().open_producer(name.as_str()),
         Err(Error::TooSmall { len: 0, .. })
@@ -129,7 +129,7 @@ fn a_segment_shorter_than_its_header_claims_is_too_small() {
 fn another_version_is_version_mismatch() {
     let name = ShmName::new("version");
     let _producer = small().create_producer(name.as_str()).unwrap();
-    let raw = RawSegment::open(name.as_str());
+    let raw = SharedMap::open_named(name.as_str()).unwrap();
     raw.u32_at(offsets::VERSION).store(99, Ordering::Relaxed);
     assert!(matches!(
         small().open_consumer(name.as_str()),
@@ -144,7 +144,8 @@ fn another_version_is_version_mismatch() {
 fn another_kind_is_wrong_kind() {
     let name = ShmName::new("kind");
     let _producer = small().create_producer(name.as_str()).unwrap();
-    RawSegment::open(name.as_str())
+    SharedMap::open_named(name.as_str())
+        .unwrap()
         .u32_at(offsets::KIND)
         .store(2, Ordering::Relaxed);
     assert!(matches!(
@@ -201,7 +202,7 @@ fn frame_lengths_outside_the_limits_are_invalid_length() {
 fn a_hostile_consumer_position_is_corrupted_not_a_hang() {
     let name = ShmName::new("hostile-pos");
     let mut producer = small().create_producer(name.as_str()).unwrap();
-    let raw = RawSegment::open(name.as_str());
+    let raw = SharedMap::open_named(name.as_str()).unwrap();
     // Fill the ring so the producer must reread the consumer's position.
     while producer.try_send(&[1; 512]).is_ok() {}
     raw.u64_at(offsets::CONSUMER_POS)
@@ -219,7 +220,7 @@ fn a_hostile_consumer_position_is_corrupted_not_a_hang() {
 fn a_garbage_frame_header_is_corrupted() {
     let name = ShmName::new("hostile-frame");
     let mut consumer = small().create_consumer(name.as_str()).unwrap();
-    let raw = RawSegment::open(name.as_str());
+    let raw = SharedMap::open_named(name.as_str()).unwrap();
     for garbage in [u64::MAX, 1, 0xFFFF_FFFF, 1 << 32 | 5000] {
         raw.u64_at(offsets::DATA).store(garbage, Ordering::Relaxed);
         assert!(
@@ -237,7 +238,8 @@ fn a_garbage_frame_header_is_corrupted() {
 fn a_hostile_producer_position_is_refused_at_attach() {
     let name = ShmName::new("hostile-attach");
     let consumer = small().create_consumer(name.as_str()).unwrap();
-    RawSegment::open(name.as_str())
+    SharedMap::open_named(name.as_str())
+        .unwrap()
         .u64_at(offsets::PRODUCER_POS)
         .store(1 << 40, Ordering::Relaxed);
     assert!(matches!(
@@ -256,7 +258,7 @@ fn a_forged_repeat_of_the_last_length_past_the_end_is_corrupted() {
     // have here; it must still refuse one that would run past the end of the data area.
     let name = ShmName::new("hostile-repeat");
     let mut consumer = small().create_consumer(name.as_str()).unwrap();
-    let raw = RawSegment::open(name.as_str());
+    let raw = SharedMap::open_named(name.as_str()).unwrap();
     let header = |len: u64, position: u64| len | 1 << 32 | ((position >> 3) & 0xFF_FFFF) << 40;
     let len = 1000;
     let size = 1008;

@@ -202,6 +202,7 @@ impl MpmcOptions {
         self.ring(region, params)
     }
 
+    #[cfg(feature = "testing")]
     /// For the fuzz bodies: a ring over a copy of a segment image, attached as to a mapping.
     #[cfg(not(loom))]
     pub(crate) fn attach_image(&self, bytes: &[u8]) -> Result<MpmcRing> {
@@ -260,6 +261,7 @@ impl MpmcRing {
         self.slots.slot_size()
     }
 
+    #[cfg(feature = "testing")]
     /// For the fuzz bodies: the ring's memory.
     #[cfg(not(loom))]
     pub(crate) fn memory(&self) -> RingMemory {

@@ -277,6 +277,7 @@ impl Consumer {
         self.ep.stats
     }
 
+    #[cfg(feature = "testing")]
     /// For the fuzz bodies' invariant checks: our position and the one last published.
     pub(crate) fn positions(&self) -> (u64, u64) {
         (self.cursor.position, self.cursor.published)

@@ -194,6 +194,7 @@ impl SpscOptions {
         Ok((producer, consumer))
     }
 
+    #[cfg(feature = "testing")]
     /// For the fuzz bodies: an in-process ring, with its memory for writing to as a peer would.
     #[cfg(not(loom))]
     pub(crate) fn in_process_exposed(&self) -> Result<(Producer, Consumer, Arc<Region>)> {
@@ -204,6 +205,7 @@ impl SpscOptions {
         Ok((producer, consumer, region))
     }
 
+    #[cfg(feature = "testing")]
     /// For the fuzz bodies: both ends over a copy of a segment image, attached as to a mapping.
     #[cfg(not(loom))]
     pub(crate) fn attach_image(&self, bytes: &[u8]) -> Result<(Producer, Consumer)> {

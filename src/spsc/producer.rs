@@ -203,6 +203,7 @@ impl Producer {
         self.ep.stats
     }
 
+    #[cfg(feature = "testing")]
     /// For the fuzz bodies' invariant checks: our position and the consumer's as last read.
     pub(crate) fn positions(&self) -> (u64, u64) {
         (self.cursor.position, self.cursor.cached_consumer)

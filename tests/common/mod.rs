@@ -1,133 +1,15 @@
-//! Shared by the integration tests: unique segment names that are removed even when a test fails,
-//! raw access to a segment (to corrupt it), and child processes made by re-running this binary.
+//! Shared by the integration tests: unique segment names that are removed even when a test fails
+//! and raw access to a segment (to corrupt it), both from `ringport-measure`, and child processes
+//! made by re-running this binary.
 #![allow(dead_code)]
 
-use std::ffi::CString;
-use std::path::Path;
 use std::process::{Child, Command};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-/// Prefix of every segment the tests make.
-pub const PREFIX: &str = "ringport-test-";
+#[allow(unused_imports)]
+pub use ringport_measure::shm::{shm_entries, SharedMap};
 
 /// A unique segment name, unlinked when dropped (also while unwinding from a failed assertion).
-pub struct ShmName(pub String);
-
-impl ShmName {
-    pub fn new(tag: &str) -> ShmName {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        ShmName(format!(
-            "{PREFIX}{tag}-{}-{}-{nanos:x}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    pub fn exists(&self) -> bool {
-        Path::new("/dev/shm").join(&self.0).exists()
-    }
-}
-
-impl Drop for ShmName {
-    fn drop(&mut self) {
-        let _ = ringport::remove_segment(&self.0);
-        if !std::thread::panicking() {
-            assert!(!self.exists(), "segment {} left behind", self.0);
-        }
-    }
-}
-
-/// A segment mapped raw, to read and write its words as a hostile peer would.
-pub struct RawSegment {
-    ptr: *mut u8,
-    len: usize,
-}
-
-impl RawSegment {
-    /// Creates a segment of `len` bytes with `shm_open` directly (not ringport). Removing it is
-    /// the caller's business (a [`ShmName`] does it).
-    pub fn create(name: &str, len: usize) -> RawSegment {
-        Self::map(name, len, true)
-    }
-
-    /// Maps an existing segment whole.
-    pub fn open(name: &str) -> RawSegment {
-        let len = std::fs::metadata(Path::new("/dev/shm").join(name))
-            .unwrap()
-            .len() as usize;
-        Self::map(name, len, false)
-    }
-
-    fn map(name: &str, len: usize, create: bool) -> RawSegment {
-        let path = CString::new(format!("/{name}")).unwrap();
-        let flags = libc::O_RDWR
-            | if create {
-                libc::O_CREAT | libc::O_EXCL
-            } else {
-                0
-            };
-        // SAFETY: a valid C string; the fd is closed below and the mapping unmapped in drop.
-        unsafe {
-            let fd = libc::shm_open(path.as_ptr(), flags, 0o600);
-            assert!(fd >= 0, "shm_open {}", std::io::Error::last_os_error());
-            if create {
-                assert_eq!(libc::ftruncate(fd, len as libc::off_t), 0);
-            }
-            let ptr = if len == 0 {
-                std::ptr::null_mut()
-            } else {
-                let p = libc::mmap(
-                    std::ptr::null_mut(),
-                    len,
-                    libc::PROT_READ | libc::PROT_WRITE,
-                    libc::MAP_SHARED,
-                    fd,
-                    0,
-                );
-                assert_ne!(p, libc::MAP_FAILED);
-                p.cast()
-            };
-            libc::close(fd);
-            RawSegment { ptr, len }
-        }
-    }
-
-    /// The 64-bit word at byte `offset`.
-    pub fn u64_at(&self, offset: usize) -> &AtomicU64 {
-        assert!(offset % 8 == 0 && offset + 8 <= self.len);
-        // SAFETY: aligned and in bounds of a live mapping.
-        unsafe { &*self.ptr.add(offset).cast::<AtomicU64>() }
-    }
-
-    /// The 32-bit word at byte `offset`.
-    pub fn u32_at(&self, offset: usize) -> &AtomicU32 {
-        assert!(offset % 4 == 0 && offset + 4 <= self.len);
-        // SAFETY: aligned and in bounds of a live mapping.
-        unsafe { &*self.ptr.add(offset).cast::<AtomicU32>() }
-    }
-
-    pub fn fill(&self, byte: u8) {
-        // SAFETY: the whole mapping, which nobody else writes during the test.
-        unsafe { std::ptr::write_bytes(self.ptr, byte, self.len) }
-    }
-}
-
-impl Drop for RawSegment {
-    fn drop(&mut self) {
-        if !self.ptr.is_null() {
-            // SAFETY: unmapping what `map` mapped.
-            unsafe { libc::munmap(self.ptr.cast(), self.len) };
-        }
-    }
-}
+pub type ShmName = ringport_measure::shm::SegmentName;
 
 /// Layout offsets of the segment header (see src/layout.rs), for tests that corrupt it.
 pub mod offsets {
@@ -138,17 +20,6 @@ pub mod offsets {
     pub const PRODUCER_POS: usize = 256;
     pub const CONSUMER_POS: usize = 384;
     pub const DATA: usize = 768;
-}
-
-/// The names in /dev/shm now, sorted (to check that a test left none behind; test binaries run
-/// one at a time, so only this binary's tests can change it meanwhile).
-pub fn shm_entries() -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir("/dev/shm")
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    names.sort();
-    names
 }
 
 /// The environment variable that tells a re-run test binary which child role to play.

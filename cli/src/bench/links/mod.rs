@@ -109,7 +109,7 @@ pub struct Handoff {
 impl Handoff {
     /// Passes `fd` down to the peer (as a duplicate that survives exec).
     pub fn pass_fd(&mut self, fd: std::os::fd::BorrowedFd<'_>) -> Result<(), BoxError> {
-        let copy = super::sys::inheritable(fd)?;
+        let copy = ringport_measure::fds::inheritable(fd)?;
         self.peer.fds.push(std::os::fd::AsRawFd::as_raw_fd(&copy));
         self.inherit.push(copy);
         Ok(())

@@ -260,7 +260,7 @@ pub fn peer(args: &PeerArgs) -> Result<(), BoxError> {
     // If the bench dies, so does its peer (it might otherwise wait forever in a blocking call).
     nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
     if let Some(cpu) = args.cpu {
-        super::sys::pin_to(cpu)?;
+        ringport_measure::pin::pin_to(cpu)?;
     }
     let contender = Contender {
         mechanism: args.mechanism,

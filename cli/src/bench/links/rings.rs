@@ -10,8 +10,8 @@ use ringport::{Consumer, Error, MpmcConsumer, MpmcOptions, MpmcProducer, Produce
 
 use super::{look_at, Handoff, Patience, PeerEnd};
 use crate::bench::plan::Mode;
-use crate::bench::sys::adopt_inherited;
 use crate::bench::BoxError;
+use ringport_measure::fds::adopt_inherited;
 
 /// Data bytes of a ring in each direction, at least: room for many small messages, and for at
 /// least a few of the largest.

@@ -1,11 +1,9 @@
 //! `ringport bench` end to end: the real command, every mechanism of the default build, a real
 //! peer process for each sample, the JSON and CSV it writes, and nothing left behind.
 
-#![cfg(feature = "cli")]
-
 use std::process::Command;
 
-mod common;
+use ringport_measure::shm::shm_entries;
 
 fn ringport() -> Command {
     Command::new(env!("CARGO_BIN_EXE_ringport"))
@@ -47,7 +45,7 @@ fn records(json: &str) -> Vec<(String, String, String, usize, String)> {
 
 #[test]
 fn every_mechanism_gives_figures_and_ratios_to_the_baseline() {
-    let shm_before = common::shm_entries();
+    let shm_before = shm_entries();
     let dir = std::env::temp_dir().join(format!("ringport-bench-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let csv = dir.join("out.csv");
@@ -150,7 +148,7 @@ fn every_mechanism_gives_figures_and_ratios_to_the_baseline() {
 
     std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(
-        common::shm_entries(),
+        shm_entries(),
         shm_before,
         "the bench left something in /dev/shm"
     );

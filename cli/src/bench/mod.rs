@@ -11,7 +11,6 @@ mod links;
 mod measure;
 mod plan;
 mod report;
-mod sys;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -110,7 +109,7 @@ impl BenchArgs {
         match self.cpus.as_deref() {
             Some([a, b]) => Ok(Some((*a, *b))),
             Some(_) => Err("--cpus takes two cores: the bench's and its peer's".into()),
-            None if sys::online_cores() >= 2 => Ok(Some((0, 1))),
+            None if ringport_measure::pin::online_cores() >= 2 => Ok(Some((0, 1))),
             None => Ok(None),
         }
     }
@@ -229,7 +228,7 @@ fn machine(
     let quick = if args.quick { " (--quick)" } else { "" };
     Machine {
         cpu,
-        cores: sys::online_cores(),
+        cores: ringport_measure::pin::online_cores(),
         kernel,
         date: today(),
         pinning,
@@ -275,7 +274,7 @@ pub fn run(args: &BenchArgs) -> Result<(), BoxError> {
     }
     let watchdog = Watchdog::start();
     if let Some((mine, _)) = cpus {
-        sys::pin_to(mine).map_err(|e| format!("pinning to core {mine}: {e}"))?;
+        ringport_measure::pin::pin_to(mine).map_err(|e| format!("pinning to core {mine}: {e}"))?;
     }
     // The sizes streamed, for the memcpy reference.
     let sizes: BTreeSet<usize> = cases

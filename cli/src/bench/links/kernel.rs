@@ -17,8 +17,8 @@ use nix::sys::stat::Mode as FileMode;
 
 use super::{look_at, Handoff, Patience, PeerEnd};
 use crate::bench::plan::{Mechanism, Mode};
-use crate::bench::sys::adopt_inherited;
 use crate::bench::BoxError;
+use ringport_measure::fds::adopt_inherited;
 
 /// How a read relates to a message.
 #[derive(Clone, Copy, PartialEq, Eq)]
