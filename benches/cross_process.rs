@@ -36,7 +36,7 @@ fn spawn(kind: &str, name: &str) -> std::process::Child {
         .unwrap()
 }
 
-fn send(tx: &mut ringport::Producer, msg: &[u8], blocking: bool) {
+fn send(tx: &mut ringport::spsc::Producer, msg: &[u8], blocking: bool) {
     if blocking {
         return tx.send(msg).unwrap();
     }
@@ -49,7 +49,7 @@ fn send(tx: &mut ringport::Producer, msg: &[u8], blocking: bool) {
     }
 }
 
-fn recv(rx: &mut ringport::Consumer, blocking: bool) -> u64 {
+fn recv(rx: &mut ringport::spsc::Consumer, blocking: bool) -> u64 {
     let tag = |frame: &[u8]| u64::from_le_bytes(frame[..8].try_into().unwrap());
     if blocking {
         return tag(&rx.recv().unwrap());
@@ -130,7 +130,7 @@ fn ringport_spsc(c: &mut Criterion) {
         let mut rx = options(blocking)
             .create_consumer(&format!("{}-pong", name.as_str()))
             .unwrap();
-        let mut peer = spawn(kind, &name.as_str());
+        let mut peer = spawn(kind, name.as_str());
         let mut msg = [0u8; MSG];
         let mut seq = 0u64;
         c.bench_function(&format!("round_trip_64B/ringport_spsc_{kind}"), |b| {

@@ -79,7 +79,7 @@ fn ring_options(kind: PingPong) -> SpscOptions {
     }
 }
 
-fn spin_send(producer: &mut ringport::Producer, msg: &[u8]) {
+fn spin_send(producer: &mut ringport::spsc::Producer, msg: &[u8]) {
     loop {
         match producer.try_reserve(msg.len()) {
             Ok(mut grant) => {
@@ -93,7 +93,7 @@ fn spin_send(producer: &mut ringport::Producer, msg: &[u8]) {
     }
 }
 
-fn spin_recv(consumer: &mut ringport::Consumer, check: u64) {
+fn spin_recv(consumer: &mut ringport::spsc::Consumer, check: u64) {
     loop {
         match consumer.try_recv() {
             Ok(frame) => {
@@ -224,7 +224,7 @@ const STREAM: u64 = 50_000_000;
 
 /// The ring every ringport stream runs through: 4096 frames of 8 bytes (16 with the header), as
 /// many in flight as rtrb's 4096 slots.
-fn stream_ring() -> (ringport::Producer, ringport::Consumer) {
+fn stream_ring() -> (ringport::spsc::Producer, ringport::spsc::Consumer) {
     SpscOptions::new()
         .capacity(64 << 10)
         .max_frame(64)

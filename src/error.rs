@@ -164,10 +164,6 @@ pub enum Error {
 }
 
 impl Error {
-    pub(crate) fn os(op: &'static str, source: Errno) -> Error {
-        Error::Os { op, source }
-    }
-
     pub(crate) fn corrupted(what: &'static str, value: u64, position: u64) -> Error {
         Error::Corrupted {
             what,

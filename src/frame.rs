@@ -14,6 +14,7 @@
 //! ```
 
 use crate::error::{Error, Result};
+use crate::layout::{MAX_CAPACITY, MIN_CAPACITY};
 
 /// Bytes of header before each payload.
 pub(crate) const HEADER_LEN: usize = 8;
@@ -88,6 +89,30 @@ pub(crate) fn decode(word: u64, position: u64, capacity: u64, max_frame: u32) ->
         KIND_PAD => Err(Error::corrupted("padding frame", word, position)),
         _ => Err(Error::corrupted("frame kind", word, position)),
     }
+}
+
+/// The largest frame payload that [`check_geometry`] allows for `capacity`.
+pub(crate) fn largest_frame(capacity: u64) -> u64 {
+    // frame_size(len) + 8 <= capacity / 2, with frame_size(len) = 8 + len rounded up to 8.
+    (capacity / 2).saturating_sub(16)
+}
+
+/// The SPSC ring's geometry rule: checks capacity and maximum frame length; returns what is
+/// wrong.
+pub(crate) fn check_geometry(capacity: u64, max_frame: u32) -> Result<(), &'static str> {
+    if !capacity.is_power_of_two() || !(MIN_CAPACITY..=MAX_CAPACITY).contains(&capacity) {
+        return Err("capacity must be a power of two from 64 bytes to 1 TiB");
+    }
+    // With a frame (plus the zeroed slot after it) no larger than half the ring, an empty ring
+    // takes any frame even when it must first pad to the end of the lap: wrapping happens only
+    // at an offset past capacity - size, which leaves at least size + 8 bytes at the start.
+    // So a producer never waits on a consumer that has nothing to read.
+    if max_frame == 0 || frame_size(max_frame as usize) as u64 + 8 > capacity / 2 {
+        return Err(
+            "max frame must be at least 1, and its frame plus 8 bytes at most half the capacity",
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use crate::error::Error;
 use crate::mpmc::MpmcOptions;
-use crate::region::RingMemory;
 use crate::spsc::SpscOptions;
 use crate::sync::Ordering;
+use crate::wait::Doorbell;
 
 /// Operations per input at most: keeps every input's run short.
 const MAX_OPS: usize = 2048;
@@ -318,14 +318,13 @@ pub fn hostile_peer(data: &[u8]) {
     }
     let capacity = 64usize << (input.byte() % 5);
     let max_frame = 1 + usize::from(input.byte()) % (capacity / 2 - 16);
-    let (mut producer, mut consumer, region) = SpscOptions::new()
+    let (mut producer, mut consumer, memory) = SpscOptions::new()
         .capacity(capacity)
         .max_frame(max_frame)
         .spin(Duration::ZERO)
         .liveness_interval(Duration::from_micros(100))
         .in_process_exposed()
         .expect("valid geometry");
-    let memory = RingMemory::new(region);
     let header = memory.header();
     let mut seq = 0u32;
     for _ in 0..MAX_OPS {
@@ -351,10 +350,7 @@ pub fn hostile_peer(data: &[u8]) {
             4 => header.roles[0]
                 .start_time
                 .store(input.u64(), Ordering::Relaxed),
-            5 => {
-                let bell = &header.bells[usize::from(input.byte() % 2)];
-                bell.scribble(input.u64());
-            }
+            5 => bell(header, input.byte()).scribble(input.u64()),
             6 => match consumer.try_recv() {
                 Ok(frame) => assert!(!frame.is_empty() && frame.len() <= max_frame),
                 Err(Error::Empty | Error::PeerGone(_) | Error::Corrupted { .. }) => {}
@@ -391,6 +387,15 @@ pub fn hostile_peer(data: &[u8]) {
     }
 }
 
+/// One of the header's two bells, as the input's `byte` picks it.
+fn bell(header: &crate::layout::SegmentHeader, byte: u8) -> Doorbell<'_> {
+    if byte % 2 == 0 {
+        Doorbell::data(header)
+    } else {
+        Doorbell::space(header)
+    }
+}
+
 fn hostile_mpmc(mut input: Input<'_>) {
     let slots = 2usize << (input.byte() % 4);
     let slot_size = 1 + usize::from(input.byte() % 64);
@@ -404,7 +409,7 @@ fn hostile_mpmc(mut input: Input<'_>) {
     let (mut producer, mut consumer) = (ring.producer(), ring.consumer());
     let memory = ring.memory();
     let header = memory.header();
-    let stride = crate::layout::slot_stride(slot_size as u32) as usize;
+    let stride = crate::mpmc::slot::slot_stride(slot_size as u32) as usize;
     for _ in 0..MAX_OPS {
         if input.done() {
             break;
@@ -425,7 +430,7 @@ fn hostile_mpmc(mut input: Input<'_>) {
             }
             2 => header.positions[usize::from(input.byte() % 2)]
                 .store(input.u64(), Ordering::Relaxed),
-            3 => header.bells[usize::from(input.byte() % 2)].scribble(input.u64()),
+            3 => bell(header, input.byte()).scribble(input.u64()),
             4 => match consumer.try_recv() {
                 Ok(message) => assert!(message.len() <= slot_size),
                 Err(Error::Empty | Error::Corrupted { .. }) => {}
@@ -462,7 +467,7 @@ pub fn seed_image(kind: &str, frames: &[&[u8]]) -> Vec<u8> {
         }
         (1, ring.memory())
     } else {
-        let (mut producer, consumer, region) = SpscOptions::new()
+        let (mut producer, consumer, memory) = SpscOptions::new()
             .capacity(1024)
             .max_frame(256)
             .in_process_exposed()
@@ -472,7 +477,7 @@ pub fn seed_image(kind: &str, frames: &[&[u8]]) -> Vec<u8> {
         }
         // Detached ends, as a segment whose users have gone.
         drop((producer, consumer));
-        (0, RingMemory::new(region))
+        (0, memory)
     };
     let mut image = vec![which];
     image.extend_from_slice(&memory.image());

@@ -15,24 +15,25 @@
 //!    640  bells[1]      producer (sleeps)   consumer, after each release
 //!    768  data          ...
 //! ```
+//!
+//! This file is a leaf: it holds the words and their places, not what they mean to the
+//! protocols (the bells' words are the wait protocol's, in `wait`; the role words are `role`'s;
+//! the geometry rules of each ring kind are the ring's own, passed to [`SegmentHeader::validate`]).
 
 use crate::error::{Error, Result};
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
-use crate::wait::Doorbell;
 
 /// "RINGPORT" in little-endian.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"RINGPORT");
 
-/// Bumped on every incompatible change of this file or of the frame format.
-pub(crate) const LAYOUT_VERSION: u32 = 3;
+/// Bumped on every incompatible change of this file or of the frame format. (4: a bell's third
+/// word says "fenced" where it said "unfenced", so that a zeroed bell is the safe state.)
+pub(crate) const LAYOUT_VERSION: u32 = 4;
 
 /// Ring kinds, stored in the header.
 pub(crate) const KIND_SPSC: u32 = 1;
 /// A multi-producer multi-consumer ring of fixed-size slots (see `mpmc`).
 pub(crate) const KIND_MPMC: u32 = 2;
-
-/// Header flag: notifiers use full fences (the creator could not register for `membarrier`).
-pub(crate) const FLAG_SYMMETRIC_FENCES: u32 = 1;
 
 /// Where the data area starts: right after the header, cache-line aligned.
 pub(crate) const DATA_OFFSET: usize = 768;
@@ -78,6 +79,28 @@ pub(crate) struct RoleSlot {
     pub reserved: AtomicU64,
 }
 
+/// The words of one doorbell: what they mean is the wait protocol's (`wait::Doorbell`).
+#[derive(Debug)]
+#[repr(C)]
+pub(crate) struct BellWords {
+    /// The futex word.
+    pub seq: AtomicU32,
+    /// Announced sleepers.
+    pub sleepers: AtomicU32,
+    /// The notifying side's fencing state.
+    pub fenced: AtomicU32,
+}
+
+impl BellWords {
+    fn zeroed() -> BellWords {
+        BellWords {
+            seq: AtomicU32::new(0),
+            sleepers: AtomicU32::new(0),
+            fenced: AtomicU32::new(0),
+        }
+    }
+}
+
 /// The whole header.
 #[repr(C)]
 pub(crate) struct SegmentHeader {
@@ -87,41 +110,7 @@ pub(crate) struct SegmentHeader {
     /// `[producer position, consumer position]`, each on its own line.
     pub positions: [Line<AtomicU64>; 2],
     /// `[data bell (consumer sleeps), space bell (producer sleeps)]`.
-    pub bells: [Line<Doorbell>; 2],
-}
-
-#[cfg(not(loom))]
-mod checks {
-    use super::*;
-    use core::mem::{align_of, offset_of, size_of};
-    use static_assertions::const_assert_eq;
-
-    const_assert_eq!(size_of::<Identity>(), 64);
-    const_assert_eq!(offset_of!(Identity, creator_pid_ns), 56);
-    const_assert_eq!(offset_of!(Identity, version), 8);
-    const_assert_eq!(offset_of!(Identity, kind), 12);
-    const_assert_eq!(offset_of!(Identity, flags), 16);
-    const_assert_eq!(offset_of!(Identity, max_frame), 20);
-    const_assert_eq!(offset_of!(Identity, capacity), 24);
-    const_assert_eq!(offset_of!(Identity, data_offset), 32);
-    const_assert_eq!(offset_of!(Identity, segment_len), 40);
-    const_assert_eq!(offset_of!(Identity, creator_pid), 48);
-    const_assert_eq!(size_of::<RoleSlot>(), 32);
-    const_assert_eq!(size_of::<Doorbell>(), 12);
-    const_assert_eq!(offset_of!(SegmentHeader, identity), 0);
-    const_assert_eq!(offset_of!(SegmentHeader, roles), 128);
-    const_assert_eq!(offset_of!(SegmentHeader, positions), 256);
-    const_assert_eq!(offset_of!(SegmentHeader, bells), 512);
-    const_assert_eq!(size_of::<SegmentHeader>(), DATA_OFFSET);
-    const_assert_eq!(align_of::<SegmentHeader>(), 128);
-}
-
-/// The index of a role's slot, position and the bell it sleeps on.
-pub(crate) const fn role_index(role: crate::Role) -> usize {
-    match role {
-        crate::Role::Producer => 0,
-        crate::Role::Consumer => 1,
-    }
+    pub bells: [Line<BellWords>; 2],
 }
 
 /// The bell (index into `bells`) that consumers sleep on: the producing side rings it after a
@@ -170,13 +159,14 @@ impl SegmentHeader {
             }),
             roles: Line([slot(), slot()]),
             positions: [Line(AtomicU64::new(0)), Line(AtomicU64::new(0))],
-            bells: [Line(Doorbell::new()), Line(Doorbell::new())],
+            bells: [Line(BellWords::zeroed()), Line(BellWords::zeroed())],
         }
     }
 
     /// Fills in a zeroed header and publishes it: the magic goes last, with Release, so that an
-    /// attacher that sees the magic sees every other field.
-    pub(crate) fn initialize(&self, params: &RingParams, creator_pid_ns: u64) {
+    /// attacher that sees the magic sees every other field. The creator's pid and pid namespace
+    /// are recorded for whoever judges pids found in the segment.
+    pub(crate) fn initialize(&self, params: &RingParams, creator_pid: u32, creator_pid_ns: u64) {
         let id = &self.identity;
         id.version.store(LAYOUT_VERSION, Ordering::Relaxed);
         id.kind.store(params.kind, Ordering::Relaxed);
@@ -186,14 +176,20 @@ impl SegmentHeader {
         id.data_offset.store(DATA_OFFSET as u64, Ordering::Relaxed);
         id.segment_len
             .store(params.segment_len(), Ordering::Relaxed);
-        id.creator_pid.store(std::process::id(), Ordering::Relaxed);
+        id.creator_pid.store(creator_pid, Ordering::Relaxed);
         id.creator_pid_ns.store(creator_pid_ns, Ordering::Relaxed);
         id.magic.store(MAGIC, Ordering::Release);
     }
 
     /// Reads and checks the identity of a segment of `segment_len` bytes; `kind` is the kind
-    /// the caller wants. Returns the parameters, which the caller keeps: they are never re-read.
-    pub(crate) fn validate(&self, kind: u32, segment_len: u64) -> Result<RingParams> {
+    /// the caller wants, and `geometry` its rule for capacity and maximum frame (returning what
+    /// is wrong). Returns the parameters, which the caller keeps: they are never re-read.
+    pub(crate) fn validate(
+        &self,
+        kind: u32,
+        segment_len: u64,
+        geometry: fn(u64, u32) -> Result<(), &'static str>,
+    ) -> Result<RingParams> {
         let id = &self.identity;
         let magic = id.magic.load(Ordering::Acquire);
         if magic != MAGIC {
@@ -223,11 +219,7 @@ impl SegmentHeader {
         if data_offset != DATA_OFFSET as u64 {
             return Err(Error::corrupted("data offset", data_offset, 16));
         }
-        let geometry = match kind {
-            KIND_MPMC => check_mpmc_geometry(params.capacity, params.max_frame),
-            _ => check_geometry(params.capacity, params.max_frame),
-        };
-        geometry
+        geometry(params.capacity, params.max_frame)
             .map_err(|what| Error::corrupted(what, params.capacity, u64::from(params.max_frame)))?;
         let claimed = id.segment_len.load(Ordering::Relaxed);
         if claimed != params.segment_len() {
@@ -252,54 +244,3 @@ pub(crate) const MAX_CAPACITY: u64 = 1 << 40;
 /// A position beyond this, read from shared memory, is corrupt (and its arithmetic could
 /// overflow).
 pub(crate) const MAX_POSITION: u64 = 1 << 62;
-
-/// The largest frame payload that `check_geometry` allows for `capacity`.
-pub(crate) fn largest_frame(capacity: u64) -> u64 {
-    // frame_size(len) + 8 <= capacity / 2, with frame_size(len) = 8 + len rounded up to 8.
-    (capacity / 2).saturating_sub(16)
-}
-
-/// Checks capacity and maximum frame length; returns what is wrong.
-pub(crate) fn check_geometry(capacity: u64, max_frame: u32) -> Result<(), &'static str> {
-    if !capacity.is_power_of_two() || !(MIN_CAPACITY..=MAX_CAPACITY).contains(&capacity) {
-        return Err("capacity must be a power of two from 64 bytes to 1 TiB");
-    }
-    // With a frame (plus the zeroed slot after it) no larger than half the ring, an empty ring
-    // takes any frame even when it must first pad to the end of the lap: wrapping happens only
-    // at an offset past capacity - size, which leaves at least size + 8 bytes at the start.
-    // So a producer never waits on a consumer that has nothing to read.
-    if max_frame == 0 || crate::frame::frame_size(max_frame as usize) as u64 + 8 > capacity / 2 {
-        return Err(
-            "max frame must be at least 1, and its frame plus 8 bytes at most half the capacity",
-        );
-    }
-    Ok(())
-}
-
-/// The most slots an MPMC ring has: slot stamps keep 30 bits of lap, and with at least 2^30 laps
-/// between two positions that share a slot, a stale stamp can never pass for a current one.
-pub(crate) const MAX_SLOTS: u64 = 1 << 30;
-
-/// Bytes an MPMC slot of `slot_size` payload bytes occupies: an 8-byte stamp, then the payload
-/// padded to 8.
-pub(crate) const fn slot_stride(slot_size: u32) -> u64 {
-    8 + ((slot_size as u64 + 7) & !7)
-}
-
-/// Checks an MPMC data area of `capacity` bytes holding slots of `slot_size` payload bytes: a
-/// power-of-two number of slots from 2 to [`MAX_SLOTS`], in at most [`MAX_CAPACITY`] bytes.
-pub(crate) fn check_mpmc_geometry(capacity: u64, slot_size: u32) -> Result<(), &'static str> {
-    if slot_size == 0 || slot_size > u32::MAX - 8 {
-        return Err("slot size must be from 1 byte to 4 GiB less 8");
-    }
-    let stride = slot_stride(slot_size);
-    let slots = capacity / stride;
-    if capacity % stride != 0
-        || !slots.is_power_of_two()
-        || !(2..=MAX_SLOTS).contains(&slots)
-        || capacity > MAX_CAPACITY
-    {
-        return Err("slot count must be a power of two from 2 to 2^30, in at most 1 TiB");
-    }
-    Ok(())
-}

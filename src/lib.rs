@@ -22,40 +22,37 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Layers, from the bottom: `os` (the only system calls), `region` and `layout` (the memory and
-//! its header: the only raw-pointer code), `frame` and `wait` (the algorithms, which make no
-//! system call of their own), and the endpoints in [`spsc`] and [`mpmc`].
+//! Layers, from the bottom: `os` (the one boundary to the system: every system call, the
+//! memory accessors, and a model of them for loom), `layout` (the header's words), the
+//! algorithms (`frame`, `wait`, `role`, and the cursors and slots of [`spsc`] and [`mpmc`]),
+//! which make no system call of their own, then where memory comes from (`segment`) and the
+//! endpoints in [`spsc`], [`mpmc`] and [`channel`].
 
 #![deny(unsafe_op_in_unsafe_fn)]
-// The loom build models the algorithms over heap memory; the OS layer is then unused.
-#![cfg_attr(loom, allow(dead_code, unused_imports, irrefutable_let_patterns))]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
-#[cfg(not(loom))]
 pub mod channel;
 mod error;
 mod frame;
 /// The fuzz targets' bodies, for ringport's own fuzz crate and tests (feature `testing`; not
 /// part of the API).
-#[cfg(all(feature = "testing", not(loom)))]
+#[cfg(feature = "testing")]
 #[doc(hidden)]
 pub mod fuzzing;
 mod layout;
 pub mod mpmc;
 mod options;
 mod os;
-mod region;
 mod role;
+mod segment;
 pub mod spsc;
 mod sync;
 mod wait;
 
-#[cfg(not(loom))]
 pub use channel::{Channel, ChannelOptions, Listener, Policy};
 pub use error::{Error, Result, Role};
-pub use mpmc::{MpmcConsumer, MpmcOptions, MpmcProducer, MpmcRing, SlotGrant, SlotGuard};
-#[cfg(not(loom))]
+pub use mpmc::MpmcOptions;
 pub use os::remove_segment;
 pub use role::PeerStatus;
-pub use spsc::{Consumer, Producer, ReadGuard, SpscOptions, WriteGrant};
+pub use spsc::SpscOptions;
 pub use wait::WaitStats;

@@ -5,9 +5,17 @@
 //! process that has died may be taken over; a live holder gets [`Error::RoleTaken`].
 
 use crate::error::{Error, Result, Role};
-use crate::layout::{role_index, RoleSlot, SegmentHeader};
-use crate::os::process::{Liveness, ProcessIdentity, ProcessWatch};
+use crate::layout::{RoleSlot, SegmentHeader};
+use crate::os::{Kernel, Liveness, ProcessIdentity};
 use crate::sync::Ordering;
+
+/// The index of a role's slot and position in the header.
+pub(crate) const fn role_index(role: Role) -> usize {
+    match role {
+        Role::Producer => 0,
+        Role::Consumer => 1,
+    }
+}
 
 const NEVER: u64 = 0;
 const CLAIMING: u64 = 1;
@@ -35,18 +43,20 @@ pub enum PeerStatus {
 
 /// An endpoint's hold on its role and its view of the peer's.
 #[derive(Debug)]
-pub(crate) struct RoleHold {
+pub(crate) struct RoleHold<K: Kernel> {
     role: Role,
     owner: u64,
-    watch: ProcessWatch,
+    /// What checks of the peer's process keep between them.
+    watch: K::Watch,
+    kernel: K,
 }
 
-impl RoleHold {
+impl<K: Kernel> RoleHold<K> {
     /// Takes `role` in the segment for this process.
-    pub(crate) fn claim(header: &SegmentHeader, role: Role) -> Result<RoleHold> {
-        let me = ProcessIdentity::current();
+    pub(crate) fn claim(header: &SegmentHeader, role: Role, kernel: K) -> Result<RoleHold<K>> {
+        let me = kernel.current_process();
         let slot = &header.roles[role_index(role)];
-        let mut watch = ProcessWatch::default();
+        let mut watch = K::Watch::default();
         // A handful of tries: each failure means another claimer moved the word meanwhile.
         for _ in 0..16 {
             // Acquire: pairs with the holder's Release below, so its identity words are visible.
@@ -54,7 +64,7 @@ impl RoleHold {
             let (pid, state, epoch) = unpack(current);
             if state == CLAIMING || state == ATTACHED {
                 let holder = holder_identity(slot, pid, state);
-                if pid == me.pid || watch.check(holder) != Liveness::Dead {
+                if pid == me.pid || kernel.liveness(&mut watch, holder) != Liveness::Dead {
                     return Err(Error::RoleTaken { role, pid });
                 }
             }
@@ -74,7 +84,8 @@ impl RoleHold {
                 return Ok(RoleHold {
                     role,
                     owner,
-                    watch: ProcessWatch::default(),
+                    watch: K::Watch::default(),
+                    kernel,
                 });
             }
         }
@@ -130,7 +141,10 @@ impl RoleHold {
         let (pid, state, _) = unpack(slot.owner.load(Ordering::Acquire));
         match state {
             NEVER => PeerStatus::Absent,
-            CLAIMING | ATTACHED => match self.watch.check(holder_identity(slot, pid, state)) {
+            CLAIMING | ATTACHED => match self
+                .kernel
+                .liveness(&mut self.watch, holder_identity(slot, pid, state))
+            {
                 Liveness::Dead => PeerStatus::Gone,
                 Liveness::Alive | Liveness::Unknown => PeerStatus::Present,
             },
@@ -154,5 +168,130 @@ fn holder_identity(slot: &RoleSlot, pid: u32, state: u64) -> ProcessIdentity {
             0
         },
         pid_ns: slot.pid_ns.load(Ordering::Relaxed),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::os::fake::FakeKernel;
+
+    /// A fake kernel for another process, `pid`, in the same pid namespace.
+    fn process(pid: u32) -> FakeKernel {
+        let kernel = FakeKernel::new();
+        kernel.me.set(ProcessIdentity {
+            pid,
+            start_time: u64::from(pid) * 10,
+            pid_ns: 7,
+        });
+        kernel
+    }
+
+    fn epoch(header: &SegmentHeader, role: Role) -> u64 {
+        unpack(header.roles[role_index(role)].owner.load(Ordering::Relaxed)).2
+    }
+
+    #[test]
+    fn a_role_has_one_live_holder_and_a_dead_one_is_taken_over() {
+        let header = SegmentHeader::new();
+        let (us, them) = (process(100), process(200));
+        let theirs = RoleHold::claim(&header, Role::Consumer, &them).unwrap();
+        assert!(matches!(
+            RoleHold::claim(&header, Role::Consumer, &us),
+            Err(Error::RoleTaken {
+                role: Role::Consumer,
+                pid: 200
+            })
+        ));
+        // Nor can the holder's own process take it twice.
+        assert!(matches!(
+            RoleHold::claim(&header, Role::Consumer, &them),
+            Err(Error::RoleTaken { pid: 200, .. })
+        ));
+        let before = epoch(&header, Role::Consumer);
+        us.dead.borrow_mut().push(200);
+        let ours = RoleHold::claim(&header, Role::Consumer, &us).unwrap();
+        assert_eq!(epoch(&header, Role::Consumer), before + 1);
+        // The dead holder's late release does not undo the takeover.
+        theirs.release(&header);
+        let (pid, state, _) = unpack(
+            header.roles[role_index(Role::Consumer)]
+                .owner
+                .load(Ordering::Relaxed),
+        );
+        assert_eq!((pid, state), (100, ATTACHED));
+        ours.release(&header);
+        // Released, it is free for anyone.
+        RoleHold::claim(&header, Role::Consumer, &them).unwrap();
+    }
+
+    #[test]
+    fn the_peer_is_absent_then_present_then_gone_by_detach_or_by_death() {
+        let header = SegmentHeader::new();
+        let (us, them) = (process(100), process(200));
+        let mut producer = RoleHold::claim(&header, Role::Producer, &us).unwrap();
+        assert_eq!(producer.peer_status(&header), PeerStatus::Absent);
+        assert!(producer.departure(&header, true).is_none());
+        let consumer = RoleHold::claim(&header, Role::Consumer, &them).unwrap();
+        assert_eq!(producer.peer_status(&header), PeerStatus::Present);
+        assert!(!producer.peer_detached(&header));
+        consumer.release(&header);
+        assert!(producer.peer_detached(&header));
+        assert_eq!(producer.peer_status(&header), PeerStatus::Gone);
+        assert!(matches!(
+            producer.departure(&header, false),
+            Some(Error::PeerGone(Role::Consumer))
+        ));
+
+        // A consumer that dies without detaching: only a thorough look sees it.
+        let _consumer = RoleHold::claim(&header, Role::Consumer, &them).unwrap();
+        us.dead.borrow_mut().push(200);
+        assert!(producer.departure(&header, false).is_none());
+        let checks = us.liveness_checks.get();
+        assert!(matches!(
+            producer.departure(&header, true),
+            Some(Error::PeerGone(Role::Consumer))
+        ));
+        assert_eq!(us.liveness_checks.get(), checks + 1);
+    }
+
+    #[test]
+    fn a_holder_in_another_pid_namespace_is_never_judged_dead() {
+        let header = SegmentHeader::new();
+        let us = process(100);
+        let elsewhere = process(200);
+        elsewhere.me.set(ProcessIdentity {
+            pid: 200,
+            start_time: 2000,
+            pid_ns: 9,
+        });
+        let _theirs = RoleHold::claim(&header, Role::Consumer, &elsewhere).unwrap();
+        // Pid 200 is dead here, but it names another process there.
+        us.dead.borrow_mut().push(200);
+        assert!(matches!(
+            RoleHold::claim(&header, Role::Consumer, &us),
+            Err(Error::RoleTaken { pid: 200, .. })
+        ));
+        let mut producer = RoleHold::claim(&header, Role::Producer, &us).unwrap();
+        assert_eq!(producer.peer_status(&header), PeerStatus::Present);
+    }
+
+    #[test]
+    fn a_holder_caught_claiming_is_judged_by_its_pid_and_garbage_reads_gone() {
+        let header = SegmentHeader::new();
+        let us = process(100);
+        let slot = &header.roles[role_index(Role::Consumer)];
+        // A claimer that stored CLAIMING and died before it published its start time.
+        slot.owner.store(pack(300, CLAIMING, 1), Ordering::Relaxed);
+        slot.start_time.store(12345, Ordering::Relaxed);
+        assert_eq!(holder_identity(slot, 300, CLAIMING).start_time, 0);
+        let mut producer = RoleHold::claim(&header, Role::Producer, &us).unwrap();
+        assert_eq!(producer.peer_status(&header), PeerStatus::Present);
+        us.dead.borrow_mut().push(300);
+        assert_eq!(producer.peer_status(&header), PeerStatus::Gone);
+        RoleHold::claim(&header, Role::Consumer, &us).unwrap();
+        // A state no ringport writes: a peer we cannot wait for.
+        slot.owner.store(pack(300, 0x7F, 9), Ordering::Relaxed);
+        assert_eq!(producer.peer_status(&header), PeerStatus::Gone);
     }
 }

@@ -10,6 +10,11 @@ pub(crate) use std::sync::atomic::{compiler_fence, fence, AtomicU32, AtomicU64, 
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 
+/// Under loom a compiler fence orders nothing that the model sees (its partner in the wait
+/// protocol is a membarrier, which the OS model turns into a spurious wake-up): a no-op.
+#[cfg(loom)]
+pub(crate) fn compiler_fence(_: Ordering) {}
+
 /// Under loom, a cell per 8 bytes of ring data through which payload accesses are registered
 /// with loom's race detector (the bytes themselves are plain memory).
 #[cfg(loom)]

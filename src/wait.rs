@@ -6,45 +6,49 @@
 //!
 //! ```text
 //! notifier (after publishing)         sleeper (condition false)
-//!   publish (Release)                   waiters += 1; s = seq
+//!   publish (Release)                   sleepers += 1; s = seq
 //!   fence (light or full)               SeqCst fence (+ membarrier if the notifier is light)
-//!   if waiters > 0:                     re-check the condition; if true: waiters -= 1, done
+//!   if sleepers > 0:                    re-check the condition; if true: sleepers -= 1, done
 //!       seq += 1; FUTEX_WAKE            FUTEX_WAIT(seq, s)   (returns at once if seq != s)
 //! ```
 //!
 //! Store-load ordering is needed on both sides, or each can miss the other's write and the
-//! sleeper sleeps through a publish. A SeqCst fence on every publish costs about 5x in streaming
-//! throughput on this machine kind; `membarrier(GLOBAL_EXPEDITED)` before every sleep (a full
+//! sleeper sleeps through a publish. A SeqCst fence on every publish costs a streaming producer
+//! several times its throughput; `membarrier(GLOBAL_EXPEDITED)` before every sleep (a full
 //! barrier forced on every running thread of every registered process, so that the notifier
-//! needs only a compiler fence) costs a few microseconds of inter-processor interrupts, which
-//! doubles a blocking round trip. So the notifier of an SPSC bell adapts ([`Notifier`]): it
-//! publishes without a fence while its peer stays awake, and fences every publish from the
-//! moment it has to wake its peer until it has published [`QUIET_PUBLISHES`] times in a row
-//! without finding a sleeper. The bell's `unfenced` word tells the sleeper which half it must
-//! supply:
+//! needs only a compiler fence) costs microseconds of inter-processor interrupts, which doubles
+//! a blocking round trip (docs/PERFORMANCE.md, "Fences"). So the notifier of an SPSC bell adapts
+//! ([`Notifier`]): it publishes without a fence while its peer stays awake, and fences every
+//! publish from the moment it has to wake its peer until it has published
+//! [`Kernel::QUIET_PUBLISHES`] times in a row without finding a sleeper. The bell's `fenced`
+//! word tells the sleeper which half it must supply:
 //!
 //! ```text
-//! stop fencing:   unfenced = 1; SeqCst fence; then publish with a compiler fence only
-//! start fencing:  (on a wake) unfenced = 0 (Release); then a SeqCst fence after every publish
-//! sleeper:        waiters += 1; SeqCst fence; if unfenced (Acquire) != 0: membarrier
+//! stop fencing:   fenced = 0; SeqCst fence; then publish with a compiler fence only
+//! start fencing:  (on a wake) fenced = 1 (Release); then a SeqCst fence after every publish
+//! sleeper:        sleepers += 1; SeqCst fence; if fenced (Acquire) == 0: membarrier
 //! ```
 //!
-//! A sleeper that reads 0 skips the membarrier safely: either it read the Release of a start,
+//! A sleeper that reads 1 skips the membarrier safely: either it read the Release of a start,
 //! which makes every publish before it visible to the re-check and fences every publish after
-//! it; or it read a stale 0 from before a stop, and then its fence precedes the stop's fence in
-//! the SeqCst order, so every unfenced read of the waiter count after the stop sees its
-//! announcement. An MPMC bell has many notifiers and keeps the fixed form (no fence on publish,
-//! `unfenced` stays 1, every sleeper calls membarrier). A process that cannot register for
+//! it; or it read a stale 1 from before a stop, and then its fence precedes the stop's fence in
+//! the SeqCst order, so every unfenced read of the sleeper count after the stop sees its
+//! announcement. Zero, what a fresh segment holds, is the safe state: the sleeper takes the
+//! membarrier. An MPMC bell has many notifiers and keeps the fixed form (no fence on publish,
+//! `fenced` stays 0, every sleeper calls membarrier). A process that cannot register for
 //! membarrier makes its rings use symmetric fences (a flag in the header): every publish fenced,
 //! no membarrier.
 
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::layout::FLAG_SYMMETRIC_FENCES;
-#[cfg(not(loom))]
-use crate::sync::compiler_fence;
-use crate::sync::{fence, spin_hint, AtomicU32, Ordering};
+use crate::layout::{BellWords, SegmentHeader, DATA_BELL, SPACE_BELL};
+use crate::os::Kernel;
+use crate::sync::{compiler_fence, fence, spin_hint, Ordering};
+
+/// Header flag: notifiers use full fences (the creator asked for them, or could not register
+/// for `membarrier`).
+pub(crate) const FLAG_SYMMETRIC_FENCES: u32 = 1;
 
 /// How the two halves of the wait handshake are fenced (fixed per ring at creation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,76 +60,27 @@ pub(crate) enum Fences {
     Symmetric,
 }
 
-/// Publishes in a row that find no sleeper before an adaptive notifier stops fencing. A fence
-/// costs the notifier some ten nanoseconds a publish, the membarrier it spares a sleeper some
-/// microseconds, and every wake costs a system call anyway: so the notifier fences for a while
-/// after each wake. (Under loom, one, so that the models switch back and forth.)
-#[cfg(not(loom))]
-pub(crate) const QUIET_PUBLISHES: u32 = 64;
-#[cfg(loom)]
-pub(crate) const QUIET_PUBLISHES: u32 = 1;
-
-/// The notifier's half of one doorbell's handshake, kept by the endpoint that rings the bell.
-#[derive(Debug)]
-pub(crate) struct Notifier {
-    /// A SeqCst fence after every publish (else a compiler fence only).
-    fencing: bool,
-    /// Switches between the two forms: only the bell's sole notifier (SPSC, asymmetric) may,
-    /// since clearing the bell's `unfenced` word speaks for every notifier of the bell.
-    adaptive: bool,
-    /// Fenced publishes in a row that found no sleeper.
-    quiet: u32,
-}
-
-impl Notifier {
-    /// A notifier that never switches: it fences every publish on a symmetric ring and none on
-    /// an asymmetric one (whose sleepers then always call membarrier). For bells with many
-    /// notifiers.
-    pub(crate) fn fixed(fences: Fences) -> Notifier {
-        Notifier {
-            fencing: fences == Fences::Symmetric,
-            adaptive: false,
-            quiet: 0,
-        }
-    }
-
-    /// The sole notifier of `bell`. On an asymmetric ring it starts without fences (and says so
-    /// in the bell before its first publish) and adapts from there.
-    pub(crate) fn sole(bell: &Doorbell, fences: Fences) -> Notifier {
-        let mut notifier = Notifier::fixed(fences);
-        if fences == Fences::Asymmetric {
-            notifier.adaptive = true;
-            // A previous holder of the role may have left the bell saying "fenced".
-            bell.stop_fencing(&mut notifier);
-        }
-        notifier
-    }
-}
-
 impl Fences {
     /// The header flags of a new ring: symmetric fences if asked for, or if this process cannot
-    /// register for `membarrier`.
-    pub(crate) fn creation_flags(symmetric: bool) -> u32 {
-        #[cfg(not(loom))]
-        let symmetric = symmetric || !crate::os::membarrier::register();
-        if symmetric {
+    /// use `membarrier`.
+    pub(crate) fn creation_flags(symmetric: bool, kernel: impl Kernel) -> u32 {
+        if symmetric || !kernel.barrier_available() {
             FLAG_SYMMETRIC_FENCES
         } else {
             0
         }
     }
 
-    /// The fences a ring's header flags call for. Asymmetric fences need this process
-    /// registered for `membarrier`, or its unfenced publishes would not be safe.
+    /// The fences a ring's header flags call for. Asymmetric fences need this process able to
+    /// use `membarrier`, or its unfenced publishes would not be safe.
     ///
     /// # Errors
-    /// [`Error::Unsupported`] if the ring is asymmetric and this process cannot register.
-    pub(crate) fn for_ring(flags: u32) -> Result<Fences> {
+    /// [`Error::Unsupported`] if the ring is asymmetric and this process cannot use membarrier.
+    pub(crate) fn for_ring(flags: u32, kernel: impl Kernel) -> Result<Fences> {
         if flags & FLAG_SYMMETRIC_FENCES != 0 {
             return Ok(Fences::Symmetric);
         }
-        #[cfg(not(loom))]
-        if !crate::os::membarrier::register() {
+        if !kernel.barrier_available() {
             return Err(Error::Unsupported(
                 "the ring uses membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED), which this \
                  process cannot register for",
@@ -135,13 +90,47 @@ impl Fences {
     }
 }
 
-/// The deadline `timeout` from now; None (wait forever) if it is beyond what `Instant` holds.
-pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
-    Instant::now().checked_add(timeout)
+/// The notifier's half of one doorbell's handshake, kept by the endpoint that rings the bell.
+#[derive(Debug)]
+pub(crate) struct Notifier<K: Kernel> {
+    /// A SeqCst fence after every publish (else a compiler fence only).
+    fencing: bool,
+    /// Switches between the two forms: only the bell's sole notifier (SPSC, asymmetric) may,
+    /// since setting the bell's `fenced` word speaks for every notifier of the bell.
+    adaptive: bool,
+    /// Fenced publishes in a row that found no sleeper.
+    quiet: u32,
+    kernel: K,
 }
 
-/// How long a blocking call may wait. It becomes a deadline only in [`block_on`], once a first
-/// attempt has failed, so a `_timeout` call that finds the ring ready reads no clock.
+impl<K: Kernel> Notifier<K> {
+    /// A notifier that never switches: it fences every publish on a symmetric ring and none on
+    /// an asymmetric one (whose sleepers then always call membarrier). For bells with many
+    /// notifiers.
+    pub(crate) fn fixed(fences: Fences, kernel: K) -> Notifier<K> {
+        Notifier {
+            fencing: fences == Fences::Symmetric,
+            adaptive: false,
+            quiet: 0,
+            kernel,
+        }
+    }
+
+    /// The sole notifier of `bell`. On an asymmetric ring it starts without fences (and says so
+    /// in the bell before its first publish) and adapts from there.
+    pub(crate) fn sole(bell: Doorbell<'_>, fences: Fences, kernel: K) -> Notifier<K> {
+        let mut notifier = Notifier::fixed(fences, kernel);
+        if fences == Fences::Asymmetric {
+            notifier.adaptive = true;
+            // A previous holder of the role may have left the bell saying "fenced".
+            bell.stop_fencing(&mut notifier);
+        }
+        notifier
+    }
+}
+
+/// How long a blocking call may wait. It becomes a deadline only in [`Waiter::wait`], once a
+/// first attempt has failed, so a `_timeout` call that finds the ring ready reads no clock.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Limit {
     /// Wait until done (or the peer is gone).
@@ -150,30 +139,11 @@ pub(crate) enum Limit {
     After(Duration),
 }
 
-impl Limit {
-    fn deadline(self) -> Option<Instant> {
-        match self {
-            Limit::Forever => None,
-            Limit::After(timeout) => deadline_after(timeout),
-        }
-    }
-}
-
-/// Set if a membarrier ever failed after registration: sleeps are then capped at 1 ms.
-#[cfg(not(loom))]
-static DEGRADED: AtomicU32 = AtomicU32::new(0);
-
-/// An eventcount in shared memory (see the module documentation).
-#[repr(C)]
-pub(crate) struct Doorbell {
-    seq: AtomicU32,
-    waiters: AtomicU32,
-    /// Nonzero while a notifier may publish without a fence: a sleeper must then call
-    /// membarrier. Only a sole, adaptive notifier clears it.
-    unfenced: AtomicU32,
-    /// Under loom, a model of the futex that can only wake a thread that is really waiting.
-    #[cfg(loom)]
-    model: (loom::sync::Mutex<()>, loom::sync::Condvar),
+/// A doorbell: an eventcount over three words of a segment header (see the module
+/// documentation).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Doorbell<'a> {
+    words: &'a BellWords,
 }
 
 /// What a sleeper needs once it has announced itself.
@@ -181,18 +151,24 @@ pub(crate) struct Doorbell {
 struct Announced {
     /// The futex value to sleep on.
     seq: u32,
-    /// The announcement took a membarrier (which loom cannot model).
+    /// The announcement took a membarrier.
     barrier: bool,
 }
 
-impl Doorbell {
-    pub(crate) fn new() -> Doorbell {
+impl Doorbell<'_> {
+    /// The bell that consumers sleep on: the producing side rings it after a commit.
+    #[inline(always)]
+    pub(crate) fn data(header: &SegmentHeader) -> Doorbell<'_> {
         Doorbell {
-            seq: AtomicU32::new(0),
-            waiters: AtomicU32::new(0),
-            unfenced: AtomicU32::new(1),
-            #[cfg(loom)]
-            model: (loom::sync::Mutex::new(()), loom::sync::Condvar::new()),
+            words: &header.bells[DATA_BELL],
+        }
+    }
+
+    /// The bell that producers sleep on: the consuming side rings it after a release.
+    #[inline(always)]
+    pub(crate) fn space(header: &SegmentHeader) -> Doorbell<'_> {
+        Doorbell {
+            words: &header.bells[SPACE_BELL],
         }
     }
 
@@ -201,34 +177,33 @@ impl Doorbell {
     /// unfenced, nobody-asleep path is inline: the streaming path, kept small so that the
     /// caller's publish stays inline too.
     #[inline]
-    pub(crate) fn ring(&self, notifier: &mut Notifier) {
+    pub(crate) fn ring<K: Kernel>(self, notifier: &mut Notifier<K>) {
         if notifier.fencing {
             self.ring_fenced(notifier);
             return;
         }
         // Between threads a compiler fence orders nothing by itself; its partner is the
-        // sleeper's membarrier, which loom cannot model: so loom sees no fence here, and a loom
-        // sleeper never really sleeps on a membarrier (see `sleep`).
-        #[cfg(not(loom))]
+        // sleeper's membarrier, which loom cannot model (its sleeps after one are spurious
+        // wake-ups: see the OS model).
         compiler_fence(Ordering::SeqCst);
         // Relaxed: the fence pair (ours above, the sleeper's in `announce`) orders this load
         // after the caller's publish; no data is read through the count.
-        if self.waiters.load(Ordering::Relaxed) != 0 {
+        if self.words.sleepers.load(Ordering::Relaxed) != 0 {
             self.wake_and_start_fencing(notifier);
         }
     }
 
     /// `ring` for a notifier that fences. Out of line: the fence costs more than the call.
     #[inline(never)]
-    fn ring_fenced(&self, notifier: &mut Notifier) {
+    fn ring_fenced<K: Kernel>(self, notifier: &mut Notifier<K>) {
         fence(Ordering::SeqCst);
         // Relaxed: as in `ring`.
-        if self.waiters.load(Ordering::Relaxed) != 0 {
-            self.wake_all();
+        if self.words.sleepers.load(Ordering::Relaxed) != 0 {
+            self.wake_all(notifier.kernel);
             notifier.quiet = 0;
         } else if notifier.adaptive {
             notifier.quiet += 1;
-            if notifier.quiet >= QUIET_PUBLISHES {
+            if notifier.quiet >= K::QUIET_PUBLISHES {
                 self.stop_fencing(notifier);
             }
         }
@@ -237,112 +212,86 @@ impl Doorbell {
     /// The peer sleeps: wake it, and (adaptive) fence every publish from now on, so that its
     /// next sleep needs no membarrier.
     #[cold]
-    fn wake_and_start_fencing(&self, notifier: &mut Notifier) {
-        self.wake_all();
+    fn wake_and_start_fencing<K: Kernel>(self, notifier: &mut Notifier<K>) {
+        self.wake_all(notifier.kernel);
         if notifier.adaptive {
             notifier.fencing = true;
             notifier.quiet = 0;
-            // Release: a sleeper that reads 0 (Acquire) skips its membarrier and so should see
+            // Release: a sleeper that reads 1 (Acquire) skips its membarrier and so should see
             // every unfenced publish before this store; every publish after it is fenced. (It
             // spares a spurious wake-up rather than a lost one: those publishes precede the seq
             // bump in `wake_all`, so a sleeper that missed them would sleep on a stale seq and
             // return at once. The loom model cannot tell the two apart.)
-            self.unfenced.store(0, Ordering::Release);
+            self.words.fenced.store(1, Ordering::Release);
         }
     }
 
     /// The peer stays awake: publish without fences from now on. The fence here makes the
-    /// switch safe (module documentation): a sleeper that still reads 0 afterwards fenced
-    /// before we did, so our later, unfenced reads of the waiter count see its announcement.
+    /// switch safe (module documentation): a sleeper that still reads 1 afterwards fenced
+    /// before we did, so our later, unfenced reads of the sleeper count see its announcement.
     #[cold]
-    fn stop_fencing(&self, notifier: &mut Notifier) {
+    fn stop_fencing<K: Kernel>(self, notifier: &mut Notifier<K>) {
         // Relaxed: the SeqCst fence after it does the ordering.
-        self.unfenced.store(1, Ordering::Relaxed);
+        self.words.fenced.store(0, Ordering::Relaxed);
         fence(Ordering::SeqCst);
         notifier.fencing = false;
         notifier.quiet = 0;
     }
 
     #[cold]
-    fn wake_all(&self) {
+    fn wake_all(self, kernel: impl Kernel) {
         // Release: a sleeper that reads the new seq (and so does not sleep) sees the publish.
-        self.seq.fetch_add(1, Ordering::Release);
-        #[cfg(not(loom))]
-        crate::os::futex::wake(&self.seq, i32::MAX);
-        #[cfg(loom)]
-        {
-            let _guard = self.model.0.lock().unwrap();
-            self.model.1.notify_all();
-        }
+        self.words.seq.fetch_add(1, Ordering::Release);
+        kernel.futex_wake_all(&self.words.seq);
     }
 
     /// Sleeper side, step 1: announce, then fence (and membarrier if the notifier publishes
     /// without fences). The caller must re-check its condition, then either
     /// [`cancel`](Self::cancel) or [`sleep`](Self::sleep) and `cancel`.
-    fn announce(&self, fences: Fences) -> Announced {
+    fn announce(self, fences: Fences, kernel: impl Kernel) -> Announced {
         // Relaxed: the SeqCst fence after it orders the announcement before our re-check.
-        self.waiters.fetch_add(1, Ordering::Relaxed);
+        self.words.sleepers.fetch_add(1, Ordering::Relaxed);
         // Acquire: pairs with `wake_all`'s Release; a seq that moved on means its publish is
         // visible to the re-check.
-        let seq = self.seq.load(Ordering::Acquire);
+        let seq = self.words.seq.load(Ordering::Acquire);
         fence(Ordering::SeqCst);
         // Acquire: pairs with `wake_and_start_fencing`'s Release. After our fence, so that a
-        // stale 0 can only come from before a stop whose fence follows ours.
-        let barrier = fences == Fences::Asymmetric && self.unfenced.load(Ordering::Acquire) != 0;
-        #[cfg(not(loom))]
-        if barrier && !crate::os::membarrier::global_barrier() {
-            // Registration succeeded at attach, so the kernel cannot refuse now; if it ever
-            // does, we must not sleep unboundedly on a handshake that has lost its guarantee.
-            DEGRADED.store(1, Ordering::Relaxed);
+        // stale 1 can only come from before a stop whose fence follows ours.
+        let barrier =
+            fences == Fences::Asymmetric && self.words.fenced.load(Ordering::Acquire) == 0;
+        if barrier {
+            kernel.global_barrier();
         }
         Announced { seq, barrier }
     }
 
-    fn cancel(&self) {
+    fn cancel(self) {
         // Relaxed: a stale count only costs the notifier a spurious wake.
-        self.waiters.fetch_sub(1, Ordering::Relaxed);
+        self.words.sleepers.fetch_sub(1, Ordering::Relaxed);
     }
 
-    #[cfg(feature = "testing")]
-    /// Overwrites both words with garbage, as a hostile peer could (for the fuzz bodies).
-    #[cfg(not(loom))]
-    pub(crate) fn scribble(&self, value: u64) {
-        // Relaxed: garbage orders nothing; the point is that any value may be seen.
-        self.seq.store(value as u32, Ordering::Relaxed);
-        self.waiters.store((value >> 32) as u32, Ordering::Relaxed);
-        self.unfenced
-            .store((value >> 31) as u32 & 1, Ordering::Relaxed);
+    /// Sleeper side, step 2: sleep on the futex until woken, for at most `timeout`.
+    fn sleep(self, announced: Announced, timeout: Duration, kernel: impl Kernel) {
+        kernel.futex_wait(&self.words.seq, announced.seq, timeout, announced.barrier);
     }
 
     /// Forgets sleepers of a previous holder of the role (who may have died asleep).
-    pub(crate) fn reset_waiters(&self) {
+    pub(crate) fn reset_sleepers(self) {
         // Relaxed: as in `cancel`.
-        self.waiters.store(0, Ordering::Relaxed);
+        self.words.sleepers.store(0, Ordering::Relaxed);
     }
 
-    #[cfg(not(loom))]
-    fn sleep(&self, announced: Announced, timeout: Duration) {
-        let timeout = if DEGRADED.load(Ordering::Relaxed) != 0 {
-            timeout.min(Duration::from_millis(1))
-        } else {
-            timeout
-        };
-        crate::os::futex::wait(&self.seq, announced.seq, Some(timeout));
-    }
-
-    /// The model ignores the timeout: a sleep ends only by a wake, so a lost one deadlocks. A
-    /// sleep that rests on a membarrier (which loom cannot model) is a spurious wake-up instead:
-    /// the models check the fenced handshake and the switches between the two forms.
-    #[cfg(loom)]
-    fn sleep(&self, announced: Announced, _timeout: Duration) {
-        if announced.barrier {
-            loom::thread::yield_now();
-            return;
-        }
-        let guard = self.model.0.lock().unwrap();
-        if self.seq.load(Ordering::SeqCst) == announced.seq {
-            drop(self.model.1.wait(guard).unwrap());
-        }
+    /// Overwrites the bell's words with garbage, as a hostile peer could (for the fuzz bodies).
+    #[cfg(feature = "testing")]
+    pub(crate) fn scribble(self, value: u64) {
+        // Relaxed: garbage orders nothing; the point is that any value may be seen.
+        self.words.seq.store(value as u32, Ordering::Relaxed);
+        self.words
+            .sleepers
+            .store((value >> 32) as u32, Ordering::Relaxed);
+        self.words
+            .fenced
+            .store((value >> 31) as u32 & 1, Ordering::Relaxed);
     }
 }
 
@@ -367,196 +316,442 @@ pub struct WaitStats {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct WaitPolicy {
     /// How long to spin before sleeping.
-    #[cfg_attr(loom, allow(dead_code))]
-    pub spin: std::time::Duration,
+    pub spin: Duration,
     /// How often a sleeper wakes to check that its peer is alive.
-    pub liveness_interval: std::time::Duration,
-    /// How long this wait waits before its first look, without looking: part of the spin, so
-    /// bounded by it and by the deadline. Zero in every endpoint's policy; an SPSC consumer that
-    /// has just drained a stream waits with a copy that sets it (see `SpscOptions::stream_pause`).
-    #[cfg_attr(loom, allow(dead_code))]
-    pub pause: std::time::Duration,
+    pub liveness_interval: Duration,
 }
 
-/// Waits until `attempt` yields a value or an error. Callers make their first attempt inline
-/// (a ready ring costs no call) and come here only once it has failed.
-///
-/// `attempt` is polled while spinning and after each wake-up; `peer_gone` is asked before each
-/// sleep and returns the error to fail with if the peer is gone. Then `attempt` gets one last
-/// chance (what was published before the peer left is still delivered), then the wait fails
-/// with that error. `peer_gone(false)` must be cheap (a clean detach: one atomic load);
-/// `peer_gone(true)` may also check the peer's process (a system call), and is asked once per
-/// liveness interval, so that a sleep costs no more system calls than it must while a dead peer
-/// is still noticed within the interval. `limit` becomes a deadline here, after the first
-/// attempt.
-///
-/// Under loom, which does not model time, there is no spinning, every check is thorough and a
-/// sleep lasts until a wake.
-pub(crate) fn block_on<T>(
-    bell: &Doorbell,
+/// One blocking call's wait on one doorbell, once its first attempt has failed: spin, then
+/// sleep, until `attempt` yields a value or an error, the peer is gone, or the limit passes.
+/// Callers make their first attempt inline (a ready ring costs no call) and come here only once
+/// it has failed.
+pub(crate) struct Waiter<'a, K: Kernel> {
+    bell: Doorbell<'a>,
     fences: Fences,
-    policy: &WaitPolicy,
-    limit: Limit,
-    mut attempt: impl FnMut() -> Result<Option<T>>,
-    mut peer_gone: impl FnMut(bool) -> Option<Error>,
-    stats: &mut WaitStats,
-) -> Result<T> {
-    let deadline = limit.deadline();
-    stats.waits += 1;
-    #[cfg(not(loom))]
-    if let Some(v) = spin(policy, deadline, &mut attempt)? {
-        return Ok(v);
+    policy: WaitPolicy,
+    /// How long to wait, without looking, before the first look (see [`Waiter::pause_first`]).
+    pause: Duration,
+    stats: &'a mut WaitStats,
+    kernel: K,
+}
+
+impl<'a, K: Kernel> Waiter<'a, K> {
+    /// A wait on `bell`, fenced as `fences` says, waiting as `policy` says, counted in `stats`.
+    pub(crate) fn new(
+        bell: Doorbell<'a>,
+        fences: Fences,
+        policy: WaitPolicy,
+        stats: &'a mut WaitStats,
+        kernel: K,
+    ) -> Self {
+        Waiter {
+            bell,
+            fences,
+            policy,
+            pause: Duration::ZERO,
+            stats,
+            kernel,
+        }
     }
-    let mut last_thorough = Instant::now();
-    loop {
-        let announced = bell.announce(fences);
-        stats.barriers += u64::from(announced.barrier);
-        match attempt() {
-            Ok(None) => {}
-            Ok(Some(v)) => {
-                bell.cancel();
-                return Ok(v);
-            }
-            Err(e) => {
-                bell.cancel();
-                return Err(e);
-            }
+
+    /// Begins the wait with `pause` of not looking: part of the spin, so bounded by the spin
+    /// budget (none if it is zero) and by the deadline. Not looking is the point: a look at the
+    /// ring takes the line the peer is writing (an SPSC consumer's stream pause).
+    pub(crate) fn pause_first(mut self, pause: Duration) -> Self {
+        self.pause = pause;
+        if !pause.is_zero() && !self.policy.spin.is_zero() {
+            self.stats.stream_pauses += 1;
         }
-        let now = Instant::now();
-        let thorough = cfg!(loom) || now.duration_since(last_thorough) >= policy.liveness_interval;
-        if thorough {
-            last_thorough = now;
-        }
-        if let Some(gone) = peer_gone(thorough) {
-            bell.cancel();
-            return attempt()?.ok_or(gone);
-        }
-        let slice = match deadline {
-            Some(d) if d <= now => {
-                bell.cancel();
-                return Err(Error::Timeout);
-            }
-            Some(d) => (d - now).min(policy.liveness_interval),
-            None => policy.liveness_interval,
+        self
+    }
+
+    /// Waits until `attempt` yields a value or an error.
+    ///
+    /// `attempt` is polled while spinning and after each wake-up; `peer_gone` is asked before
+    /// each sleep and returns the error to fail with if the peer is gone. Then `attempt` gets
+    /// one last chance (what was published before the peer left is still delivered), then the
+    /// wait fails with that error. `peer_gone(false)` must be cheap (a clean detach: one atomic
+    /// load); `peer_gone(true)` may also check the peer's process (a system call), and is asked
+    /// once per liveness interval, so that a sleep costs no more system calls than it must while
+    /// a dead peer is still noticed within the interval.
+    ///
+    /// # Errors
+    /// What `attempt` or `peer_gone` returns; [`Error::Timeout`] once `limit` has passed.
+    pub(crate) fn wait<T>(
+        mut self,
+        limit: Limit,
+        mut attempt: impl FnMut() -> Result<Option<T>>,
+        mut peer_gone: impl FnMut(bool) -> Option<Error>,
+    ) -> Result<T> {
+        let kernel = self.kernel;
+        let deadline = match limit {
+            Limit::Forever => None,
+            // None (wait forever) if it is beyond what `Instant` holds.
+            Limit::After(timeout) => kernel.now().checked_add(timeout),
         };
-        stats.sleeps += 1;
-        bell.sleep(announced, slice);
-        bell.cancel();
-        // Woken, timed out or spurious: look before announcing again, since a wake-up usually
-        // means the data is there, and announcing costs a fence (and a membarrier).
-        if let Some(v) = attempt()? {
+        self.stats.waits += 1;
+        if let Some(v) = self.spin(deadline, &mut attempt)? {
             return Ok(v);
         }
-    }
-}
-
-/// Spins on `attempt` for the policy's spin budget (bounded by the deadline), after the
-/// policy's pause.
-#[cfg(not(loom))]
-fn spin<T>(
-    policy: &WaitPolicy,
-    deadline: Option<Instant>,
-    attempt: &mut impl FnMut() -> Result<Option<T>>,
-) -> Result<Option<T>> {
-    if policy.spin.is_zero() {
-        return Ok(None);
-    }
-    let start = Instant::now();
-    let mut spin_end = start + policy.spin;
-    if let Some(d) = deadline {
-        spin_end = spin_end.min(d);
-    }
-    if !policy.pause.is_zero() {
-        // Not looking is the point: a look at the ring takes a line the peer is writing.
-        let pause_end = (start + policy.pause).min(spin_end);
-        while Instant::now() < pause_end {
-            spin_hint();
-        }
-    }
-    loop {
-        for _ in 0..32 {
-            spin_hint();
+        let (bell, fences) = (self.bell, self.fences);
+        let mut last_thorough = kernel.now();
+        loop {
+            let announced = bell.announce(fences, kernel);
+            self.stats.barriers += u64::from(announced.barrier);
+            match attempt() {
+                Ok(None) => {}
+                Ok(Some(v)) => {
+                    bell.cancel();
+                    return Ok(v);
+                }
+                Err(e) => {
+                    bell.cancel();
+                    return Err(e);
+                }
+            }
+            let now = kernel.now();
+            let thorough = now.duration_since(last_thorough) >= self.policy.liveness_interval;
+            if thorough {
+                last_thorough = now;
+            }
+            if let Some(gone) = peer_gone(thorough) {
+                bell.cancel();
+                return attempt()?.ok_or(gone);
+            }
+            let slice = match deadline {
+                Some(d) if d <= now => {
+                    bell.cancel();
+                    return Err(Error::Timeout);
+                }
+                Some(d) => (d - now).min(self.policy.liveness_interval),
+                None => self.policy.liveness_interval,
+            };
+            self.stats.sleeps += 1;
+            bell.sleep(announced, slice, kernel);
+            bell.cancel();
+            // Woken, timed out or spurious: look before announcing again, since a wake-up
+            // usually means the data is there, and announcing costs a fence (and a membarrier).
             if let Some(v) = attempt()? {
-                return Ok(Some(v));
+                return Ok(v);
             }
         }
-        if Instant::now() >= spin_end {
+    }
+
+    /// Spins on `attempt` for the policy's spin budget (bounded by the deadline), after the
+    /// pause. The clock is read before each round of attempts, so that a clock that has already
+    /// passed the end (the model's) makes no attempt at all.
+    fn spin<T>(
+        &mut self,
+        deadline: Option<Instant>,
+        attempt: &mut impl FnMut() -> Result<Option<T>>,
+    ) -> Result<Option<T>> {
+        if self.policy.spin.is_zero() {
             return Ok(None);
         }
+        let kernel = self.kernel;
+        let start = kernel.now();
+        let mut spin_end = start + self.policy.spin;
+        if let Some(d) = deadline {
+            spin_end = spin_end.min(d);
+        }
+        if !self.pause.is_zero() {
+            let pause_end = (start + self.pause).min(spin_end);
+            while kernel.now() < pause_end {
+                spin_hint();
+            }
+        }
+        while kernel.now() < spin_end {
+            for _ in 0..32 {
+                spin_hint();
+                if let Some(v) = attempt()? {
+                    return Ok(Some(v));
+                }
+            }
+        }
+        Ok(None)
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(test)]
 mod tests {
+    use std::cell::Cell;
+    use std::rc::Rc;
+
     use super::*;
+    use crate::os::fake::FakeKernel;
+
+    const QUIET: u32 = <&FakeKernel as Kernel>::QUIET_PUBLISHES;
+
+    fn header() -> Box<SegmentHeader> {
+        Box::new(SegmentHeader::new())
+    }
 
     /// A sleeper announces itself on `bell` and leaves at once; true if that took a membarrier.
-    fn sleeper_needs_barrier(bell: &Doorbell) -> bool {
-        let announced = bell.announce(Fences::Asymmetric);
+    fn sleeper_needs_barrier(bell: Doorbell<'_>, kernel: &FakeKernel) -> bool {
+        let announced = bell.announce(Fences::Asymmetric, kernel);
         bell.cancel();
         announced.barrier
     }
 
+    fn policy(spin_us: u64, liveness_ms: u64) -> WaitPolicy {
+        WaitPolicy {
+            spin: Duration::from_micros(spin_us),
+            liveness_interval: Duration::from_millis(liveness_ms),
+        }
+    }
+
+    #[test]
+    fn a_fresh_bell_makes_sleepers_take_the_barrier() {
+        // A new segment is zero-filled, and an MPMC ring's notifiers never touch the word.
+        let (kernel, header) = (FakeKernel::new(), header());
+        let bell = Doorbell::data(&header);
+        let mut notifier = Notifier::fixed(Fences::Asymmetric, &kernel);
+        assert!(sleeper_needs_barrier(bell, &kernel));
+        bell.ring(&mut notifier);
+        assert!(sleeper_needs_barrier(bell, &kernel));
+        assert_eq!(kernel.barriers.get(), 2);
+    }
+
+    #[test]
+    fn ringing_with_nobody_asleep_makes_no_system_call() {
+        let (kernel, header) = (FakeKernel::new(), header());
+        let bell = Doorbell::data(&header);
+        let mut notifier = Notifier::sole(bell, Fences::Asymmetric, &kernel);
+        for _ in 0..1000 {
+            bell.ring(&mut notifier);
+        }
+        assert_eq!((kernel.wakes.get(), kernel.barriers.get()), (0, 0));
+        // One announced sleeper: every ring wakes, until it leaves.
+        bell.announce(Fences::Asymmetric, &kernel);
+        bell.ring(&mut notifier);
+        bell.ring(&mut notifier);
+        bell.cancel();
+        bell.ring(&mut notifier);
+        assert_eq!(kernel.wakes.get(), 2);
+    }
+
     #[test]
     fn sole_notifier_fences_from_a_wake_until_it_has_been_quiet() {
-        assert!(crate::os::membarrier::register());
-        let bell = Doorbell::new();
-        let mut notifier = Notifier::sole(&bell, Fences::Asymmetric);
-        assert!(sleeper_needs_barrier(&bell), "starts without fences");
+        let (kernel, header) = (FakeKernel::new(), header());
+        let bell = Doorbell::data(&header);
+        let mut notifier = Notifier::sole(bell, Fences::Asymmetric, &kernel);
+        assert!(
+            sleeper_needs_barrier(bell, &kernel),
+            "starts without fences"
+        );
         // A publish that finds a sleeper switches the notifier to fencing.
-        bell.announce(Fences::Asymmetric);
+        bell.announce(Fences::Asymmetric, &kernel);
         bell.ring(&mut notifier);
         bell.cancel();
         assert!(notifier.fencing);
-        assert!(!sleeper_needs_barrier(&bell));
-        for _ in 1..QUIET_PUBLISHES {
+        assert!(!sleeper_needs_barrier(bell, &kernel));
+        for _ in 1..QUIET {
             bell.ring(&mut notifier);
         }
         assert!(
-            !sleeper_needs_barrier(&bell),
+            !sleeper_needs_barrier(bell, &kernel),
             "still fencing one publish short of the limit"
         );
         bell.ring(&mut notifier);
         assert!(!notifier.fencing);
         assert!(
-            sleeper_needs_barrier(&bell),
+            sleeper_needs_barrier(bell, &kernel),
             "stopped after QUIET_PUBLISHES quiet publishes"
         );
     }
 
     #[test]
     fn a_new_sole_notifier_starts_unfenced_whatever_the_last_one_left() {
-        assert!(crate::os::membarrier::register());
-        let bell = Doorbell::new();
-        let mut first = Notifier::sole(&bell, Fences::Asymmetric);
-        bell.announce(Fences::Asymmetric);
+        let (kernel, header) = (FakeKernel::new(), header());
+        let bell = Doorbell::data(&header);
+        let mut first = Notifier::sole(bell, Fences::Asymmetric, &kernel);
+        bell.announce(Fences::Asymmetric, &kernel);
         bell.ring(&mut first);
         bell.cancel();
-        assert!(!sleeper_needs_barrier(&bell));
-        let second = Notifier::sole(&bell, Fences::Asymmetric);
+        assert!(!sleeper_needs_barrier(bell, &kernel));
+        let second = Notifier::sole(bell, Fences::Asymmetric, &kernel);
         assert!(!second.fencing);
-        assert!(sleeper_needs_barrier(&bell));
+        assert!(sleeper_needs_barrier(bell, &kernel));
     }
 
     #[test]
     fn fixed_notifiers_never_switch() {
-        let bell = Doorbell::new();
-        let mut many = Notifier::fixed(Fences::Asymmetric);
-        bell.announce(Fences::Asymmetric);
+        let (kernel, header) = (FakeKernel::new(), header());
+        let bell = Doorbell::data(&header);
+        let mut many = Notifier::fixed(Fences::Asymmetric, &kernel);
+        bell.announce(Fences::Asymmetric, &kernel);
         bell.ring(&mut many);
         bell.cancel();
         assert!(
             !many.fencing,
             "a notifier of a shared bell must not claim to fence for all"
         );
-        assert!(sleeper_needs_barrier(&bell));
-        let mut symmetric = Notifier::sole(&bell, Fences::Symmetric);
-        for _ in 0..=QUIET_PUBLISHES {
+        assert!(sleeper_needs_barrier(bell, &kernel));
+        let mut symmetric = Notifier::sole(bell, Fences::Symmetric, &kernel);
+        for _ in 0..=QUIET {
             bell.ring(&mut symmetric);
         }
         assert!(symmetric.fencing);
         // Symmetric sleepers never take a membarrier, whatever the bell says.
-        assert!(!bell.announce(Fences::Symmetric).barrier);
+        assert!(!bell.announce(Fences::Symmetric, &kernel).barrier);
         bell.cancel();
+    }
+
+    #[test]
+    fn fences_follow_the_header_and_what_the_process_can_do() {
+        let kernel = FakeKernel::new();
+        assert_eq!(Fences::creation_flags(false, &kernel), 0);
+        assert_eq!(Fences::for_ring(0, &kernel).unwrap(), Fences::Asymmetric);
+        assert_eq!(
+            Fences::for_ring(FLAG_SYMMETRIC_FENCES, &kernel).unwrap(),
+            Fences::Symmetric
+        );
+        kernel.barrier_available.set(false);
+        assert_eq!(
+            Fences::creation_flags(false, &kernel),
+            FLAG_SYMMETRIC_FENCES
+        );
+        assert!(matches!(
+            Fences::for_ring(0, &kernel),
+            Err(Error::Unsupported(_))
+        ));
+    }
+
+    #[test]
+    fn a_waiter_spins_for_its_budget_then_sleeps_until_the_peer_publishes() {
+        let (kernel, header) = (FakeKernel::new(), Rc::new(SegmentHeader::new()));
+        let ready = Rc::new(Cell::new(false));
+        {
+            // While we sleep, the peer publishes and wakes us (the futex word moves).
+            let (ready, header) = (Rc::clone(&ready), Rc::clone(&header));
+            kernel.during_sleep(move || {
+                ready.set(true);
+                header.bells[DATA_BELL].seq.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+        let (attempts, mut stats) = (Cell::new(0u32), WaitStats::default());
+        let bell = Doorbell::data(&header);
+        let started = kernel.peek();
+        let got = Waiter::new(bell, Fences::Symmetric, policy(20, 20), &mut stats, &kernel).wait(
+            Limit::Forever,
+            || {
+                attempts.set(attempts.get() + 1);
+                Ok(ready.get().then_some(7))
+            },
+            |_| None,
+        );
+        assert_eq!(got.unwrap(), 7);
+        // The clock moves 1 us a reading: a 20 us spin is 19 rounds of 32 attempts, then the
+        // announced re-check, one sleep, and the look after it.
+        assert_eq!(attempts.get(), 19 * 32 + 2);
+        assert_eq!((stats.waits, stats.sleeps, stats.barriers), (1, 1, 0));
+        assert_eq!(kernel.sleeps.borrow().len(), 1);
+        // Woken: the sleep did not run to its timeout.
+        assert!(kernel.peek() - started < Duration::from_millis(1));
+    }
+
+    #[test]
+    fn a_waiter_without_spin_sleeps_at_once_and_times_out_at_its_deadline() {
+        let (kernel, header) = (FakeKernel::new(), header());
+        let mut stats = WaitStats::default();
+        let attempts = Cell::new(0u32);
+        let started = kernel.peek();
+        let got: Result<()> = Waiter::new(
+            Doorbell::data(&header),
+            Fences::Asymmetric,
+            policy(0, 20),
+            &mut stats,
+            &kernel,
+        )
+        .wait(
+            Limit::After(Duration::from_millis(50)),
+            || {
+                attempts.set(attempts.get() + 1);
+                Ok(None)
+            },
+            |_| None,
+        );
+        assert!(matches!(got, Err(Error::Timeout)));
+        let slept: Vec<Duration> = kernel.sleeps.borrow().clone();
+        // Sleeps are cut at the liveness interval and at the deadline: 20 + 20 + (the rest).
+        assert_eq!(slept.len(), 3, "{slept:?}");
+        assert!(slept.iter().all(|s| *s <= Duration::from_millis(20)));
+        assert!(slept[2] < Duration::from_millis(11), "{slept:?}");
+        let waited = kernel.peek() - started;
+        assert!(waited >= Duration::from_millis(50) && waited < Duration::from_millis(51));
+        // Each sleep: the re-check after announcing and the look after waking, then the re-check
+        // of the announcement that finds the deadline passed; no spinning.
+        assert_eq!(attempts.get(), 7);
+        assert_eq!((stats.sleeps, stats.barriers), (3, 4));
+        assert_eq!(header.bells[DATA_BELL].sleepers.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn a_gone_peer_is_checked_thoroughly_once_an_interval_and_what_it_left_is_delivered() {
+        let (kernel, header) = (FakeKernel::new(), header());
+        let mut stats = WaitStats::default();
+        let thorough = Cell::new(0u32);
+        let (looks, asks) = (Cell::new(0u32), Cell::new(0u32));
+        let got = Waiter::new(
+            Doorbell::space(&header),
+            Fences::Symmetric,
+            policy(0, 10),
+            &mut stats,
+            &kernel,
+        )
+        .wait(
+            Limit::After(Duration::from_secs(1)),
+            || {
+                looks.set(looks.get() + 1);
+                // What the peer published before it went is there at the last look.
+                Ok((thorough.get() == 3).then_some("last"))
+            },
+            |is_thorough| {
+                asks.set(asks.get() + 1);
+                thorough.set(thorough.get() + u32::from(is_thorough));
+                (thorough.get() == 3).then_some(Error::PeerGone(crate::error::Role::Consumer))
+            },
+        );
+        assert_eq!(got.unwrap(), "last");
+        // Sleeps of a whole interval each, so every ask after the first is thorough.
+        assert_eq!((asks.get(), thorough.get()), (4, 3));
+    }
+
+    #[test]
+    fn a_pause_first_does_not_look_until_it_ends() {
+        let (kernel, header) = (FakeKernel::new(), header());
+        let mut stats = WaitStats::default();
+        let started = kernel.peek();
+        let first_look = Cell::new(None);
+        let got = Waiter::new(
+            Doorbell::data(&header),
+            Fences::Symmetric,
+            policy(20, 20),
+            &mut stats,
+            &kernel,
+        )
+        .pause_first(Duration::from_micros(5))
+        .wait(
+            Limit::Forever,
+            || {
+                first_look.set(first_look.get().or(Some(kernel.peek())));
+                Ok(Some(()))
+            },
+            |_| None,
+        );
+        got.unwrap();
+        assert!(first_look.get().unwrap() - started >= Duration::from_micros(5));
+        assert_eq!(stats.stream_pauses, 1);
+        // Without a spin budget there is no pause (and it is not counted).
+        let mut stats = WaitStats::default();
+        let _ = Waiter::new(
+            Doorbell::data(&header),
+            Fences::Symmetric,
+            policy(0, 20),
+            &mut stats,
+            &kernel,
+        )
+        .pause_first(Duration::from_micros(5));
+        assert_eq!(stats.stream_pauses, 0);
     }
 }

@@ -13,7 +13,7 @@ fn frame_size(len: usize) -> usize {
     8 + len.div_ceil(8) * 8
 }
 
-fn drain_all(consumer: &mut ringport::Consumer) -> Vec<Vec<u8>> {
+fn drain_all(consumer: &mut ringport::spsc::Consumer) -> Vec<Vec<u8>> {
     let mut got = Vec::new();
     while consumer
         .try_recv_many(usize::MAX, |frame| got.push(frame.to_vec()))

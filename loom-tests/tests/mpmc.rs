@@ -7,11 +7,12 @@
 mod support;
 
 use loom::thread;
-use ringport::{Error, MpmcConsumer, MpmcOptions, MpmcProducer, MpmcRing};
+use ringport::mpmc::{Consumer, Producer, Ring};
+use ringport::{Error, MpmcOptions};
 use support::{frame, model};
 
 /// Two slots of 8 bytes; symmetric fences (see wait.rs) for the blocking models.
-fn ring() -> MpmcRing {
+fn ring() -> Ring {
     MpmcOptions::new()
         .slots(2)
         .slot_size(8)
@@ -20,7 +21,7 @@ fn ring() -> MpmcRing {
         .unwrap()
 }
 
-fn send_retrying(producer: &mut MpmcProducer, bytes: &[u8]) {
+fn send_retrying(producer: &mut Producer, bytes: &[u8]) {
     loop {
         match producer.try_send(bytes) {
             Ok(()) => return,
@@ -30,7 +31,7 @@ fn send_retrying(producer: &mut MpmcProducer, bytes: &[u8]) {
     }
 }
 
-fn recv_retrying(consumer: &mut MpmcConsumer) -> Vec<u8> {
+fn recv_retrying(consumer: &mut Consumer) -> Vec<u8> {
     loop {
         match consumer.try_recv() {
             Ok(m) => return m.to_vec(),

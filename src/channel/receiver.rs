@@ -6,23 +6,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::policy::Path;
+use super::reassembly::{Chunk, Reassembly};
 use super::wire::{self, PREFIX_LEN};
-use super::{wait_slice, PathCounts, SOCKET_CHUNK};
+use super::{deadline_after, wait_slice, PathCounts, SOCKET_CHUNK};
 use crate::error::{Error, Result, Role};
 use crate::os::seqpacket::{self, Packet};
 use crate::spsc::{Consumer, SpscOptions};
-use crate::wait::deadline_after;
-
-/// A piece of a message, as [`ChannelReceiver::recv_chunks`] hands it over.
-#[derive(Debug, Clone, Copy)]
-pub struct Chunk<'a> {
-    /// The bytes, borrowed in place: from the ring itself, or from the packet buffer.
-    pub bytes: &'a [u8],
-    /// Where they go in the message.
-    pub offset: usize,
-    /// The message's whole length.
-    pub total: usize,
-}
 
 /// The receiving half of a [`Channel`](super::Channel).
 ///
@@ -31,7 +20,8 @@ pub struct Chunk<'a> {
 /// wakes every 50 ms at most to look for a hang-up on the socket.
 pub struct ChannelReceiver {
     inbox: Inbox,
-    partial: Option<Partial>,
+    reassembly: Reassembly,
+    /// Where `recv` builds a message (swapped with the caller's buffer when it is whole).
     assembly: Vec<u8>,
     max_message: usize,
 }
@@ -46,13 +36,6 @@ struct Inbox {
     counts: PathCounts,
 }
 
-/// A chunked message in progress.
-#[derive(Debug, Clone, Copy)]
-struct Partial {
-    total: usize,
-    got: usize,
-}
-
 impl ChannelReceiver {
     pub(crate) fn new(link: Arc<OwnedFd>, ring_options: SpscOptions, max_message: usize) -> Self {
         ChannelReceiver {
@@ -64,7 +47,7 @@ impl ChannelReceiver {
                 packet: vec![0; SOCKET_CHUNK].into_boxed_slice(),
                 counts: PathCounts::default(),
             },
-            partial: None,
+            reassembly: Reassembly::default(),
             assembly: Vec::new(),
             max_message,
         }
@@ -135,11 +118,10 @@ impl ChannelReceiver {
         mut on_chunk: impl FnMut(Chunk<'_>),
         deadline: Option<Instant>,
     ) -> Result<usize> {
-        let max = self.max_message;
         receive(
             &mut self.inbox,
-            &mut self.partial,
-            max,
+            &mut self.reassembly,
+            self.max_message,
             deadline,
             &mut on_chunk,
         )
@@ -149,7 +131,7 @@ impl ChannelReceiver {
         let assembly = &mut self.assembly;
         let len = receive(
             &mut self.inbox,
-            &mut self.partial,
+            &mut self.reassembly,
             self.max_message,
             deadline,
             &mut |chunk: Chunk<'_>| {
@@ -169,71 +151,14 @@ impl ChannelReceiver {
 /// Receives pieces until one message is complete, handing each chunk to `sink`.
 fn receive(
     inbox: &mut Inbox,
-    partial: &mut Option<Partial>,
+    reassembly: &mut Reassembly,
     max_message: usize,
     deadline: Option<Instant>,
     sink: &mut dyn FnMut(Chunk<'_>),
 ) -> Result<usize> {
     loop {
-        let done = inbox.next(deadline, |kind, value, bytes| match kind {
-            wire::WHOLE => {
-                if partial.is_some() {
-                    return Err(Error::Protocol("a whole message inside a chunked one"));
-                }
-                sink(Chunk {
-                    bytes,
-                    offset: 0,
-                    total: bytes.len(),
-                });
-                Ok(Some(bytes.len()))
-            }
-            wire::FIRST => {
-                let total = value as usize;
-                if partial.is_some() {
-                    return Err(Error::Protocol("a message begun inside another"));
-                }
-                if total > max_message || bytes.len() > total {
-                    return Err(Error::Protocol("message length above the agreed limit"));
-                }
-                sink(Chunk {
-                    bytes,
-                    offset: 0,
-                    total,
-                });
-                if bytes.len() == total {
-                    return Ok(Some(total));
-                }
-                *partial = Some(Partial {
-                    total,
-                    got: bytes.len(),
-                });
-                Ok(None)
-            }
-            wire::MORE => {
-                let p = partial
-                    .as_mut()
-                    .ok_or(Error::Protocol("a chunk with no message in progress"))?;
-                if bytes.len() > p.total - p.got {
-                    return Err(Error::Protocol("chunks longer than their message"));
-                }
-                sink(Chunk {
-                    bytes,
-                    offset: p.got,
-                    total: p.total,
-                });
-                p.got += bytes.len();
-                if p.got < p.total {
-                    return Ok(None);
-                }
-                let total = p.total;
-                *partial = None;
-                Ok(Some(total))
-            }
-            wire::CANCEL => {
-                *partial = None;
-                Ok(None)
-            }
-            _ => Err(Error::Protocol("unknown message kind")),
+        let done = inbox.next(deadline, |kind, value, bytes| {
+            reassembly.piece(kind, value, bytes, max_message, sink)
         })?;
         if let Some(len) = done {
             return Ok(len);

@@ -7,11 +7,10 @@ use std::time::{Duration, Instant};
 
 use super::policy::{Chooser, Path, Policy};
 use super::wire::{self, PREFIX_LEN};
-use super::{wait_slice, PathCounts, SOCKET_CHUNK};
+use super::{deadline_after, wait_slice, PathCounts, SOCKET_CHUNK};
 use crate::error::{Error, Result, Role};
 use crate::os::seqpacket;
 use crate::spsc::{Producer, SpscOptions};
-use crate::wait::deadline_after;
 
 /// The sending half of a [`Channel`](super::Channel): messages go through the socket or the
 /// ring as the channel's [`Policy`] decides, in order.

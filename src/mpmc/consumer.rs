@@ -3,23 +3,24 @@
 use std::ops::Deref;
 use std::time::Duration;
 
-use super::{End, Handle, SPACE_BELL};
+use super::handle::{End, Handle};
 use crate::error::{Error, Result};
-use crate::wait::{Limit, Notifier, WaitStats};
+use crate::os::copy_frame;
+use crate::wait::{Doorbell, Limit, WaitStats};
 
 /// A handle that takes messages from an MPMC ring. Clone it for another thread; make one from
 /// the ring in another process. Each message goes to exactly one consumer handle.
 ///
-/// Read in place with [`recv`](Self::recv) (the guard borrows the slot and frees it when
+/// Read in place with [`recv`](Self::recv) (the grant borrows the slot and frees it when
 /// dropped) or copy with [`recv_into`](Self::recv_into); each has a `try_` form that fails at
 /// once with [`Error::Empty`] and a `_timeout` form.
-pub struct MpmcConsumer {
+pub struct Consumer {
     handle: Handle,
 }
 
-impl MpmcConsumer {
-    pub(super) fn new(handle: Handle) -> MpmcConsumer {
-        MpmcConsumer { handle }
+impl Consumer {
+    pub(super) fn new(handle: Handle) -> Consumer {
+        Consumer { handle }
     }
 
     /// Largest message in bytes.
@@ -38,9 +39,9 @@ impl MpmcConsumer {
     ///
     /// # Errors
     /// [`Error::Empty`]; [`Error::Corrupted`].
-    pub fn try_recv(&mut self) -> Result<SlotGuard<'_>> {
+    pub fn try_recv(&mut self) -> Result<ReadGrant<'_>> {
         match self.handle.try_claim(End::Head)? {
-            Some((position, len)) => Ok(self.guard(position, len)),
+            Some((position, len)) => Ok(self.grant_of(position, len)),
             None => Err(Error::Empty),
         }
     }
@@ -49,7 +50,7 @@ impl MpmcConsumer {
     ///
     /// # Errors
     /// [`Error::Corrupted`].
-    pub fn recv(&mut self) -> Result<SlotGuard<'_>> {
+    pub fn recv(&mut self) -> Result<ReadGrant<'_>> {
         self.recv_until(Limit::Forever)
     }
 
@@ -57,13 +58,13 @@ impl MpmcConsumer {
     ///
     /// # Errors
     /// As [`recv`](Self::recv), and [`Error::Timeout`].
-    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<SlotGuard<'_>> {
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<ReadGrant<'_>> {
         self.recv_until(Limit::After(timeout))
     }
 
-    fn recv_until(&mut self, limit: Limit) -> Result<SlotGuard<'_>> {
+    fn recv_until(&mut self, limit: Limit) -> Result<ReadGrant<'_>> {
         let (position, len) = self.handle.claim_until(End::Head, limit)?;
-        Ok(self.guard(position, len))
+        Ok(self.grant_of(position, len))
     }
 
     /// Copies the next message into `buf` (replacing its contents), waiting for one; returns
@@ -91,8 +92,8 @@ impl MpmcConsumer {
         copy_out(&self.recv_timeout(timeout)?, buf)
     }
 
-    fn guard(&mut self, position: u64, len: usize) -> SlotGuard<'_> {
-        SlotGuard {
+    fn grant_of(&mut self, position: u64, len: usize) -> ReadGrant<'_> {
+        ReadGrant {
             handle: &mut self.handle,
             position,
             len,
@@ -100,21 +101,21 @@ impl MpmcConsumer {
     }
 }
 
-fn copy_out(guard: &SlotGuard<'_>, buf: &mut Vec<u8>) -> Result<usize> {
-    crate::region::copy_frame(guard, buf);
-    Ok(guard.len)
+fn copy_out(grant: &ReadGrant<'_>, buf: &mut Vec<u8>) -> Result<usize> {
+    copy_frame(grant, buf);
+    Ok(grant.len)
 }
 
-impl Clone for MpmcConsumer {
+impl Clone for Consumer {
     /// Another consumer handle on the same ring (its own wait statistics).
     fn clone(&self) -> Self {
-        MpmcConsumer::new(self.handle.clone_handle())
+        Consumer::new(self.handle.clone_handle())
     }
 }
 
-impl std::fmt::Debug for MpmcConsumer {
+impl std::fmt::Debug for Consumer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MpmcConsumer")
+        f.debug_struct("Consumer")
             .field("slots", &self.handle.slots.count())
             .field("slot_size", &self.handle.slots.slot_size())
             .finish_non_exhaustive()
@@ -122,14 +123,14 @@ impl std::fmt::Debug for MpmcConsumer {
 }
 
 /// A received message, read in place. Derefs to its bytes; dropping it frees the slot.
-#[must_use = "dropping the guard releases the message at once"]
-pub struct SlotGuard<'a> {
+#[must_use = "dropping the grant releases the message at once"]
+pub struct ReadGrant<'a> {
     handle: &'a mut Handle,
     position: u64,
     len: usize,
 }
 
-impl Deref for SlotGuard<'_> {
+impl Deref for ReadGrant<'_> {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
         let offset = self.handle.slots.payload_offset(self.position);
@@ -140,17 +141,17 @@ impl Deref for SlotGuard<'_> {
     }
 }
 
-impl Drop for SlotGuard<'_> {
+impl Drop for ReadGrant<'_> {
     fn drop(&mut self) {
         let handle = &*self.handle;
         handle.slots.release(&handle.mem, self.position);
-        handle.mem.header().bells[SPACE_BELL].ring(&mut Notifier::fixed(handle.fences));
+        handle.ring(Doorbell::space);
     }
 }
 
-impl std::fmt::Debug for SlotGuard<'_> {
+impl std::fmt::Debug for ReadGrant<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SlotGuard")
+        f.debug_struct("ReadGrant")
             .field("position", &self.position)
             .field("len", &self.len)
             .finish()

@@ -3,9 +3,9 @@
 use std::ops::{Deref, DerefMut};
 use std::time::Duration;
 
-use super::{End, Handle, DATA_BELL};
+use super::handle::{End, Handle};
 use crate::error::{Error, Result};
-use crate::wait::{Limit, Notifier, WaitStats};
+use crate::wait::{Doorbell, Limit, WaitStats};
 
 /// A handle that writes messages into an MPMC ring. Clone it for another thread; make one from
 /// the ring in another process.
@@ -13,13 +13,13 @@ use crate::wait::{Limit, Notifier, WaitStats};
 /// Write in place with [`reserve`](Self::reserve) (zero copy) or copy with
 /// [`send`](Self::send); each has a `try_` form that fails at once with [`Error::Full`] and a
 /// `_timeout` form.
-pub struct MpmcProducer {
+pub struct Producer {
     handle: Handle,
 }
 
-impl MpmcProducer {
-    pub(super) fn new(handle: Handle) -> MpmcProducer {
-        MpmcProducer { handle }
+impl Producer {
+    pub(super) fn new(handle: Handle) -> Producer {
+        Producer { handle }
     }
 
     /// Largest message in bytes.
@@ -47,7 +47,7 @@ impl MpmcProducer {
     /// # Errors
     /// [`Error::InvalidLength`] unless `1 <= len <= slot_size`; [`Error::Full`];
     /// [`Error::Corrupted`].
-    pub fn try_reserve(&mut self, len: usize) -> Result<SlotGrant<'_>> {
+    pub fn try_reserve(&mut self, len: usize) -> Result<WriteGrant<'_>> {
         self.check_len(len)?;
         match self.handle.try_claim(End::Tail)? {
             Some((position, _)) => Ok(self.grant(position, len)),
@@ -70,7 +70,7 @@ impl MpmcProducer {
     ///
     /// # Errors
     /// [`Error::InvalidLength`]; [`Error::Corrupted`].
-    pub fn reserve(&mut self, len: usize) -> Result<SlotGrant<'_>> {
+    pub fn reserve(&mut self, len: usize) -> Result<WriteGrant<'_>> {
         self.reserve_until(len, Limit::Forever)
     }
 
@@ -78,11 +78,11 @@ impl MpmcProducer {
     ///
     /// # Errors
     /// As [`reserve`](Self::reserve), and [`Error::Timeout`].
-    pub fn reserve_timeout(&mut self, len: usize, timeout: Duration) -> Result<SlotGrant<'_>> {
+    pub fn reserve_timeout(&mut self, len: usize, timeout: Duration) -> Result<WriteGrant<'_>> {
         self.reserve_until(len, Limit::After(timeout))
     }
 
-    fn reserve_until(&mut self, len: usize, limit: Limit) -> Result<SlotGrant<'_>> {
+    fn reserve_until(&mut self, len: usize, limit: Limit) -> Result<WriteGrant<'_>> {
         self.check_len(len)?;
         let (position, _) = self.handle.claim_until(End::Tail, limit)?;
         Ok(self.grant(position, len))
@@ -121,8 +121,8 @@ impl MpmcProducer {
         Ok(())
     }
 
-    fn grant(&mut self, position: u64, len: usize) -> SlotGrant<'_> {
-        SlotGrant {
+    fn grant(&mut self, position: u64, len: usize) -> WriteGrant<'_> {
+        WriteGrant {
             handle: &mut self.handle,
             position,
             len,
@@ -131,16 +131,16 @@ impl MpmcProducer {
     }
 }
 
-impl Clone for MpmcProducer {
+impl Clone for Producer {
     /// Another producer handle on the same ring (its own wait statistics).
     fn clone(&self) -> Self {
-        MpmcProducer::new(self.handle.clone_handle())
+        Producer::new(self.handle.clone_handle())
     }
 }
 
-impl std::fmt::Debug for MpmcProducer {
+impl std::fmt::Debug for Producer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MpmcProducer")
+        f.debug_struct("Producer")
             .field("slots", &self.handle.slots.count())
             .field("slot_size", &self.handle.slots.slot_size())
             .finish_non_exhaustive()
@@ -152,7 +152,7 @@ impl std::fmt::Debug for MpmcProducer {
 /// [`commit`](Self::commit) publishes it; [`commit_len`](Self::commit_len) publishes a shorter
 /// prefix; dropping the grant without committing aborts it (consumers skip the slot).
 #[must_use = "a grant that is dropped is aborted; call commit()"]
-pub struct SlotGrant<'a> {
+pub struct WriteGrant<'a> {
     handle: &'a mut Handle,
     position: u64,
     len: usize,
@@ -160,7 +160,7 @@ pub struct SlotGrant<'a> {
     published: usize,
 }
 
-impl SlotGrant<'_> {
+impl WriteGrant<'_> {
     /// Publishes the whole reservation.
     pub fn commit(self) {
         let len = self.len;
@@ -182,7 +182,7 @@ impl SlotGrant<'_> {
     }
 }
 
-impl Drop for SlotGrant<'_> {
+impl Drop for WriteGrant<'_> {
     fn drop(&mut self) {
         // The slot is claimed: it must be published, as a message or as an aborted slot, or
         // every consumer would wait behind it.
@@ -190,11 +190,11 @@ impl Drop for SlotGrant<'_> {
         handle
             .slots
             .commit(&handle.mem, self.position, self.published);
-        handle.mem.header().bells[DATA_BELL].ring(&mut Notifier::fixed(handle.fences));
+        handle.ring(Doorbell::data);
     }
 }
 
-impl Deref for SlotGrant<'_> {
+impl Deref for WriteGrant<'_> {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
         let offset = self.handle.slots.payload_offset(self.position);
@@ -204,7 +204,7 @@ impl Deref for SlotGrant<'_> {
     }
 }
 
-impl DerefMut for SlotGrant<'_> {
+impl DerefMut for WriteGrant<'_> {
     fn deref_mut(&mut self) -> &mut [u8] {
         let offset = self.handle.slots.payload_offset(self.position);
         // SAFETY: as in `deref`; `&mut self` makes this the only reference.
@@ -212,9 +212,9 @@ impl DerefMut for SlotGrant<'_> {
     }
 }
 
-impl std::fmt::Debug for SlotGrant<'_> {
+impl std::fmt::Debug for WriteGrant<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SlotGrant")
+        f.debug_struct("WriteGrant")
             .field("position", &self.position)
             .field("len", &self.len)
             .finish()

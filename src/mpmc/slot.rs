@@ -28,9 +28,38 @@
 //! A zeroed data area is every slot FREE on lap 0: a fresh ring.
 
 use crate::error::{Error, Result};
-use crate::layout::{slot_stride, MAX_POSITION};
-use crate::region::RingMemory;
+use crate::layout::{MAX_CAPACITY, MAX_POSITION};
+use crate::os::RingMemory;
 use crate::sync::{AtomicU64, Ordering};
+
+/// The most slots an MPMC ring has: slot stamps keep 30 bits of lap, and with at least 2^30 laps
+/// between two positions that share a slot, a stale stamp can never pass for a current one.
+pub(crate) const MAX_SLOTS: u64 = 1 << 30;
+
+/// Bytes an MPMC slot of `slot_size` payload bytes occupies: an 8-byte stamp, then the payload
+/// padded to 8.
+pub(crate) const fn slot_stride(slot_size: u32) -> u64 {
+    8 + ((slot_size as u64 + 7) & !7)
+}
+
+/// The MPMC ring's geometry rule, for a data area of `capacity` bytes holding slots of
+/// `slot_size` payload bytes: a power-of-two number of slots from 2 to [`MAX_SLOTS`], in at most
+/// [`MAX_CAPACITY`] bytes. Returns what is wrong.
+pub(crate) fn check_geometry(capacity: u64, slot_size: u32) -> Result<(), &'static str> {
+    if slot_size == 0 || slot_size > u32::MAX - 8 {
+        return Err("slot size must be from 1 byte to 4 GiB less 8");
+    }
+    let stride = slot_stride(slot_size);
+    let slots = capacity / stride;
+    if capacity % stride != 0
+        || !slots.is_power_of_two()
+        || !(2..=MAX_SLOTS).contains(&slots)
+        || capacity > MAX_CAPACITY
+    {
+        return Err("slot count must be a power of two from 2 to 2^30, in at most 1 TiB");
+    }
+    Ok(())
+}
 
 const FREE: u64 = 0;
 const WRITING: u64 = 1;
@@ -100,7 +129,7 @@ pub(crate) struct Slots {
 }
 
 impl Slots {
-    /// The geometry of a data area already checked by `check_mpmc_geometry`.
+    /// The geometry of a data area already checked by [`check_geometry`].
     pub(crate) fn new(capacity: u64, slot_size: u32) -> Slots {
         let stride = slot_stride(slot_size);
         let count = capacity / stride;
@@ -317,22 +346,15 @@ fn help(counter: &AtomicU64, position: u64) {
     let _ = counter.compare_exchange(position, position + 1, Ordering::Relaxed, Ordering::Relaxed);
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layout::{RingParams, KIND_MPMC};
-    use crate::region::Region;
+    use crate::os::Memory;
     use std::sync::Arc;
 
     fn ring(slots: u64, size: u32) -> (RingMemory, Slots, AtomicU64, AtomicU64) {
         let capacity = slots * slot_stride(size);
-        let params = RingParams {
-            kind: KIND_MPMC,
-            capacity,
-            max_frame: size,
-            flags: 0,
-        };
-        let mem = RingMemory::new(Arc::new(Region::heap(&params)));
+        let mem = RingMemory::new(Arc::new(Memory::heap(capacity as usize)));
         (
             mem,
             Slots::new(capacity, size),

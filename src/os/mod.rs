@@ -1,12 +1,133 @@
-//! The thin OS layer: every system call ringport makes lives below this module.
+//! The one boundary to the operating system, with a model beside it.
 //!
-//! The algorithms above it (frames, ring positions, the wait protocol) make no system call of
-//! their own; they receive what they need from here, which is also what lets loom run them.
+//! Everything ringport asks of the kernel goes through here: the futex, `membarrier`, the clock,
+//! process identity and liveness (the [`Kernel`] trait); shared-memory segments and the memory
+//! accessors that turn ring memory into references; Unix sockets. One API, two implementations,
+//! as tokio's `loom/{std,mocked}` and iceoryx2's platform layer have it:
+//!
+//! - `linux`: the system calls, and the ring memory as raw pointers into the heap or a mapping;
+//! - `model`, under `--cfg loom`: loom's atomics for the frame words, a loom cell per 8 payload
+//!   bytes for its race detector, a futex that can only wake a thread that is really waiting, and
+//!   a clock under which every wait ends at once. It has no sockets and no named segments: those
+//!   calls fail with [`Error::Unsupported`](crate::error::Error::Unsupported).
+//!
+//! Above this module nothing mentions loom. The algorithms (the wait protocol, roles, the MPMC
+//! recovery) take a [`Kernel`] as a value, so that their unit tests run against a fake
+//! (`fake`, tests only) that counts system calls and moves time by hand.
 
-pub(crate) mod futex;
-pub(crate) mod membarrier;
-pub(crate) mod process;
-pub(crate) mod seqpacket;
-pub(crate) mod shm;
+use std::fmt::Debug;
+use std::time::{Duration, Instant};
 
-pub use shm::remove_segment;
+use crate::sync::AtomicU32;
+
+mod copy;
+#[cfg(test)]
+pub(crate) mod fake;
+#[cfg(not(loom))]
+mod linux;
+#[cfg(loom)]
+mod model;
+
+pub(crate) use copy::copy_frame;
+#[cfg(not(loom))]
+pub(crate) use linux::{seqpacket, shm, Host, Memory, RingMemory, HOST};
+#[cfg(loom)]
+pub(crate) use model::{seqpacket, shm, Host, Memory, RingMemory, HOST};
+
+#[cfg(all(loom, feature = "testing"))]
+compile_error!("the `testing` feature's hooks need the Linux OS layer, not the loom model");
+
+/// Removes a named segment (`shm_unlink`). Mappings that exist stay valid until unmapped; a
+/// segment left by a process that crashed is removed this way.
+///
+/// # Errors
+/// [`Error::InvalidName`](crate::error::Error::InvalidName), [`Error::NotFound`](crate::error::Error::NotFound)
+/// if no segment has that name, or [`Error::Os`](crate::error::Error::Os).
+pub fn remove_segment(name: &str) -> crate::error::Result<()> {
+    shm::remove_segment(name)
+}
+
+/// What the algorithms ask of the operating system. Implemented by the Linux layer, by the loom
+/// model and, in unit tests, by a fake; every implementation is a small `Copy` value (the real
+/// ones are zero-sized), passed to the algorithms and kept by the objects that need it.
+pub(crate) trait Kernel: Copy + Debug {
+    /// What a liveness check keeps from one check to the next (a pidfd, on Linux).
+    type Watch: Default + Debug + Send;
+
+    /// Publishes in a row that find no sleeper before an adaptive notifier stops fencing (see
+    /// `wait::Notifier`): a fence costs a notifier some nanoseconds a publish, the membarrier it
+    /// spares a sleeper some microseconds. The model, whose runs are a few publishes long, makes
+    /// it one, so that its runs switch between the two forms.
+    const QUIET_PUBLISHES: u32 = 64;
+
+    /// Sleeps while `*word == expected`, for at most `timeout`: `FUTEX_WAIT` on a shared word,
+    /// never `FUTEX_PRIVATE_FLAG`, so that processes which map the word at different addresses
+    /// meet on it. Returns when woken, when the word no longer holds `expected`, on a signal, on
+    /// timeout or spuriously: the caller always re-checks its condition.
+    ///
+    /// `after_barrier` says that the sleeper's half of the wait handshake rests on a
+    /// [`global_barrier`](Self::global_barrier) it just took; an implementation that cannot run
+    /// one (the loom model) must then return at once, as a spurious wake-up.
+    fn futex_wait(self, word: &AtomicU32, expected: u32, timeout: Duration, after_barrier: bool);
+
+    /// Wakes every thread, of any process, sleeping on `word` (`FUTEX_WAKE`).
+    fn futex_wake_all(self, word: &AtomicU32);
+
+    /// Whether this process can use [`global_barrier`](Self::global_barrier) (registering for
+    /// it once, on Linux `MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED`).
+    fn barrier_available(self) -> bool;
+
+    /// A full memory barrier on every running thread of every process registered for it
+    /// (`membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)`): the heavy half of an asymmetric fence.
+    /// Called only after [`barrier_available`](Self::barrier_available) said yes. Should the
+    /// kernel refuse it later, the implementation must keep every later futex sleep short, since
+    /// the handshake has lost its guarantee.
+    fn global_barrier(self);
+
+    /// The monotonic clock.
+    fn now(self) -> Instant;
+
+    /// This process, as another process can tell it.
+    fn current_process(self) -> ProcessIdentity;
+
+    /// Whether the process with this identity still lives; `watch` is what the last check of the
+    /// same caller kept.
+    fn liveness(self, watch: &mut Self::Watch, who: ProcessIdentity) -> Liveness;
+
+    /// Whether the process `pid` (in our pid namespace) is certainly dead: no such process, or
+    /// a zombie. A recycled pid reads as alive: every doubt answers "alive", since a false
+    /// "dead" would corrupt a live process's work.
+    fn pid_is_dead(self, pid: u32) -> bool;
+}
+
+/// Who a process is, as far as another process can tell: a pid alone is not an identity, since
+/// pids are recycled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ProcessIdentity {
+    pub pid: u32,
+    /// Start time in clock ticks since boot; 0 when unknown.
+    pub start_time: u64,
+    /// Inode of the pid namespace; 0 when unknown. Pids mean something only inside it.
+    pub pid_ns: u64,
+}
+
+/// What a liveness check found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Liveness {
+    Alive,
+    Dead,
+    /// The process is in another pid namespace: its pid means nothing here.
+    Unknown,
+}
+
+/// The peer's process credentials, as the kernel recorded them when a channel's connection was
+/// made (`SO_PEERCRED`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Credentials {
+    /// The peer's process id (in our pid namespace; 0 if it is not visible from it).
+    pub pid: i32,
+    /// The peer's effective user id.
+    pub uid: u32,
+    /// The peer's effective group id.
+    pub gid: u32,
+}

@@ -37,25 +37,27 @@
 
 mod consumer;
 mod producer;
+mod read_cursor;
+mod write_cursor;
 
-#[cfg(not(loom))]
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::Arc;
 use std::time::Duration;
 
-pub use consumer::{Consumer, ReadGuard};
+pub use consumer::{Consumer, ReadGrant};
 pub use producer::{Producer, WriteGrant};
 
 use crate::error::{Error, Result, Role};
-use crate::layout::{check_geometry, largest_frame, RingParams, DATA_BELL, KIND_SPSC, SPACE_BELL};
-use crate::region::{Region, RingMemory};
-use crate::role::RoleHold;
-use crate::wait::{Fences, Notifier, WaitPolicy, WaitStats};
+use crate::frame::{check_geometry, largest_frame};
+use crate::layout::{RingParams, KIND_SPSC};
+use crate::os::{Host, RingMemory, HOST};
+use crate::role::{role_index, RoleHold};
+use crate::segment::Segment;
+use crate::wait::{Doorbell, Fences, Notifier, WaitPolicy, WaitStats};
 
 /// Index of the producer's published position.
-const PRODUCER_POS: usize = 0;
+const PRODUCER_POS: usize = role_index(Role::Producer);
 /// Index of the consumer's published position.
-const CONSUMER_POS: usize = 1;
+const CONSUMER_POS: usize = role_index(Role::Consumer);
 
 /// How to make or join an SPSC ring, and how its endpoint waits.
 ///
@@ -125,9 +127,8 @@ impl SpscOptions {
     /// the ring empty having received more than one frame since it last waited (default 1 us;
     /// zero: look at once). Such a consumer is keeping up with a stream, and each look at an
     /// empty ring takes back the cache line the producer is filling, so that it streams at
-    /// well under either side's own rate: 8-byte frames one at a time between two cores made
-    /// 190-220 M/s looking at once, 330-360 with the pause, level with rtrb (README, "What
-    /// bounds a stream one at a time"). A consumer that answers each frame (a request and its
+    /// well under either side's own rate (docs/PERFORMANCE.md, "The stream pause"). A consumer
+    /// that answers each frame (a request and its
     /// reply) receives one frame per wait and never pauses; in a burst, a frame that comes
     /// within the pause after the consumer drained the rest waits for the pause's end. Part of
     /// the spin: a zero spin budget skips it, and so does a shorter deadline. The `try_` forms
@@ -156,7 +157,7 @@ impl SpscOptions {
             kind: KIND_SPSC,
             capacity: self.capacity,
             max_frame,
-            flags: Fences::creation_flags(self.symmetric_fences),
+            flags: Fences::creation_flags(self.symmetric_fences, HOST),
         })
     }
 
@@ -164,22 +165,26 @@ impl SpscOptions {
         WaitPolicy {
             spin: self.spin,
             liveness_interval: self.liveness_interval,
-            pause: Duration::ZERO,
         }
     }
 
-    /// The consumer of `region`, waiting as these options say (the stream pause is only its).
-    fn attach_consumer(&self, region: Arc<Region>, params: RingParams) -> Result<Consumer> {
-        Consumer::attach(region, params, self.policy(), self.stream_pause)
+    /// The producer of `segment`, faulted in first if these options say so.
+    fn producer(&self, segment: &Segment) -> Result<Producer> {
+        self.populate(segment)?;
+        Producer::attach(segment, self.policy())
     }
 
-    /// A mapped region, faulted in if asked, ready to attach to.
-    #[cfg(not(loom))]
-    fn mapped(&self, region: Region) -> Result<Arc<Region>> {
+    /// The consumer of `segment`, waiting as these options say (the stream pause is only its).
+    fn consumer(&self, segment: &Segment) -> Result<Consumer> {
+        self.populate(segment)?;
+        Consumer::attach(segment, self.policy(), self.stream_pause)
+    }
+
+    fn populate(&self, segment: &Segment) -> Result<()> {
         if self.prefault {
-            region.populate()?;
+            segment.populate()?;
         }
-        Ok(Arc::new(region))
+        Ok(())
     }
 
     /// A ring on the heap with both ends in this process (threads, tests).
@@ -187,55 +192,40 @@ impl SpscOptions {
     /// # Errors
     /// [`Error::InvalidConfig`] if the geometry is invalid.
     pub fn in_process(&self) -> Result<(Producer, Consumer)> {
-        let params = self.params()?;
-        let region = Arc::new(Region::heap(&params));
-        let producer = Producer::attach(Arc::clone(&region), params, self.policy())?;
-        let consumer = self.attach_consumer(region, params)?;
-        Ok((producer, consumer))
+        let segment = Segment::heap(&self.params()?);
+        Ok((self.producer(&segment)?, self.consumer(&segment)?))
     }
 
-    #[cfg(feature = "testing")]
     /// For the fuzz bodies: an in-process ring, with its memory for writing to as a peer would.
-    #[cfg(not(loom))]
-    pub(crate) fn in_process_exposed(&self) -> Result<(Producer, Consumer, Arc<Region>)> {
-        let params = self.params()?;
-        let region = Arc::new(Region::heap(&params));
-        let producer = Producer::attach(Arc::clone(&region), params, self.policy())?;
-        let consumer = self.attach_consumer(Arc::clone(&region), params)?;
-        Ok((producer, consumer, region))
+    #[cfg(feature = "testing")]
+    pub(crate) fn in_process_exposed(&self) -> Result<(Producer, Consumer, RingMemory)> {
+        let segment = Segment::heap(&self.params()?);
+        let memory = RingMemory::new(std::sync::Arc::clone(&segment.memory));
+        Ok((self.producer(&segment)?, self.consumer(&segment)?, memory))
     }
 
-    #[cfg(feature = "testing")]
     /// For the fuzz bodies: both ends over a copy of a segment image, attached as to a mapping.
-    #[cfg(not(loom))]
+    #[cfg(feature = "testing")]
     pub(crate) fn attach_image(&self, bytes: &[u8]) -> Result<(Producer, Consumer)> {
-        let (region, params) = Region::from_image(bytes, KIND_SPSC)?;
-        let region = Arc::new(region);
-        let consumer = self.attach_consumer(Arc::clone(&region), params)?;
-        let producer = Producer::attach(region, params, self.policy())?;
-        Ok((producer, consumer))
+        let segment = Segment::from_image(bytes, KIND_SPSC, check_geometry)?;
+        let consumer = self.consumer(&segment)?;
+        Ok((self.producer(&segment)?, consumer))
     }
 
     /// Creates the named segment and becomes its producer.
     ///
     /// # Errors
     /// [`Error::InvalidName`], [`Error::InvalidConfig`], [`Error::AlreadyExists`], [`Error::Os`].
-    #[cfg(not(loom))]
     pub fn create_producer(&self, name: &str) -> Result<Producer> {
-        let params = self.params()?;
-        let region = Region::create_shared(name, &params, !self.keep_segment)?;
-        Producer::attach(self.mapped(region)?, params, self.policy())
+        self.producer(&self.create_named(name)?)
     }
 
     /// Creates the named segment and becomes its consumer.
     ///
     /// # Errors
     /// As [`create_producer`](Self::create_producer).
-    #[cfg(not(loom))]
     pub fn create_consumer(&self, name: &str) -> Result<Consumer> {
-        let params = self.params()?;
-        let region = Region::create_shared(name, &params, !self.keep_segment)?;
-        self.attach_consumer(self.mapped(region)?, params)
+        self.consumer(&self.create_named(name)?)
     }
 
     /// Opens the named segment and becomes its producer.
@@ -243,27 +233,26 @@ impl SpscOptions {
     /// # Errors
     /// [`Error::NotFound`], [`Error::TooSmall`], [`Error::BadMagic`], [`Error::VersionMismatch`],
     /// [`Error::WrongKind`], [`Error::Corrupted`], [`Error::RoleTaken`], [`Error::Unsupported`].
-    #[cfg(not(loom))]
     pub fn open_producer(&self, name: &str) -> Result<Producer> {
-        let (region, params) = Region::open_shared(name, KIND_SPSC)?;
-        Producer::attach(self.mapped(region)?, params, self.policy())
+        self.producer(&Segment::open_named(name, KIND_SPSC, check_geometry)?)
     }
 
     /// Opens the named segment and becomes its consumer.
     ///
     /// # Errors
     /// As [`open_producer`](Self::open_producer).
-    #[cfg(not(loom))]
     pub fn open_consumer(&self, name: &str) -> Result<Consumer> {
-        let (region, params) = Region::open_shared(name, KIND_SPSC)?;
-        self.attach_consumer(self.mapped(region)?, params)
+        self.consumer(&Segment::open_named(name, KIND_SPSC, check_geometry)?)
+    }
+
+    fn create_named(&self, name: &str) -> Result<Segment> {
+        Segment::create_named(name, &self.params()?, !self.keep_segment)
     }
 }
 
 /// Anonymous segments: a memfd sealed so that its size can never change, passed to the other
 /// process as a descriptor (over a Unix socket with `SCM_RIGHTS`, or inherited). No name appears
 /// in `/dev/shm`, and the memory goes with the last process that holds it, even after a crash.
-#[cfg(not(loom))]
 impl SpscOptions {
     /// Creates an anonymous sealed segment and becomes its producer; the descriptor is for the
     /// consumer's process.
@@ -271,12 +260,8 @@ impl SpscOptions {
     /// # Errors
     /// [`Error::InvalidConfig`], [`Error::Os`].
     pub fn create_producer_memfd(&self) -> Result<(Producer, OwnedFd)> {
-        let params = self.params()?;
-        let (region, fd) = Region::create_memfd(&params)?;
-        Ok((
-            Producer::attach(self.mapped(region)?, params, self.policy())?,
-            fd,
-        ))
+        let (segment, fd) = Segment::create_memfd(&self.params()?)?;
+        Ok((self.producer(&segment)?, fd))
     }
 
     /// Creates an anonymous sealed segment and becomes its consumer; the descriptor is for the
@@ -285,9 +270,8 @@ impl SpscOptions {
     /// # Errors
     /// As [`create_producer_memfd`](Self::create_producer_memfd).
     pub fn create_consumer_memfd(&self) -> Result<(Consumer, OwnedFd)> {
-        let params = self.params()?;
-        let (region, fd) = Region::create_memfd(&params)?;
-        Ok((self.attach_consumer(self.mapped(region)?, params)?, fd))
+        let (segment, fd) = Segment::create_memfd(&self.params()?)?;
+        Ok((self.consumer(&segment)?, fd))
     }
 
     /// Maps a segment received as a descriptor and becomes its producer. The descriptor may be
@@ -297,8 +281,7 @@ impl SpscOptions {
     /// [`Error::Unsealed`] if it is not a memfd sealed against shrinking; otherwise as
     /// [`open_producer`](Self::open_producer).
     pub fn open_producer_fd(&self, fd: impl AsFd) -> Result<Producer> {
-        let (region, params) = Region::open_fd(fd.as_fd(), KIND_SPSC)?;
-        Producer::attach(self.mapped(region)?, params, self.policy())
+        self.producer(&Segment::open_fd(fd.as_fd(), KIND_SPSC, check_geometry)?)
     }
 
     /// Maps a segment received as a descriptor and becomes its consumer.
@@ -306,8 +289,7 @@ impl SpscOptions {
     /// # Errors
     /// As [`open_producer_fd`](Self::open_producer_fd).
     pub fn open_consumer_fd(&self, fd: impl AsFd) -> Result<Consumer> {
-        let (region, params) = Region::open_fd(fd.as_fd(), KIND_SPSC)?;
-        self.attach_consumer(self.mapped(region)?, params)
+        self.consumer(&Segment::open_fd(fd.as_fd(), KIND_SPSC, check_geometry)?)
     }
 }
 
@@ -319,28 +301,25 @@ struct Endpoint {
     /// How this endpoint fences its sleeps (on its own bell).
     fences: Fences,
     /// How this endpoint fences its publishes (on its peer's bell).
-    notifier: Notifier,
+    notifier: Notifier<Host>,
     policy: WaitPolicy,
-    hold: RoleHold,
+    hold: RoleHold<Host>,
     stats: WaitStats,
 }
 
 impl Endpoint {
-    fn attach(
-        region: Arc<Region>,
-        params: RingParams,
-        role: Role,
-        policy: WaitPolicy,
-    ) -> Result<Self> {
-        let fences = Fences::for_ring(params.flags)?;
-        let hold = RoleHold::claim(region.header(), role)?;
+    fn attach(segment: &Segment, role: Role, policy: WaitPolicy) -> Result<Self> {
+        let region = RingMemory::new(std::sync::Arc::clone(&segment.memory));
+        let fences = Fences::for_ring(segment.params.flags, HOST)?;
+        let header = region.header();
+        let hold = RoleHold::claim(header, role, HOST)?;
         // A previous holder of this role may have died asleep and left its count behind.
-        region.header().bells[bell_of(role)].reset_waiters();
-        let notifier = Notifier::sole(&region.header().bells[bell_of(role.peer())], fences);
+        bell_of(header, role).reset_sleepers();
+        let notifier = Notifier::sole(bell_of(header, role.peer()), fences, HOST);
         Ok(Endpoint {
-            capacity: params.capacity,
-            max_frame: params.max_frame,
-            region: RingMemory::new(region),
+            capacity: segment.params.capacity,
+            max_frame: segment.params.max_frame,
+            region,
             fences,
             notifier,
             policy,
@@ -355,14 +334,14 @@ impl Drop for Endpoint {
         let header = self.region.header();
         self.hold.release(header);
         // Wake the peer if it sleeps, so that it sees us gone now rather than at its next check.
-        header.bells[bell_of(self.hold.role().peer())].ring(&mut self.notifier);
+        bell_of(header, self.hold.role().peer()).ring(&mut self.notifier);
     }
 }
 
 /// The bell a role sleeps on.
-fn bell_of(role: Role) -> usize {
+fn bell_of(header: &crate::layout::SegmentHeader, role: Role) -> Doorbell<'_> {
     match role {
-        Role::Consumer => DATA_BELL,
-        Role::Producer => SPACE_BELL,
+        Role::Consumer => Doorbell::data(header),
+        Role::Producer => Doorbell::space(header),
     }
 }

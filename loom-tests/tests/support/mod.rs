@@ -33,7 +33,7 @@ pub fn frame(seq: u8, len: usize) -> Vec<u8> {
 }
 
 /// Sends `bytes` with the `try_` form, yielding to the model while the ring is full.
-pub fn try_send(producer: &mut ringport::Producer, bytes: &[u8]) {
+pub fn try_send(producer: &mut ringport::spsc::Producer, bytes: &[u8]) {
     loop {
         match producer.try_send(bytes) {
             Ok(()) => return,
@@ -45,7 +45,7 @@ pub fn try_send(producer: &mut ringport::Producer, bytes: &[u8]) {
 
 /// Receives the next frame with the `try_` form, yielding while the ring is empty, and checks
 /// that it is `expected`.
-pub fn try_recv_expect(consumer: &mut ringport::Consumer, expected: &[u8]) {
+pub fn try_recv_expect(consumer: &mut ringport::spsc::Consumer, expected: &[u8]) {
     loop {
         match consumer.try_recv() {
             Ok(got) => {

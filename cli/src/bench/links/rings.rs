@@ -6,7 +6,8 @@
 
 use std::time::Duration;
 
-use ringport::{Consumer, Error, MpmcConsumer, MpmcOptions, MpmcProducer, Producer, SpscOptions};
+use ringport::spsc::{Consumer, Producer};
+use ringport::{mpmc, Error, MpmcOptions, SpscOptions};
 
 use super::{look_at, Handoff, Patience, PeerEnd};
 use crate::bench::plan::Mode;
@@ -121,8 +122,8 @@ fn mpmc_options(mode: Mode, size: usize) -> MpmcOptions {
 
 /// One end of a pair of MPMC rings (one producer and one consumer on each).
 pub struct MpmcLink {
-    tx: MpmcProducer,
-    rx: MpmcConsumer,
+    tx: mpmc::Producer,
+    rx: mpmc::Consumer,
     mode: Mode,
     /// The segments' names while the peer may still need them (the bench's end only).
     names: Vec<String>,

@@ -12,16 +12,18 @@ use nix::sys::memfd::{memfd_create, MFdFlags};
 use nix::sys::mman::{madvise, MmapAdvise};
 use nix::sys::stat::Mode;
 
+use super::os_error;
 use crate::error::{Error, Result};
+use crate::layout::{SegmentHeader, DATA_OFFSET};
 
 /// The longest name `shm_open` accepts here: NAME_MAX (255) less the leading '/'.
-pub const MAX_NAME_LEN: usize = 254;
+const MAX_NAME_LEN: usize = 254;
 
 /// Checks a segment name and returns it as `shm_open` wants it: with one leading '/'.
 ///
 /// A name may be given with or without its leading '/'; otherwise it must be non-empty, at most
 /// [`MAX_NAME_LEN`] bytes, and hold neither '/' nor NUL, nor be `.` or `..`.
-pub(crate) fn shm_path(name: &str) -> Result<CString> {
+fn shm_path(name: &str) -> Result<CString> {
     let bad = |reason| Error::InvalidName { reason };
     let bare = name.strip_prefix('/').unwrap_or(name);
     if bare.is_empty() {
@@ -59,6 +61,7 @@ impl SharedMemory {
     /// Creates a new segment of `len` bytes (exclusive: fails if the name exists), mode 0600,
     /// zero-filled, mapped shared.
     pub(crate) fn create(name: &str, len: usize, unlink_on_drop: bool) -> Result<SharedMemory> {
+        assert!(len >= DATA_OFFSET, "a segment holds at least its header");
         let path = shm_path(name)?;
         let fd = nix::sys::mman::shm_open(
             path.as_c_str(),
@@ -67,7 +70,7 @@ impl SharedMemory {
         )
         .map_err(|e| match e {
             Errno::EEXIST => Error::AlreadyExists,
-            e => Error::os("shm_open", e),
+            e => os_error("shm_open", e),
         })?;
         let unlink = |e: Error| {
             let _ = nix::sys::mman::shm_unlink(path.as_c_str());
@@ -86,13 +89,14 @@ impl SharedMemory {
     /// a Unix socket); the memory goes when the last mapping and descriptor go, so a crash leaves
     /// nothing behind.
     pub(crate) fn create_memfd(len: usize) -> Result<(SharedMemory, OwnedFd)> {
+        assert!(len >= DATA_OFFSET, "a segment holds at least its header");
         let fd = memfd_create(
             c"ringport",
             MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING,
         )
-        .map_err(|e| Error::os("memfd_create", e))?;
+        .map_err(|e| os_error("memfd_create", e))?;
         set_len(&fd, len)?;
-        fcntl(&fd, FcntlArg::F_ADD_SEALS(MEMFD_SEALS)).map_err(|e| Error::os("F_ADD_SEALS", e))?;
+        fcntl(&fd, FcntlArg::F_ADD_SEALS(MEMFD_SEALS)).map_err(|e| os_error("F_ADD_SEALS", e))?;
         let map = map_shared(&fd, len)?;
         Ok((
             SharedMemory {
@@ -104,33 +108,33 @@ impl SharedMemory {
     }
 
     /// Maps a segment received as a descriptor (from a peer, so untrusted): it must be a memfd
-    /// sealed against shrinking (or the peer could make our reads fault) and at least `min_len`
-    /// bytes.
-    pub(crate) fn from_fd(fd: BorrowedFd<'_>, min_len: usize) -> Result<SharedMemory> {
+    /// sealed against shrinking (or the peer could make our reads fault) and hold at least a
+    /// header.
+    pub(crate) fn from_fd(fd: BorrowedFd<'_>) -> Result<SharedMemory> {
         let seals = fcntl(fd, FcntlArg::F_GET_SEALS).map_err(|e| match e {
             Errno::EINVAL => Error::Unsealed,
-            e => Error::os("F_GET_SEALS", e),
+            e => os_error("F_GET_SEALS", e),
         })?;
         if !SealFlag::from_bits_retain(seals).contains(SealFlag::F_SEAL_SHRINK) {
             return Err(Error::Unsealed);
         }
-        let len = checked_len(fd, min_len)?;
+        let len = checked_len(fd)?;
         Ok(SharedMemory {
             map: map_shared(fd, len)?,
             unlink_on_drop: None,
         })
     }
 
-    /// Opens and maps an existing segment whole; `min_len` is the least size worth mapping.
-    pub(crate) fn open(name: &str, min_len: usize) -> Result<SharedMemory> {
+    /// Opens and maps an existing segment whole; it must hold at least a header.
+    pub(crate) fn open(name: &str) -> Result<SharedMemory> {
         let path = shm_path(name)?;
         let fd = nix::sys::mman::shm_open(path.as_c_str(), OFlag::O_RDWR, Mode::empty()).map_err(
             |e| match e {
                 Errno::ENOENT => Error::NotFound,
-                e => Error::os("shm_open", e),
+                e => os_error("shm_open", e),
             },
         )?;
-        let len = checked_len(&fd, min_len)?;
+        let len = checked_len(&fd)?;
         Ok(SharedMemory {
             map: map_shared(&fd, len)?,
             unlink_on_drop: None,
@@ -138,8 +142,16 @@ impl SharedMemory {
     }
 
     /// The start of the mapping (page-aligned).
-    pub(crate) fn base(&self) -> NonNull<u8> {
+    pub(super) fn base(&self) -> NonNull<u8> {
         NonNull::new(self.map.as_mut_ptr()).expect("mmap never returns null")
+    }
+
+    /// The segment header at the start of the mapping, to validate before the ring is used.
+    pub(crate) fn header(&self) -> &SegmentHeader {
+        // SAFETY: every constructor checked that the mapping holds at least DATA_OFFSET bytes
+        // (the header's size); it is page-aligned, and a SegmentHeader is made of atomics, for
+        // which any bit pattern is valid. The mapping lives as long as `self`.
+        unsafe { self.base().cast::<SegmentHeader>().as_ref() }
     }
 
     /// The mapping's length in bytes.
@@ -165,7 +177,7 @@ impl SharedMemory {
         // changes no byte of it and no mapping attribute, so no reference into it is affected.
         match unsafe { madvise(base, len, MmapAdvise::MADV_POPULATE_WRITE) } {
             Ok(()) | Err(Errno::EINVAL) => Ok(()),
-            Err(e) => Err(Error::os("madvise(MADV_POPULATE_WRITE)", e)),
+            Err(e) => Err(os_error("madvise(MADV_POPULATE_WRITE)", e)),
         }
     }
 }
@@ -182,19 +194,19 @@ impl Drop for SharedMemory {
 fn set_len(fd: &OwnedFd, len: usize) -> Result<()> {
     let size = libc::off_t::try_from(len)
         .map_err(|_| Error::InvalidConfig("segment larger than a file offset holds"))?;
-    nix::unistd::ftruncate(fd, size).map_err(|e| Error::os("ftruncate", e))
+    nix::unistd::ftruncate(fd, size).map_err(|e| os_error("ftruncate", e))
 }
 
-/// The segment's size (fstat), which must be at least `min_len`.
-fn checked_len(fd: impl AsFd, min_len: usize) -> Result<usize> {
-    let st = nix::sys::stat::fstat(fd).map_err(|e| Error::os("fstat", e))?;
+/// The segment's size (fstat), which must be at least a header's.
+fn checked_len(fd: impl AsFd) -> Result<usize> {
+    let st = nix::sys::stat::fstat(fd).map_err(|e| os_error("fstat", e))?;
     let len = u64::try_from(st.st_size).unwrap_or(0);
     let too_small = Error::TooSmall {
         len,
-        needed: min_len as u64,
+        needed: DATA_OFFSET as u64,
     };
     match usize::try_from(len) {
-        Ok(len) if len >= min_len => Ok(len),
+        Ok(len) if len >= DATA_OFFSET => Ok(len),
         _ => Err(too_small),
     }
 }
@@ -205,7 +217,7 @@ fn map_shared(fd: impl AsFd, len: usize) -> Result<MmapRaw> {
         .map_raw(fd.as_fd().as_raw_fd())
         // memmap2 reports the kernel's errno.
         .map_err(|e| {
-            Error::os(
+            os_error(
                 "mmap",
                 e.raw_os_error()
                     .map_or(Errno::UnknownErrno, Errno::from_raw),
@@ -213,14 +225,11 @@ fn map_shared(fd: impl AsFd, len: usize) -> Result<MmapRaw> {
         })
 }
 
-/// Removes a named segment (`shm_unlink`). Mappings that exist stay valid until unmapped.
-///
-/// # Errors
-/// [`Error::InvalidName`], [`Error::NotFound`] if no segment has that name, or [`Error::Os`].
-pub fn remove_segment(name: &str) -> Result<()> {
+/// Removes a named segment (see `os::remove_segment`).
+pub(crate) fn remove_segment(name: &str) -> Result<()> {
     let path = shm_path(name)?;
     nix::sys::mman::shm_unlink(path.as_c_str()).map_err(|e| match e {
         Errno::ENOENT => Error::NotFound,
-        e => Error::os("shm_unlink", e),
+        e => os_error("shm_unlink", e),
     })
 }

@@ -1,45 +1,34 @@
 //! Process identity and liveness: is the process that took a role still there?
 //!
-//! A pid alone is not an identity: pids are recycled. An identity is the pid plus the process's
-//! start time (clock ticks since boot, from `/proc/<pid>/stat`) plus the inode of its pid
-//! namespace. Liveness is checked through a pidfd (Linux 5.3+), which refers to one process for
+//! An identity is the pid plus the process's start time (clock ticks since boot, from
+//! `/proc/<pid>/stat`) plus the inode of its pid namespace. Liveness is checked through a pidfd (Linux 5.3+), which refers to one process for
 //! good, after confirming that the pid still names the process that took the role.
 
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 
-/// Who a process is, as far as another process can tell.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct ProcessIdentity {
-    pub pid: u32,
-    /// Start time in clock ticks since boot; 0 when unknown.
-    pub start_time: u64,
-    /// Inode of the pid namespace; 0 when unknown.
-    pub pid_ns: u64,
-}
+use crate::os::{Liveness, ProcessIdentity};
 
-impl ProcessIdentity {
-    /// This process. Cached: reading it costs two files in /proc (about 10 us), and a channel
-    /// attaches to rings while messages wait. The cache is keyed by pid, so a forked child
-    /// reads its own.
-    pub(crate) fn current() -> ProcessIdentity {
-        static CACHE: std::sync::Mutex<Option<ProcessIdentity>> = std::sync::Mutex::new(None);
-        let pid = std::process::id();
-        let mut cache = CACHE
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        match *cache {
-            Some(me) if me.pid == pid => me,
-            _ => {
-                let me = ProcessIdentity {
-                    pid,
-                    start_time: start_time(pid).unwrap_or(0),
-                    pid_ns: pid_namespace(),
-                };
-                *cache = Some(me);
-                me
-            }
+/// This process. Cached: reading it costs two files in /proc (some microseconds), and a channel
+/// attaches to rings while messages wait. The cache is keyed by pid, so a forked child reads
+/// its own.
+pub(super) fn current() -> ProcessIdentity {
+    static CACHE: std::sync::Mutex<Option<ProcessIdentity>> = std::sync::Mutex::new(None);
+    let pid = std::process::id();
+    let mut cache = CACHE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    match *cache {
+        Some(me) if me.pid == pid => me,
+        _ => {
+            let me = ProcessIdentity {
+                pid,
+                start_time: start_time(pid).unwrap_or(0),
+                pid_ns: pid_namespace_cached(),
+            };
+            *cache = Some(me);
+            me
         }
     }
 }
@@ -64,10 +53,8 @@ fn pid_namespace() -> u64 {
         .unwrap_or(0)
 }
 
-/// Whether the process `pid` (in our pid namespace) is certainly dead: no such process, or a
-/// zombie. A pid that was recycled reads as alive: a false "alive" only delays recovery, a false
-/// "dead" would corrupt a live process's work, so every doubt answers "alive".
-pub(crate) fn pid_is_dead(pid: u32) -> bool {
+/// Whether the process `pid` (in our pid namespace) is certainly dead (see `Kernel::pid_is_dead`).
+pub(super) fn pid_is_dead(pid: u32) -> bool {
     let Ok(raw) = libc::pid_t::try_from(pid) else {
         return false;
     };
@@ -88,15 +75,6 @@ pub(crate) fn pid_is_dead(pid: u32) -> bool {
     }
 }
 
-/// What a liveness check found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Liveness {
-    Alive,
-    Dead,
-    /// The process is in another pid namespace: its pid means nothing here.
-    Unknown,
-}
-
 /// Watches one process; caches its pidfd between checks.
 #[derive(Debug, Default)]
 pub(crate) struct ProcessWatch {
@@ -105,7 +83,7 @@ pub(crate) struct ProcessWatch {
 
 impl ProcessWatch {
     /// Whether the process with this identity is still alive.
-    pub(crate) fn check(&mut self, who: ProcessIdentity) -> Liveness {
+    pub(super) fn check(&mut self, who: ProcessIdentity) -> Liveness {
         if who.pid_ns != 0 && who.pid_ns != pid_namespace_cached() {
             return Liveness::Unknown;
         }
@@ -131,7 +109,7 @@ impl ProcessWatch {
 }
 
 /// The inode of this process's pid namespace (0: unknown), read once.
-pub(crate) fn pid_namespace_cached() -> u64 {
+fn pid_namespace_cached() -> u64 {
     static NS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     *NS.get_or_init(pid_namespace)
 }

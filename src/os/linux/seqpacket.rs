@@ -15,18 +15,9 @@ use nix::sys::socket::{
     SockType, UnixAddr,
 };
 
+use super::os_error;
 use crate::error::{Error, Result, Role};
-
-/// The peer's process credentials, as the kernel recorded them when the connection was made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Credentials {
-    /// The peer's process id (in our pid namespace; 0 if it is not visible from it).
-    pub pid: i32,
-    /// The peer's effective user id.
-    pub uid: u32,
-    /// The peer's effective group id.
-    pub gid: u32,
-}
+use crate::os::Credentials;
 
 /// A socket address: a filesystem path, or an abstract name written with a leading '@'.
 fn address(path: &str) -> Result<UnixAddr> {
@@ -48,7 +39,7 @@ fn seqpacket_socket() -> Result<OwnedFd> {
         SockFlag::SOCK_CLOEXEC,
         None,
     )
-    .map_err(|e| Error::os("socket", e))
+    .map_err(|e| os_error("socket", e))
 }
 
 /// A listening socket bound to `path`.
@@ -57,10 +48,10 @@ pub(crate) fn listen(path: &str) -> Result<OwnedFd> {
     let fd = seqpacket_socket()?;
     socket::bind(fd.as_raw_fd(), &addr).map_err(|e| match e {
         Errno::EADDRINUSE => Error::AlreadyExists,
-        e => Error::os("bind", e),
+        e => os_error("bind", e),
     })?;
     socket::listen(&fd, Backlog::new(128).expect("128 is a valid backlog"))
-        .map_err(|e| Error::os("listen", e))?;
+        .map_err(|e| os_error("listen", e))?;
     Ok(fd)
 }
 
@@ -78,7 +69,7 @@ pub(crate) fn accept(listener: BorrowedFd<'_>, deadline: Option<Instant>) -> Res
             Ok(fd) => return Ok(unsafe { OwnedFd::from_raw_fd(fd) }),
             // Another thread took it, or the client gave up before we got to it.
             Err(Errno::EAGAIN | Errno::EINTR | Errno::ECONNABORTED) => {}
-            Err(e) => return Err(Error::os("accept", e)),
+            Err(e) => return Err(os_error("accept", e)),
         }
     }
 }
@@ -89,7 +80,7 @@ pub(crate) fn connect(path: &str) -> Result<OwnedFd> {
     let fd = seqpacket_socket()?;
     socket::connect(fd.as_raw_fd(), &addr).map_err(|e| match e {
         Errno::ENOENT | Errno::ECONNREFUSED => Error::NotFound,
-        e => Error::os("connect", e),
+        e => os_error("connect", e),
     })?;
     set_nonblocking(&fd)?;
     Ok(fd)
@@ -97,16 +88,16 @@ pub(crate) fn connect(path: &str) -> Result<OwnedFd> {
 
 fn set_nonblocking(fd: &OwnedFd) -> Result<()> {
     use nix::fcntl::{fcntl, FcntlArg, OFlag};
-    let flags = fcntl(fd, FcntlArg::F_GETFL).map_err(|e| Error::os("F_GETFL", e))?;
+    let flags = fcntl(fd, FcntlArg::F_GETFL).map_err(|e| os_error("F_GETFL", e))?;
     let flags = OFlag::from_bits_retain(flags) | OFlag::O_NONBLOCK;
-    fcntl(fd, FcntlArg::F_SETFL(flags)).map_err(|e| Error::os("F_SETFL", e))?;
+    fcntl(fd, FcntlArg::F_SETFL(flags)).map_err(|e| os_error("F_SETFL", e))?;
     Ok(())
 }
 
 /// The connected peer's credentials.
 pub(crate) fn peer_credentials(fd: BorrowedFd<'_>) -> Result<Credentials> {
     let cred = socket::getsockopt(&fd, sockopt::PeerCredentials)
-        .map_err(|e| Error::os("SO_PEERCRED", e))?;
+        .map_err(|e| os_error("SO_PEERCRED", e))?;
     Ok(Credentials {
         pid: cred.pid(),
         uid: cred.uid(),
@@ -134,7 +125,7 @@ pub(crate) fn try_send(
             Err(Errno::EPIPE | Errno::ECONNRESET | Errno::ENOTCONN) => {
                 return Err(Error::PeerGone(Role::Consumer))
             }
-            Err(e) => return Err(Error::os("sendmsg", e)),
+            Err(e) => return Err(os_error("sendmsg", e)),
         }
     }
 }
@@ -196,11 +187,11 @@ fn try_recv(fd: BorrowedFd<'_>, bufs: &mut [IoSliceMut<'_>]) -> Result<Option<Pa
             // ECONNRESET: the peer closed with our packets unread. The error is reported once,
             // ahead of what the peer sent before closing, which the next call returns.
             Err(Errno::EINTR | Errno::ECONNRESET) => {}
-            Err(e) => return Err(Error::os("recvmsg", e)),
+            Err(e) => return Err(os_error("recvmsg", e)),
         }
     };
     let mut passed = Vec::new();
-    for cmsg in msg.cmsgs().map_err(|e| Error::os("recvmsg", e))? {
+    for cmsg in msg.cmsgs().map_err(|e| os_error("recvmsg", e))? {
         if let ControlMessageOwned::ScmRights(fds) = cmsg {
             // SAFETY: the kernel installed these descriptors for us; nothing else owns them.
             passed.extend(fds.into_iter().map(|f| unsafe { OwnedFd::from_raw_fd(f) }));
@@ -268,7 +259,7 @@ fn wait_for(fd: BorrowedFd<'_>, events: PollFlags, deadline: Option<Instant>) ->
             Ok(0) if deadline.is_some_and(|d| Instant::now() >= d) => return Ok(false),
             Ok(0) | Err(Errno::EINTR) => {}
             Ok(_) => return Ok(true),
-            Err(e) => return Err(Error::os("poll", e)),
+            Err(e) => return Err(os_error("poll", e)),
         }
     }
 }
@@ -281,6 +272,6 @@ pub(crate) fn pair() -> Result<(OwnedFd, OwnedFd)> {
         None,
         SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
     )
-    .map_err(|e| Error::os("socketpair", e))?;
+    .map_err(|e| os_error("socketpair", e))?;
     Ok((a, b))
 }

@@ -1,0 +1,144 @@
+//! What every MPMC handle holds, and the claim that producers and consumers share: one try
+//! with recovery, or a wait on the bell that the other end rings.
+
+use super::recovery::Recovery;
+use super::slot::{Claim, Slots};
+use crate::error::Result;
+use crate::layout::{RingParams, SegmentHeader};
+use crate::os::{Kernel, RingMemory, HOST};
+use crate::segment::Segment;
+use crate::sync::Ordering;
+use crate::wait::{Doorbell, Fences, Limit, Notifier, WaitPolicy, WaitStats, Waiter};
+
+/// Index of the tail counter in the header's position lines.
+const TAIL: usize = 0;
+/// Index of the head counter.
+const HEAD: usize = 1;
+
+/// Where a handle claims slots: producers at the tail, consumers at the head.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum End {
+    Tail,
+    Head,
+}
+
+/// What every handle holds.
+pub(super) struct Handle {
+    pub(super) mem: RingMemory,
+    pub(super) slots: Slots,
+    fences: Fences,
+    policy: WaitPolicy,
+    /// What our claims record: our pid, or 0 if other processes cannot judge it.
+    pid: u32,
+    recovery: Recovery,
+    pub(super) stats: WaitStats,
+}
+
+impl Handle {
+    /// The first handle of a ring over `segment`: the template that the ring's handles copy.
+    pub(super) fn new(
+        segment: &Segment,
+        policy: WaitPolicy,
+        kernel: impl Kernel,
+    ) -> Result<Handle> {
+        let RingParams {
+            capacity,
+            max_frame,
+            flags,
+            ..
+        } = segment.params;
+        let fences = Fences::for_ring(flags, kernel)?;
+        let mem = RingMemory::new(std::sync::Arc::clone(&segment.memory));
+        let me = kernel.current_process();
+        // Relaxed: validated (or written) with the identity, which the magic published.
+        let creator_ns = mem.header().identity.creator_pid_ns.load(Ordering::Relaxed);
+        // Our pids mean something to the others only in the creator's namespace, and theirs to
+        // us only there.
+        let judge = me.pid_ns != 0 && me.pid_ns == creator_ns;
+        Ok(Handle {
+            mem,
+            slots: Slots::new(capacity, max_frame),
+            fences,
+            policy,
+            pid: if judge { me.pid } else { 0 },
+            recovery: Recovery::new(judge),
+            stats: WaitStats::default(),
+        })
+    }
+
+    /// One claim at `end`, with recovery: the position won and, at the head, the message's
+    /// length.
+    pub(super) fn try_claim(&mut self, end: End) -> Result<Option<(u64, usize)>> {
+        let Handle {
+            mem,
+            slots,
+            fences,
+            policy,
+            pid,
+            recovery,
+            ..
+        } = self;
+        recovery.attempt(mem, slots, *fences, policy.liveness_interval, HOST, || {
+            claim(mem, slots, end, *pid)
+        })
+    }
+
+    /// A claim at `end`, waiting on the bell that the other end rings.
+    pub(super) fn claim_until(&mut self, end: End, limit: Limit) -> Result<(u64, usize)> {
+        if let Some(won) = self.try_claim(end)? {
+            return Ok(won);
+        }
+        let Handle {
+            mem,
+            slots,
+            fences,
+            policy,
+            pid,
+            recovery,
+            stats,
+        } = self;
+        let header = mem.header();
+        let bell = match end {
+            End::Tail => Doorbell::space(header),
+            End::Head => Doorbell::data(header),
+        };
+        Waiter::new(bell, *fences, *policy, stats, HOST).wait(
+            limit,
+            || {
+                recovery.attempt(mem, slots, *fences, policy.liveness_interval, HOST, || {
+                    claim(mem, slots, end, *pid)
+                })
+            },
+            // Handles come and go freely: no peer to be gone.
+            |_| None,
+        )
+    }
+
+    /// Rings `bell` (picked from the header) after a commit or a release. Many handles notify
+    /// each bell, so none may switch its fencing (see `wait::Notifier::fixed`).
+    pub(super) fn ring(&self, bell: fn(&SegmentHeader) -> Doorbell<'_>) {
+        bell(self.mem.header()).ring(&mut Notifier::fixed(self.fences, HOST));
+    }
+
+    /// Another handle on the same ring, with nothing of this one's history (stuck slot seen,
+    /// wait statistics).
+    pub(super) fn clone_handle(&self) -> Handle {
+        Handle {
+            mem: self.mem.share(),
+            slots: self.slots,
+            fences: self.fences,
+            policy: self.policy,
+            pid: self.pid,
+            recovery: self.recovery.fresh(),
+            stats: WaitStats::default(),
+        }
+    }
+}
+
+/// The producer's (tail) or the consumer's (head) half of the slot protocol, tried once.
+fn claim(mem: &RingMemory, slots: &Slots, end: End, pid: u32) -> Result<Claim> {
+    match end {
+        End::Tail => slots.try_claim_write(mem, &mem.header().positions[TAIL], pid),
+        End::Head => slots.try_claim_read(mem, &mem.header().positions[HEAD], pid),
+    }
+}

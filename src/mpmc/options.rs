@@ -1,0 +1,146 @@
+//! How to make or join an MPMC ring.
+
+use std::time::Duration;
+
+use super::handle::Handle;
+use super::slot::{check_geometry, slot_stride};
+use super::Ring;
+use crate::error::{Error, Result};
+use crate::layout::{RingParams, KIND_MPMC};
+use crate::os::HOST;
+use crate::segment::Segment;
+use crate::wait::{Fences, WaitPolicy};
+
+/// How to make or join an MPMC ring, and how its handles wait.
+///
+/// The geometry (slot count and size) applies when creating; when opening, the segment's own
+/// geometry is used. Waiting settings apply to the handles made from the ring.
+#[derive(Debug, Clone)]
+pub struct MpmcOptions {
+    slots: u64,
+    slot_size: u64,
+    spin: Duration,
+    liveness_interval: Duration,
+    keep_segment: bool,
+    symmetric_fences: bool,
+    prefault: bool,
+}
+
+impl Default for MpmcOptions {
+    fn default() -> Self {
+        MpmcOptions {
+            slots: 1024,
+            slot_size: 256,
+            spin: Duration::from_micros(20),
+            liveness_interval: Duration::from_millis(20),
+            keep_segment: false,
+            symmetric_fences: false,
+            prefault: true,
+        }
+    }
+}
+
+impl MpmcOptions {
+    /// The defaults: 1024 slots of 256 bytes, spin 20 us before sleeping, check a stuck slot's
+    /// owner after 20 ms, unlink the segment when the last handle of the creator drops, fault the
+    /// pages in when mapping.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of slots: a power of two from 2 to 2^30.
+    #[must_use]
+    pub fn slots(mut self, slots: usize) -> Self {
+        self.slots = slots as u64;
+        self
+    }
+
+    /// Largest message in bytes (each slot holds one).
+    #[must_use]
+    pub fn slot_size(mut self, bytes: usize) -> Self {
+        self.slot_size = bytes as u64;
+        self
+    }
+
+    /// How long a slot may stay claimed by another handle, while this one waits behind it,
+    /// before its owner's process is checked; also the longest a sleeper sleeps between checks.
+    #[must_use]
+    pub fn liveness_interval(mut self, interval: Duration) -> Self {
+        self.liveness_interval = interval.max(Duration::from_micros(100));
+        self
+    }
+
+    /// Keep the segment's name when the creator's ring and handles drop (default: unlink it).
+    #[must_use]
+    pub fn keep_segment(mut self, keep: bool) -> Self {
+        self.keep_segment = keep;
+        self
+    }
+
+    crate::options::shared_ring_setters!();
+
+    fn params(&self) -> Result<RingParams> {
+        let slot_size = u32::try_from(self.slot_size)
+            .map_err(|_| Error::InvalidConfig("slot size above 4 GiB"))?;
+        let capacity = self
+            .slots
+            .checked_mul(slot_stride(slot_size))
+            .ok_or(Error::InvalidConfig("ring too large"))?;
+        check_geometry(capacity, slot_size).map_err(Error::InvalidConfig)?;
+        Ok(RingParams {
+            kind: KIND_MPMC,
+            capacity,
+            max_frame: slot_size,
+            flags: Fences::creation_flags(self.symmetric_fences, HOST),
+        })
+    }
+
+    fn ring(&self, segment: Segment) -> Result<Ring> {
+        if self.prefault {
+            segment.populate()?;
+        }
+        let policy = WaitPolicy {
+            spin: self.spin,
+            liveness_interval: self.liveness_interval,
+        };
+        Ok(Ring {
+            template: Handle::new(&segment, policy, HOST)?,
+        })
+    }
+
+    /// A ring on the heap, for threads of this process.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] if the geometry is invalid.
+    pub fn in_process(&self) -> Result<Ring> {
+        self.ring(Segment::heap(&self.params()?))
+    }
+
+    /// Creates the named segment.
+    ///
+    /// # Errors
+    /// [`Error::InvalidName`], [`Error::InvalidConfig`], [`Error::AlreadyExists`], [`Error::Os`].
+    pub fn create(&self, name: &str) -> Result<Ring> {
+        self.ring(Segment::create_named(
+            name,
+            &self.params()?,
+            !self.keep_segment,
+        )?)
+    }
+
+    /// For the fuzz bodies: a ring over a copy of a segment image, attached as to a mapping.
+    #[cfg(feature = "testing")]
+    pub(crate) fn attach_image(&self, bytes: &[u8]) -> Result<Ring> {
+        self.ring(Segment::from_image(bytes, KIND_MPMC, check_geometry)?)
+    }
+
+    /// Opens the named segment.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`], [`Error::TooSmall`], [`Error::BadMagic`], [`Error::VersionMismatch`],
+    /// [`Error::WrongKind`], [`Error::Corrupted`], [`Error::Unsupported`].
+    pub fn open(&self, name: &str) -> Result<Ring> {
+        self.ring(Segment::open_named(name, KIND_MPMC, check_geometry)?)
+    }
+}

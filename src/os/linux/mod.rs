@@ -1,0 +1,67 @@
+//! The Linux implementation of the OS boundary: the system calls, and ring memory as raw
+//! pointers into the heap or a shared mapping.
+
+use std::time::{Duration, Instant};
+
+use super::{Kernel, Liveness, ProcessIdentity};
+use crate::sync::AtomicU32;
+
+mod futex;
+mod membarrier;
+mod memory;
+mod process;
+pub(crate) mod seqpacket;
+pub(crate) mod shm;
+
+pub(crate) use memory::{Memory, RingMemory};
+
+/// A system call's failure, as the error `op` ran into.
+pub(super) fn os_error(op: &'static str, source: nix::errno::Errno) -> crate::error::Error {
+    crate::error::Error::Os { op, source }
+}
+
+/// The kernel the endpoints use in this build.
+pub(crate) type Host = Linux;
+/// The one value of [`Host`].
+pub(crate) const HOST: Host = Linux;
+
+/// Linux itself: every method is a system call (or a read of `/proc`), except the clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Linux;
+
+impl Kernel for Linux {
+    type Watch = process::ProcessWatch;
+
+    fn futex_wait(self, word: &AtomicU32, expected: u32, timeout: Duration, _after_barrier: bool) {
+        futex::wait(word, expected, membarrier::cap_sleep(timeout));
+    }
+
+    fn futex_wake_all(self, word: &AtomicU32) {
+        futex::wake(word, i32::MAX);
+    }
+
+    fn barrier_available(self) -> bool {
+        membarrier::register()
+    }
+
+    fn global_barrier(self) {
+        membarrier::global_barrier();
+    }
+
+    #[inline]
+    fn now(self) -> Instant {
+        Instant::now()
+    }
+
+    fn current_process(self) -> ProcessIdentity {
+        process::current()
+    }
+
+    fn liveness(self, watch: &mut Self::Watch, who: ProcessIdentity) -> Liveness {
+        watch.check(who)
+    }
+
+    fn pid_is_dead(self, pid: u32) -> bool {
+        process::pid_is_dead(pid)
+    }
+}

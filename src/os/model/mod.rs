@@ -1,0 +1,124 @@
+//! The model implementation of the OS boundary, under `--cfg loom`: the algorithms run over heap
+//! memory whose frame words are loom atomics, and loom explores every interleaving of them.
+//!
+//! - The futex can only wake a thread that is really waiting, and a sleep has no timeout, so a
+//!   lost wake-up is a deadlock that loom reports.
+//! - loom cannot model `membarrier` (a fence forced on another thread), so a sleep whose
+//!   handshake rests on one returns at once: a spurious wake-up. The models check the fenced
+//!   handshake, and the switches between the two forms.
+//! - Under the model's clock every reading is an hour after the last: a spin or pause ends at
+//!   its first check, every liveness check is thorough, and a deadline passes at the first
+//!   look. (loom has no time; this keeps the explored states those of the protocol.)
+//! - Every process is alive, and this one has pid 1 in an unknown pid namespace; there are no
+//!   named segments, memfds or sockets ([`Error::Unsupported`]).
+
+use std::time::{Duration, Instant};
+
+use super::{Kernel, Liveness, ProcessIdentity};
+use crate::error::Error;
+use crate::sync::{AtomicU32, Ordering};
+
+mod memory;
+pub(crate) mod seqpacket;
+pub(crate) mod shm;
+
+pub(crate) use memory::{Memory, RingMemory};
+
+/// The kernel the endpoints use in this build.
+pub(crate) type Host = Model;
+/// The one value of [`Host`].
+pub(crate) const HOST: Host = Model;
+
+/// What the model cannot do.
+pub(super) fn unsupported() -> Error {
+    Error::Unsupported("not under the loom model (it has no named segments, memfds or sockets)")
+}
+
+/// The model kernel.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Model;
+
+loom::lazy_static! {
+    /// The futex: for each word slept on (by address), how many wakes it has had; sleepers
+    /// wait on the condition variable until their word's count moves.
+    static ref FUTEX: (loom::sync::Mutex<Vec<(usize, u64)>>, loom::sync::Condvar) =
+        (loom::sync::Mutex::new(Vec::new()), loom::sync::Condvar::new());
+}
+
+fn wakes_of(table: &[(usize, u64)], address: usize) -> u64 {
+    table
+        .iter()
+        .find(|(a, _)| *a == address)
+        .map_or(0, |(_, n)| *n)
+}
+
+impl Kernel for Model {
+    type Watch = ();
+    const QUIET_PUBLISHES: u32 = 1;
+
+    fn futex_wait(self, word: &AtomicU32, expected: u32, _timeout: Duration, after_barrier: bool) {
+        if after_barrier {
+            loom::thread::yield_now();
+            return;
+        }
+        let address = std::ptr::from_ref(word) as usize;
+        let (table, condvar) = &*FUTEX;
+        let mut table = table.lock().unwrap();
+        // SeqCst, under the lock: a waker bumps the word before it takes the lock, so a sleeper
+        // that checks after it sees the bump, and one that checks before it is waiting when the
+        // waker notifies.
+        if word.load(Ordering::SeqCst) != expected {
+            return;
+        }
+        let seen = wakes_of(&table, address);
+        while wakes_of(&table, address) == seen {
+            table = condvar.wait(table).unwrap();
+        }
+    }
+
+    fn futex_wake_all(self, word: &AtomicU32) {
+        let address = std::ptr::from_ref(word) as usize;
+        let (table, condvar) = &*FUTEX;
+        let mut table = table.lock().unwrap();
+        match table.iter_mut().find(|(a, _)| *a == address) {
+            Some((_, n)) => *n += 1,
+            None => table.push((address, 1)),
+        }
+        condvar.notify_all();
+    }
+
+    fn barrier_available(self) -> bool {
+        true
+    }
+
+    fn global_barrier(self) {}
+
+    fn now(self) -> Instant {
+        use std::sync::atomic::AtomicU64 as Readings;
+        static READINGS: Readings = Readings::new(0);
+        static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        let hours = READINGS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        *EPOCH.get_or_init(Instant::now) + Duration::from_secs(3600 * hours)
+    }
+
+    fn current_process(self) -> ProcessIdentity {
+        ProcessIdentity {
+            pid: 1,
+            start_time: 0,
+            pid_ns: 0,
+        }
+    }
+
+    fn liveness(self, _watch: &mut (), who: ProcessIdentity) -> Liveness {
+        // As on Linux, a pid recorded in another pid namespace means nothing here.
+        if who.pid_ns != 0 && who.pid_ns != self.current_process().pid_ns {
+            Liveness::Unknown
+        } else {
+            Liveness::Alive
+        }
+    }
+
+    fn pid_is_dead(self, _pid: u32) -> bool {
+        false
+    }
+}

@@ -1,0 +1,102 @@
+//! Where a ring's memory comes from: the heap, a named POSIX segment, a sealed memfd, a
+//! descriptor received from a peer, or (for the fuzz bodies) a segment image. A new segment's
+//! header is initialized and published here; an existing one's is validated here, once, before
+//! any endpoint uses it. The rings above take a [`Segment`] and cannot tell where it came from.
+
+use std::os::fd::{BorrowedFd, OwnedFd};
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::layout::RingParams;
+use crate::os::shm::SharedMemory;
+use crate::os::{Kernel, Memory, HOST};
+
+/// A ring kind's geometry rule: what is wrong with a capacity and maximum frame, if anything.
+pub(crate) type Geometry = fn(u64, u32) -> Result<(), &'static str>;
+
+/// A ring's memory and the parameters fixed at its creation, ready for endpoints to attach.
+pub(crate) struct Segment {
+    pub memory: Arc<Memory>,
+    pub params: RingParams,
+}
+
+impl Segment {
+    /// A fresh ring on the heap (both ends in this process).
+    pub(crate) fn heap(params: &RingParams) -> Segment {
+        let capacity = usize::try_from(params.capacity).expect("capacity was validated");
+        Segment::initialized(Memory::heap(capacity), params)
+    }
+
+    /// Creates a named shared segment (exclusive, mode 0600) and initializes its header; its
+    /// name is unlinked when the mapping goes if `unlink`.
+    pub(crate) fn create_named(name: &str, params: &RingParams, unlink: bool) -> Result<Segment> {
+        let shm = SharedMemory::create(name, mapping_len(params)?, unlink)?;
+        Ok(Segment::initialized(
+            Memory::mapped(shm, params.capacity as usize),
+            params,
+        ))
+    }
+
+    /// Creates an anonymous segment (memfd) sealed against any change of size, and initializes
+    /// its header; the descriptor is for passing to the peer.
+    pub(crate) fn create_memfd(params: &RingParams) -> Result<(Segment, OwnedFd)> {
+        let (shm, fd) = SharedMemory::create_memfd(mapping_len(params)?)?;
+        let memory = Memory::mapped(shm, params.capacity as usize);
+        Ok((Segment::initialized(memory, params), fd))
+    }
+
+    /// Opens a named shared segment holding a ring of `kind`, and validates its header.
+    pub(crate) fn open_named(name: &str, kind: u32, geometry: Geometry) -> Result<Segment> {
+        Segment::validated(SharedMemory::open(name)?, kind, geometry)
+    }
+
+    /// Maps a segment received as a descriptor (a sealed memfd) and validates its header.
+    pub(crate) fn open_fd(fd: BorrowedFd<'_>, kind: u32, geometry: Geometry) -> Result<Segment> {
+        Segment::validated(SharedMemory::from_fd(fd)?, kind, geometry)
+    }
+
+    /// A heap copy of a segment image (`bytes` as a mapping of that length would hold them),
+    /// validated as a segment of `kind` is at attach.
+    #[cfg(feature = "testing")]
+    pub(crate) fn from_image(bytes: &[u8], kind: u32, geometry: Geometry) -> Result<Segment> {
+        let header = Memory::image_header(bytes)?;
+        let params = header.validate(kind, bytes.len() as u64, geometry)?;
+        let memory = Memory::from_image(&header, bytes, params.capacity as usize);
+        Ok(Segment {
+            memory: Arc::new(memory),
+            params,
+        })
+    }
+
+    /// Faults the segment's pages in now (see `Memory::populate`).
+    ///
+    /// # Errors
+    /// [`Error::Os`] if the system cannot back them.
+    pub(crate) fn populate(&self) -> Result<()> {
+        self.memory.populate()
+    }
+
+    fn initialized(memory: Memory, params: &RingParams) -> Segment {
+        let creator = HOST.current_process();
+        memory
+            .header()
+            .initialize(params, creator.pid, creator.pid_ns);
+        Segment {
+            memory: Arc::new(memory),
+            params: *params,
+        }
+    }
+
+    fn validated(shm: SharedMemory, kind: u32, geometry: Geometry) -> Result<Segment> {
+        let params = shm.header().validate(kind, shm.len() as u64, geometry)?;
+        Ok(Segment {
+            memory: Arc::new(Memory::mapped(shm, params.capacity as usize)),
+            params,
+        })
+    }
+}
+
+/// The bytes a segment for `params` needs, as a mapping length.
+fn mapping_len(params: &RingParams) -> Result<usize> {
+    usize::try_from(params.segment_len()).map_err(|_| Error::InvalidConfig("segment too large"))
+}

@@ -1,0 +1,396 @@
+//! The consumer's private view of an SPSC ring: where the next frame starts, and how much of
+//! what it has read it has told the producer about; the arithmetic of polling a frame's header,
+//! skipping padding, draining a batch and handing space back. Kept in the endpoint, never in
+//! shared memory; no system call but the wake of a sleeping producer, through the notifier.
+
+use super::CONSUMER_POS;
+use crate::error::{Error, Result};
+use crate::frame::{self, frame_size, Frame, HEADER_LEN};
+use crate::layout::{RingParams, MAX_POSITION};
+use crate::os::{Kernel, RingMemory};
+use crate::sync::Ordering;
+use crate::wait::{Doorbell, Notifier};
+
+/// The consumer's private view: where the next frame starts, and how much of what it has read
+/// it has told the producer about.
+pub(super) struct ReadCursor {
+    pub(super) position: u64,
+    /// The position last stored for the producer; frames before it are free space.
+    pub(super) published: u64,
+    /// Once `position` reaches this, we publish: `published + release_every`, kept as a sum
+    /// so that the check on every frame is one compare.
+    release_at: u64,
+    /// The capacity less one: what every frame's offset needs.
+    mask: u64,
+    max_frame: u32,
+    /// How far `position` runs ahead of `published` before we publish (a sixteenth of the ring).
+    release_every: u64,
+    /// The last frame read: its header word without the stamp (its low half is the length),
+    /// its size in the ring, and the last offset at which a frame of that size fits in the lap
+    /// (a 1-byte frame before the first: any valid length will do). Both derive from the
+    /// length, but deriving them on every frame cost the 8-byte streams some percent
+    /// (docs/PERFORMANCE.md, "The reader's cached frame").
+    last_head: u64,
+    last_size: u64,
+    last_fit: u64,
+    /// Where the last blocking wait began: a wait that begins more than one frame past it
+    /// follows the draining of a stream (see [`ReadCursor::drained_a_stream`]).
+    waited_at: u64,
+}
+
+impl ReadCursor {
+    fn new(position: u64, capacity: u64, max_frame: u32) -> ReadCursor {
+        // At least one 8-byte slot: few stores, little space held.
+        let release_every = (capacity / 16).max(8);
+        let mut cursor = ReadCursor {
+            position,
+            published: position,
+            release_at: position + release_every,
+            mask: capacity - 1,
+            max_frame,
+            release_every,
+            last_head: 0,
+            last_size: 0,
+            last_fit: 0,
+            waited_at: position,
+        };
+        cursor.remember(1);
+        cursor
+    }
+
+    /// Where a consumer that attaches to `region` reads: where the last consumer stopped.
+    ///
+    /// # Errors
+    /// [`Error::Corrupted`] if that position breaks the ring's rules.
+    pub(super) fn resume(region: &RingMemory, params: &RingParams) -> Result<ReadCursor> {
+        // Acquire: the previous consumer's last store before it let go of the role.
+        let position = region.header().positions[CONSUMER_POS].load(Ordering::Acquire);
+        if position % 8 != 0 || position > MAX_POSITION {
+            return Err(Error::corrupted("consumer position", position, 0));
+        }
+        Ok(ReadCursor::new(position, params.capacity, params.max_frame))
+    }
+
+    /// The data-area offset of the next frame's payload (of the frame `poll` just found).
+    #[inline(always)]
+    pub(super) fn payload_offset(&self) -> usize {
+        (self.position & self.mask) as usize + HEADER_LEN
+    }
+
+    /// Called as a blocking receive begins to wait: whether more than one frame was received
+    /// since the last wait began, that is, whether we are keeping up with a stream (one frame
+    /// per wait is a request and its reply, or a producer slower than we are).
+    pub(super) fn drained_a_stream(&mut self) -> bool {
+        // `last_size` is the size of the last frame read (of a 1-byte frame before any): past
+        // `waited_at` by more than that, we read at least two.
+        let streamed = self.position - self.waited_at > self.last_size;
+        self.waited_at = self.position;
+        streamed
+    }
+
+    fn capacity(&self) -> u64 {
+        self.mask + 1
+    }
+
+    fn remember(&mut self, len: usize) {
+        // Valid lengths fit in u32: `decode` checked len <= max_frame.
+        self.last_head = frame::data_header(len as u32, 0);
+        self.last_size = frame_size(len) as u64;
+        self.last_fit = self.capacity() - self.last_size;
+    }
+
+    /// The payload length of the next frame if one is published.
+    #[inline(always)]
+    pub(super) fn poll<K: Kernel>(
+        &mut self,
+        region: &RingMemory,
+        notifier: &mut Notifier<K>,
+    ) -> Result<Option<usize>> {
+        // In locals, read before the Acquire load: after it, the compiler would read them again.
+        let position = self.position;
+        let offset = position & self.mask;
+        let expected = self.last_head | frame::stamp(position);
+        // Acquire: pairs with the producer's Release of this word; the payload and the zeroed
+        // next header are visible once we see it.
+        let word = region.frame_word(offset as usize).load(Ordering::Acquire);
+        // Streams mostly repeat one length. If this frame has the last one's, the length we
+        // return, and so the address of the next header, come from our own state, not from the
+        // loaded word: the word only decides a well-predicted branch. The CPU then runs ahead
+        // into the next frames while this load is still in flight, instead of chasing one
+        // header at a time. The checks are those of `decode` for a length already validated.
+        if word == expected && offset <= self.last_fit {
+            return Ok(Some(expected as u32 as usize));
+        }
+        match frame::decode(word, position, self.capacity(), self.max_frame) {
+            Ok(Frame::Data(len)) => {
+                self.remember(len);
+                Ok(Some(len))
+            }
+            other => self.poll_slow(region, notifier, other),
+        }
+    }
+
+    /// Hands up to `max` frames that are published now to `f`, in order, each freed when `f`
+    /// returns; returns how many. An error is returned only if no frame came before it: after
+    /// one, the batch ends there and the next call meets the error again.
+    ///
+    /// The loop keeps the position and the expected header in locals: the cursor sits behind a
+    /// pointer, and every Acquire load would make the compiler reload it from memory. The one
+    /// store per frame puts the position back, so that a panic in `f` loses nothing.
+    #[inline(always)]
+    pub(super) fn drain<K: Kernel>(
+        &mut self,
+        region: &RingMemory,
+        notifier: &mut Notifier<K>,
+        max: usize,
+        f: &mut impl FnMut(&[u8]),
+    ) -> Result<usize> {
+        let mask = self.mask;
+        let mut position = self.position;
+        let mut release_at = self.release_at;
+        let (mut head, mut last_fit) = (self.last_head, self.last_fit);
+        let mut handed = 0;
+        while handed < max {
+            // Acquire: as in `poll`.
+            let word = region
+                .frame_word((position & mask) as usize)
+                .load(Ordering::Acquire);
+            let len = if word == head | frame::stamp(position) && position & mask <= last_fit {
+                head as u32 as usize
+            } else {
+                // Anything but another frame of the last length: the general path, on the
+                // cursor itself.
+                self.position = position;
+                let len = match self.poll(region, notifier) {
+                    Ok(Some(len)) => len,
+                    Ok(None) => break,
+                    Err(e) if handed == 0 => return Err(e),
+                    Err(_) => break,
+                };
+                position = self.position;
+                release_at = self.release_at;
+                (head, last_fit) = (self.last_head, self.last_fit);
+                len
+            };
+            let offset = (position & mask) as usize + HEADER_LEN;
+            // SAFETY: the frame was validated as in `poll` (published, inside the data area);
+            // the producer does not write it before we publish a position past it, which we do
+            // only after `f` returns, and `&mut self` keeps our side from doing anything else.
+            let frame = unsafe { region.slice_unchecked(offset, len) };
+            position += frame_size(len) as u64;
+            self.position = position;
+            f(frame);
+            handed += 1;
+            if position >= release_at {
+                self.publish(region, notifier);
+                release_at = self.release_at;
+            }
+        }
+        Ok(handed)
+    }
+
+    /// Empty, padding or an error.
+    #[cold]
+    #[inline(never)]
+    fn poll_slow<K: Kernel>(
+        &mut self,
+        region: &RingMemory,
+        notifier: &mut Notifier<K>,
+        first: Result<Frame>,
+    ) -> Result<Option<usize>> {
+        let mut frame = first?;
+        if frame == Frame::Pad {
+            let skipped = self.capacity() - (self.position & self.mask);
+            self.position += skipped;
+            // Padding is not a frame received: a request and its reply across the lap's end are
+            // still one frame per wait.
+            self.waited_at += skipped;
+            let word = region.frame_word(0).load(Ordering::Acquire);
+            // Padding cannot start a lap, so `decode` refuses a second one: no loop here.
+            frame = frame::decode(word, self.position, self.capacity(), self.max_frame)?;
+        }
+        match frame {
+            Frame::Data(len) => {
+                self.remember(len);
+                Ok(Some(len))
+            }
+            Frame::Empty | Frame::Pad => {
+                // Caught up: free everything, so the producer never waits on space we hold.
+                self.publish(region, notifier);
+                Ok(None)
+            }
+        }
+    }
+
+    /// Frees the frame just read (`poll` remembered its size). Space is handed back in batches:
+    /// publishing our position on every frame would bounce its cache line, and in a full ring
+    /// the producer would write the very line we are reading (it trails us by one frame).
+    /// Batches keep it lines away.
+    #[inline(always)]
+    pub(super) fn release<K: Kernel>(&mut self, region: &RingMemory, notifier: &mut Notifier<K>) {
+        self.position += self.last_size;
+        if self.position >= self.release_at {
+            self.publish(region, notifier);
+        }
+    }
+
+    /// Frees everything before our position to the producer.
+    #[inline]
+    pub(super) fn publish<K: Kernel>(&mut self, region: &RingMemory, notifier: &mut Notifier<K>) {
+        if self.published == self.position {
+            return;
+        }
+        self.published = self.position;
+        self.release_at = self.position + self.release_every;
+        // Release: our reads of the freed frames happen before the producer's reuse of them.
+        region.header().positions[CONSUMER_POS].store(self.position, Ordering::Release);
+        Doorbell::space(region.header()).ring(notifier);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::layout::KIND_SPSC;
+    use crate::os::fake::FakeKernel;
+    use crate::os::Memory;
+    use crate::spsc::write_cursor::WriteCursor;
+    use crate::wait::Fences;
+
+    fn ring(capacity: u64) -> (RingMemory, RingParams) {
+        let params = RingParams {
+            kind: KIND_SPSC,
+            capacity,
+            max_frame: 100,
+            flags: 0,
+        };
+        let memory = RingMemory::new(Arc::new(Memory::heap(capacity as usize)));
+        (memory, params)
+    }
+
+    /// Writes a frame of `len` bytes, each `byte`, as the producer does; false if it is full.
+    fn send(writer: &mut WriteCursor, region: &RingMemory, len: usize, byte: u8) -> bool {
+        if !writer.claim(region, len).unwrap() {
+            return false;
+        }
+        let (position, offset) = (writer.position, writer.offset());
+        // SAFETY: claimed by the writer, not yet published.
+        unsafe { region.slice_mut(offset + HEADER_LEN, len) }.fill(byte);
+        writer.publish(region, position, offset, len);
+        true
+    }
+
+    fn freed(region: &RingMemory) -> u64 {
+        region.header().positions[CONSUMER_POS].load(Ordering::Relaxed)
+    }
+
+    #[test]
+    fn frames_arrive_in_order_and_space_goes_back_in_sixteenths_and_when_caught_up() {
+        let kernel = FakeKernel::new();
+        let mut notifier = Notifier::fixed(Fences::Symmetric, &kernel);
+        let (region, params) = ring(4096);
+        let mut writer = WriteCursor::resume(&region, &params).unwrap();
+        let mut reader = ReadCursor::resume(&region, &params).unwrap();
+        assert_eq!(reader.poll(&region, &mut notifier).unwrap(), None);
+        for i in 0..20u8 {
+            assert!(send(&mut writer, &region, 8, i));
+        }
+        for i in 0..20u8 {
+            assert_eq!(reader.poll(&region, &mut notifier).unwrap(), Some(8));
+            // SAFETY: the frame was published and found by `poll`.
+            let frame = unsafe { region.slice(reader.payload_offset(), 8) };
+            assert_eq!(frame, &[i; 8]);
+            reader.release(&region, &mut notifier);
+            // 16-byte frames, and a sixteenth of 4 KiB is 256 bytes: every 16th frame.
+            let expected = if i >= 15 { 256 } else { 0 };
+            assert_eq!(freed(&region), expected, "after frame {i}");
+        }
+        // Caught up: everything read is handed back.
+        assert_eq!(reader.poll(&region, &mut notifier).unwrap(), None);
+        assert_eq!(freed(&region), 320);
+    }
+
+    #[test]
+    fn padding_is_skipped_and_does_not_count_as_a_frame() {
+        let kernel = FakeKernel::new();
+        let mut notifier = Notifier::fixed(Fences::Symmetric, &kernel);
+        let (region, params) = ring(256);
+        let mut writer = WriteCursor::resume(&region, &params).unwrap();
+        let mut reader = ReadCursor::resume(&region, &params).unwrap();
+        // A request and its reply, one frame per wait, across the lap's end: 96-byte frames,
+        // so the third pads from 192.
+        for round in 0..3u8 {
+            assert!(!reader.drained_a_stream());
+            assert!(send(&mut writer, &region, 88, round));
+            assert_eq!(reader.poll(&region, &mut notifier).unwrap(), Some(88));
+            reader.release(&region, &mut notifier);
+            assert_eq!(reader.poll(&region, &mut notifier).unwrap(), None);
+        }
+        assert_eq!(reader.position, 256 + 96);
+        // Two frames between waits: a stream.
+        assert!(!reader.drained_a_stream());
+        for round in 0..2u8 {
+            assert!(send(&mut writer, &region, 8, round));
+            assert_eq!(reader.poll(&region, &mut notifier).unwrap(), Some(8));
+            reader.release(&region, &mut notifier);
+        }
+        assert!(reader.drained_a_stream());
+    }
+
+    #[test]
+    fn a_drain_hands_at_most_its_limit_in_order() {
+        let kernel = FakeKernel::new();
+        let mut notifier = Notifier::fixed(Fences::Symmetric, &kernel);
+        let (region, params) = ring(1024);
+        let mut writer = WriteCursor::resume(&region, &params).unwrap();
+        let mut reader = ReadCursor::resume(&region, &params).unwrap();
+        for i in 0..10u8 {
+            assert!(send(&mut writer, &region, 1 + usize::from(i), i));
+        }
+        let mut seen = Vec::new();
+        let mut take = |frame: &[u8]| seen.push(frame.to_vec());
+        assert_eq!(
+            reader.drain(&region, &mut notifier, 4, &mut take).unwrap(),
+            4
+        );
+        assert_eq!(
+            reader
+                .drain(&region, &mut notifier, 100, &mut take)
+                .unwrap(),
+            6
+        );
+        assert_eq!(
+            reader
+                .drain(&region, &mut notifier, 100, &mut take)
+                .unwrap(),
+            0
+        );
+        let expected: Vec<Vec<u8>> = (0..10u8).map(|i| vec![i; 1 + usize::from(i)]).collect();
+        assert_eq!(seen, expected);
+        assert_eq!(freed(&region), writer.position);
+    }
+
+    #[test]
+    fn a_header_that_breaks_the_rules_is_corrupted() {
+        let kernel = FakeKernel::new();
+        let mut notifier = Notifier::fixed(Fences::Symmetric, &kernel);
+        let (region, params) = ring(256);
+        let mut reader = ReadCursor::resume(&region, &params).unwrap();
+        // A data frame longer than the ring allows, with the right stamp.
+        region
+            .frame_word(0)
+            .store(frame::data_header(101, 0), Ordering::Relaxed);
+        assert!(matches!(
+            reader.poll(&region, &mut notifier),
+            Err(Error::Corrupted { .. })
+        ));
+        // And a position published by a hostile peer.
+        region.header().positions[CONSUMER_POS].store(3, Ordering::Relaxed);
+        assert!(matches!(
+            ReadCursor::resume(&region, &params),
+            Err(Error::Corrupted { .. })
+        ));
+    }
+}
