@@ -117,7 +117,8 @@ fn a_send_that_times_out_half_way_is_abandoned_whole() {
         let t = Instant::now();
         let r = a.send_timeout(&message(1, 8 << 20), Duration::from_millis(100));
         assert!(matches!(r, Err(Error::Timeout)), "{policy:?}: {r:?}");
-        assert!(t.elapsed() < Duration::from_secs(2));
+        // A hang guard, not a rate.
+        assert!(t.elapsed() < Duration::from_secs(10));
         let receiver = std::thread::spawn(move || {
             let mut buf = Vec::new();
             b.recv(&mut buf).unwrap();
@@ -253,6 +254,7 @@ fn a_blocked_send_ends_when_the_peer_closes_without_ever_reading() {
         let r = a.send(&chunk);
         closer.join().unwrap();
         assert!(matches!(r, Err(Error::PeerGone(_))), "{policy:?}: {r:?}");
-        assert!(t.elapsed() < Duration::from_secs(1), "{policy:?}");
+        // A hang guard, not a rate.
+        assert!(t.elapsed() < Duration::from_secs(10), "{policy:?}");
     }
 }

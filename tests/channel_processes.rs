@@ -189,7 +189,9 @@ fn connect_as_nobody() {
 }
 
 /// Runs `blocked` (a call that blocks on the child) while the child is killed 200 ms in, on
-/// another thread, and asserts that the call ends with PeerGone within 100 ms of the kill.
+/// another thread, and asserts that the call ends with PeerGone soon after the kill: a socket
+/// reports it at once, a ring wait looks at the socket every 50 ms. The bound is a second, so
+/// that a loaded machine's scheduling does not fail the test; the time is printed.
 fn assert_gone_soon_after_kill<T: std::fmt::Debug>(
     mut child: ChildGuard,
     policy: Policy,
@@ -211,7 +213,7 @@ fn assert_gone_soon_after_kill<T: std::fmt::Debug>(
     let after = noticed - killed_at.lock().unwrap().unwrap();
     println!("{policy:?}: PeerGone {after:?} after the kill");
     assert!(
-        after < Duration::from_millis(100),
+        after < Duration::from_secs(1),
         "{policy:?}: PeerGone {after:?} after the kill"
     );
 }

@@ -181,9 +181,6 @@ fn four_producers_four_consumers_exactly_once() {
             "producer {producer}: count, seq sum or seq hash differs (lost or duplicated messages)"
         );
     }
+    // How often each side waited depends on the schedule: shown, not asserted.
     println!("waits: producers {producer_waits}, consumers {consumer_waits}");
-    assert!(
-        producer_waits > 0 && consumer_waits > 0,
-        "both sides should have waited"
-    );
 }

@@ -217,7 +217,7 @@ fn recv_many_timeout_gives_up_after_about_the_time() {
     let waited = started.elapsed();
     assert!(matches!(result, Err(Error::Timeout)), "{result:?}");
     assert!(waited >= Duration::from_millis(50), "{waited:?}");
-    assert!(waited < Duration::from_secs(2), "{waited:?}");
+    assert!(waited < Duration::from_secs(10), "{waited:?}");
 }
 
 /// A frame whose `as_ref` panics on its `fail_on`-th call (counted over all frames).

@@ -1,6 +1,8 @@
 //! Two real processes stream a million frames of random sizes through a ring far smaller than
-//! the data: every frame must arrive complete, in order and intact, while wrap-around and both
-//! waits (consumer on empty, producer on full) happen thousands of times.
+//! the data: every frame must arrive complete, in order and intact, across ten thousand laps.
+//! The two sides dawdle in turns, so that both waits (consumer on empty, producer on full)
+//! happen often; how often depends on the schedule, so it is shown, not asserted (the waits
+//! themselves are tested in spsc_waiting.rs, where the test knows the other side sleeps).
 
 mod common;
 
@@ -84,18 +86,20 @@ fn child_producer() {
         grant.commit();
         dawdle(seq, 1);
     }
+    // How often it waited depends on the schedule (on a loaded machine, far less often):
+    // shown, and checked only for what holds on any schedule.
     let stats = producer.stats();
     eprintln!("producer: {stats:?}");
-    assert!(
-        stats.waits > 1000,
-        "producer waited for space only {} times",
-        stats.waits
-    );
-    assert!(
-        stats.sleeps > 100,
-        "producer slept only {} times",
-        stats.sleeps
-    );
+    assert_consistent(&stats);
+}
+
+/// What a wait's counts obey whatever the schedule: a wait begins with at most one stream
+/// pause, and takes a membarrier only when it announces itself, which it does once before
+/// each sleep and once more before it ends.
+fn assert_consistent(stats: &ringport::WaitStats) {
+    assert!(stats.stream_pauses <= stats.waits, "{stats:?}");
+    assert!(stats.barriers <= stats.sleeps + stats.waits, "{stats:?}");
+    assert!(stats.waits > 0 || stats.sleeps == 0, "{stats:?}");
 }
 
 #[test]
@@ -135,14 +139,5 @@ fn million_frames_two_processes() {
         bytes / CAPACITY as u64 > 10_000,
         "the ring wrapped too rarely"
     );
-    assert!(
-        stats.waits > 1000,
-        "consumer waited for data only {} times",
-        stats.waits
-    );
-    assert!(
-        stats.sleeps > 100,
-        "consumer slept only {} times",
-        stats.sleeps
-    );
+    assert_consistent(&stats);
 }

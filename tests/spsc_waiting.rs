@@ -2,107 +2,125 @@
 
 mod common;
 
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{child_arg, kill9, spawn_child_ready, thread_cpu_time, ChildGuard, ShmName};
+use common::{
+    child_arg, kill9, spawn_child_ready, thread_id, wait_until_asleep_in_futex, ChildGuard, ShmName,
+};
 use ringport::{Error, PeerStatus, Role, SpscOptions};
 
 fn options() -> SpscOptions {
-    SpscOptions::new().capacity(4096).max_frame(1024)
+    SpscOptions::new()
+        .capacity(4096)
+        .max_frame(1024)
+        .liveness_interval(LIVENESS)
+}
+
+/// The liveness interval of `options()`: how often a sleeper wakes to look at its peer.
+const LIVENESS: Duration = Duration::from_millis(20);
+
+/// At most how many sleeps a wait of `waited` may take: each lasts a liveness interval unless
+/// it is woken, and one wake (the one that ends the wait) comes. A spinning wait, or one woken
+/// over and over, takes more; one that never slept takes none.
+fn most_sleeps(waited: Duration) -> u64 {
+    (waited.as_millis() / LIVENESS.as_millis()) as u64 + 2
 }
 
 #[test]
-fn a_blocked_consumer_uses_almost_no_cpu() {
+fn a_blocked_consumer_sleeps_in_the_kernel_until_woken() {
     let (mut producer, mut consumer) = options().in_process().unwrap();
+    let (tid_tx, tid_rx) = mpsc::channel();
     let waiter = std::thread::spawn(move || {
-        let before = thread_cpu_time();
+        tid_tx.send(thread_id()).unwrap();
         let started = Instant::now();
         let frame = consumer.recv().expect("recv");
         assert_eq!(&*frame, b"late");
         drop(frame);
-        (
-            started.elapsed(),
-            thread_cpu_time() - before,
-            consumer.stats(),
-        )
+        (started.elapsed(), consumer.stats())
     });
-    std::thread::sleep(Duration::from_millis(200));
+    wait_until_asleep_in_futex(tid_rx.recv().unwrap());
+    // Asleep: a few liveness intervals go by before the frame comes.
+    std::thread::sleep(5 * LIVENESS);
     producer.send(b"late").unwrap();
-    let (waited, cpu, stats) = waiter.join().unwrap();
+    let (waited, stats) = waiter.join().unwrap();
+    assert_eq!(stats.waits, 1, "{stats:?}");
     assert!(
-        waited >= Duration::from_millis(190),
-        "recv returned after {waited:?}"
+        (1..=most_sleeps(waited)).contains(&stats.sleeps),
+        "{stats:?} in {waited:?}"
     );
-    assert!(
-        cpu < Duration::from_millis(20),
-        "blocked recv used {cpu:?} of CPU in {waited:?}"
-    );
-    assert!(stats.sleeps >= 1);
 }
 
 #[test]
-fn a_blocked_producer_uses_almost_no_cpu_and_wakes_on_space() {
+fn a_blocked_producer_sleeps_in_the_kernel_and_wakes_on_space() {
     let (mut producer, mut consumer) = options().in_process().unwrap();
     while producer.try_send(&[7; 1000]).is_ok() {}
     assert!(matches!(producer.try_send(&[7; 1000]), Err(Error::Full)));
+    let (tid_tx, tid_rx) = mpsc::channel();
     let waiter = std::thread::spawn(move || {
-        let before = thread_cpu_time();
+        tid_tx.send(thread_id()).unwrap();
+        let started = Instant::now();
         producer.send(&[8; 1000]).expect("send");
-        thread_cpu_time() - before
+        (started.elapsed(), producer.stats())
     });
-    std::thread::sleep(Duration::from_millis(200));
-    // Free everything: the next frame wraps, so it needs more than one frame's worth.
-    let mut freed = 0;
-    while freed < 4096 {
-        freed += consumer.recv().unwrap().len() + 8;
+    wait_until_asleep_in_futex(tid_rx.recv().unwrap());
+    std::thread::sleep(5 * LIVENESS);
+    // Free everything: the next frame wraps, so it needs more than one frame's worth. Four
+    // frames filled the ring; the fifth is the one that waited.
+    let mut last = Vec::new();
+    for _ in 0..5 {
+        last = consumer.recv().unwrap().to_vec();
     }
-    let cpu = waiter.join().unwrap();
+    assert_eq!(last, [8; 1000]);
+    let (waited, stats) = waiter.join().unwrap();
+    assert_eq!(stats.waits, 1, "{stats:?}");
     assert!(
-        cpu < Duration::from_millis(20),
-        "blocked send used {cpu:?} of CPU"
+        (1..=most_sleeps(waited)).contains(&stats.sleeps),
+        "{stats:?} in {waited:?}"
     );
 }
 
-/// In a blocking exchange one side sleeps nearly every round (the pinger, its answer needing
-/// the other thread's whole turn; under a tracer, the roles can flip), and its peer, finding it
-/// asleep, fences its publishes from then on: after the first, those sleeps pay for no
-/// membarrier. (Without the switch, every sleep takes one.)
+/// In a blocking exchange whose every ping finds the echo asleep, the pinger fences its
+/// publishes from its first wake on: only the echo's first sleep pays for a membarrier.
+/// (Without the switch, every sleep takes one.)
 #[test]
 fn a_steady_blocking_exchange_sleeps_without_membarriers() {
-    const ROUNDS: u64 = 500;
+    const ROUNDS: u64 = 200;
     let sleepy = || options().spin(Duration::ZERO);
     let (mut ping_tx, mut ping_rx) = sleepy().in_process().unwrap();
     let (mut pong_tx, mut pong_rx) = sleepy().in_process().unwrap();
+    let (tid_tx, tid_rx) = mpsc::channel();
     let echo = std::thread::spawn(move || {
+        tid_tx.send(thread_id()).unwrap();
         for _ in 0..ROUNDS {
             let ping = ping_rx.recv().unwrap();
             pong_tx.send(&ping).unwrap();
         }
         ping_rx.stats()
     });
+    let echo_tid = tid_rx.recv().unwrap();
     for i in 0..ROUNDS {
+        wait_until_asleep_in_futex(echo_tid);
         ping_tx.send(&i.to_le_bytes()).unwrap();
         assert_eq!(&*pong_rx.recv().unwrap(), &i.to_le_bytes());
     }
-    let (pinger, echoer) = (pong_rx.stats(), echo.join().unwrap());
-    let sleeper = if pinger.sleeps >= echoer.sleeps {
-        pinger
-    } else {
-        echoer
-    };
-    let both = format!("pinger {pinger:?}, echo {echoer:?}");
-    assert!(sleeper.sleeps >= ROUNDS / 2, "{both}");
-    assert!(sleeper.barriers * 10 <= sleeper.sleeps, "{both}");
+    let echoer = echo.join().unwrap();
+    assert!(echoer.sleeps >= ROUNDS, "{echoer:?}");
+    // One on a ring with asymmetric fences, none where membarrier is missing (symmetric).
+    assert!(echoer.barriers <= 1, "{echoer:?}");
 }
 
 #[test]
 fn only_a_consumer_that_drained_a_stream_pauses_and_the_pause_does_not_look() {
     let pause = Duration::from_millis(40);
-    let (mut producer, mut consumer) = options()
-        .stream_pause(pause)
-        .spin(Duration::from_secs(1))
-        .in_process()
-        .unwrap();
+    let pausing = || {
+        options()
+            .stream_pause(pause)
+            .spin(Duration::from_secs(1))
+            .in_process()
+            .unwrap()
+    };
+    let (mut producer, mut consumer) = pausing();
     // Requests of many sizes, each answered before the next: one frame per wait, never a
     // pause, also across the ends of laps (about 30 of them, each with its padding).
     for i in 0..200usize {
@@ -116,31 +134,55 @@ fn only_a_consumer_that_drained_a_stream_pauses_and_the_pause_does_not_look() {
     }
     assert_eq!(consumer.stats().stream_pauses, 0);
     // Three frames drained, then a wait: it pauses, and a frame published meanwhile is not
-    // seen before the pause ends.
-    for i in 0..3u8 {
-        producer.send(&[i]).unwrap();
+    // taken before the pause ends. The frame comes from another thread a little later; should
+    // it come before the receive even begins, nothing is waited for, and the round is run
+    // again.
+    let mut producer = Some(producer);
+    let mut paused = false;
+    for _ in 0..20 {
+        let mut sender = producer.take().unwrap();
+        for i in 0..3u8 {
+            sender.send(&[i]).unwrap();
+        }
+        for i in 0..3u8 {
+            assert_eq!(&*consumer.recv().unwrap(), &[i]);
+        }
+        let before = consumer.stats();
+        let late = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(5));
+            sender.send(b"late").unwrap();
+            sender
+        });
+        let start = Instant::now();
+        assert_eq!(&*consumer.recv().unwrap(), b"late");
+        let waited = start.elapsed();
+        let after = consumer.stats();
+        producer = Some(late.join().unwrap());
+        if after.waits == before.waits {
+            continue;
+        }
+        assert_eq!(after.stream_pauses, before.stream_pauses + 1);
+        assert!(waited >= pause, "received after {waited:?}");
+        paused = true;
+        break;
     }
-    for i in 0..3u8 {
-        assert_eq!(&*consumer.recv().unwrap(), &[i]);
-    }
-    let sender = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(5));
-        producer.send(b"late").unwrap();
-        producer
-    });
-    let start = Instant::now();
-    assert_eq!(&*consumer.recv().unwrap(), b"late");
-    let waited = start.elapsed();
-    assert!(waited >= pause, "received after {waited:?}");
-    assert_eq!(consumer.stats().stream_pauses, 1);
+    assert!(
+        paused,
+        "in 20 rounds the late frame never came after the receive began"
+    );
     // That wait was followed by one frame: the next one does not pause.
+    let pauses = consumer.stats().stream_pauses;
     assert!(matches!(
         consumer.recv_timeout(Duration::ZERO),
         Err(Error::Timeout)
     ));
-    assert_eq!(consumer.stats().stream_pauses, 1);
-    let mut producer = sender.join().unwrap();
-    // A deadline cuts the pause short.
+    assert_eq!(consumer.stats().stream_pauses, pauses);
+    // A deadline cuts the pause short (a pause of a minute, against a deadline of now).
+    let (mut producer, mut consumer) = options()
+        .stream_pause(Duration::from_secs(60))
+        .spin(Duration::from_secs(120))
+        .in_process()
+        .unwrap();
     for i in 0..3u8 {
         producer.send(&[i]).unwrap();
         drop(consumer.recv().unwrap());
@@ -150,8 +192,12 @@ fn only_a_consumer_that_drained_a_stream_pauses_and_the_pause_does_not_look() {
         consumer.recv_timeout(Duration::ZERO),
         Err(Error::Timeout)
     ));
-    assert!(start.elapsed() < pause, "{:?}", start.elapsed());
-    assert_eq!(consumer.stats().stream_pauses, 2);
+    assert!(
+        start.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(consumer.stats().stream_pauses, 1);
 }
 
 fn assert_about(elapsed: Duration, asked: Duration) {
@@ -159,8 +205,9 @@ fn assert_about(elapsed: Duration, asked: Duration) {
         elapsed >= asked,
         "returned after {elapsed:?}, before {asked:?}"
     );
+    // A hang guard, not a rate: a loaded machine may run a wait long.
     assert!(
-        elapsed < asked + Duration::from_millis(500),
+        elapsed < asked + Duration::from_secs(10),
         "returned after {elapsed:?}, asked {asked:?}"
     );
 }

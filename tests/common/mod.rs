@@ -127,17 +127,43 @@ impl Drop for ChildGuard {
     }
 }
 
-/// CPU time (user + system) used so far by the calling thread.
-pub fn thread_cpu_time() -> std::time::Duration {
-    // SAFETY: getrusage writes into the struct we pass.
-    let usage = unsafe {
-        let mut u: libc::rusage = std::mem::zeroed();
-        assert_eq!(libc::getrusage(libc::RUSAGE_THREAD, &mut u), 0);
-        u
-    };
-    let tv = |t: libc::timeval| {
-        std::time::Duration::from_secs(t.tv_sec as u64)
-            + std::time::Duration::from_micros(t.tv_usec as u64)
-    };
-    tv(usage.ru_utime) + tv(usage.ru_stime)
+/// The calling thread's kernel id, for [`wait_until_asleep_in_futex`].
+pub fn thread_id() -> i32 {
+    nix::unistd::gettid().as_raw()
+}
+
+/// Whether thread `tid` of this process is asleep in a shared `FUTEX_WAIT`: what a blocked
+/// ringport endpoint does, and what a spinning one never does. (The standard library's and
+/// glibc's own locks wait on private futexes, so they do not count.)
+pub fn asleep_in_futex(tid: i32) -> bool {
+    let task = format!("/proc/self/task/{tid}");
+    let state = std::fs::read_to_string(format!("{task}/stat")).unwrap_or_default();
+    let state = state
+        .rfind(')')
+        .and_then(|i| state[i + 1..].split_whitespace().next().map(str::to_owned));
+    // "number arg1 arg2 ...": for futex, arg1 is the word's address and arg2 the operation.
+    let syscall = std::fs::read_to_string(format!("{task}/syscall")).unwrap_or_default();
+    let fields: Vec<&str> = syscall.split_whitespace().collect();
+    state.as_deref() == Some("S")
+        && fields.first() == Some(&libc::SYS_futex.to_string().as_str())
+        && fields
+            .get(2)
+            .and_then(|op| i64::from_str_radix(op.trim_start_matches("0x"), 16).ok())
+            == Some(i64::from(libc::FUTEX_WAIT))
+}
+
+/// Waits until thread `tid` sleeps in the futex (it has announced itself to its peer and is
+/// waiting to be woken), so that a test can then wake it knowing it slept.
+///
+/// # Panics
+/// If it does not within a minute: the thread is stuck elsewhere.
+pub fn wait_until_asleep_in_futex(tid: i32) {
+    let start = std::time::Instant::now();
+    while !asleep_in_futex(tid) {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "thread {tid} never went to sleep in the futex"
+        );
+        std::thread::sleep(std::time::Duration::from_micros(100));
+    }
 }
