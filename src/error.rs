@@ -42,9 +42,9 @@ impl fmt::Display for Role {
 ///
 /// An `Error` is `Copy`: it owns no heap memory, so making one never allocates, and a hot loop
 /// that drops one (`Err(_) => ...` after a `try_` form) keeps its `Result` in registers. With
-/// drop glue, the `Result` of `try_reserve` lived on the stack, and its three stores a frame took
-/// an 8-byte writer from 350 down to 300 M/s. So the variants name what went wrong, not the
-/// segment or path it went wrong with: the caller has that at hand.
+/// drop glue, the `Result` of `try_reserve` lived on the stack, and its stores cost an 8-byte
+/// writer a sixth of its rate (docs/PERFORMANCE.md, "A Copy error"). So the variants name what
+/// went wrong, not the segment or path it went wrong with: the caller has that at hand.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {

@@ -240,7 +240,8 @@ pub(crate) const MIN_CAPACITY: u64 = 64;
 /// The largest data area (1 TiB): positions are u64 byte counts and never wrap in practice.
 pub(crate) const MAX_CAPACITY: u64 = 1 << 40;
 
-/// Positions are byte counts since the ring was made: at 10 GB/s, 2^62 bytes take 14 years.
+/// Positions are byte counts since the ring was made: at ten gigabytes a second, 2^62 bytes
+/// take 14 years.
 /// A position beyond this, read from shared memory, is corrupt (and its arithmetic could
 /// overflow).
 pub(crate) const MAX_POSITION: u64 = 1 << 62;

@@ -14,8 +14,8 @@ macro_rules! shared_ring_setters {
         /// Fault the ring's pages in when it is created or opened (the default), so that
         /// sending and receiving never take a page fault, and so that a segment the system
         /// cannot back (a full `/dev/shm`) is an error here rather than a SIGBUS later. It costs
-        /// the first touch of every page up front (about 4 us a page on the project's VM). With
-        /// `false`, pages fault in as the first lap reaches them.
+        /// the first touch of every page up front (microseconds a page: docs/PERFORMANCE.md,
+        /// "Faulting pages in"). With `false`, pages fault in as the first lap reaches them.
         #[must_use]
         pub fn prefault(mut self, prefault: bool) -> Self {
             self.prefault = prefault;

@@ -81,12 +81,18 @@ fn a_blocked_producer_sleeps_in_the_kernel_and_wakes_on_space() {
 }
 
 /// In a blocking exchange whose every ping finds the echo asleep, the pinger fences its
-/// publishes from its first wake on: only the echo's first sleep pays for a membarrier.
+/// publishes from its first wake on: after the first, the echo's sleeps pay for no membarrier.
 /// (Without the switch, every sleep takes one.)
 #[test]
 fn a_steady_blocking_exchange_sleeps_without_membarriers() {
     const ROUNDS: u64 = 200;
-    let sleepy = || options().spin(Duration::ZERO);
+    // No spin, and no liveness check cutting a sleep short (a sleep that timed out before the
+    // first ping would announce itself again, and take a second membarrier).
+    let sleepy = || {
+        options()
+            .spin(Duration::ZERO)
+            .liveness_interval(Duration::from_secs(600))
+    };
     let (mut ping_tx, mut ping_rx) = sleepy().in_process().unwrap();
     let (mut pong_tx, mut pong_rx) = sleepy().in_process().unwrap();
     let (tid_tx, tid_rx) = mpsc::channel();
@@ -106,8 +112,10 @@ fn a_steady_blocking_exchange_sleeps_without_membarriers() {
     }
     let echoer = echo.join().unwrap();
     assert!(echoer.sleeps >= ROUNDS, "{echoer:?}");
-    // One on a ring with asymmetric fences, none where membarrier is missing (symmetric).
-    assert!(echoer.barriers <= 1, "{echoer:?}");
+    // The first sleep takes one (none where membarrier is missing and the fences are
+    // symmetric), and so may a sleeper that wakes spuriously before the first ping and announces
+    // itself again; without the switch every one of the sleeps takes one.
+    assert!(echoer.barriers <= 4, "{echoer:?}");
 }
 
 #[test]

@@ -72,8 +72,8 @@ impl Chooser {
 
     /// The path for a message of `len` bytes, the channel being on `current`. `now` is called
     /// only when the choice depends on the time: under `Auto`, and on the ring only if it may
-    /// fall back. A clock read costs a fair share of a small message's time on the ring (8 B
-    /// streams: 8.5 against 12.8 M/s measured).
+    /// fall back. A clock read costs a fair share of a small message's time on the ring
+    /// (docs/PERFORMANCE.md, "Channel paths").
     pub(crate) fn choose(
         &mut self,
         current: Path,

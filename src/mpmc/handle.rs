@@ -69,18 +69,11 @@ impl Handle {
     /// One claim at `end`, with recovery: the position won and, at the head, the message's
     /// length.
     pub(super) fn try_claim(&mut self, end: End) -> Result<Option<(u64, usize)>> {
-        let Handle {
-            mem,
-            slots,
-            fences,
-            policy,
-            pid,
-            recovery,
-            ..
-        } = self;
-        recovery.attempt(mem, slots, *fences, policy.liveness_interval, HOST, || {
-            claim(mem, slots, end, *pid)
-        })
+        let interval = self.policy.liveness_interval;
+        self.recovery
+            .attempt(&self.mem, &self.slots, self.fences, interval, HOST, || {
+                claim(&self.mem, &self.slots, end, self.pid)
+            })
     }
 
     /// A claim at `end`, waiting on the bell that the other end rings.
@@ -88,26 +81,20 @@ impl Handle {
         if let Some(won) = self.try_claim(end)? {
             return Ok(won);
         }
-        let Handle {
-            mem,
-            slots,
-            fences,
-            policy,
-            pid,
-            recovery,
-            stats,
-        } = self;
-        let header = mem.header();
+        let header = self.mem.header();
         let bell = match end {
             End::Tail => Doorbell::space(header),
             End::Head => Doorbell::data(header),
         };
-        Waiter::new(bell, *fences, *policy, stats, HOST).wait(
+        let interval = self.policy.liveness_interval;
+        // The attempt is `try_claim`'s, on the fields the waiter does not hold.
+        Waiter::new(bell, self.fences, self.policy, &mut self.stats, HOST).wait(
             limit,
             || {
-                recovery.attempt(mem, slots, *fences, policy.liveness_interval, HOST, || {
-                    claim(mem, slots, end, *pid)
-                })
+                self.recovery
+                    .attempt(&self.mem, &self.slots, self.fences, interval, HOST, || {
+                        claim(&self.mem, &self.slots, end, self.pid)
+                    })
             },
             // Handles come and go freely: no peer to be gone.
             |_| None,

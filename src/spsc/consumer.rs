@@ -269,7 +269,7 @@ impl Consumer {
     /// As [`try_recv`](Self::try_recv).
     // Always inlined, like every hot public form here: a hint was not enough. With a second
     // call site in one binary the compiler made this a call, and the copying reader of an
-    // 8-byte stream fell from 260 to 174 M/s (`spsc_baselines -- --sides`).
+    // 8-byte stream lost a third of its rate (docs/PERFORMANCE.md, "Inlining the hot forms").
     #[inline(always)]
     pub fn try_recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
         copy_out(self.try_recv()?, buf)

@@ -163,10 +163,11 @@ impl SharedMemory {
     /// written (`MADV_POPULATE_WRITE`, Linux 5.14), without touching their contents.
     ///
     /// A ring's hot path then never takes a page fault: a first lap that faulted page by page
-    /// cost a 4 KiB ping-pong 0.14 us a message here. And a segment that the system cannot back
-    /// (a full tmpfs, such as a container's small /dev/shm) fails here with an error instead of
-    /// killing the process with SIGBUS in the middle of a write. On older kernels, which refuse
-    /// the advice, the pages fault in on first use as before.
+    /// cost a 4 KiB ping-pong a third more a message (docs/PERFORMANCE.md, "Faulting pages
+    /// in"). And a segment that the system cannot back (a full tmpfs, such as a container's
+    /// small /dev/shm) fails here with an error instead of killing the process with SIGBUS in
+    /// the middle of a write. On older kernels, which refuse the advice, the pages fault in on
+    /// first use as before.
     ///
     /// # Errors
     /// [`Error::Os`] if the pages cannot be had.
