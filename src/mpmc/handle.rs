@@ -36,11 +36,8 @@ pub(super) struct Handle {
 
 impl Handle {
     /// The first handle of a ring over `segment`: the template that the ring's handles copy.
-    pub(super) fn new(
-        segment: &Segment,
-        policy: WaitPolicy,
-        kernel: impl Kernel,
-    ) -> Result<Handle> {
+    pub(super) fn new(segment: &Segment, policy: WaitPolicy) -> Result<Handle> {
+        let kernel = HOST;
         let RingParams {
             capacity,
             max_frame,

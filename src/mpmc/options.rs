@@ -105,7 +105,7 @@ impl MpmcOptions {
             liveness_interval: self.liveness_interval,
         };
         Ok(Ring {
-            template: Handle::new(&segment, policy, HOST)?,
+            template: Handle::new(&segment, policy)?,
         })
     }
 
