@@ -149,6 +149,28 @@ pub enum Error {
     /// The listener refused our credentials.
     #[error("the listener refused this process's credentials")]
     Refused,
+    /// A channel message longer than the peer accepts (the `max_message` of the receiving side's
+    /// `ChannelOptions`, told in the handshake).
+    #[error(
+        "a message of {len} bytes is over the peer's limit of {max} bytes \
+         (ChannelOptions::max_message on the receiving side)"
+    )]
+    MessageTooLong {
+        /// The message's length.
+        len: usize,
+        /// The largest message the peer accepts.
+        max: usize,
+    },
+    /// The system cannot back a shared segment this large: its `tmpfs` (`/dev/shm`, often
+    /// 64 MiB in a container) or the memory limit is full.
+    #[error(
+        "the system cannot back a shared segment of {len} bytes: /dev/shm (or the memory \
+         cgroup) is full; free space there (`df -h /dev/shm`), or ask for a smaller ring"
+    )]
+    NoSpace {
+        /// The segment's size in bytes.
+        len: u64,
+    },
     /// The kernel lacks something ringport needs.
     #[error("unsupported: {0}")]
     Unsupported(&'static str),

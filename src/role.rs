@@ -123,6 +123,23 @@ impl<K: Kernel> RoleHold<K> {
         unpack(word).1 == DETACHED
     }
 
+    /// Whether a peer holds its role now, from its role word alone (no liveness check): for a
+    /// wait for the peer to attach.
+    ///
+    /// # Errors
+    /// [`Error::PeerGone`] if a peer was attached and has detached.
+    pub(crate) fn peer_attached(&self, header: &SegmentHeader) -> Result<bool> {
+        // Acquire: as in `peer_detached`.
+        let word = header.roles[role_index(self.role.peer())]
+            .owner
+            .load(Ordering::Acquire);
+        match unpack(word).1 {
+            NEVER => Ok(false),
+            CLAIMING | ATTACHED => Ok(true),
+            _ => Err(Error::PeerGone(self.role.peer())),
+        }
+    }
+
     /// The error to end a wait with if the peer has gone, else None. `thorough` also checks
     /// that the peer's process lives (a system call); otherwise only a clean detach is seen.
     pub(crate) fn departure(&mut self, header: &SegmentHeader, thorough: bool) -> Option<Error> {

@@ -189,13 +189,18 @@ fn a_split_channel_works_both_ways_from_two_threads() {
 #[test]
 fn messages_above_the_peers_limit_are_refused_before_sending() {
     let (mut a, _b) = ChannelOptions::new().max_message(1000).pair().unwrap();
-    assert!(matches!(
-        a.send(&[0; 1001]),
-        Err(Error::InvalidLength {
-            len: 1001,
-            max: 1000
-        })
-    ));
+    let refused = a.send(&[0; 1001]);
+    assert!(
+        matches!(
+            refused,
+            Err(Error::MessageTooLong {
+                len: 1001,
+                max: 1000
+            })
+        ),
+        "{refused:?}"
+    );
+    assert!(refused.unwrap_err().to_string().contains("max_message"));
     a.send(&[0; 1000]).unwrap();
 }
 

@@ -279,3 +279,71 @@ fn a_forged_repeat_of_the_last_length_past_the_end_is_corrupted() {
         })
     ));
 }
+
+/// A ring larger than what `/dev/shm` can back fails at creation, with an error that says so,
+/// and leaves no segment behind. Run in a child process with a private mount namespace, whose
+/// `/dev/shm` is a 1 MiB tmpfs (root only).
+#[test]
+fn a_full_dev_shm_is_no_space_at_creation() {
+    // SAFETY: getuid has no preconditions.
+    if unsafe { libc::getuid() } != 0 {
+        println!("skipped: mounting a small /dev/shm in a private namespace needs root");
+        return;
+    }
+    let child = common::spawn_child("child_in_a_small_dev_shm", "4M");
+    let status = common::ChildGuard(Some(child));
+    status.wait_success();
+}
+
+#[test]
+#[ignore = "child process of a_full_dev_shm_is_no_space_at_creation"]
+fn child_in_a_small_dev_shm() {
+    if common::child_arg().is_none() {
+        return;
+    }
+    // SAFETY: unshare and mount take valid C strings and flags; this process is the test's own
+    // child, whose mounts no one else sees once it has its own namespace.
+    unsafe {
+        assert_eq!(libc::unshare(libc::CLONE_NEWNS), 0, "unshare");
+        assert_eq!(
+            libc::mount(
+                std::ptr::null(),
+                c"/".as_ptr(),
+                std::ptr::null(),
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null()
+            ),
+            0,
+            "make mounts private"
+        );
+        assert_eq!(
+            libc::mount(
+                c"tmpfs".as_ptr(),
+                c"/dev/shm".as_ptr(),
+                c"tmpfs".as_ptr(),
+                0,
+                c"size=1m".as_ptr().cast()
+            ),
+            0,
+            "mount a 1 MiB tmpfs"
+        );
+    }
+    let name = ShmName::new("no-space");
+    let result = SpscOptions::new()
+        .capacity(4 << 20)
+        .create_producer(name.as_str());
+    let error = result.expect_err("a 4 MiB ring in a 1 MiB /dev/shm");
+    assert!(
+        matches!(error, Error::NoSpace { len } if len >= 4 << 20),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("/dev/shm"), "{error}");
+    assert!(!name.exists(), "the failed segment was left behind");
+    // A ring that fits is fine.
+    drop(
+        SpscOptions::new()
+            .capacity(256 << 10)
+            .create_producer(name.as_str())
+            .unwrap(),
+    );
+}

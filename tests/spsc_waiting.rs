@@ -399,3 +399,40 @@ fn a_killed_consumer_is_reported_to_a_blocked_producer() {
     );
     assert!(killed.elapsed() < Duration::from_secs(2));
 }
+
+#[test]
+fn a_wait_for_the_peer_times_out_or_is_woken_by_its_attach() {
+    let name = ShmName::new("wait-for-peer");
+    let mut consumer = options().create_consumer(name.as_str()).unwrap();
+    assert!(matches!(
+        consumer.wait_for_peer(Duration::from_millis(30)),
+        Err(Error::Timeout)
+    ));
+    let (tid_tx, tid_rx) = mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        tid_tx.send(thread_id()).unwrap();
+        // The liveness interval is no part of this wait: only the attach ends it.
+        let result = consumer.wait_for_peer(Duration::from_secs(60));
+        (result, consumer)
+    });
+    wait_until_asleep_in_futex(tid_rx.recv().unwrap());
+    let mut producer = options().open_producer(name.as_str()).unwrap();
+    let (result, mut consumer) = waiter.join().unwrap();
+    result.unwrap();
+    assert!(
+        consumer.wait_for_peer(Duration::ZERO).is_ok(),
+        "attached already"
+    );
+    producer.send(b"hi").unwrap();
+    drop(producer);
+    assert_eq!(consumer.recv_with(|f| f.to_vec()).unwrap(), b"hi");
+    assert!(matches!(
+        consumer.wait_for_peer(Duration::ZERO),
+        Err(Error::PeerGone(Role::Producer))
+    ));
+    // A new producer takes the role: the consumer serves it.
+    let mut producer = options().open_producer(name.as_str()).unwrap();
+    consumer.wait_for_peer(Duration::ZERO).unwrap();
+    producer.send(b"again").unwrap();
+    assert_eq!(consumer.recv_with(|f| f.to_vec()).unwrap(), b"again");
+}

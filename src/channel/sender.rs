@@ -62,7 +62,7 @@ impl ChannelSender {
     /// waiting for room if the path is full.
     ///
     /// # Errors
-    /// [`Error::InvalidLength`] if the message is longer than the peer accepts;
+    /// [`Error::MessageTooLong`] if the message is longer than the peer accepts;
     /// [`Error::PeerGone`] if the peer closed its receiving side or died; [`Error::Os`] if the
     /// ring cannot be set up under [`Policy::Ring`] (under `Auto` the channel stays on the
     /// socket instead).
@@ -81,7 +81,7 @@ impl ChannelSender {
 
     fn send_until(&mut self, message: &[u8], deadline: Option<Instant>) -> Result<()> {
         if message.len() > self.peer_max {
-            return Err(Error::InvalidLength {
+            return Err(Error::MessageTooLong {
                 len: message.len(),
                 max: self.peer_max,
             });

@@ -92,6 +92,39 @@ impl Consumer {
         copy_out(&self.recv_timeout(timeout)?, buf)
     }
 
+    /// Hands the next message to `f`, read in place, waiting for one, and frees its slot when
+    /// `f` returns; returns what `f` returns. Unlike [`recv`](Self::recv)'s, this form's error
+    /// arm borrows nothing (see [`spsc::Consumer::recv_with`](crate::spsc::Consumer::recv_with)).
+    ///
+    /// # Errors
+    /// As [`recv`](Self::recv).
+    pub fn recv_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
+        let message = self.recv()?;
+        Ok(f(&message))
+    }
+
+    /// As [`recv_with`](Self::recv_with), if a message is ready now.
+    ///
+    /// # Errors
+    /// As [`try_recv`](Self::try_recv).
+    pub fn try_recv_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
+        let message = self.try_recv()?;
+        Ok(f(&message))
+    }
+
+    /// As [`recv_with`](Self::recv_with), waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// As [`recv_timeout`](Self::recv_timeout).
+    pub fn recv_with_timeout<R>(
+        &mut self,
+        f: impl FnOnce(&[u8]) -> R,
+        timeout: Duration,
+    ) -> Result<R> {
+        let message = self.recv_timeout(timeout)?;
+        Ok(f(&message))
+    }
+
     fn grant_of(&mut self, position: u64, len: usize) -> ReadGrant<'_> {
         ReadGrant {
             handle: &mut self.handle,

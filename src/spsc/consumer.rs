@@ -26,6 +26,11 @@ use crate::wait::{Doorbell, Limit, WaitPolicy, WaitStats, Waiter};
 /// blocking forms return [`Error::PeerGone`]. `try_` forms notice only a clean detach (one
 /// atomic load, so that busy-polling stays cheap); [`peer_status`](Self::peer_status) checks
 /// that the producer's process is alive.
+///
+/// After `PeerGone` the consumer stays usable: it keeps its role, and once a replacement
+/// producer attaches (a dead producer's role can be taken over, a detached one's taken again),
+/// calls succeed again, with the frames the new producer commits after the ones already read.
+/// [`wait_for_peer`](Self::wait_for_peer) waits for it.
 pub struct Consumer {
     cursor: ReadCursor,
     ep: Endpoint,
@@ -75,6 +80,16 @@ impl Consumer {
     /// Whether the producer is attached and alive (checks its process: a system call).
     pub fn peer_status(&mut self) -> PeerStatus {
         self.ep.hold.peer_status(self.ep.region.header())
+    }
+
+    /// Waits until a producer has attached, at most `timeout`; returns at once if one has. (A
+    /// blocking call on a ring whose peer never attached waits for it as long as its own limit
+    /// says: this is the way to bound that wait.)
+    ///
+    /// # Errors
+    /// [`Error::Timeout`]; [`Error::PeerGone`] if one attached and has left already.
+    pub fn wait_for_peer(&mut self, timeout: Duration) -> Result<()> {
+        self.ep.wait_for_peer(timeout)
     }
 
     /// The next frame, if one is published now.
@@ -282,6 +297,65 @@ impl Consumer {
     #[inline]
     pub fn recv_into_timeout(&mut self, buf: &mut Vec<u8>, timeout: Duration) -> Result<usize> {
         copy_out(self.recv_timeout(timeout)?, buf)
+    }
+    /// Hands the next frame to `f`, read in place, waiting for one, and frees it when `f`
+    /// returns; returns what `f` returns. The `Result` of [`recv`](Self::recv) holds its grant,
+    /// so its error arm in a `match` still borrows the consumer; this form's does not, so a loop
+    /// can drop the consumer there, or attach a replacement, when the producer has gone:
+    ///
+    /// ```
+    /// # fn main() -> Result<(), ringport::Error> {
+    /// use ringport::{Error, SpscOptions};
+    ///
+    /// let (mut producer, mut consumer) = SpscOptions::new().in_process()?;
+    /// producer.send(b"last")?;
+    /// drop(producer);
+    /// let mut got = Vec::new();
+    /// loop {
+    ///     match consumer.recv_with(|frame| frame.to_vec()) {
+    ///         Ok(frame) => got.push(frame),
+    ///         Err(Error::PeerGone(_)) => {
+    ///             // The consumer is ours again: drop it, or wait for a new producer.
+    ///             drop(consumer);
+    ///             break;
+    ///         }
+    ///         Err(e) => return Err(e),
+    ///     }
+    /// }
+    /// assert_eq!(got, [b"last"]);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`recv`](Self::recv).
+    #[inline]
+    pub fn recv_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
+        let frame = self.recv()?;
+        Ok(f(&frame))
+    }
+
+    /// As [`recv_with`](Self::recv_with), if a frame is published now.
+    ///
+    /// # Errors
+    /// As [`try_recv`](Self::try_recv).
+    #[inline]
+    pub fn try_recv_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
+        let frame = self.try_recv()?;
+        Ok(f(&frame))
+    }
+
+    /// As [`recv_with`](Self::recv_with), waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// As [`recv_timeout`](Self::recv_timeout).
+    #[inline]
+    pub fn recv_with_timeout<R>(
+        &mut self,
+        f: impl FnOnce(&[u8]) -> R,
+        timeout: Duration,
+    ) -> Result<R> {
+        let frame = self.recv_timeout(timeout)?;
+        Ok(f(&frame))
     }
 }
 

@@ -52,7 +52,7 @@ use crate::layout::{RingParams, KIND_SPSC};
 use crate::os::{Host, RingMemory, HOST};
 use crate::role::{role_index, RoleHold};
 use crate::segment::Segment;
-use crate::wait::{Doorbell, Fences, Notifier, WaitPolicy, WaitStats};
+use crate::wait::{Doorbell, Fences, Limit, Notifier, WaitPolicy, WaitStats, Waiter};
 
 /// Index of the producer's published position.
 const PRODUCER_POS: usize = role_index(Role::Producer);
@@ -315,7 +315,10 @@ impl Endpoint {
         let hold = RoleHold::claim(header, role, HOST)?;
         // A previous holder of this role may have died asleep and left its count behind.
         bell_of(header, role).reset_sleepers();
-        let notifier = Notifier::sole(bell_of(header, role.peer()), fences, HOST);
+        let mut notifier = Notifier::sole(bell_of(header, role.peer()), fences, HOST);
+        // A peer that waits for us to attach (or sleeps on an empty ring before we came) looks
+        // again now.
+        bell_of(header, role.peer()).ring(&mut notifier);
         Ok(Endpoint {
             capacity: segment.params.capacity,
             max_frame: segment.params.max_frame,
@@ -326,6 +329,24 @@ impl Endpoint {
             hold,
             stats: WaitStats::default(),
         })
+    }
+}
+
+impl Endpoint {
+    /// Waits until the peer has attached (at once if it has), sleeping on our own bell, which
+    /// an attaching peer rings.
+    fn wait_for_peer(&mut self, timeout: Duration) -> Result<()> {
+        let header = self.region.header();
+        if self.hold.peer_attached(header)? {
+            return Ok(());
+        }
+        let bell = bell_of(header, self.hold.role());
+        let hold = &self.hold;
+        Waiter::new(bell, self.fences, self.policy, &mut self.stats, HOST).wait(
+            Limit::After(timeout),
+            || Ok(hold.peer_attached(header)?.then_some(())),
+            |_| None,
+        )
     }
 }
 

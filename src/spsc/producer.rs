@@ -20,7 +20,9 @@ use crate::wait::{Doorbell, Limit, WaitPolicy, WaitStats, Waiter};
 /// `_timeout` form. Blocking forms spin briefly, then sleep until the consumer frees space.
 ///
 /// Dropping the producer detaches it: the consumer receives what was committed, then
-/// [`Error::PeerGone`].
+/// [`Error::PeerGone`]. A producer whose consumer has gone gets `PeerGone` once the ring is full;
+/// it stays usable, and once a replacement consumer attaches, that consumer reads on from where
+/// the last one stopped, and sends succeed again ([`wait_for_peer`](Self::wait_for_peer)).
 pub struct Producer {
     cursor: WriteCursor,
     ep: Endpoint,
@@ -60,6 +62,16 @@ impl Producer {
     /// Whether the consumer is attached and alive (checks its process: a system call).
     pub fn peer_status(&mut self) -> PeerStatus {
         self.ep.hold.peer_status(self.ep.region.header())
+    }
+
+    /// Waits until a consumer has attached, at most `timeout`; returns at once if one has. (A
+    /// blocking call on a ring whose peer never attached waits for it as long as its own limit
+    /// says: this is the way to bound that wait.)
+    ///
+    /// # Errors
+    /// [`Error::Timeout`]; [`Error::PeerGone`] if one attached and has left already.
+    pub fn wait_for_peer(&mut self, timeout: Duration) -> Result<()> {
+        self.ep.wait_for_peer(timeout)
     }
 
     fn check_len(&self, len: usize) -> Result<()> {

@@ -170,7 +170,7 @@ impl SharedMemory {
     /// first use as before.
     ///
     /// # Errors
-    /// [`Error::Os`] if the pages cannot be had.
+    /// [`Error::NoSpace`] if the system cannot back the pages; [`Error::Os`] otherwise.
     pub(crate) fn populate(&self, len: usize) -> Result<()> {
         let len = len.min(self.len());
         let base = self.base().cast::<std::ffi::c_void>();
@@ -178,6 +178,11 @@ impl SharedMemory {
         // changes no byte of it and no mapping attribute, so no reference into it is affected.
         match unsafe { madvise(base, len, MmapAdvise::MADV_POPULATE_WRITE) } {
             Ok(()) | Err(Errno::EINVAL) => Ok(()),
+            // The pages cannot be had: a tmpfs out of space gives EFAULT (the fault that
+            // populating takes fails), a memory limit ENOMEM.
+            Err(Errno::EFAULT | Errno::ENOMEM | Errno::ENOSPC) => {
+                Err(Error::NoSpace { len: len as u64 })
+            }
             Err(e) => Err(os_error("madvise(MADV_POPULATE_WRITE)", e)),
         }
     }
