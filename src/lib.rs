@@ -47,6 +47,10 @@ mod role;
 mod segment;
 pub mod spsc;
 mod sync;
+/// Hooks for ringport's own tests and loom models (feature `testing`; not part of the API).
+#[cfg(feature = "testing")]
+#[doc(hidden)]
+pub mod testing;
 mod wait;
 
 pub use channel::{Channel, ChannelOptions, Listener, Policy};

@@ -6,8 +6,9 @@
 
 use crate::error::{Error, Result, Role};
 use crate::layout::{RoleSlot, SegmentHeader};
-use crate::os::{Kernel, Liveness, ProcessIdentity};
+use crate::os::{Kernel, Liveness, Notice, ProcessIdentity, Watched};
 use crate::sync::Ordering;
+use crate::wait::Peer;
 
 /// The index of a role's slot and position in the header.
 pub(crate) const fn role_index(role: Role) -> usize {
@@ -47,8 +48,54 @@ pub(crate) struct RoleHold<K: Kernel> {
     role: Role,
     owner: u64,
     /// What checks of the peer's process keep between them.
-    watch: K::Watch,
+    check: K::Check,
+    /// The death notice set up for the peer's holder, if any.
+    watch: PeerWatch<K::Watch>,
     kernel: K,
+}
+
+/// What an endpoint has set up to hear of its peer's death, and for which holder (the peer's
+/// owner word, which a new holder, or a new claim, changes).
+#[derive(Debug)]
+enum PeerWatch<W> {
+    Nothing,
+    /// A notice will mark the holder departed and ring our bell when it dies.
+    Watching {
+        word: u64,
+        _watch: W,
+    },
+    /// The kernel cannot watch this holder: its process is looked at now and then instead.
+    Unwatchable {
+        word: u64,
+    },
+}
+
+/// Marks `role` departed whoever holds it, or that no one will come if no one has: for a role
+/// whose only possible holder is known to be gone (a channel's peer that hung up).
+pub(crate) fn mark_role_departed(header: &SegmentHeader, role: Role) {
+    let slot = &header.roles[role_index(role)];
+    // Relaxed: the CAS below decides; a failure means the word moved, and we look again.
+    let mut word = slot.owner.load(Ordering::Relaxed);
+    while unpack(word).1 != DETACHED && !mark_departed(header, role, word) {
+        word = slot.owner.load(Ordering::Relaxed);
+    }
+}
+
+/// Marks the holder of `role` departed on its behalf, if it still holds the role under `word`:
+/// what a death notice does (a dead process cannot detach itself). Returns whether it did. A
+/// new holder that has claimed the role since keeps it: the word is compared first.
+pub(crate) fn mark_departed(header: &SegmentHeader, role: Role, word: u64) -> bool {
+    let (pid, _, epoch) = unpack(word);
+    // AcqRel, Relaxed: as a holder's own `release`; a failure means the word moved on.
+    header.roles[role_index(role)]
+        .owner
+        .compare_exchange(
+            word,
+            pack(pid, DETACHED, epoch),
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        )
+        .is_ok()
 }
 
 impl<K: Kernel> RoleHold<K> {
@@ -56,7 +103,7 @@ impl<K: Kernel> RoleHold<K> {
     pub(crate) fn claim(header: &SegmentHeader, role: Role, kernel: K) -> Result<RoleHold<K>> {
         let me = kernel.current_process();
         let slot = &header.roles[role_index(role)];
-        let mut watch = K::Watch::default();
+        let mut check = K::Check::default();
         // A handful of tries: each failure means another claimer moved the word meanwhile.
         for _ in 0..16 {
             // Acquire: pairs with the holder's Release below, so its identity words are visible.
@@ -64,7 +111,7 @@ impl<K: Kernel> RoleHold<K> {
             let (pid, state, epoch) = unpack(current);
             if state == CLAIMING || state == ATTACHED {
                 let holder = holder_identity(slot, pid, state);
-                if pid == me.pid || kernel.liveness(&mut watch, holder) != Liveness::Dead {
+                if pid == me.pid || kernel.liveness(&mut check, holder) != Liveness::Dead {
                     return Err(Error::RoleTaken { role, pid });
                 }
             }
@@ -84,7 +131,8 @@ impl<K: Kernel> RoleHold<K> {
                 return Ok(RoleHold {
                     role,
                     owner,
-                    watch: K::Watch::default(),
+                    check: K::Check::default(),
+                    watch: PeerWatch::Nothing,
                     kernel,
                 });
             }
@@ -107,20 +155,16 @@ impl<K: Kernel> RoleHold<K> {
         );
     }
 
+    /// This holder's identity, as the segment records it.
+    #[cfg(feature = "testing")]
+    pub(crate) fn identity(&self, header: &SegmentHeader) -> ProcessIdentity {
+        let (pid, state, _) = unpack(self.owner);
+        holder_identity(&header.roles[role_index(self.role)], pid, state)
+    }
+
     /// The role this hold is on.
     pub(crate) fn role(&self) -> Role {
         self.role
-    }
-
-    /// Whether the peer detached cleanly: one atomic load, for the fast paths.
-    #[inline]
-    pub(crate) fn peer_detached(&self, header: &SegmentHeader) -> bool {
-        // Acquire: pairs with the peer's Release in `release`, so what it published before it
-        // left is visible once we see it gone.
-        let word = header.roles[role_index(self.role.peer())]
-            .owner
-            .load(Ordering::Acquire);
-        unpack(word).1 == DETACHED
     }
 
     /// Whether a peer holds its role now, from its role word alone (no liveness check): for a
@@ -129,7 +173,8 @@ impl<K: Kernel> RoleHold<K> {
     /// # Errors
     /// [`Error::PeerGone`] if a peer was attached and has detached.
     pub(crate) fn peer_attached(&self, header: &SegmentHeader) -> Result<bool> {
-        // Acquire: as in `peer_detached`.
+        // Acquire: pairs with the peer's Release in `claim` and `release` (or a death notice's
+        // `mark_departed`), so what it published before it left is visible once we see it gone.
         let word = header.roles[role_index(self.role.peer())]
             .owner
             .load(Ordering::Acquire);
@@ -140,27 +185,77 @@ impl<K: Kernel> RoleHold<K> {
         }
     }
 
-    /// The error to end a wait with if the peer has gone, else None. `thorough` also checks
-    /// that the peer's process lives (a system call); otherwise only a clean detach is seen.
-    pub(crate) fn departure(&mut self, header: &SegmentHeader, thorough: bool) -> Option<Error> {
-        let gone = if thorough {
-            self.peer_status(header) == PeerStatus::Gone
-        } else {
-            self.peer_detached(header)
-        };
-        gone.then_some(Error::PeerGone(self.role.peer()))
+    /// The peer, as a wait (or an empty or full `try_` path) sees it: gone if it detached or a
+    /// death notice marked it so, else here. For a holder with no notice yet, sets one up (a few
+    /// system calls, once per holder): `notice(word)` makes what it runs, which must mark the
+    /// holder departed (`mark_departed` with `word`) and ring our bell. A holder the kernel
+    /// cannot watch (another pid namespace, no pidfds) is looked at when `thorough`, as before
+    /// notices.
+    pub(crate) fn peer(
+        &mut self,
+        header: &SegmentHeader,
+        thorough: bool,
+        notice: impl FnOnce(u64) -> Notice,
+    ) -> Peer {
+        let slot = &header.roles[role_index(self.role.peer())];
+        // Acquire: pairs with the peer's Release in `claim` and `release` (or a death notice's
+        // `mark_departed`), so what it published before it left is visible once we see it gone.
+        let word = slot.owner.load(Ordering::Acquire);
+        let (pid, state, _) = unpack(word);
+        let gone = Peer::Gone(Error::PeerGone(self.role.peer()));
+        match state {
+            // An attaching peer rings our bell: nothing to watch until then.
+            NEVER => return Peer::Here { watched: true },
+            // Briefly, while its start time is being published.
+            CLAIMING => return Peer::Here { watched: false },
+            ATTACHED => {}
+            _ => return gone,
+        }
+        match self.watch {
+            PeerWatch::Watching { word: watched, .. } if watched == word => {
+                return Peer::Here { watched: true }
+            }
+            PeerWatch::Unwatchable { word: watched } if watched == word => {}
+            _ => {
+                let holder = holder_identity(slot, pid, state);
+                match self.kernel.watch_process(holder, notice(word)) {
+                    Watched::Watching(watch) => {
+                        self.watch = PeerWatch::Watching {
+                            word,
+                            _watch: watch,
+                        };
+                        return Peer::Here { watched: true };
+                    }
+                    Watched::Already => {
+                        mark_departed(header, self.role.peer(), word);
+                        return gone;
+                    }
+                    Watched::Unwatchable => self.watch = PeerWatch::Unwatchable { word },
+                }
+            }
+        }
+        if thorough
+            && self
+                .kernel
+                .liveness(&mut self.check, holder_identity(slot, pid, state))
+                == Liveness::Dead
+        {
+            return gone;
+        }
+        Peer::Here { watched: false }
     }
 
     /// The peer's status, checking that its process lives (a `poll` on a cached pidfd).
     pub(crate) fn peer_status(&mut self, header: &SegmentHeader) -> PeerStatus {
         let slot = &header.roles[role_index(self.role.peer())];
-        // Acquire: as in `peer_detached`.
+        // Acquire: pairs with the peer's Release in `claim` and `release` (or a death notice's
+        // `mark_departed`), so what it published before it left is visible once we see it gone.
         let (pid, state, _) = unpack(slot.owner.load(Ordering::Acquire));
         match state {
             NEVER => PeerStatus::Absent,
             CLAIMING | ATTACHED => match self
                 .kernel
-                .liveness(&mut self.watch, holder_identity(slot, pid, state))
+                .liveness(&mut self.check, holder_identity(slot, pid, state))
             {
                 Liveness::Dead => PeerStatus::Gone,
                 Liveness::Alive | Liveness::Unknown => PeerStatus::Present,
@@ -190,8 +285,11 @@ fn holder_identity(slot: &RoleSlot, pid: u32, state: u64) -> ProcessIdentity {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
     use crate::os::fake::FakeKernel;
+    use crate::sync::AtomicU32;
 
     /// A fake kernel for another process, `pid`, in the same pid namespace.
     fn process(pid: u32) -> FakeKernel {
@@ -242,34 +340,128 @@ mod tests {
         RoleHold::claim(&header, Role::Consumer, &them).unwrap();
     }
 
+    /// A notice that marks the peer departed, as the endpoints' do (and counts its runs).
+    fn marking(
+        header: &Arc<SegmentHeader>,
+        role: Role,
+        runs: &Arc<AtomicU32>,
+    ) -> impl FnOnce(u64) -> Notice {
+        let (header, runs) = (Arc::clone(header), Arc::clone(runs));
+        move |word| {
+            Arc::new(move || {
+                mark_departed(&header, role, word);
+                runs.fetch_add(1, Ordering::Relaxed);
+            })
+        }
+    }
+
+    fn is_gone(peer: Peer) -> bool {
+        matches!(peer, Peer::Gone(Error::PeerGone(_)))
+    }
+
     #[test]
-    fn the_peer_is_absent_then_present_then_gone_by_detach_or_by_death() {
-        let header = SegmentHeader::new();
+    fn the_peer_is_absent_then_watched_then_gone_by_detach_or_by_death() {
+        let header = Arc::new(SegmentHeader::new());
         let (us, them) = (process(100), process(200));
+        let runs = Arc::new(AtomicU32::new(0));
         let mut producer = RoleHold::claim(&header, Role::Producer, &us).unwrap();
         assert_eq!(producer.peer_status(&header), PeerStatus::Absent);
-        assert!(producer.departure(&header, true).is_none());
+        // Absent: its attach rings us, so nothing to watch.
+        let peer = producer.peer(&header, true, marking(&header, Role::Consumer, &runs));
+        assert!(matches!(peer, Peer::Here { watched: true }));
+        assert_eq!(us.watches(), 0);
+
         let consumer = RoleHold::claim(&header, Role::Consumer, &them).unwrap();
         assert_eq!(producer.peer_status(&header), PeerStatus::Present);
-        assert!(!producer.peer_detached(&header));
+        for _ in 0..3 {
+            let peer = producer.peer(&header, false, marking(&header, Role::Consumer, &runs));
+            assert!(matches!(peer, Peer::Here { watched: true }));
+        }
+        assert_eq!(
+            us.watches(),
+            1,
+            "one notice per holder, however often it is asked"
+        );
         consumer.release(&header);
-        assert!(producer.peer_detached(&header));
+        assert!(is_gone(producer.peer(
+            &header,
+            false,
+            marking(&header, Role::Consumer, &runs)
+        )));
         assert_eq!(producer.peer_status(&header), PeerStatus::Gone);
-        assert!(matches!(
-            producer.departure(&header, false),
-            Some(Error::PeerGone(Role::Consumer))
-        ));
 
-        // A consumer that dies without detaching: only a thorough look sees it.
+        // A new consumer, which dies without detaching: the notice marks it, and a look with
+        // no system call (not thorough) sees it gone.
+        let _consumer = RoleHold::claim(&header, Role::Consumer, &them).unwrap();
+        let peer = producer.peer(&header, false, marking(&header, Role::Consumer, &runs));
+        assert!(matches!(peer, Peer::Here { watched: true }));
+        let checks = us.liveness_checks.get();
+        us.kill(200);
+        assert_eq!(runs.load(Ordering::Relaxed), 1);
+        assert!(is_gone(producer.peer(
+            &header,
+            false,
+            marking(&header, Role::Consumer, &runs)
+        )));
+        assert_eq!(
+            us.liveness_checks.get(),
+            checks,
+            "no liveness check was needed"
+        );
+        // Marked departed, the role is free for a replacement.
+        RoleHold::claim(&header, Role::Consumer, &process(300)).unwrap();
+    }
+
+    #[test]
+    fn a_peer_dead_before_its_watch_is_gone_and_one_we_cannot_watch_is_looked_at() {
+        let header = Arc::new(SegmentHeader::new());
+        let (us, them) = (process(100), process(200));
+        let runs = Arc::new(AtomicU32::new(0));
+        let mut producer = RoleHold::claim(&header, Role::Producer, &us).unwrap();
         let _consumer = RoleHold::claim(&header, Role::Consumer, &them).unwrap();
         us.dead.borrow_mut().push(200);
-        assert!(producer.departure(&header, false).is_none());
+        assert!(is_gone(producer.peer(
+            &header,
+            false,
+            marking(&header, Role::Consumer, &runs)
+        )));
+        assert_eq!(producer.peer_status(&header), PeerStatus::Gone);
+
+        // No watch to be had: a thorough look checks the process, a cheap one does not.
+        let header = Arc::new(SegmentHeader::new());
+        us.dead.borrow_mut().clear();
+        us.watchable.set(false);
+        let mut producer = RoleHold::claim(&header, Role::Producer, &us).unwrap();
+        let _consumer = RoleHold::claim(&header, Role::Consumer, &them).unwrap();
+        let peer = producer.peer(&header, true, marking(&header, Role::Consumer, &runs));
+        assert!(matches!(peer, Peer::Here { watched: false }));
+        us.dead.borrow_mut().push(200);
+        let peer = producer.peer(&header, false, marking(&header, Role::Consumer, &runs));
+        assert!(matches!(peer, Peer::Here { watched: false }));
         let checks = us.liveness_checks.get();
-        assert!(matches!(
-            producer.departure(&header, true),
-            Some(Error::PeerGone(Role::Consumer))
-        ));
+        assert!(is_gone(producer.peer(
+            &header,
+            true,
+            marking(&header, Role::Consumer, &runs)
+        )));
         assert_eq!(us.liveness_checks.get(), checks + 1);
+        assert_eq!(runs.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn a_hung_up_channel_peer_is_marked_departed_attached_or_not() {
+        let header = Arc::new(SegmentHeader::new());
+        let us = process(100);
+        let mut producer = RoleHold::claim(&header, Role::Producer, &us).unwrap();
+        mark_role_departed(&header, Role::Consumer);
+        let runs = Arc::new(AtomicU32::new(0));
+        assert!(is_gone(producer.peer(
+            &header,
+            false,
+            marking(&header, Role::Consumer, &runs)
+        )));
+        mark_role_departed(&header, Role::Consumer);
+        assert_eq!(producer.peer_status(&header), PeerStatus::Gone);
     }
 
     #[test]

@@ -270,8 +270,9 @@ impl Doorbell<'_> {
         self.words.sleepers.fetch_sub(1, Ordering::Relaxed);
     }
 
-    /// Sleeper side, step 2: sleep on the futex until woken, for at most `timeout`.
-    fn sleep(self, announced: Announced, timeout: Duration, kernel: impl Kernel) {
+    /// Sleeper side, step 2: sleep on the futex until woken, for at most `timeout` (None: no
+    /// limit).
+    fn sleep(self, announced: Announced, timeout: Option<Duration>, kernel: impl Kernel) {
         kernel.futex_wait(&self.words.seq, announced.seq, timeout, announced.barrier);
     }
 
@@ -312,12 +313,24 @@ pub struct WaitStats {
     pub stream_pauses: u64,
 }
 
+/// What a waiter learns of its peer on its way to sleep.
+#[derive(Debug)]
+pub(crate) enum Peer {
+    /// The peer has gone: the wait ends with this error, after one last look.
+    Gone(Error),
+    /// The peer is there (or has not come yet). `watched`: its departure will ring this bell
+    /// (a death notice covers it), so the sleep needs no liveness checks and lasts until a
+    /// wake or the deadline.
+    Here { watched: bool },
+}
+
 /// How an endpoint waits.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct WaitPolicy {
     /// How long to spin before sleeping.
     pub spin: Duration,
-    /// How often a sleeper wakes to check that its peer is alive.
+    /// How often a sleeper wakes to check that its peer is alive, when no death notice covers
+    /// the peer.
     pub liveness_interval: Duration,
 }
 
@@ -367,21 +380,22 @@ impl<'a, K: Kernel> Waiter<'a, K> {
 
     /// Waits until `attempt` yields a value or an error.
     ///
-    /// `attempt` is polled while spinning and after each wake-up; `peer_gone` is asked before
-    /// each sleep and returns the error to fail with if the peer is gone. Then `attempt` gets
-    /// one last chance (what was published before the peer left is still delivered), then the
-    /// wait fails with that error. `peer_gone(false)` must be cheap (a clean detach: one atomic
-    /// load); `peer_gone(true)` may also check the peer's process (a system call), and is asked
-    /// once per liveness interval, so that a sleep costs no more system calls than it must while
-    /// a dead peer is still noticed within the interval.
+    /// `attempt` is polled while spinning and after each wake-up; `peer` is asked before each
+    /// sleep. If the peer is gone, `attempt` gets one last chance (what was published before the
+    /// peer left is still delivered), then the wait fails with the peer's error. `peer(false)`
+    /// must be cheap (a clean detach, or a death notice's mark: one atomic load); `peer(true)`
+    /// may also check the peer's process (a system call, or setting up a death notice), and is
+    /// asked once per liveness interval. A peer that a death notice covers is not looked at
+    /// again: the sleep lasts until a wake (or the deadline), with no system call in between.
     ///
     /// # Errors
-    /// What `attempt` or `peer_gone` returns; [`Error::Timeout`] once `limit` has passed.
+    /// What `attempt` returns, the gone peer's error; [`Error::Timeout`] once `limit` has
+    /// passed.
     pub(crate) fn wait<T>(
         mut self,
         limit: Limit,
         mut attempt: impl FnMut() -> Result<Option<T>>,
-        mut peer_gone: impl FnMut(bool) -> Option<Error>,
+        mut peer: impl FnMut(bool) -> Peer,
     ) -> Result<T> {
         let kernel = self.kernel;
         let deadline = match limit {
@@ -414,17 +428,21 @@ impl<'a, K: Kernel> Waiter<'a, K> {
             if thorough {
                 last_thorough = now;
             }
-            if let Some(gone) = peer_gone(thorough) {
-                bell.cancel();
-                return attempt()?.ok_or(gone);
-            }
+            let watched = match peer(thorough) {
+                Peer::Gone(gone) => {
+                    bell.cancel();
+                    return attempt()?.ok_or(gone);
+                }
+                Peer::Here { watched } => watched,
+            };
+            let cap = (!watched).then_some(self.policy.liveness_interval);
             let slice = match deadline {
                 Some(d) if d <= now => {
                     bell.cancel();
                     return Err(Error::Timeout);
                 }
-                Some(d) => (d - now).min(self.policy.liveness_interval),
-                None => self.policy.liveness_interval,
+                Some(d) => Some(cap.map_or(d - now, |cap| (d - now).min(cap))),
+                None => cap,
             };
             self.stats.sleeps += 1;
             bell.sleep(announced, slice, kernel);
@@ -638,7 +656,7 @@ mod tests {
                 attempts.set(attempts.get() + 1);
                 Ok(ready.get().then_some(7))
             },
-            |_| None,
+            |_| Peer::Here { watched: false },
         );
         assert_eq!(got.unwrap(), 7);
         // The clock moves 1 us a reading: a 20 us spin is 19 rounds of 32 attempts, then the
@@ -669,10 +687,10 @@ mod tests {
                 attempts.set(attempts.get() + 1);
                 Ok(None)
             },
-            |_| None,
+            |_| Peer::Here { watched: false },
         );
         assert!(matches!(got, Err(Error::Timeout)));
-        let slept: Vec<Duration> = kernel.sleeps.borrow().clone();
+        let slept: Vec<Duration> = kernel.sleeps.borrow().iter().map(|s| s.unwrap()).collect();
         // Sleeps are cut at the liveness interval and at the deadline: 20 + 20 + (the rest).
         assert_eq!(slept.len(), 3, "{slept:?}");
         assert!(slept.iter().all(|s| *s <= Duration::from_millis(20)));
@@ -709,7 +727,11 @@ mod tests {
             |is_thorough| {
                 asks.set(asks.get() + 1);
                 thorough.set(thorough.get() + u32::from(is_thorough));
-                (thorough.get() == 3).then_some(Error::PeerGone(crate::error::Role::Consumer))
+                if thorough.get() == 3 {
+                    Peer::Gone(Error::PeerGone(crate::error::Role::Consumer))
+                } else {
+                    Peer::Here { watched: false }
+                }
             },
         );
         assert_eq!(got.unwrap(), "last");
@@ -737,7 +759,7 @@ mod tests {
                 first_look.set(first_look.get().or(Some(kernel.peek())));
                 Ok(Some(()))
             },
-            |_| None,
+            |_| Peer::Here { watched: false },
         );
         got.unwrap();
         assert!(first_look.get().unwrap() - started >= Duration::from_micros(5));

@@ -185,8 +185,10 @@ fn the_algorithms_take_the_kernel_as_a_value() {
     let allowed = [
         "Kernel",
         "Liveness",
+        "Notice",
         "ProcessIdentity",
         "RingMemory",
+        "Watched",
         // Their unit tests build heap memory and a fake kernel.
         "Memory",
         "fake",

@@ -99,3 +99,21 @@ fn adaptive_fences_never_lose_a_wake() {
         drop(writer.join().unwrap());
     });
 }
+
+/// A producer killed while the consumer sleeps: the death notice (run by the thread that
+/// declares the death, as the watcher thread would) marks the producer departed and rings the
+/// consumer's bell. The consumer must wake with PeerGone, after the frame committed before the
+/// death, whether the notice came before or after it set the notice up.
+#[test]
+fn a_death_notice_wakes_a_sleeping_consumer() {
+    model("wait: death notice", || {
+        let (mut producer, mut consumer) = tiny().in_process().unwrap();
+        let killer = thread::spawn(move || {
+            producer.send(&frame(1, 4)).unwrap();
+            ringport::testing::kill_producer(producer).unwrap();
+        });
+        assert_eq!(&*consumer.recv().unwrap(), &frame(1, 4)[..]);
+        assert!(matches!(consumer.recv(), Err(ringport::Error::PeerGone(_))));
+        killer.join().unwrap();
+    });
+}

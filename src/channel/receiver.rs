@@ -31,6 +31,9 @@ struct Inbox {
     link: Arc<OwnedFd>,
     path: Path,
     ring: Option<Consumer>,
+    /// A hang-up notice on the socket marks the ring's producer departed (see
+    /// `Consumer::watch_hangup`).
+    ring_watched: bool,
     ring_options: SpscOptions,
     packet: Box<[u8]>,
     counts: PathCounts,
@@ -43,6 +46,7 @@ impl ChannelReceiver {
                 link,
                 path: Path::Socket,
                 ring: None,
+                ring_watched: false,
                 ring_options,
                 packet: vec![0; SOCKET_CHUNK].into_boxed_slice(),
                 counts: PathCounts::default(),
@@ -208,12 +212,18 @@ impl Inbox {
                         .ring
                         .as_mut()
                         .expect("the ring exists on the ring path");
-                    let slice = if hung_up {
-                        Duration::ZERO
-                    } else {
-                        wait_slice(deadline)
+                    // With a hang-up notice on the socket, the ring itself reports a peer that
+                    // hung up or died, whatever its pid namespace: wait on the ring alone.
+                    // Without one, look at the socket between slices of the wait.
+                    let got = match (hung_up, self.ring_watched, deadline) {
+                        (true, _, _) => ring.recv_timeout(Duration::ZERO),
+                        (false, true, None) => ring.recv(),
+                        (false, true, Some(d)) => {
+                            ring.recv_timeout(d.saturating_duration_since(Instant::now()))
+                        }
+                        (false, false, _) => ring.recv_timeout(wait_slice(deadline)),
                     };
-                    match ring.recv_timeout(slice) {
+                    match got {
                         Ok(frame) => {
                             if frame.len() < PREFIX_LEN {
                                 return Err(Error::Protocol("frame shorter than its prefix"));
@@ -229,9 +239,10 @@ impl Inbox {
                             return f(kind, value, &frame[PREFIX_LEN..]);
                         }
                         Err(Error::Timeout) => {
-                            // The ring notices a dead peer by its pid, which a peer in another
-                            // pid namespace does not give; the socket's hang-up always tells.
-                            // After a hang-up, one more look: what was committed is delivered.
+                            // Without a notice, the ring notices a dead peer by its pid, which a
+                            // peer in another pid namespace does not give; the socket's hang-up
+                            // always tells. After a hang-up, one more look: what was committed
+                            // is delivered.
                             if hung_up {
                                 return Err(Error::PeerGone(Role::Producer));
                             }
@@ -254,7 +265,9 @@ impl Inbox {
     fn follow_to_ring(&mut self, passed: Option<OwnedFd>) -> Result<()> {
         match (passed, &self.ring) {
             (Some(memfd), None) => {
-                self.ring = Some(self.ring_options.open_consumer_fd(&memfd)?);
+                let mut ring = self.ring_options.open_consumer_fd(&memfd)?;
+                self.ring_watched = ring.watch_hangup(self.link.as_fd());
+                self.ring = Some(ring);
             }
             (None, Some(_)) => {}
             _ => return Err(Error::Protocol("ring offered twice, or never")),

@@ -18,6 +18,9 @@ pub struct ChannelSender {
     link: Arc<OwnedFd>,
     path: Path,
     ring: Option<Producer>,
+    /// A hang-up notice on the socket marks the ring's consumer departed (see
+    /// `Producer::watch_hangup`).
+    ring_watched: bool,
     ring_options: SpscOptions,
     chooser: Chooser,
     /// The largest message the peer accepts (from its hello).
@@ -38,6 +41,7 @@ impl ChannelSender {
             link,
             path: Path::Socket,
             ring: None,
+            ring_watched: false,
             ring_options,
             chooser,
             peer_max,
@@ -140,6 +144,8 @@ impl ChannelSender {
                     Err(e) => return Err(e),
                 };
                 self.socket_send(wire::TO_RING, 0, &[], Some(&memfd), deadline)?;
+                let mut producer = producer;
+                self.ring_watched = producer.watch_hangup(self.link.as_fd());
                 self.ring = Some(producer);
             }
             Path::Ring => self.socket_send(wire::TO_RING, 0, &[], None, deadline)?,
@@ -192,7 +198,17 @@ impl ChannelSender {
             .as_mut()
             .expect("the ring exists on the ring path");
         loop {
-            match ring.reserve_timeout(PREFIX_LEN + payload.len(), wait_slice(deadline)) {
+            // With a hang-up notice on the socket, the ring itself reports a peer that hung up
+            // or died: wait on the ring alone. Without one, look at the socket between slices.
+            let len = PREFIX_LEN + payload.len();
+            let reserved = match (self.ring_watched, deadline) {
+                (true, None) => ring.reserve(len),
+                (true, Some(d)) => {
+                    ring.reserve_timeout(len, d.saturating_duration_since(Instant::now()))
+                }
+                (false, _) => ring.reserve_timeout(len, wait_slice(deadline)),
+            };
+            match reserved {
                 Ok(mut grant) => {
                     grant[..PREFIX_LEN].copy_from_slice(&wire::prefix(kind, value));
                     grant[PREFIX_LEN..].copy_from_slice(payload);

@@ -1,14 +1,17 @@
 //! What every MPMC handle holds, and the claim that producers and consumers share: one try
 //! with recovery, or a wait on the bell that the other end rings.
 
-use super::recovery::Recovery;
+use std::cell::Cell;
+use std::sync::Arc;
+
+use super::recovery::{Recovery, Ring};
 use super::slot::{Claim, Slots};
 use crate::error::Result;
 use crate::layout::{RingParams, SegmentHeader};
-use crate::os::{Kernel, RingMemory, HOST};
+use crate::os::{Host, Kernel, Notice, RingMemory, HOST};
 use crate::segment::Segment;
-use crate::sync::Ordering;
-use crate::wait::{Doorbell, Fences, Limit, Notifier, WaitPolicy, WaitStats, Waiter};
+use crate::sync::{AtomicU32, Ordering};
+use crate::wait::{Doorbell, Fences, Limit, Notifier, Peer, WaitPolicy, WaitStats, Waiter};
 
 /// Index of the tail counter in the header's position lines.
 const TAIL: usize = 0;
@@ -30,7 +33,7 @@ pub(super) struct Handle {
     policy: WaitPolicy,
     /// What our claims record: our pid, or 0 if other processes cannot judge it.
     pid: u32,
-    recovery: Recovery,
+    recovery: Recovery<<Host as Kernel>::Watch>,
     pub(super) stats: WaitStats,
 }
 
@@ -66,11 +69,16 @@ impl Handle {
     /// One claim at `end`, with recovery: the position won and, at the head, the message's
     /// length.
     pub(super) fn try_claim(&mut self, end: End) -> Result<Option<(u64, usize)>> {
-        let interval = self.policy.liveness_interval;
-        self.recovery
-            .attempt(&self.mem, &self.slots, self.fences, interval, HOST, || {
-                claim(&self.mem, &self.slots, end, self.pid)
-            })
+        let notice = owner_notice(&self.mem);
+        let ring = Ring {
+            mem: &self.mem,
+            slots: &self.slots,
+            fences: self.fences,
+            interval: self.policy.liveness_interval,
+        };
+        self.recovery.attempt(ring, HOST, &notice, || {
+            claim(&self.mem, &self.slots, end, self.pid)
+        })
     }
 
     /// A claim at `end`, waiting on the bell that the other end rings.
@@ -83,18 +91,30 @@ impl Handle {
             End::Tail => Doorbell::space(header),
             End::Head => Doorbell::data(header),
         };
-        let interval = self.policy.liveness_interval;
+        let notice = owner_notice(&self.mem);
+        let ring = Ring {
+            mem: &self.mem,
+            slots: &self.slots,
+            fences: self.fences,
+            interval: self.policy.liveness_interval,
+        };
+        // Whether the last attempt left nothing in the way that a death notice does not cover.
+        let covered = Cell::new(false);
         // The attempt is `try_claim`'s, on the fields the waiter does not hold.
         Waiter::new(bell, self.fences, self.policy, &mut self.stats, HOST).wait(
             limit,
             || {
-                self.recovery
-                    .attempt(&self.mem, &self.slots, self.fences, interval, HOST, || {
-                        claim(&self.mem, &self.slots, end, self.pid)
-                    })
+                let got = self.recovery.attempt(ring, HOST, &notice, || {
+                    claim(&self.mem, &self.slots, end, self.pid)
+                });
+                covered.set(self.recovery.covered());
+                got
             },
-            // Handles come and go freely: no peer to be gone.
-            |_| None,
+            // Handles come and go freely: no peer to be gone. A sleep lasts until a wake when
+            // a commit or release will ring, or the owner of the slot in the way is watched.
+            |_| Peer::Here {
+                watched: covered.get(),
+            },
         )
     }
 
@@ -116,6 +136,21 @@ impl Handle {
             recovery: self.recovery.fresh(),
             stats: WaitStats::default(),
         }
+    }
+}
+
+/// The death notice for the owner of a slot in the way: marks it dead, and rings both bells
+/// (fenced: the watcher thread is no bell's sole notifier).
+fn owner_notice(mem: &RingMemory) -> impl Fn(Arc<AtomicU32>) -> Notice + '_ {
+    move |died| {
+        let memory = mem.share();
+        Arc::new(move || {
+            // Release: pairs with the Acquire in `Recovery::recover`, after the wake.
+            died.store(1, Ordering::Release);
+            let header = memory.header();
+            Doorbell::data(header).ring(&mut Notifier::fixed(Fences::Symmetric, HOST));
+            Doorbell::space(header).ring(&mut Notifier::fixed(Fences::Symmetric, HOST));
+        })
     }
 }
 

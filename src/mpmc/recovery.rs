@@ -1,54 +1,93 @@
-//! A handle's part in recovering slots whose owner died: a slot that stays in the way for a
-//! whole liveness interval has its owner's pid checked, and if the owner is dead the slot is
-//! completed for it (see `Slots::reclaim`) and everyone is woken. No system call of its own:
-//! the clock and the pid check are the kernel's.
+//! A handle's part in recovering slots whose owner died. When a slot is in a handle's way, the
+//! handle sets up a death notice for the slot's owner; when the owner dies, the notice marks it
+//! and rings both bells, and the next attempt completes the slot for the dead owner (see
+//! `Slots::reclaim`) at once. Where the kernel cannot watch the owner, a slot that stays in the
+//! way for a whole liveness interval has its owner's pid checked instead. No system call of its
+//! own: the clock, the notices and the pid checks are the kernel's.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::slot::{Claim, Slots, Stamp};
 use crate::error::Result;
-use crate::os::{Kernel, RingMemory};
+use crate::os::{Kernel, Notice, ProcessIdentity, RingMemory, Watched};
+use crate::sync::{AtomicU32, Ordering};
 use crate::wait::{Doorbell, Fences, Notifier};
 
+/// The ring a recovery works on, and how long a slot that cannot be watched may stay in the
+/// way before its owner is checked.
+#[derive(Clone, Copy)]
+pub(super) struct Ring<'a> {
+    pub mem: &'a RingMemory,
+    pub slots: &'a Slots,
+    pub fences: Fences,
+    pub interval: Duration,
+}
+
 /// A handle's view of the slots in its way.
-pub(super) struct Recovery {
+pub(super) struct Recovery<W> {
     stuck: StuckWatch,
     /// Whether we may judge the pids that other handles record (same pid namespace as the
     /// ring's creator).
     judge: bool,
+    /// The death notice on the owner of the slot in our way, if we set one up.
+    owner: Option<OwnerWatch<W>>,
+    /// Whether the slot last in our way (if any) is one whose owner's death will ring us.
+    covered: bool,
 }
 
-impl Recovery {
-    pub(super) fn new(judge: bool) -> Recovery {
+/// A death notice on a slot owner.
+struct OwnerWatch<W> {
+    pid: u32,
+    /// Set by the notice (or at once, if the owner was dead already).
+    died: Arc<AtomicU32>,
+    /// None when the owner was dead already or cannot be watched.
+    _watch: Option<W>,
+    /// The kernel can watch it: its death will ring the bells.
+    watched: bool,
+}
+
+impl<W> Recovery<W> {
+    pub(super) fn new(judge: bool) -> Recovery<W> {
         Recovery {
             stuck: StuckWatch::default(),
             judge,
+            owner: None,
+            covered: true,
         }
     }
 
     /// The same judgement, with no slot seen yet (for another handle).
-    pub(super) fn fresh(&self) -> Recovery {
+    pub(super) fn fresh(&self) -> Recovery<W> {
         Recovery::new(self.judge)
+    }
+
+    /// Whether a sleep after the last attempt may last until a wake: nothing was in the way
+    /// (a commit or a release will ring), or the owner of what was has a death notice.
+    pub(super) fn covered(&self) -> bool {
+        self.covered
     }
 
     /// One attempt to claim a slot (`claim` is the producer's or the consumer's half of the
     /// slot protocol), with recovery: if a slot was in the way, it is checked, and once
     /// reclaimed the claim is tried once more. Returns the position won and, for a consumer,
-    /// the length.
-    pub(super) fn attempt<K: Kernel>(
+    /// the length. `notice(died)` makes the death notice for the owner of a slot in the way:
+    /// it must set `died` (Release), then ring both bells, fenced.
+    pub(super) fn attempt<K: Kernel<Watch = W>>(
         &mut self,
-        mem: &RingMemory,
-        slots: &Slots,
-        fences: Fences,
-        interval: Duration,
+        ring: Ring<'_>,
         kernel: K,
+        notice: &impl Fn(Arc<AtomicU32>) -> Notice,
         mut claim: impl FnMut() -> Result<Claim>,
     ) -> Result<Option<(u64, usize)>> {
         for _ in 0..2 {
             match claim()? {
-                Claim::Won { position, len } => return Ok(Some((position, len))),
+                Claim::Won { position, len } => {
+                    self.covered = true;
+                    return Ok(Some((position, len)));
+                }
                 Claim::NotReady { blocker } => {
-                    if !self.recover(mem, slots, fences, interval, blocker, kernel) {
+                    if !self.recover(ring, blocker, kernel, notice) {
                         break;
                     }
                 }
@@ -58,29 +97,88 @@ impl Recovery {
     }
 
     /// Called when an attempt found the ring not ready because of `blocker` (or nothing in
-    /// particular). If the same slot has been in the way for `interval` and its owner is dead,
-    /// completes it for the owner and wakes everyone. Returns whether it did.
+    /// particular). If the slot's owner is dead (its notice came), or the slot has been in the
+    /// way for `interval` and its owner, which we cannot watch, is dead, completes the slot for
+    /// the owner and wakes everyone. Returns whether it did.
     #[cold]
-    fn recover<K: Kernel>(
+    fn recover<K: Kernel<Watch = W>>(
         &mut self,
-        mem: &RingMemory,
-        slots: &Slots,
-        fences: Fences,
-        interval: Duration,
+        ring: Ring<'_>,
         blocker: Option<(u64, Stamp)>,
         kernel: K,
+        notice: &impl Fn(Arc<AtomicU32>) -> Notice,
     ) -> bool {
-        let Some(blocker) = self.stuck.persisting(blocker, interval, kernel.now()) else {
+        let Ring {
+            mem,
+            slots,
+            fences,
+            interval,
+        } = ring;
+        let persisted = self.stuck.persisting(blocker, interval, kernel.now());
+        let Some(blocker) = blocker else {
+            self.covered = true;
             return false;
         };
-        if !self.judge || !slots.reclaim(mem, blocker, |pid| kernel.pid_is_dead(pid)) {
+        let pid = blocker.1.owner().unwrap_or(0);
+        if !self.judge || pid == 0 {
+            // Nothing to watch: the slot is finished by its owner or by nobody.
+            self.covered = false;
+            return false;
+        }
+        let owner = self.watch_owner(pid, kernel, notice);
+        let (watched, died) = (owner.watched, owner.died.load(Ordering::Acquire) != 0);
+        self.covered = watched;
+        let reclaimed = if died {
+            // The process died (its pidfd said so, or it was gone when we looked): whoever
+            // holds the pid now, the slot's owner is dead.
+            slots.reclaim(mem, blocker, |_| true)
+        } else if !watched && persisted.is_some() {
+            slots.reclaim(mem, blocker, |pid| kernel.pid_is_dead(pid))
+        } else {
+            false
+        };
+        if !reclaimed {
             return false;
         }
         self.stuck = StuckWatch::default();
+        self.owner = None;
         let header = mem.header();
         Doorbell::data(header).ring(&mut Notifier::fixed(fences, kernel));
         Doorbell::space(header).ring(&mut Notifier::fixed(fences, kernel));
         true
+    }
+
+    /// The death notice on `pid`, set up the first time it is in our way.
+    fn watch_owner<K: Kernel<Watch = W>>(
+        &mut self,
+        pid: u32,
+        kernel: K,
+        notice: &impl Fn(Arc<AtomicU32>) -> Notice,
+    ) -> &OwnerWatch<W> {
+        if self.owner.as_ref().is_none_or(|o| o.pid != pid) {
+            let died = Arc::new(AtomicU32::new(0));
+            // Slot stamps record a pid alone: the process that has it now is the one watched.
+            let who = ProcessIdentity {
+                pid,
+                start_time: 0,
+                pid_ns: 0,
+            };
+            let (watch, watched) = match kernel.watch_process(who, notice(Arc::clone(&died))) {
+                Watched::Watching(watch) => (Some(watch), true),
+                Watched::Already => {
+                    died.store(1, Ordering::Relaxed);
+                    (None, true)
+                }
+                Watched::Unwatchable => (None, false),
+            };
+            self.owner = Some(OwnerWatch {
+                pid,
+                died,
+                _watch: watch,
+                watched,
+            });
+        }
+        self.owner.as_ref().expect("set above")
     }
 }
 
@@ -123,9 +221,23 @@ mod tests {
     use crate::mpmc::slot::slot_stride;
     use crate::os::fake::FakeKernel;
     use crate::os::Memory;
-    use crate::sync::{AtomicU64, Ordering};
+    use crate::sync::AtomicU64;
 
     const INTERVAL: Duration = Duration::from_millis(20);
+
+    fn on<'a>(mem: &'a RingMemory, slots: &'a Slots) -> Ring<'a> {
+        Ring {
+            mem,
+            slots,
+            fences: Fences::Symmetric,
+            interval: INTERVAL,
+        }
+    }
+
+    /// A death notice that only marks the owner dead (the tests ring nothing).
+    fn no_notice(died: Arc<AtomicU32>) -> Notice {
+        Arc::new(move || died.store(1, Ordering::Release))
+    }
 
     fn ring() -> (RingMemory, Slots, AtomicU64, AtomicU64) {
         let capacity = 2 * slot_stride(8);
@@ -138,39 +250,68 @@ mod tests {
         )
     }
 
+    /// A ring of two slots whose first is claimed for writing by pid 300, and whose second
+    /// holds a committed message behind it; returns the second's position.
+    fn stuck_behind_300(mem: &RingMemory, slots: &Slots, tail: &AtomicU64) -> u64 {
+        let Claim::Won { .. } = slots.try_claim_write(mem, tail, 300).unwrap() else {
+            panic!("an empty ring has room");
+        };
+        let Claim::Won { position: next, .. } = slots.try_claim_write(mem, tail, 7).unwrap() else {
+            panic!("an empty ring has room");
+        };
+        slots.commit(mem, next, 1);
+        next
+    }
+
     #[test]
-    fn a_slot_is_reclaimed_only_once_its_dead_owner_has_blocked_for_an_interval() {
+    fn a_watched_owner_s_death_frees_its_slot_at_the_next_attempt() {
         let kernel = FakeKernel::new();
         let (mem, slots, tail, head) = ring();
-        // Pid 300 claims a slot and dies before committing; a later message waits behind it.
-        let Claim::Won { position, .. } = slots.try_claim_write(&mem, &tail, 300).unwrap() else {
-            panic!("an empty ring has room");
-        };
-        let Claim::Won { position: next, .. } = slots.try_claim_write(&mem, &tail, 7).unwrap()
-        else {
-            panic!("an empty ring has room");
-        };
-        slots.commit(&mem, next, 1);
-        kernel.dead.borrow_mut().push(300);
-        // A sleeper on the data bell, to see the wake.
+        let next = stuck_behind_300(&mem, &slots, &tail);
+        // A sleeper on the data bell, to see the wake that follows a reclaim.
         mem.header().bells[DATA_BELL]
             .sleepers
             .store(1, Ordering::Relaxed);
         let mut recovery = Recovery::new(true);
-        let mut read = || {
-            recovery.attempt(&mem, &slots, Fences::Symmetric, INTERVAL, &kernel, || {
+        let read = |recovery: &mut Recovery<_>| {
+            recovery.attempt(on(&mem, &slots), &kernel, &no_notice, || {
                 slots.try_claim_read(&mem, &head, 9)
             })
         };
-        assert_eq!(read().unwrap(), None, "first sighting");
-        kernel.advance(INTERVAL / 2);
-        assert_eq!(read().unwrap(), None, "not yet an interval");
-        assert_eq!(kernel.wakes.get(), 0);
-        kernel.advance(INTERVAL);
-        // Reclaimed (an aborted message, skipped), then the claim behind it succeeds.
-        assert_eq!(read().unwrap(), Some((next, 1)));
-        assert!(position < next);
+        assert_eq!(read(&mut recovery).unwrap(), None);
+        assert!(recovery.covered(), "the owner's death will ring");
+        assert_eq!(kernel.watches(), 1);
+        kernel.advance(10 * INTERVAL);
+        assert_eq!(read(&mut recovery).unwrap(), None, "alive, however long");
+        kernel.kill(300);
+        // Reclaimed (an aborted message, skipped) with no interval to wait, then the claim
+        // behind it succeeds.
+        assert_eq!(read(&mut recovery).unwrap(), Some((next, 1)));
         assert_eq!(kernel.wakes.get(), 1, "the data bell's sleeper is woken");
+    }
+
+    #[test]
+    fn an_owner_that_cannot_be_watched_is_judged_after_an_interval() {
+        let kernel = FakeKernel::new();
+        kernel.watchable.set(false);
+        let (mem, slots, tail, head) = ring();
+        let next = stuck_behind_300(&mem, &slots, &tail);
+        kernel.dead.borrow_mut().push(300);
+        let mut recovery = Recovery::new(true);
+        let read = |recovery: &mut Recovery<_>| {
+            recovery.attempt(on(&mem, &slots), &kernel, &no_notice, || {
+                slots.try_claim_read(&mem, &head, 9)
+            })
+        };
+        assert_eq!(read(&mut recovery).unwrap(), None, "first sighting");
+        assert!(
+            !recovery.covered(),
+            "a sleep must look again at an interval"
+        );
+        kernel.advance(INTERVAL / 2);
+        assert_eq!(read(&mut recovery).unwrap(), None, "not yet an interval");
+        kernel.advance(INTERVAL);
+        assert_eq!(read(&mut recovery).unwrap(), Some((next, 1)));
     }
 
     #[test]
@@ -184,10 +325,9 @@ mod tests {
             }
             let mut recovery = Recovery::new(judge);
             for _ in 0..3 {
-                let got =
-                    recovery.attempt(&mem, &slots, Fences::Symmetric, INTERVAL, &kernel, || {
-                        slots.try_claim_read(&mem, &head, 9)
-                    });
+                let got = recovery.attempt(on(&mem, &slots), &kernel, &no_notice, || {
+                    slots.try_claim_read(&mem, &head, 9)
+                });
                 assert_eq!(got.unwrap(), None);
                 kernel.advance(INTERVAL);
             }

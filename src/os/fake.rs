@@ -2,10 +2,16 @@
 //! counted, and the peer's actions run from inside a futex sleep.
 
 use std::cell::{Cell, RefCell};
+use std::os::fd::BorrowedFd;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::{Kernel, Liveness, ProcessIdentity};
+use super::{Kernel, Liveness, Notice, ProcessIdentity, Watched};
 use crate::sync::{AtomicU32, Ordering};
+
+/// The notices of the watches given out and not dropped, by watch number, with the pid each
+/// watches.
+type Notices = Arc<Mutex<Vec<Option<(u32, Notice)>>>>;
 
 /// The fake; tests use it as `&FakeKernel`, which implements [`Kernel`].
 pub(crate) struct FakeKernel {
@@ -16,8 +22,8 @@ pub(crate) struct FakeKernel {
     pub wakes: Cell<u32>,
     /// `global_barrier` calls.
     pub barriers: Cell<u32>,
-    /// The timeout of each `futex_wait` call, in order.
-    pub sleeps: RefCell<Vec<Duration>>,
+    /// The timeout of each `futex_wait` call, in order (None: until woken).
+    pub sleeps: RefCell<Vec<Option<Duration>>>,
     /// Run inside each `futex_wait`, as the peer acts while we sleep.
     during_sleep: RefCell<Option<Box<dyn FnMut()>>>,
     /// What `barrier_available` answers.
@@ -28,6 +34,28 @@ pub(crate) struct FakeKernel {
     pub dead: RefCell<Vec<u32>>,
     /// `liveness` calls.
     pub liveness_checks: Cell<u32>,
+    /// Whether `watch_process` and `watch_hangup` can watch.
+    pub watchable: Cell<bool>,
+    /// The notices of the watches given out and not dropped, by watch number.
+    notices: Notices,
+}
+
+/// A watch of the fake kernel; dropping it forgets its notice.
+pub(crate) struct FakeWatch {
+    index: usize,
+    notices: Notices,
+}
+
+impl std::fmt::Debug for FakeWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("FakeWatch").field(&self.index).finish()
+    }
+}
+
+impl Drop for FakeWatch {
+    fn drop(&mut self) {
+        self.notices.lock().unwrap()[self.index] = None;
+    }
 }
 
 impl FakeKernel {
@@ -49,7 +77,36 @@ impl FakeKernel {
             }),
             dead: RefCell::new(Vec::new()),
             liveness_checks: Cell::new(0),
+            watchable: Cell::new(true),
+            notices: Arc::new(Mutex::new(Vec::new())),
         }
+    }
+
+    /// Kills `pid`: it reads dead from now on, and the notices of the watches on it run (as
+    /// the watcher thread would run them), each once.
+    pub(crate) fn kill(&self, pid: u32) {
+        self.dead.borrow_mut().push(pid);
+        let due: Vec<Notice> = self
+            .notices
+            .lock()
+            .unwrap()
+            .iter_mut()
+            .filter(|n| n.as_ref().is_some_and(|(p, _)| *p == pid))
+            .filter_map(|n| n.take().map(|(_, notice)| notice))
+            .collect();
+        for notice in due {
+            notice();
+        }
+    }
+
+    /// How many watches are given out and not dropped (or run).
+    pub(crate) fn watches(&self) -> usize {
+        self.notices
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|n| n.is_some())
+            .count()
     }
 
     /// Runs `f` inside every futex sleep from now on.
@@ -79,17 +136,25 @@ impl std::fmt::Debug for FakeKernel {
 }
 
 impl Kernel for &FakeKernel {
-    type Watch = ();
+    type Check = ();
+    type Watch = FakeWatch;
 
     /// Records the sleep and runs the peer's action; then, if the word still holds `expected`
     /// (nobody woke us), the whole timeout passes.
-    fn futex_wait(self, word: &AtomicU32, expected: u32, timeout: Duration, _after_barrier: bool) {
+    fn futex_wait(
+        self,
+        word: &AtomicU32,
+        expected: u32,
+        timeout: Option<Duration>,
+        _after_barrier: bool,
+    ) {
         self.sleeps.borrow_mut().push(timeout);
         if let Some(f) = self.during_sleep.borrow_mut().as_mut() {
             f();
         }
         if word.load(Ordering::SeqCst) == expected {
-            self.advance(timeout);
+            // A sleep without a timeout that nobody ends would hang the test: say so instead.
+            self.advance(timeout.expect("slept forever: no one rang and no timeout was set"));
         }
     }
 
@@ -114,7 +179,26 @@ impl Kernel for &FakeKernel {
         self.me.get()
     }
 
-    fn liveness(self, _watch: &mut (), who: ProcessIdentity) -> Liveness {
+    fn watch_process(self, who: ProcessIdentity, notice: Notice) -> Watched<FakeWatch> {
+        if !self.watchable.get() {
+            return Watched::Unwatchable;
+        }
+        if self.dead.borrow().contains(&who.pid) {
+            return Watched::Already;
+        }
+        let mut notices = self.notices.lock().unwrap();
+        notices.push(Some((who.pid, notice)));
+        Watched::Watching(FakeWatch {
+            index: notices.len() - 1,
+            notices: Arc::clone(&self.notices),
+        })
+    }
+
+    fn watch_hangup(self, _fd: BorrowedFd<'_>, _notice: Notice) -> Watched<FakeWatch> {
+        Watched::Unwatchable
+    }
+
+    fn liveness(self, _check: &mut (), who: ProcessIdentity) -> Liveness {
         self.liveness_checks.set(self.liveness_checks.get() + 1);
         if who.pid_ns != 0 && who.pid_ns != self.me.get().pid_ns {
             Liveness::Unknown

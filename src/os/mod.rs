@@ -16,6 +16,7 @@
 //! (`fake`, tests only) that counts system calls and moves time by hand.
 
 use std::fmt::Debug;
+use std::os::fd::BorrowedFd;
 use std::time::{Duration, Instant};
 
 use crate::sync::AtomicU32;
@@ -35,7 +36,18 @@ pub(crate) use linux::{seqpacket, shm, Host, Memory, RingMemory, HOST};
 pub(crate) use model::{seqpacket, shm, Host, Memory, RingMemory, HOST};
 
 #[cfg(all(loom, feature = "testing"))]
-compile_error!("the `testing` feature's hooks need the Linux OS layer, not the loom model");
+pub(crate) use model::declare_dead;
+
+/// Declares a process dead, as if it had been killed: only the model can (for its tests).
+///
+/// # Errors
+/// [`Error::Unsupported`](crate::error::Error::Unsupported): a real process must be killed.
+#[cfg(all(not(loom), feature = "testing"))]
+pub(crate) fn declare_dead(_who: ProcessIdentity) -> crate::error::Result<()> {
+    Err(crate::error::Error::Unsupported(
+        "only the loom model can declare a live process dead: kill a real one",
+    ))
+}
 
 /// Removes a named segment (`shm_unlink`). Mappings that exist stay valid until unmapped; a
 /// segment left by a process that crashed is removed this way.
@@ -52,7 +64,11 @@ pub fn remove_segment(name: &str) -> crate::error::Result<()> {
 /// ones are zero-sized), passed to the algorithms and kept by the objects that need it.
 pub(crate) trait Kernel: Copy + Debug {
     /// What a liveness check keeps from one check to the next (a pidfd, on Linux).
-    type Watch: Default + Debug + Send;
+    type Check: Default + Debug + Send;
+
+    /// A registration for a notice (see [`watch_process`](Self::watch_process)); dropping it
+    /// cancels the notice.
+    type Watch: Debug + Send;
 
     /// Publishes in a row that find no sleeper before an adaptive notifier stops fencing (see
     /// `wait::Notifier`): a fence costs a notifier some nanoseconds a publish, the membarrier it
@@ -60,7 +76,7 @@ pub(crate) trait Kernel: Copy + Debug {
     /// it one, so that its runs switch between the two forms.
     const QUIET_PUBLISHES: u32 = 64;
 
-    /// Sleeps while `*word == expected`, for at most `timeout`: `FUTEX_WAIT` on a shared word,
+    /// Sleeps while `*word == expected`, for at most `timeout` (None: until woken): `FUTEX_WAIT` on a shared word,
     /// never `FUTEX_PRIVATE_FLAG`, so that processes which map the word at different addresses
     /// meet on it. Returns when woken, when the word no longer holds `expected`, on a signal, on
     /// timeout or spuriously: the caller always re-checks its condition.
@@ -68,7 +84,13 @@ pub(crate) trait Kernel: Copy + Debug {
     /// `after_barrier` says that the sleeper's half of the wait handshake rests on a
     /// [`global_barrier`](Self::global_barrier) it just took; an implementation that cannot run
     /// one (the loom model) must then return at once, as a spurious wake-up.
-    fn futex_wait(self, word: &AtomicU32, expected: u32, timeout: Duration, after_barrier: bool);
+    fn futex_wait(
+        self,
+        word: &AtomicU32,
+        expected: u32,
+        timeout: Option<Duration>,
+        after_barrier: bool,
+    );
 
     /// Wakes every thread, of any process, sleeping on `word` (`FUTEX_WAKE`).
     fn futex_wake_all(self, word: &AtomicU32);
@@ -90,14 +112,38 @@ pub(crate) trait Kernel: Copy + Debug {
     /// This process, as another process can tell it.
     fn current_process(self) -> ProcessIdentity;
 
-    /// Whether the process with this identity still lives; `watch` is what the last check of the
+    /// Whether the process with this identity still lives; `check` is what the last check of the
     /// same caller kept.
-    fn liveness(self, watch: &mut Self::Watch, who: ProcessIdentity) -> Liveness;
+    fn liveness(self, check: &mut Self::Check, who: ProcessIdentity) -> Liveness;
+
+    /// Has `notice` run once, on another thread of this process, as soon as the process `who`
+    /// dies (on Linux: a pidfd in an epoll set that a watcher thread waits on, so that no one
+    /// polls). The notice must be quick and must not block: it marks and rings.
+    fn watch_process(self, who: ProcessIdentity, notice: Notice) -> Watched<Self::Watch>;
+
+    /// Has `notice` run once, as [`watch_process`](Self::watch_process)'s, as soon as the peer
+    /// of the connected socket `fd` hangs up (closes, shuts its sending side, or dies).
+    fn watch_hangup(self, fd: BorrowedFd<'_>, notice: Notice) -> Watched<Self::Watch>;
 
     /// Whether the process `pid` (in our pid namespace) is certainly dead: no such process, or
     /// a zombie. A recycled pid reads as alive: every doubt answers "alive", since a false
     /// "dead" would corrupt a live process's work.
     fn pid_is_dead(self, pid: u32) -> bool;
+}
+
+/// What a watch runs when what it watches happens: on another thread, once.
+pub(crate) type Notice = std::sync::Arc<dyn Fn() + Send + Sync>;
+
+/// What asking for a watch gave.
+#[derive(Debug)]
+pub(crate) enum Watched<W> {
+    /// The notice will run; keep the watch while it matters.
+    Watching(W),
+    /// It has happened already (the process is dead): the notice will not run.
+    Already,
+    /// This kernel cannot watch it (another pid namespace, no pidfds, the model): look at it
+    /// now and then instead.
+    Unwatchable,
 }
 
 /// Who a process is, as far as another process can tell: a pid alone is not an identity, since

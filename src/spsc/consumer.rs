@@ -4,7 +4,7 @@ use std::ops::Deref;
 use std::time::Duration;
 
 use super::read_cursor::ReadCursor;
-use super::Endpoint;
+use super::{peer_of, Endpoint};
 use crate::error::{Error, Result, Role};
 use crate::os::{copy_frame, HOST};
 use crate::role::PeerStatus;
@@ -92,6 +92,11 @@ impl Consumer {
         self.ep.wait_for_peer(timeout)
     }
 
+    /// See `Endpoint::watch_hangup` (for a channel's ring).
+    pub(crate) fn watch_hangup(&mut self, link: std::os::fd::BorrowedFd<'_>) -> bool {
+        self.ep.watch_hangup(link)
+    }
+
     /// The next frame, if one is published now.
     ///
     /// # Errors
@@ -114,7 +119,7 @@ impl Consumer {
     #[cold]
     #[inline(never)]
     fn try_recv_none(&mut self) -> Result<ReadGrant<'_>> {
-        if !self.ep.hold.peer_detached(self.ep.region.header()) {
+        if !self.ep.peer_gone() {
             return Err(Error::Empty);
         }
         // The detach may have landed after our look: look once more.
@@ -179,7 +184,7 @@ impl Consumer {
             .wait(
                 limit,
                 || cursor.poll(region, &mut ep.notifier),
-                |thorough| ep.hold.departure(region.header(), thorough),
+                |thorough| peer_of(region, &mut ep.hold, thorough),
             )
     }
 
@@ -208,11 +213,16 @@ impl Consumer {
         if max == 0 {
             return Ok(0);
         }
-        let (region, notifier) = (&self.ep.region, &mut self.ep.notifier);
-        match self.cursor.drain(region, notifier, max, &mut f)? {
-            0 if self.ep.hold.peer_detached(region.header()) => {
-                // The detach may have landed after our look: look once more.
-                match self.cursor.drain(region, notifier, max, &mut f)? {
+        match self
+            .cursor
+            .drain(&self.ep.region, &mut self.ep.notifier, max, &mut f)?
+        {
+            0 if self.ep.peer_gone() => {
+                // The departure may have landed after our look: look once more.
+                match self
+                    .cursor
+                    .drain(&self.ep.region, &mut self.ep.notifier, max, &mut f)?
+                {
                     0 => Err(Error::PeerGone(Role::Producer)),
                     n => Ok(n),
                 }
@@ -359,8 +369,20 @@ impl Consumer {
     }
 }
 
+impl Consumer {
+    /// Ends the consumer as a kill -9 of its process would (no detach, no last position), and
+    /// returns its holder (for `ringport::testing`).
+    #[cfg(feature = "testing")]
+    pub(crate) fn abandon(mut self) -> crate::os::ProcessIdentity {
+        self.ep.abandon()
+    }
+}
+
 impl Drop for Consumer {
     fn drop(&mut self) {
+        if self.ep.abandoned {
+            return;
+        }
         // A consumer that attaches after us resumes from the published position.
         self.cursor.publish(&self.ep.region, &mut self.ep.notifier);
     }

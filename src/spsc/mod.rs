@@ -49,10 +49,10 @@ pub use producer::{Producer, WriteGrant};
 use crate::error::{Error, Result, Role};
 use crate::frame::{check_geometry, largest_frame};
 use crate::layout::{RingParams, KIND_SPSC};
-use crate::os::{Host, RingMemory, HOST};
-use crate::role::{role_index, RoleHold};
+use crate::os::{Host, Kernel, RingMemory, HOST};
+use crate::role::{mark_departed, mark_role_departed, role_index, RoleHold};
 use crate::segment::Segment;
-use crate::wait::{Doorbell, Fences, Limit, Notifier, WaitPolicy, WaitStats, Waiter};
+use crate::wait::{Doorbell, Fences, Limit, Notifier, Peer, WaitPolicy, WaitStats, Waiter};
 
 /// Index of the producer's published position.
 const PRODUCER_POS: usize = role_index(Role::Producer);
@@ -305,6 +305,10 @@ struct Endpoint {
     policy: WaitPolicy,
     hold: RoleHold<Host>,
     stats: WaitStats,
+    /// A hang-up notice on a socket that stands for the peer (a channel's), if one was set up.
+    hangup: Option<<Host as Kernel>::Watch>,
+    /// Dropped as a killed process's endpoint is: no detach, no last position (test hooks).
+    abandoned: bool,
 }
 
 impl Endpoint {
@@ -328,11 +332,58 @@ impl Endpoint {
             policy,
             hold,
             stats: WaitStats::default(),
+            hangup: None,
+            abandoned: false,
         })
     }
 }
 
 impl Endpoint {
+    /// The peer, as a wait or an empty (or full) `try_` path sees it, with a death notice set
+    /// up for its holder the first time (see `RoleHold::peer`): the notice marks the dead
+    /// holder departed and rings our bell, so that a sleeper wakes, and a busy-polling `try_`
+    /// form sees it gone, within microseconds of the death.
+    fn peer(&mut self, thorough: bool) -> Peer {
+        peer_of(&self.region, &mut self.hold, thorough)
+    }
+
+    /// Has the peer's role marked departed, and our bell rung, when the peer of the connected
+    /// socket `link` hangs up: for a channel's ring, whose peer may be in another pid
+    /// namespace, where its death cannot be watched, or may die before it attaches, but whose
+    /// socket's end always reports it. The ring has no other peer than the socket's, so its role
+    /// is marked whatever holds it then. Returns whether the notice is set up.
+    pub(crate) fn watch_hangup(&mut self, link: std::os::fd::BorrowedFd<'_>) -> bool {
+        let (ours, theirs) = (self.hold.role(), self.hold.role().peer());
+        let memory = self.region.share();
+        let notice = std::sync::Arc::new(move || {
+            let header = memory.header();
+            mark_role_departed(header, theirs);
+            bell_of(header, ours).ring(&mut Notifier::fixed(Fences::Symmetric, HOST));
+        });
+        match HOST.watch_hangup(link, notice) {
+            crate::os::Watched::Watching(watch) => {
+                self.hangup = Some(watch);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Marks the endpoint abandoned, as a killed process leaves it, and returns who held it
+    /// (for the test hooks in `ringport::testing`).
+    #[cfg(feature = "testing")]
+    fn abandon(&mut self) -> crate::os::ProcessIdentity {
+        self.abandoned = true;
+        self.hold.identity(self.region.header())
+    }
+
+    /// Whether the peer has gone, for an empty (or full) `try_` path.
+    #[cold]
+    #[inline(never)]
+    fn peer_gone(&mut self) -> bool {
+        matches!(self.peer(false), Peer::Gone(_))
+    }
+
     /// Waits until the peer has attached (at once if it has), sleeping on our own bell, which
     /// an attaching peer rings.
     fn wait_for_peer(&mut self, timeout: Duration) -> Result<()> {
@@ -345,18 +396,37 @@ impl Endpoint {
         Waiter::new(bell, self.fences, self.policy, &mut self.stats, HOST).wait(
             Limit::After(timeout),
             || Ok(hold.peer_attached(header)?.then_some(())),
-            |_| None,
+            // An attaching peer rings this bell.
+            |_| Peer::Here { watched: true },
         )
     }
 }
 
 impl Drop for Endpoint {
     fn drop(&mut self) {
+        if self.abandoned {
+            return;
+        }
         let header = self.region.header();
         self.hold.release(header);
         // Wake the peer if it sleeps, so that it sees us gone now rather than at its next check.
         bell_of(header, self.hold.role().peer()).ring(&mut self.notifier);
     }
+}
+
+/// [`Endpoint::peer`] on the two fields it needs, for a wait that holds the others.
+fn peer_of(region: &RingMemory, hold: &mut RoleHold<Host>, thorough: bool) -> Peer {
+    let (ours, theirs) = (hold.role(), hold.role().peer());
+    hold.peer(region.header(), thorough, |word| {
+        let memory = region.share();
+        std::sync::Arc::new(move || {
+            let header = memory.header();
+            mark_departed(header, theirs, word);
+            // Fenced: the watcher thread is not this bell's sole notifier, and a sleeper that
+            // skipped its membarrier relies on a fence on our side.
+            bell_of(header, ours).ring(&mut Notifier::fixed(Fences::Symmetric, HOST));
+        })
+    })
 }
 
 /// The bell a role sleeps on.

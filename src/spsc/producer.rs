@@ -4,7 +4,7 @@ use std::ops::{Deref, DerefMut};
 use std::time::Duration;
 
 use super::write_cursor::WriteCursor;
-use super::{Endpoint, PRODUCER_POS};
+use super::{peer_of, Endpoint, PRODUCER_POS};
 use crate::error::{Error, Result, Role};
 use crate::frame::HEADER_LEN;
 use crate::os::HOST;
@@ -72,6 +72,11 @@ impl Producer {
     /// [`Error::Timeout`]; [`Error::PeerGone`] if one attached and has left already.
     pub fn wait_for_peer(&mut self, timeout: Duration) -> Result<()> {
         self.ep.wait_for_peer(timeout)
+    }
+
+    /// See `Endpoint::watch_hangup` (for a channel's ring).
+    pub(crate) fn watch_hangup(&mut self, link: std::os::fd::BorrowedFd<'_>) -> bool {
+        self.ep.watch_hangup(link)
     }
 
     fn check_len(&self, len: usize) -> Result<()> {
@@ -158,7 +163,7 @@ impl Producer {
     fn try_claim(&mut self, len: usize) -> Result<()> {
         if self.claim_now(len)? {
             Ok(())
-        } else if self.ep.hold.peer_detached(self.ep.region.header()) {
+        } else if self.ep.peer_gone() {
             Err(Error::PeerGone(Role::Consumer))
         } else {
             Err(Error::Full)
@@ -184,7 +189,7 @@ impl Producer {
         Waiter::new(bell, ep.fences, ep.policy, &mut ep.stats, HOST).wait(
             limit,
             || Ok(cursor.claim(region, len)?.then_some(())),
-            |thorough| ep.hold.departure(region.header(), thorough),
+            |thorough| peer_of(region, &mut ep.hold, thorough),
         )
     }
 
@@ -244,9 +249,7 @@ impl Producer {
         self.check_lens(frames)?;
         match self.push_many(frames)? {
             0 if frames.is_empty() => Ok(0),
-            0 if self.ep.hold.peer_detached(self.ep.region.header()) => {
-                Err(Error::PeerGone(Role::Consumer))
-            }
+            0 if self.ep.peer_gone() => Err(Error::PeerGone(Role::Consumer)),
             0 => Err(Error::Full),
             n => Ok(n),
         }
@@ -298,8 +301,20 @@ impl Producer {
     }
 }
 
+impl Producer {
+    /// Ends the producer as a kill -9 of its process would (no detach, no last position), and
+    /// returns its holder (for `ringport::testing`).
+    #[cfg(feature = "testing")]
+    pub(crate) fn abandon(mut self) -> crate::os::ProcessIdentity {
+        self.ep.abandon()
+    }
+}
+
 impl Drop for Producer {
     fn drop(&mut self) {
+        if self.ep.abandoned {
+            return;
+        }
         // Relaxed: the Release of our role word, when the endpoint lets go of it right after,
         // publishes this to the next producer.
         self.ep.region.header().positions[PRODUCER_POS]

@@ -7,21 +7,25 @@ use std::time::Duration;
 
 use crate::sync::AtomicU32;
 
-/// Sleeps while `*word == expected`, for at most `timeout` (see `Kernel::futex_wait`).
-pub(super) fn wait(word: &AtomicU32, expected: u32, timeout: Duration) {
-    let ts = libc::timespec {
-        tv_sec: timeout.as_secs().min(libc::time_t::MAX as u64) as libc::time_t,
-        tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
-    };
+/// Sleeps while `*word == expected`, for at most `timeout` (None: until woken; see
+/// `Kernel::futex_wait`).
+pub(super) fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
+    let ts = timeout.map(|t| libc::timespec {
+        tv_sec: t.as_secs().min(libc::time_t::MAX as u64) as libc::time_t,
+        tv_nsec: libc::c_long::from(t.subsec_nanos() as i32),
+    });
+    let ts_ptr = ts
+        .as_ref()
+        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
     // SAFETY: `word` is a valid, aligned 32-bit atomic for the duration of the call; FUTEX_WAIT
-    // only reads it. The timeout points to a live timespec on this stack.
+    // only reads it. The timeout pointer is null or points to a live timespec on this stack.
     unsafe {
         libc::syscall(
             libc::SYS_futex,
             word.as_ptr(),
             libc::FUTEX_WAIT,
             expected,
-            &ts as *const libc::timespec,
+            ts_ptr,
             std::ptr::null::<u32>(),
             0u32,
         );

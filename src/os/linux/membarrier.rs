@@ -47,10 +47,12 @@ pub(super) fn global_barrier() {
     }
 }
 
-/// A futex sleep's timeout: as asked, or at most 1 ms once a barrier has failed.
-pub(super) fn cap_sleep(timeout: Duration) -> Duration {
+/// A futex sleep's timeout (None: until woken): as asked, or at most 1 ms once a barrier has
+/// failed.
+pub(super) fn cap_sleep(timeout: Option<Duration>) -> Option<Duration> {
     if DEGRADED.load(Ordering::Relaxed) != 0 {
-        timeout.min(Duration::from_millis(1))
+        let cap = Duration::from_millis(1);
+        Some(timeout.map_or(cap, |t| t.min(cap)))
     } else {
         timeout
     }

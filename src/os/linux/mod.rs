@@ -1,9 +1,10 @@
 //! The Linux implementation of the OS boundary: the system calls, and ring memory as raw
 //! pointers into the heap or a shared mapping.
 
+use std::os::fd::BorrowedFd;
 use std::time::{Duration, Instant};
 
-use super::{Kernel, Liveness, ProcessIdentity};
+use super::{Kernel, Liveness, Notice, ProcessIdentity, Watched};
 use crate::sync::AtomicU32;
 
 mod futex;
@@ -12,6 +13,7 @@ mod memory;
 mod process;
 pub(crate) mod seqpacket;
 pub(crate) mod shm;
+mod watch;
 
 pub(crate) use memory::{Memory, RingMemory};
 
@@ -30,9 +32,16 @@ pub(crate) const HOST: Host = Linux;
 pub(crate) struct Linux;
 
 impl Kernel for Linux {
-    type Watch = process::ProcessWatch;
+    type Check = process::ProcessWatch;
+    type Watch = watch::Watch;
 
-    fn futex_wait(self, word: &AtomicU32, expected: u32, timeout: Duration, _after_barrier: bool) {
+    fn futex_wait(
+        self,
+        word: &AtomicU32,
+        expected: u32,
+        timeout: Option<Duration>,
+        _after_barrier: bool,
+    ) {
         futex::wait(word, expected, membarrier::cap_sleep(timeout));
     }
 
@@ -57,8 +66,16 @@ impl Kernel for Linux {
         process::current()
     }
 
-    fn liveness(self, watch: &mut Self::Watch, who: ProcessIdentity) -> Liveness {
-        watch.check(who)
+    fn liveness(self, check: &mut Self::Check, who: ProcessIdentity) -> Liveness {
+        check.check(who)
+    }
+
+    fn watch_process(self, who: ProcessIdentity, notice: Notice) -> Watched<Self::Watch> {
+        watch::process(who, notice)
+    }
+
+    fn watch_hangup(self, fd: BorrowedFd<'_>, notice: Notice) -> Watched<Self::Watch> {
+        watch::hangup(fd, notice)
     }
 
     fn pid_is_dead(self, pid: u32) -> bool {

@@ -108,6 +108,31 @@ impl ProcessWatch {
     }
 }
 
+/// What a watch on a process can be given.
+pub(super) enum Watchable {
+    /// A pidfd of the process (it becomes readable when the process exits).
+    Pidfd(OwnedFd),
+    /// The process is dead already.
+    Dead,
+    /// It cannot be watched here: another pid namespace, or no pidfds.
+    No,
+}
+
+/// A pidfd to watch the process `who` by.
+pub(super) fn watchable(who: ProcessIdentity) -> Watchable {
+    if who.pid_ns != 0 && who.pid_ns != pid_namespace_cached() {
+        return Watchable::No;
+    }
+    match open_pidfd(who) {
+        Some(fd) => Watchable::Pidfd(fd),
+        None => match start_time(who.pid) {
+            // Alive, yet no pidfd: the kernel has none to give.
+            Some(t) if who.start_time == 0 || t == who.start_time => Watchable::No,
+            _ => Watchable::Dead,
+        },
+    }
+}
+
 /// The inode of this process's pid namespace (0: unknown), read once.
 fn pid_namespace_cached() -> u64 {
     static NS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();

@@ -80,6 +80,18 @@ impl Memory {
     }
 }
 
+/// The fuzz bodies' segment images: the model's header is loom atomics, which no bytes can be.
+#[cfg(feature = "testing")]
+impl Memory {
+    pub(crate) fn image_header(_bytes: &[u8]) -> Result<Box<SegmentHeader>> {
+        Err(super::unsupported())
+    }
+
+    pub(crate) fn from_image(_header: &SegmentHeader, _bytes: &[u8], _capacity: usize) -> Memory {
+        unreachable!("no image header can be had under the model")
+    }
+}
+
 impl Drop for Memory {
     fn drop(&mut self) {
         // SAFETY: allocated in `heap` with this layout and freed once, here.
@@ -164,4 +176,10 @@ impl RingMemory {
 
     /// A hint that the model has no use for.
     pub(crate) fn prefetch_for_write(&self, _offset: usize) {}
+
+    /// The fuzz bodies' segment images have no model (see `Memory::image_header`).
+    #[cfg(feature = "testing")]
+    pub(crate) fn image(&self) -> Vec<u8> {
+        unimplemented!("segment images are bytes, and the model's header is loom atomics")
+    }
 }

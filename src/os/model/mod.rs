@@ -9,12 +9,16 @@
 //! - Under the model's clock every reading is an hour after the last: a spin or pause ends at
 //!   its first check, every liveness check is thorough, and a deadline passes at the first
 //!   look. (loom has no time; this keeps the explored states those of the protocol.)
-//! - Every process is alive, and this one has pid 1 in an unknown pid namespace; there are no
-//!   named segments, memfds or sockets ([`Error::Unsupported`]).
+//! - Every reading of `current_process` is a process of its own (pid and start time from a
+//!   counter, in an unknown pid namespace), so that each endpoint's claim names one. A process
+//!   lives until a test declares it dead (`os::declare_dead`, through `ringport::testing`):
+//!   then liveness checks say so, and the death notices on it run, on the declaring thread.
+//!   There are no named segments, memfds or sockets ([`Error::Unsupported`]).
 
+use std::os::fd::BorrowedFd;
 use std::time::{Duration, Instant};
 
-use super::{Kernel, Liveness, ProcessIdentity};
+use super::{Kernel, Liveness, Notice, ProcessIdentity, Watched};
 use crate::error::Error;
 use crate::sync::{AtomicU32, Ordering};
 
@@ -45,6 +49,57 @@ loom::lazy_static! {
         (loom::sync::Mutex::new(Vec::new()), loom::sync::Condvar::new());
 }
 
+/// The model's processes: a counter for new ones, the dead, and the death notices waiting.
+struct Processes {
+    next: u32,
+    dead: Vec<u32>,
+    notices: Vec<(u64, u32, Notice)>,
+    next_watch: u64,
+}
+
+loom::lazy_static! {
+    /// A loom mutex: a death declared on one thread and seen on another must order what the
+    /// dead process did before what its survivor does after, as the kernel's pidfd does.
+    static ref PROCESSES: loom::sync::Mutex<Processes> = loom::sync::Mutex::new(Processes {
+        next: 2,
+        dead: Vec::new(),
+        notices: Vec::new(),
+        next_watch: 0,
+    });
+}
+
+fn processes() -> loom::sync::MutexGuard<'static, Processes> {
+    PROCESSES.lock().unwrap()
+}
+
+/// A death notice of the model; dropping it forgets the notice.
+#[derive(Debug)]
+pub(crate) struct ModelWatch(u64);
+
+impl Drop for ModelWatch {
+    fn drop(&mut self) {
+        processes().notices.retain(|(id, _, _)| *id != self.0);
+    }
+}
+
+/// Declares the process `who` dead: from now on liveness checks say so, and the death notices
+/// on it run now, on this thread (the model's watcher).
+pub(crate) fn declare_dead(who: ProcessIdentity) -> crate::error::Result<()> {
+    let due: Vec<Notice> = {
+        let mut processes = processes();
+        processes.dead.push(who.pid);
+        let (due, kept) = std::mem::take(&mut processes.notices)
+            .into_iter()
+            .partition(|(_, pid, _)| *pid == who.pid);
+        processes.notices = kept;
+        due.into_iter().map(|(_, _, notice)| notice).collect()
+    };
+    for notice in due {
+        notice();
+    }
+    Ok(())
+}
+
 fn wakes_of(table: &[(usize, u64)], address: usize) -> u64 {
     table
         .iter()
@@ -53,10 +108,17 @@ fn wakes_of(table: &[(usize, u64)], address: usize) -> u64 {
 }
 
 impl Kernel for Model {
-    type Watch = ();
+    type Check = ();
+    type Watch = ModelWatch;
     const QUIET_PUBLISHES: u32 = 1;
 
-    fn futex_wait(self, word: &AtomicU32, expected: u32, _timeout: Duration, after_barrier: bool) {
+    fn futex_wait(
+        self,
+        word: &AtomicU32,
+        expected: u32,
+        _timeout: Option<Duration>,
+        after_barrier: bool,
+    ) {
         if after_barrier {
             loom::thread::yield_now();
             return;
@@ -102,23 +164,44 @@ impl Kernel for Model {
     }
 
     fn current_process(self) -> ProcessIdentity {
+        let mut processes = processes();
+        let pid = processes.next;
+        processes.next += 1;
         ProcessIdentity {
-            pid: 1,
-            start_time: 0,
+            pid,
+            start_time: u64::from(pid),
             pid_ns: 0,
         }
     }
 
-    fn liveness(self, _watch: &mut (), who: ProcessIdentity) -> Liveness {
-        // As on Linux, a pid recorded in another pid namespace means nothing here.
-        if who.pid_ns != 0 && who.pid_ns != self.current_process().pid_ns {
+    fn watch_process(self, who: ProcessIdentity, notice: Notice) -> Watched<ModelWatch> {
+        let mut processes = processes();
+        if processes.dead.contains(&who.pid) {
+            return Watched::Already;
+        }
+        let id = processes.next_watch;
+        processes.next_watch += 1;
+        processes.notices.push((id, who.pid, notice));
+        Watched::Watching(ModelWatch(id))
+    }
+
+    /// There are no sockets under the model.
+    fn watch_hangup(self, _fd: BorrowedFd<'_>, _notice: Notice) -> Watched<ModelWatch> {
+        Watched::Unwatchable
+    }
+
+    fn liveness(self, _check: &mut (), who: ProcessIdentity) -> Liveness {
+        if who.pid_ns != 0 {
+            // As on Linux, a pid recorded in another pid namespace means nothing here.
             Liveness::Unknown
+        } else if processes().dead.contains(&who.pid) {
+            Liveness::Dead
         } else {
             Liveness::Alive
         }
     }
 
-    fn pid_is_dead(self, _pid: u32) -> bool {
-        false
+    fn pid_is_dead(self, pid: u32) -> bool {
+        processes().dead.contains(&pid)
     }
 }
