@@ -304,7 +304,7 @@ fn idle(sample: Duration) {
     let mpmc_ring = mpmc().in_process().unwrap();
     let mut mpmc_rx = mpmc_ring.consumer();
 
-    let mut channel = |kind: Kind| {
+    let channel = |kind: Kind| {
         let path = format!("@{}", SegmentName::new("idle").as_str());
         let listener = ChannelOptions::new().bind(&path).unwrap();
         let mut child = spawn(kind, &path);
