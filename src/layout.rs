@@ -13,7 +13,10 @@
 //!    384  positions[1]  consumer            producer, only when the ring looks full
 //!    512  bells[0]      consumer (sleeps)   producer, after each commit
 //!    640  bells[1]      producer (sleeps)   consumer, after each release
-//!    768  data          ...
+//!    768  ledger        consumer (SPSC,     a successor, at attach
+//!                       every frame); any
+//!                       handle (MPMC)
+//!    896  data          ...
 //! ```
 //!
 //! This file is a leaf: it holds the words and their places, not what they mean to the
@@ -27,8 +30,9 @@ use crate::sync::{AtomicU32, AtomicU64, Ordering};
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"RINGPORT");
 
 /// Bumped on every incompatible change of this file or of the frame format. (4: a bell's third
-/// word says "fenced" where it said "unfenced", so that a zeroed bell is the safe state.)
-pub(crate) const LAYOUT_VERSION: u32 = 4;
+/// word says "fenced" where it said "unfenced", so that a zeroed bell is the safe state. 5: the
+/// ledger line, and a role state for a holder marked departed by its death notice.)
+pub(crate) const LAYOUT_VERSION: u32 = 5;
 
 /// Ring kinds, stored in the header.
 pub(crate) const KIND_SPSC: u32 = 1;
@@ -36,7 +40,7 @@ pub(crate) const KIND_SPSC: u32 = 1;
 pub(crate) const KIND_MPMC: u32 = 2;
 
 /// Where the data area starts: right after the header, cache-line aligned.
-pub(crate) const DATA_OFFSET: usize = 768;
+pub(crate) const DATA_OFFSET: usize = 896;
 
 /// One cache-line pair. Our own type rather than `crossbeam_utils::CachePadded` because this is a
 /// cross-process ABI: `repr(C)` fixes the layout whatever compiler built each peer. 128 bytes
@@ -101,6 +105,21 @@ impl BellWords {
     }
 }
 
+/// Words a successor reads when it takes a role over: what the SPSC consumer has received and
+/// released, frame by frame (its published position lags, by design), and how many MPMC slots
+/// were recovered. On a line of their own, which only the consumer writes (SPSC) and nobody
+/// reads while it lives, so the per-frame stores stay in its cache. What they mean is the
+/// rings' (`spsc::read_cursor`, `mpmc::recovery`).
+#[repr(C)]
+pub(crate) struct Ledger {
+    /// The position of the last frame handed out, plus one (0: none yet).
+    pub received: AtomicU64,
+    /// The position up to which every frame handed out has been released.
+    pub released: AtomicU64,
+    /// MPMC: slots completed on behalf of dead owners since the ring was made.
+    pub recovered: AtomicU64,
+}
+
 /// The whole header.
 #[repr(C)]
 pub(crate) struct SegmentHeader {
@@ -111,6 +130,7 @@ pub(crate) struct SegmentHeader {
     pub positions: [Line<AtomicU64>; 2],
     /// `[data bell (consumer sleeps), space bell (producer sleeps)]`.
     pub bells: [Line<BellWords>; 2],
+    pub ledger: Line<Ledger>,
 }
 
 /// The bell (index into `bells`) that consumers sleep on: the producing side rings it after a
@@ -160,6 +180,11 @@ impl SegmentHeader {
             roles: Line([slot(), slot()]),
             positions: [Line(AtomicU64::new(0)), Line(AtomicU64::new(0))],
             bells: [Line(BellWords::zeroed()), Line(BellWords::zeroed())],
+            ledger: Line(Ledger {
+                received: AtomicU64::new(0),
+                released: AtomicU64::new(0),
+                recovered: AtomicU64::new(0),
+            }),
         }
     }
 

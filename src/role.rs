@@ -22,6 +22,20 @@ const NEVER: u64 = 0;
 const CLAIMING: u64 = 1;
 const ATTACHED: u64 = 2;
 const DETACHED: u64 = 3;
+/// Marked departed by a death notice (or by a claim that found the holder dead), not by the
+/// holder itself.
+const DIED: u64 = 4;
+
+/// Who held a role before this endpoint claimed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Predecessor {
+    /// Nobody: the role was never held.
+    None,
+    /// A holder that let go of it (dropped its endpoint).
+    Detached,
+    /// A holder that died holding it: process `pid`.
+    Died { pid: u32 },
+}
 
 fn pack(pid: u32, state: u64, epoch: u64) -> u64 {
     u64::from(pid) | state << 32 | (epoch & 0xFF_FFFF) << 40
@@ -47,6 +61,8 @@ pub enum PeerStatus {
 pub(crate) struct RoleHold<K: Kernel> {
     role: Role,
     owner: u64,
+    /// Who held the role before us.
+    predecessor: Predecessor,
     /// What checks of the peer's process keep between them.
     check: K::Check,
     /// The death notice set up for the peer's holder, if any.
@@ -76,14 +92,14 @@ pub(crate) fn mark_role_departed(header: &SegmentHeader, role: Role) {
     let slot = &header.roles[role_index(role)];
     // Relaxed: the CAS below decides; a failure means the word moved, and we look again.
     let mut word = slot.owner.load(Ordering::Relaxed);
-    while unpack(word).1 != DETACHED && !mark_departed(header, role, word) {
+    while !matches!(unpack(word).1, DETACHED | DIED) && !mark_departed(header, role, word) {
         word = slot.owner.load(Ordering::Relaxed);
     }
 }
 
-/// Marks the holder of `role` departed on its behalf, if it still holds the role under `word`:
-/// what a death notice does (a dead process cannot detach itself). Returns whether it did. A
-/// new holder that has claimed the role since keeps it: the word is compared first.
+/// Marks the holder of `role` departed on its behalf (as died), if it still holds the role
+/// under `word`: what a death notice does (a dead process cannot detach itself). Returns whether
+/// it did. A new holder that has claimed the role since keeps it: the word is compared first.
 pub(crate) fn mark_departed(header: &SegmentHeader, role: Role, word: u64) -> bool {
     let (pid, _, epoch) = unpack(word);
     // AcqRel, Relaxed: as a holder's own `release`; a failure means the word moved on.
@@ -91,7 +107,7 @@ pub(crate) fn mark_departed(header: &SegmentHeader, role: Role, word: u64) -> bo
         .owner
         .compare_exchange(
             word,
-            pack(pid, DETACHED, epoch),
+            pack(pid, DIED, epoch),
             Ordering::AcqRel,
             Ordering::Relaxed,
         )
@@ -109,12 +125,19 @@ impl<K: Kernel> RoleHold<K> {
             // Acquire: pairs with the holder's Release below, so its identity words are visible.
             let current = slot.owner.load(Ordering::Acquire);
             let (pid, state, epoch) = unpack(current);
-            if state == CLAIMING || state == ATTACHED {
-                let holder = holder_identity(slot, pid, state);
-                if pid == me.pid || kernel.liveness(&mut check, holder) != Liveness::Dead {
-                    return Err(Error::RoleTaken { role, pid });
+            let predecessor = match state {
+                NEVER => Predecessor::None,
+                CLAIMING | ATTACHED => {
+                    let holder = holder_identity(slot, pid, state);
+                    if pid == me.pid || kernel.liveness(&mut check, holder) != Liveness::Dead {
+                        return Err(Error::RoleTaken { role, pid });
+                    }
+                    Predecessor::Died { pid }
                 }
-            }
+                DIED => Predecessor::Died { pid },
+                // DETACHED, or garbage: nobody holds the role.
+                _ => Predecessor::Detached,
+            };
             let claiming = pack(me.pid, CLAIMING, epoch + 1);
             // AcqRel: acquire what the previous holder published (its final position, stored
             // before its release CAS); release nothing yet, the identity follows.
@@ -131,6 +154,7 @@ impl<K: Kernel> RoleHold<K> {
                 return Ok(RoleHold {
                     role,
                     owner,
+                    predecessor,
                     check: K::Check::default(),
                     watch: PeerWatch::Nothing,
                     kernel,
@@ -165,6 +189,11 @@ impl<K: Kernel> RoleHold<K> {
     /// The role this hold is on.
     pub(crate) fn role(&self) -> Role {
         self.role
+    }
+
+    /// Who held the role before this hold claimed it.
+    pub(crate) fn predecessor(&self) -> Predecessor {
+        self.predecessor
     }
 
     /// Whether a peer holds its role now, from its role word alone (no liveness check): for a
@@ -260,7 +289,7 @@ impl<K: Kernel> RoleHold<K> {
                 Liveness::Dead => PeerStatus::Gone,
                 Liveness::Alive | Liveness::Unknown => PeerStatus::Present,
             },
-            // DETACHED, or a state no ringport writes: a peer we cannot wait for.
+            // DETACHED, DIED, or a state no ringport writes: a peer we cannot wait for.
             _ => PeerStatus::Gone,
         }
     }
@@ -311,6 +340,7 @@ mod tests {
         let header = SegmentHeader::new();
         let (us, them) = (process(100), process(200));
         let theirs = RoleHold::claim(&header, Role::Consumer, &them).unwrap();
+        assert_eq!(theirs.predecessor(), Predecessor::None);
         assert!(matches!(
             RoleHold::claim(&header, Role::Consumer, &us),
             Err(Error::RoleTaken {
@@ -327,6 +357,7 @@ mod tests {
         us.dead.borrow_mut().push(200);
         let ours = RoleHold::claim(&header, Role::Consumer, &us).unwrap();
         assert_eq!(epoch(&header, Role::Consumer), before + 1);
+        assert_eq!(ours.predecessor(), Predecessor::Died { pid: 200 });
         // The dead holder's late release does not undo the takeover.
         theirs.release(&header);
         let (pid, state, _) = unpack(
@@ -337,7 +368,15 @@ mod tests {
         assert_eq!((pid, state), (100, ATTACHED));
         ours.release(&header);
         // Released, it is free for anyone.
-        RoleHold::claim(&header, Role::Consumer, &them).unwrap();
+        let next = RoleHold::claim(&header, Role::Consumer, &them).unwrap();
+        assert_eq!(next.predecessor(), Predecessor::Detached);
+        // Marked departed by a death notice, it was held by one that died.
+        let word = header.roles[role_index(Role::Consumer)]
+            .owner
+            .load(Ordering::Relaxed);
+        assert!(mark_departed(&header, Role::Consumer, word));
+        let after = RoleHold::claim(&header, Role::Consumer, &us).unwrap();
+        assert_eq!(after.predecessor(), Predecessor::Died { pid: 200 });
     }
 
     /// A notice that marks the peer departed, as the endpoints' do (and counts its runs).

@@ -82,6 +82,21 @@ impl Ring {
         self.template.slots.slot_size()
     }
 
+    /// How many slots have been recovered since the ring was made, by any handle of any
+    /// process: slots whose owner died while it wrote (the slot is skipped: its message was
+    /// never committed) or read them (the message counts as delivered, to the dead consumer).
+    /// A count in the segment: it is not reset when a process attaches.
+    #[must_use]
+    pub fn recovered_slots(&self) -> u64 {
+        // Relaxed: a count, ordered with nothing.
+        self.template
+            .mem
+            .header()
+            .ledger
+            .recovered
+            .load(crate::sync::Ordering::Relaxed)
+    }
+
     /// For the fuzz bodies: the ring's memory.
     #[cfg(feature = "testing")]
     pub(crate) fn memory(&self) -> crate::os::RingMemory {

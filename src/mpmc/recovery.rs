@@ -143,6 +143,8 @@ impl<W> Recovery<W> {
         self.stuck = StuckWatch::default();
         self.owner = None;
         let header = mem.header();
+        // Relaxed: a count for whoever asks (`Ring::recovered_slots`), ordered with nothing.
+        header.ledger.recovered.fetch_add(1, Ordering::Relaxed);
         Doorbell::data(header).ring(&mut Notifier::fixed(fences, kernel));
         Doorbell::space(header).ring(&mut Notifier::fixed(fences, kernel));
         true
@@ -288,6 +290,11 @@ mod tests {
         // behind it succeeds.
         assert_eq!(read(&mut recovery).unwrap(), Some((next, 1)));
         assert_eq!(kernel.wakes.get(), 1, "the data bell's sleeper is woken");
+        assert_eq!(
+            mem.header().ledger.recovered.load(Ordering::Relaxed),
+            1,
+            "counted in the segment"
+        );
     }
 
     #[test]

@@ -4,10 +4,11 @@ use std::ops::Deref;
 use std::time::Duration;
 
 use super::read_cursor::ReadCursor;
+use super::takeover::{RecoveredFrame, Takeover};
 use super::{peer_of, Endpoint};
 use crate::error::{Error, Result, Role};
 use crate::os::{copy_frame, HOST};
-use crate::role::PeerStatus;
+use crate::role::{PeerStatus, Predecessor};
 use crate::segment::Segment;
 use crate::wait::{Doorbell, Limit, WaitPolicy, WaitStats, Waiter};
 
@@ -31,12 +32,20 @@ use crate::wait::{Doorbell, Limit, WaitPolicy, WaitStats, Waiter};
 /// producer attaches (a dead producer's role can be taken over, a detached one's taken again),
 /// calls succeed again, with the frames the new producer commits after the ones already read.
 /// [`wait_for_peer`](Self::wait_for_peer) waits for it.
+///
+/// A consumer that attaches where another one was reads on from exactly where that one stopped:
+/// after the last frame it released, whether it detached or died (its releases are recorded
+/// frame by frame, though space is handed back in batches). If it died holding a frame, that
+/// frame is reported by [`takeover`](Self::takeover), and delivered again only if
+/// [`SpscOptions::redeliver_held`](crate::SpscOptions::redeliver_held) says so.
 pub struct Consumer {
     cursor: ReadCursor,
     ep: Endpoint,
     /// The pause a wait that follows the draining of a stream begins with (see
     /// `wait_for_frame`).
     stream_pause: Duration,
+    /// What we found when we took the role over from a consumer that died.
+    takeover: Option<Takeover>,
 }
 
 impl Consumer {
@@ -44,13 +53,44 @@ impl Consumer {
         segment: &Segment,
         policy: WaitPolicy,
         stream_pause: Duration,
+        redeliver_held: bool,
     ) -> Result<Self> {
-        let ep = Endpoint::attach(segment, Role::Consumer, policy)?;
+        let mut ep = Endpoint::attach(segment, Role::Consumer, policy)?;
+        let params = &segment.params;
+        let (mut cursor, held) = ReadCursor::resume(&ep.region, params, redeliver_held)?;
+        let held = held.map(|(at, len)| RecoveredFrame::copy(&ep.region, params.capacity, at, len));
+        // Frees what our predecessor read since it last did, and wakes a producer waiting on it.
+        cursor.publish(&ep.region, &mut ep.notifier);
+        let takeover = match ep.hold.predecessor() {
+            Predecessor::Died { pid } => Some(Takeover {
+                pid,
+                redelivered: redeliver_held && held.is_some(),
+                held,
+            }),
+            Predecessor::None | Predecessor::Detached => None,
+        };
         Ok(Consumer {
-            cursor: ReadCursor::resume(&ep.region, &segment.params)?,
+            cursor,
             ep,
             stream_pause,
+            takeover,
         })
+    }
+
+    /// What this consumer found if it took its role over from a consumer that died: which
+    /// process that was, and the frame it was holding, if any. `None` if the role was free (the
+    /// previous consumer detached, or there was none). Frames the dead consumer released are
+    /// not delivered again: this consumer starts after them.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), ringport::Error> {
+    /// let (_producer, consumer) = ringport::SpscOptions::new().in_process()?;
+    /// assert!(consumer.takeover().is_none());
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn takeover(&self) -> Option<&Takeover> {
+        self.takeover.as_ref()
     }
 
     /// The data area's size in bytes.

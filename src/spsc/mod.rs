@@ -38,6 +38,7 @@
 mod consumer;
 mod producer;
 mod read_cursor;
+mod takeover;
 mod write_cursor;
 
 use std::os::fd::{AsFd, OwnedFd};
@@ -45,6 +46,7 @@ use std::time::Duration;
 
 pub use consumer::{Consumer, ReadGrant};
 pub use producer::{Producer, WriteGrant};
+pub use takeover::{RecoveredFrame, Takeover};
 
 use crate::error::{Error, Result, Role};
 use crate::frame::{check_geometry, largest_frame};
@@ -73,6 +75,7 @@ pub struct SpscOptions {
     keep_segment: bool,
     symmetric_fences: bool,
     prefault: bool,
+    redeliver_held: bool,
 }
 
 impl Default for SpscOptions {
@@ -86,6 +89,7 @@ impl Default for SpscOptions {
             keep_segment: false,
             symmetric_fences: false,
             prefault: true,
+            redeliver_held: false,
         }
     }
 }
@@ -139,6 +143,17 @@ impl SpscOptions {
         self
     }
 
+    /// For a consumer that takes over from one that died holding a frame (a grant not yet
+    /// dropped): deliver that frame again, first (default: no, start after it). Either way it
+    /// is reported by [`Consumer::takeover`]. Whether the dead consumer had acted on it is the
+    /// application's to know: redeliver if handling a frame twice is harmless, and losing one
+    /// is not.
+    #[must_use]
+    pub fn redeliver_held(mut self, redeliver: bool) -> Self {
+        self.redeliver_held = redeliver;
+        self
+    }
+
     /// Keep the segment's name when the creating endpoint drops (default: unlink it).
     #[must_use]
     pub fn keep_segment(mut self, keep: bool) -> Self {
@@ -177,7 +192,12 @@ impl SpscOptions {
     /// The consumer of `segment`, waiting as these options say (the stream pause is only its).
     fn consumer(&self, segment: &Segment) -> Result<Consumer> {
         self.populate(segment)?;
-        Consumer::attach(segment, self.policy(), self.stream_pause)
+        Consumer::attach(
+            segment,
+            self.policy(),
+            self.stream_pause,
+            self.redeliver_held,
+        )
     }
 
     fn populate(&self, segment: &Segment) -> Result<()> {

@@ -3,12 +3,13 @@
 use std::ops::{Deref, DerefMut};
 use std::time::Duration;
 
+use super::takeover::RecoveredFrame;
 use super::write_cursor::WriteCursor;
 use super::{peer_of, Endpoint, PRODUCER_POS};
 use crate::error::{Error, Result, Role};
 use crate::frame::HEADER_LEN;
 use crate::os::HOST;
-use crate::role::PeerStatus;
+use crate::role::{PeerStatus, Predecessor};
 use crate::segment::Segment;
 use crate::sync::Ordering;
 use crate::wait::{Doorbell, Limit, WaitPolicy, WaitStats, Waiter};
@@ -23,16 +24,57 @@ use crate::wait::{Doorbell, Limit, WaitPolicy, WaitStats, Waiter};
 /// [`Error::PeerGone`]. A producer whose consumer has gone gets `PeerGone` once the ring is full;
 /// it stays usable, and once a replacement consumer attaches, that consumer reads on from where
 /// the last one stopped, and sends succeed again ([`wait_for_peer`](Self::wait_for_peer)).
+///
+/// A producer that attaches where another one was (one that detached, or died: its role is
+/// taken over) writes after the last frame that one committed, and can read that frame with
+/// [`last_committed`](Self::last_committed), to know where its predecessor stopped.
 pub struct Producer {
     cursor: WriteCursor,
     ep: Endpoint,
+    /// The last frame committed before we attached, if the ring still held it.
+    last_committed: Option<RecoveredFrame>,
 }
 
 impl Producer {
     pub(crate) fn attach(segment: &Segment, policy: WaitPolicy) -> Result<Self> {
         let ep = Endpoint::attach(segment, Role::Producer, policy)?;
-        let cursor = WriteCursor::resume(&ep.region, &segment.params)?;
-        Ok(Producer { cursor, ep })
+        let (cursor, last) = WriteCursor::resume(&ep.region, &segment.params)?;
+        let capacity = segment.params.capacity;
+        let last_committed =
+            last.map(|(at, len)| RecoveredFrame::copy(&ep.region, capacity, at, len));
+        Ok(Producer {
+            cursor,
+            ep,
+            last_committed,
+        })
+    }
+
+    /// The last frame committed to the ring before this producer attached, by whichever
+    /// producer committed it, copied at attach; `None` if there was none. A producer that takes
+    /// over from one that died learns from it where that one stopped, so that it sends nothing
+    /// twice: a frame the dead producer was writing and had not committed is not in the ring.
+    /// Found unread in the ring, or, if everything was read, as the last frame the consumer
+    /// received (its ledger records that).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), ringport::Error> {
+    /// let (producer, _consumer) = ringport::SpscOptions::new().in_process()?;
+    /// assert!(producer.last_committed().is_none());
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn last_committed(&self) -> Option<&RecoveredFrame> {
+        self.last_committed.as_ref()
+    }
+
+    /// The process that held the producer role and died, if this producer took it over from
+    /// it; `None` if the role was free (never held, or its holder detached).
+    #[must_use]
+    pub fn took_over_from(&self) -> Option<u32> {
+        match self.ep.hold.predecessor() {
+            Predecessor::Died { pid } => Some(pid),
+            Predecessor::None | Predecessor::Detached => None,
+        }
     }
 
     /// The data area's size in bytes.

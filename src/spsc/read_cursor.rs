@@ -58,17 +58,70 @@ impl ReadCursor {
         cursor
     }
 
-    /// Where a consumer that attaches to `region` reads: where the last consumer stopped.
+    /// Where a consumer that attaches to `region` reads: right after the last frame the last
+    /// consumer received, and the frame it held unreleased when it went (a consumer that dies
+    /// holding a grant), if any, with its length. `redeliver`: start at that frame rather than
+    /// after it. The caller publishes the position (`publish`), which may be ahead of the
+    /// published one: a consumer publishes in batches, but records every release in the ledger.
     ///
     /// # Errors
-    /// [`Error::Corrupted`] if that position breaks the ring's rules.
-    pub(super) fn resume(region: &RingMemory, params: &RingParams) -> Result<ReadCursor> {
+    /// [`Error::Corrupted`] if the positions or the held frame break the ring's rules.
+    pub(super) fn resume(
+        region: &RingMemory,
+        params: &RingParams,
+        redeliver: bool,
+    ) -> Result<(ReadCursor, Option<(u64, usize)>)> {
+        let header = region.header();
         // Acquire: the previous consumer's last store before it let go of the role.
-        let position = region.header().positions[CONSUMER_POS].load(Ordering::Acquire);
-        if position % 8 != 0 || position > MAX_POSITION {
-            return Err(Error::corrupted("consumer position", position, 0));
+        let published = header.positions[CONSUMER_POS].load(Ordering::Acquire);
+        if published % 8 != 0 || published > MAX_POSITION {
+            return Err(Error::corrupted("consumer position", published, 0));
         }
-        Ok(ReadCursor::new(position, params.capacity, params.max_frame))
+        // Relaxed: written by the previous consumer alone, which let go of the role before we
+        // claimed it (its Release, our Acquire) or died: then the kernel saw it die before
+        // anyone could judge it dead, and its stores had reached memory.
+        let ledger = &header.ledger;
+        let released = ledger.released.load(Ordering::Relaxed);
+        let received = ledger.received.load(Ordering::Relaxed);
+        let mut position = published;
+        if released > published {
+            if released % 8 != 0 || released - published > params.capacity {
+                return Err(Error::corrupted("released position", released, published));
+            }
+            position = released;
+        }
+        let mut cursor = ReadCursor::new(position, params.capacity, params.max_frame);
+        cursor.published = published;
+        // The frame last handed out is held if it is not behind the release position: at it,
+        // or at the next lap's start if padding lies between.
+        let held = match received.checked_sub(1) {
+            Some(at) if at >= position => {
+                let lap_end = (position | (params.capacity - 1)) + 1;
+                if at % 8 != 0 || (at != position && at != lap_end) {
+                    return Err(Error::corrupted("received position", received, position));
+                }
+                let word = region.frame_word((at & cursor.mask) as usize);
+                match frame::decode(
+                    word.load(Ordering::Acquire),
+                    at,
+                    params.capacity,
+                    params.max_frame,
+                )? {
+                    Frame::Data(len) => Some((at, len)),
+                    _ => return Err(Error::corrupted("held frame", received, position)),
+                }
+            }
+            _ => None,
+        };
+        if let Some((at, len)) = held {
+            cursor.position = if redeliver {
+                at
+            } else {
+                at + frame_size(len) as u64
+            };
+            cursor.waited_at = cursor.position;
+        }
+        Ok((cursor, held))
     }
 
     /// The data-area offset of the next frame's payload (of the frame `poll` just found).
@@ -119,11 +172,13 @@ impl ReadCursor {
         // into the next frames while this load is still in flight, instead of chasing one
         // header at a time. The checks are those of `decode` for a length already validated.
         if word == expected && offset <= self.last_fit {
+            received(region, position);
             return Ok(Some(expected as u32 as usize));
         }
         match frame::decode(word, position, self.capacity(), self.max_frame) {
             Ok(Frame::Data(len)) => {
                 self.remember(len);
+                received(region, position);
                 Ok(Some(len))
             }
             other => self.poll_slow(region, notifier, other),
@@ -156,6 +211,7 @@ impl ReadCursor {
                 .frame_word((position & mask) as usize)
                 .load(Ordering::Acquire);
             let len = if word == head | frame::stamp(position) && position & mask <= last_fit {
+                received(region, position);
                 head as u32 as usize
             } else {
                 // Anything but another frame of the last length: the general path, on the
@@ -180,6 +236,7 @@ impl ReadCursor {
             position += frame_size(len) as u64;
             self.position = position;
             f(frame);
+            released(region, position);
             handed += 1;
             if position >= release_at {
                 self.publish(region, notifier);
@@ -212,6 +269,7 @@ impl ReadCursor {
         match frame {
             Frame::Data(len) => {
                 self.remember(len);
+                received(region, self.position);
                 Ok(Some(len))
             }
             Frame::Empty | Frame::Pad => {
@@ -229,6 +287,7 @@ impl ReadCursor {
     #[inline(always)]
     pub(super) fn release<K: Kernel>(&mut self, region: &RingMemory, notifier: &mut Notifier<K>) {
         self.position += self.last_size;
+        released(region, self.position);
         if self.position >= self.release_at {
             self.publish(region, notifier);
         }
@@ -242,10 +301,36 @@ impl ReadCursor {
         }
         self.published = self.position;
         self.release_at = self.position + self.release_every;
+        // Past padding skipped since the last release, or a takeover's start.
+        released(region, self.position);
         // Release: our reads of the freed frames happen before the producer's reuse of them.
         region.header().positions[CONSUMER_POS].store(self.position, Ordering::Release);
         Doorbell::space(region.header()).ring(notifier);
     }
+}
+
+/// Records in the ledger that the frame at `position` is handed out: for a successor, should
+/// we die holding it (see `ReadCursor::resume`).
+#[inline(always)]
+fn received(region: &RingMemory, position: u64) {
+    // Relaxed: read only by a successor (see `resume`). A store to a line nobody else reads
+    // stays in our cache: no traffic between the cores (docs/PERFORMANCE.md, "The ledger").
+    region
+        .header()
+        .ledger
+        .received
+        .store(position + 1, Ordering::Relaxed);
+}
+
+/// Records in the ledger that every frame before `position` is released.
+#[inline(always)]
+fn released(region: &RingMemory, position: u64) {
+    // Relaxed: as in `received`.
+    region
+        .header()
+        .ledger
+        .released
+        .store(position, Ordering::Relaxed);
 }
 
 #[cfg(test)]
@@ -291,8 +376,8 @@ mod tests {
         let kernel = FakeKernel::new();
         let mut notifier = Notifier::fixed(Fences::Symmetric, &kernel);
         let (region, params) = ring(4096);
-        let mut writer = WriteCursor::resume(&region, &params).unwrap();
-        let mut reader = ReadCursor::resume(&region, &params).unwrap();
+        let mut writer = WriteCursor::resume(&region, &params).unwrap().0;
+        let mut reader = ReadCursor::resume(&region, &params, false).unwrap().0;
         assert_eq!(reader.poll(&region, &mut notifier).unwrap(), None);
         for i in 0..20u8 {
             assert!(send(&mut writer, &region, 8, i));
@@ -317,8 +402,8 @@ mod tests {
         let kernel = FakeKernel::new();
         let mut notifier = Notifier::fixed(Fences::Symmetric, &kernel);
         let (region, params) = ring(256);
-        let mut writer = WriteCursor::resume(&region, &params).unwrap();
-        let mut reader = ReadCursor::resume(&region, &params).unwrap();
+        let mut writer = WriteCursor::resume(&region, &params).unwrap().0;
+        let mut reader = ReadCursor::resume(&region, &params, false).unwrap().0;
         // A request and its reply, one frame per wait, across the lap's end: 96-byte frames,
         // so the third pads from 192.
         for round in 0..3u8 {
@@ -344,8 +429,8 @@ mod tests {
         let kernel = FakeKernel::new();
         let mut notifier = Notifier::fixed(Fences::Symmetric, &kernel);
         let (region, params) = ring(1024);
-        let mut writer = WriteCursor::resume(&region, &params).unwrap();
-        let mut reader = ReadCursor::resume(&region, &params).unwrap();
+        let mut writer = WriteCursor::resume(&region, &params).unwrap().0;
+        let mut reader = ReadCursor::resume(&region, &params, false).unwrap().0;
         for i in 0..10u8 {
             assert!(send(&mut writer, &region, 1 + usize::from(i), i));
         }
@@ -373,11 +458,71 @@ mod tests {
     }
 
     #[test]
+    fn a_successor_starts_after_the_last_release_and_finds_the_frame_held() {
+        let kernel = FakeKernel::new();
+        let mut notifier = Notifier::fixed(Fences::Symmetric, &kernel);
+        let (region, params) = ring(4096);
+        let mut writer = WriteCursor::resume(&region, &params).unwrap().0;
+        let mut reader = ReadCursor::resume(&region, &params, false).unwrap().0;
+        for i in 0..6u8 {
+            assert!(send(&mut writer, &region, 8, i));
+        }
+        // Three frames read and released (none published: a sixteenth is 256 bytes), the
+        // fourth handed out, then the reader is gone.
+        for _ in 0..3 {
+            assert_eq!(reader.poll(&region, &mut notifier).unwrap(), Some(8));
+            reader.release(&region, &mut notifier);
+        }
+        assert_eq!(reader.poll(&region, &mut notifier).unwrap(), Some(8));
+        assert_eq!(freed(&region), 0);
+        let (next, held) = ReadCursor::resume(&region, &params, false).unwrap();
+        assert_eq!((next.position, held), (64, Some((48, 8))));
+        let (again, held) = ReadCursor::resume(&region, &params, true).unwrap();
+        assert_eq!((again.position, held), (48, Some((48, 8))));
+        // Released, it is no longer held.
+        reader.release(&region, &mut notifier);
+        let (next, held) = ReadCursor::resume(&region, &params, true).unwrap();
+        assert_eq!((next.position, held), (64, None));
+        // A ledger that points into a frame is corrupt.
+        region
+            .header()
+            .ledger
+            .received
+            .store(72 + 1, Ordering::Relaxed);
+        assert!(matches!(
+            ReadCursor::resume(&region, &params, false),
+            Err(Error::Corrupted {
+                what: "received position",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn a_frame_held_across_padding_is_found_at_the_next_lap() {
+        let kernel = FakeKernel::new();
+        let mut notifier = Notifier::fixed(Fences::Symmetric, &kernel);
+        let (region, params) = ring(256);
+        let mut writer = WriteCursor::resume(&region, &params).unwrap().0;
+        let mut reader = ReadCursor::resume(&region, &params, false).unwrap().0;
+        // 96-byte frames: the third pads from 192 and lands at 256.
+        for round in 0..2u8 {
+            assert!(send(&mut writer, &region, 88, round));
+            assert_eq!(reader.poll(&region, &mut notifier).unwrap(), Some(88));
+            reader.release(&region, &mut notifier);
+        }
+        assert!(send(&mut writer, &region, 88, 2));
+        assert_eq!(reader.poll(&region, &mut notifier).unwrap(), Some(88));
+        let (next, held) = ReadCursor::resume(&region, &params, false).unwrap();
+        assert_eq!((next.position, held), (256 + 96, Some((256, 88))));
+    }
+
+    #[test]
     fn a_header_that_breaks_the_rules_is_corrupted() {
         let kernel = FakeKernel::new();
         let mut notifier = Notifier::fixed(Fences::Symmetric, &kernel);
         let (region, params) = ring(256);
-        let mut reader = ReadCursor::resume(&region, &params).unwrap();
+        let mut reader = ReadCursor::resume(&region, &params, false).unwrap().0;
         // A data frame longer than the ring allows, with the right stamp.
         region
             .frame_word(0)
@@ -389,7 +534,7 @@ mod tests {
         // And a position published by a hostile peer.
         region.header().positions[CONSUMER_POS].store(3, Ordering::Relaxed);
         assert!(matches!(
-            ReadCursor::resume(&region, &params),
+            ReadCursor::resume(&region, &params, false),
             Err(Error::Corrupted { .. })
         ));
     }

@@ -40,39 +40,71 @@ impl WriteCursor {
     }
 
     /// Where a producer that attaches to `region` writes: after the last frame published,
-    /// whoever published it.
+    /// whoever published it; and where that last frame is, with its length, if the ring still
+    /// holds it (for `Producer::last_committed`).
     ///
     /// # Errors
     /// [`Error::Corrupted`] if the positions or the frames after them break the ring's rules.
-    pub(super) fn resume(region: &RingMemory, params: &RingParams) -> Result<WriteCursor> {
+    pub(super) fn resume(
+        region: &RingMemory,
+        params: &RingParams,
+    ) -> Result<(WriteCursor, Option<(u64, usize)>)> {
         let header = region.header();
+        let capacity = params.capacity;
         // Acquire (both): the previous holders' last stores before they let go of their roles.
         let consumer = header.positions[CONSUMER_POS].load(Ordering::Acquire);
         if consumer % 8 != 0 || consumer > MAX_POSITION {
             return Err(Error::corrupted("consumer position", consumer, 0));
         }
         let published = header.positions[PRODUCER_POS].load(Ordering::Acquire);
-        if published % 8 != 0 || published > consumer + params.capacity {
+        if published % 8 != 0 || published > consumer + capacity {
             return Err(Error::corrupted("producer position", published, consumer));
         }
-        // The producer position is published once a lap and on detach, so it may lag, even
-        // behind the consumer: walk forward over published frames from whichever is further
-        // (both are frame boundaries). Bounded: at most one lap.
-        let mut position = published.max(consumer);
-        while position - consumer < params.capacity {
-            let word = region.frame_word((position & (params.capacity - 1)) as usize);
+        // The producer position is published once a lap and on detach, so it is only a hint:
+        // walk forward over published frames from the consumer's position (a frame boundary;
+        // every frame from it on is intact, as no producer writes behind it), noting the last.
+        // Bounded: at most one lap.
+        let mut position = consumer;
+        let mut last = None;
+        while position - consumer < capacity {
+            let word = region.frame_word((position & (capacity - 1)) as usize);
             match frame::decode(
                 word.load(Ordering::Acquire),
                 position,
-                params.capacity,
+                capacity,
                 params.max_frame,
             )? {
                 Frame::Empty => break,
-                Frame::Data(len) => position += frame_size(len) as u64,
-                Frame::Pad => position += params.capacity - (position & (params.capacity - 1)),
+                Frame::Data(len) => {
+                    last = Some((position, len));
+                    position += frame_size(len) as u64;
+                }
+                Frame::Pad => position += capacity - (position & (capacity - 1)),
             }
         }
-        Ok(WriteCursor::new(position, consumer, params.capacity))
+        // A producer position beyond the walk's end is from a producer that died in a batch
+        // (its padding published, its first header not): the batch was never published, and
+        // we write over it.
+        // Nothing unread: the last frame is the last one the consumer received, which no
+        // producer has written over since (we are the first after it).
+        if last.is_none() {
+            // Relaxed: see `ReadCursor::resume`; the frame's header is validated here.
+            let received = header.ledger.received.load(Ordering::Relaxed);
+            if let Some(at) = received.checked_sub(1) {
+                if at % 8 == 0 && at < position && position - at <= capacity {
+                    let word = region.frame_word((at & (capacity - 1)) as usize);
+                    let head = word.load(Ordering::Acquire);
+                    if let Ok(Frame::Data(len)) =
+                        frame::decode(head, at, capacity, params.max_frame)
+                    {
+                        if at + frame_size(len) as u64 <= position {
+                            last = Some((at, len));
+                        }
+                    }
+                }
+            }
+        }
+        Ok((WriteCursor::new(position, consumer, capacity), last))
     }
 
     /// The data-area offset of the cursor's position.
@@ -333,7 +365,7 @@ mod tests {
     #[test]
     fn frames_fill_the_ring_then_wait_for_the_consumer() {
         let (region, params) = ring();
-        let mut cursor = WriteCursor::resume(&region, &params).unwrap();
+        let mut cursor = WriteCursor::resume(&region, &params).unwrap().0;
         // 24-byte frames (8 of header): room for 10 in 256 bytes with the slot after the last.
         let mut written = 0;
         while write(&mut cursor, &region, 16) {
@@ -365,7 +397,7 @@ mod tests {
     fn a_consumer_position_that_breaks_the_rules_is_corrupted() {
         for bad in [8 * 1000, 4, 2] {
             let (region, params) = ring();
-            let mut cursor = WriteCursor::resume(&region, &params).unwrap();
+            let mut cursor = WriteCursor::resume(&region, &params).unwrap().0;
             while write(&mut cursor, &region, 16) {}
             // Ahead of the producer, unaligned, or (after a good one) behind the cached one.
             if bad == 2 {
@@ -389,7 +421,7 @@ mod tests {
     #[test]
     fn a_resumed_cursor_walks_past_what_the_last_producer_published() {
         let (region, params) = ring();
-        let mut first = WriteCursor::resume(&region, &params).unwrap();
+        let mut first = WriteCursor::resume(&region, &params).unwrap().0;
         // 48-byte frames: five, up to 240.
         while write(&mut first, &region, 40) {}
         assert_eq!(first.position, 240);
@@ -399,8 +431,29 @@ mod tests {
         assert_eq!(first.position, 352);
         // The published producer position lags (it is stored once a lap): the walk finds the
         // rest.
-        let resumed = WriteCursor::resume(&region, &params).unwrap();
+        let (resumed, last) = WriteCursor::resume(&region, &params).unwrap();
         assert_eq!((resumed.position, resumed.cached_consumer), (352, 144));
+        // And the last frame committed: the second of the new lap.
+        assert_eq!(last, Some((304, 40)));
+        // With everything read, it is the last frame the consumer received (the ledger's).
+        free_up_to(&region, 352);
+        assert_eq!(WriteCursor::resume(&region, &params).unwrap().1, None);
+        region
+            .header()
+            .ledger
+            .received
+            .store(304 + 1, Ordering::Relaxed);
+        assert_eq!(
+            WriteCursor::resume(&region, &params).unwrap().1,
+            Some((304, 40))
+        );
+        // A ledger entry that is not a frame's header is no frame.
+        region
+            .header()
+            .ledger
+            .received
+            .store(312 + 1, Ordering::Relaxed);
+        assert_eq!(WriteCursor::resume(&region, &params).unwrap().1, None);
         // A header that breaks the rules stops a resume with a typed error.
         region
             .frame_word(352 % 256)
@@ -414,7 +467,7 @@ mod tests {
     #[test]
     fn a_batch_is_published_by_its_first_header_and_stops_where_room_ends() {
         let (region, params) = ring();
-        let mut cursor = WriteCursor::resume(&region, &params).unwrap();
+        let mut cursor = WriteCursor::resume(&region, &params).unwrap().0;
         let frames: Vec<Vec<u8>> = (0..20u8).map(|i| vec![i; 8]).collect();
         // 16-byte frames: 15 fit with the slot after the last.
         assert_eq!(cursor.write_batch(&region, &frames).unwrap(), 15);

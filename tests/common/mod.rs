@@ -19,7 +19,9 @@ pub mod offsets {
     pub const CAPACITY: usize = 24;
     pub const PRODUCER_POS: usize = 256;
     pub const CONSUMER_POS: usize = 384;
-    pub const DATA: usize = 768;
+    pub const LEDGER_RECEIVED: usize = 768;
+    pub const LEDGER_RELEASED: usize = 776;
+    pub const DATA: usize = 896;
 }
 
 /// The environment variable that tells a re-run test binary which child role to play.

@@ -346,7 +346,7 @@ impl RingMemory {
 /// The header is a cross-process ABI: its layout is fixed whatever compiler built each peer.
 /// (The model builds it from loom's atomics, whose sizes differ; it is never shared.)
 mod layout_checks {
-    use crate::layout::{BellWords, Identity, RoleSlot, SegmentHeader, DATA_OFFSET};
+    use crate::layout::{BellWords, Identity, Ledger, RoleSlot, SegmentHeader, DATA_OFFSET};
     use core::mem::{align_of, offset_of, size_of};
     use static_assertions::const_assert_eq;
 
@@ -366,6 +366,8 @@ mod layout_checks {
     const_assert_eq!(offset_of!(SegmentHeader, roles), 128);
     const_assert_eq!(offset_of!(SegmentHeader, positions), 256);
     const_assert_eq!(offset_of!(SegmentHeader, bells), 512);
+    const_assert_eq!(offset_of!(SegmentHeader, ledger), 768);
+    const_assert_eq!(size_of::<Ledger>(), 24);
     const_assert_eq!(size_of::<SegmentHeader>(), DATA_OFFSET);
     const_assert_eq!(align_of::<SegmentHeader>(), 128);
 }
