@@ -105,17 +105,15 @@ impl BellWords {
     }
 }
 
-/// Words a successor reads when it takes a role over: what the SPSC consumer has received and
-/// released, frame by frame (its published position lags, by design), and how many MPMC slots
-/// were recovered. On a line of their own, which only the consumer writes (SPSC) and nobody
+/// Words a successor reads when it takes a role over: the last frame the SPSC consumer handed
+/// out, recorded frame by frame (its published position lags, by design), and how many MPMC
+/// slots were recovered. On a line of their own, which only the consumer writes (SPSC) and nobody
 /// reads while it lives, so the per-frame stores stay in its cache. What they mean is the
 /// rings' (`spsc::read_cursor`, `mpmc::recovery`).
 #[repr(C)]
 pub(crate) struct Ledger {
     /// The position of the last frame handed out, plus one (0: none yet).
     pub received: AtomicU64,
-    /// The position up to which every frame handed out has been released.
-    pub released: AtomicU64,
     /// MPMC: slots completed on behalf of dead owners since the ring was made.
     pub recovered: AtomicU64,
 }
@@ -182,7 +180,6 @@ impl SegmentHeader {
             bells: [Line(BellWords::zeroed()), Line(BellWords::zeroed())],
             ledger: Line(Ledger {
                 received: AtomicU64::new(0),
-                released: AtomicU64::new(0),
                 recovered: AtomicU64::new(0),
             }),
         }

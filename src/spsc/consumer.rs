@@ -34,10 +34,13 @@ use crate::wait::{Doorbell, Limit, WaitPolicy, WaitStats, Waiter};
 /// [`wait_for_peer`](Self::wait_for_peer) waits for it.
 ///
 /// A consumer that attaches where another one was reads on from exactly where that one stopped:
-/// after the last frame it released, whether it detached or died (its releases are recorded
-/// frame by frame, though space is handed back in batches). If it died holding a frame, that
+/// after the last frame it received, whether it detached or died (it records each frame it hands
+/// out, though it hands space back in batches). No frame it released is delivered again. If it
+/// died, the last frame it received may have been in hand (being handled) when it did: that
 /// frame is reported by [`takeover`](Self::takeover), and delivered again only if
-/// [`SpscOptions::redeliver_held`](crate::SpscOptions::redeliver_held) says so.
+/// [`SpscOptions::redeliver_in_hand`](crate::SpscOptions::redeliver_in_hand) says so. A frame
+/// is in hand from the call that hands it out until the next call that receives (or finds the
+/// ring empty); dropping its grant ends it only if that handed the space back.
 pub struct Consumer {
     cursor: ReadCursor,
     ep: Endpoint,
@@ -53,19 +56,20 @@ impl Consumer {
         segment: &Segment,
         policy: WaitPolicy,
         stream_pause: Duration,
-        redeliver_held: bool,
+        redeliver_in_hand: bool,
     ) -> Result<Self> {
         let mut ep = Endpoint::attach(segment, Role::Consumer, policy)?;
         let params = &segment.params;
-        let (mut cursor, held) = ReadCursor::resume(&ep.region, params, redeliver_held)?;
-        let held = held.map(|(at, len)| RecoveredFrame::copy(&ep.region, params.capacity, at, len));
+        let (mut cursor, in_hand) = ReadCursor::resume(&ep.region, params, redeliver_in_hand)?;
+        let in_hand =
+            in_hand.map(|(at, len)| RecoveredFrame::copy(&ep.region, params.capacity, at, len));
         // Frees what our predecessor read since it last did, and wakes a producer waiting on it.
         cursor.publish(&ep.region, &mut ep.notifier);
         let takeover = match ep.hold.predecessor() {
             Predecessor::Died { pid } => Some(Takeover {
                 pid,
-                redelivered: redeliver_held && held.is_some(),
-                held,
+                redelivered: redeliver_in_hand && in_hand.is_some(),
+                in_hand,
             }),
             Predecessor::None | Predecessor::Detached => None,
         };
@@ -78,7 +82,7 @@ impl Consumer {
     }
 
     /// What this consumer found if it took its role over from a consumer that died: which
-    /// process that was, and the frame it was holding, if any. `None` if the role was free (the
+    /// process that was, and the frame it may have had in hand, if any. `None` if the role was free (the
     /// previous consumer detached, or there was none). Frames the dead consumer released are
     /// not delivered again: this consumer starts after them.
     ///

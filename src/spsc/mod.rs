@@ -75,7 +75,7 @@ pub struct SpscOptions {
     keep_segment: bool,
     symmetric_fences: bool,
     prefault: bool,
-    redeliver_held: bool,
+    redeliver_in_hand: bool,
 }
 
 impl Default for SpscOptions {
@@ -89,7 +89,7 @@ impl Default for SpscOptions {
             keep_segment: false,
             symmetric_fences: false,
             prefault: true,
-            redeliver_held: false,
+            redeliver_in_hand: false,
         }
     }
 }
@@ -143,14 +143,14 @@ impl SpscOptions {
         self
     }
 
-    /// For a consumer that takes over from one that died holding a frame (a grant not yet
-    /// dropped): deliver that frame again, first (default: no, start after it). Either way it
-    /// is reported by [`Consumer::takeover`]. Whether the dead consumer had acted on it is the
-    /// application's to know: redeliver if handling a frame twice is harmless, and losing one
-    /// is not.
+    /// For a consumer that takes over from one that died with a frame in hand (the last one it
+    /// received; see [`Consumer`]): deliver that frame again, first (default: no, start after
+    /// it). Either way it is reported by [`Consumer::takeover`]. Whether the dead consumer had
+    /// finished with it is the application's to know: redeliver if handling a frame twice is
+    /// harmless and losing one is not (at least once); don't if the reverse (at most once).
     #[must_use]
-    pub fn redeliver_held(mut self, redeliver: bool) -> Self {
-        self.redeliver_held = redeliver;
+    pub fn redeliver_in_hand(mut self, redeliver: bool) -> Self {
+        self.redeliver_in_hand = redeliver;
         self
     }
 
@@ -196,7 +196,7 @@ impl SpscOptions {
             segment,
             self.policy(),
             self.stream_pause,
-            self.redeliver_held,
+            self.redeliver_in_hand,
         )
     }
 

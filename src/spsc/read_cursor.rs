@@ -59,13 +59,15 @@ impl ReadCursor {
     }
 
     /// Where a consumer that attaches to `region` reads: right after the last frame the last
-    /// consumer received, and the frame it held unreleased when it went (a consumer that dies
-    /// holding a grant), if any, with its length. `redeliver`: start at that frame rather than
-    /// after it. The caller publishes the position (`publish`), which may be ahead of the
-    /// published one: a consumer publishes in batches, but records every release in the ledger.
+    /// consumer received, and that frame, with its length, if the last consumer may have had it
+    /// in hand when it went: handed out, and not known to be released (it released it for sure
+    /// once it received another frame or handed its space back). `redeliver`: start at that
+    /// frame rather than after it. The caller publishes the position (`publish`), which may be
+    /// ahead of the one published: a consumer publishes in batches, but records in the ledger
+    /// every frame it hands out.
     ///
     /// # Errors
-    /// [`Error::Corrupted`] if the positions or the held frame break the ring's rules.
+    /// [`Error::Corrupted`] if the positions or the frame in hand break the ring's rules.
     pub(super) fn resume(
         region: &RingMemory,
         params: &RingParams,
@@ -80,27 +82,13 @@ impl ReadCursor {
         // Relaxed: written by the previous consumer alone, which let go of the role before we
         // claimed it (its Release, our Acquire) or died: then the kernel saw it die before
         // anyone could judge it dead, and its stores had reached memory.
-        let ledger = &header.ledger;
-        let released = ledger.released.load(Ordering::Relaxed);
-        let received = ledger.received.load(Ordering::Relaxed);
-        let mut position = published;
-        if released > published {
-            if released % 8 != 0 || released - published > params.capacity {
-                return Err(Error::corrupted("released position", released, published));
-            }
-            position = released;
-        }
-        let mut cursor = ReadCursor::new(position, params.capacity, params.max_frame);
-        cursor.published = published;
-        // The frame last handed out is held if it is not behind the release position: at it,
-        // or at the next lap's start if padding lies between.
-        let held = match received.checked_sub(1) {
-            Some(at) if at >= position => {
-                let lap_end = (position | (params.capacity - 1)) + 1;
-                if at % 8 != 0 || (at != position && at != lap_end) {
-                    return Err(Error::corrupted("received position", received, position));
+        let received = header.ledger.received.load(Ordering::Relaxed);
+        let in_hand = match received.checked_sub(1) {
+            Some(at) if at >= published => {
+                if at % 8 != 0 || at - published >= params.capacity {
+                    return Err(Error::corrupted("received position", received, published));
                 }
-                let word = region.frame_word((at & cursor.mask) as usize);
+                let word = region.frame_word((at & (params.capacity - 1)) as usize);
                 match frame::decode(
                     word.load(Ordering::Acquire),
                     at,
@@ -108,20 +96,19 @@ impl ReadCursor {
                     params.max_frame,
                 )? {
                     Frame::Data(len) => Some((at, len)),
-                    _ => return Err(Error::corrupted("held frame", received, position)),
+                    _ => return Err(Error::corrupted("received frame", received, published)),
                 }
             }
             _ => None,
         };
-        if let Some((at, len)) = held {
-            cursor.position = if redeliver {
-                at
-            } else {
-                at + frame_size(len) as u64
-            };
-            cursor.waited_at = cursor.position;
-        }
-        Ok((cursor, held))
+        let start = match in_hand {
+            Some((at, _)) if redeliver => at,
+            Some((at, len)) => at + frame_size(len) as u64,
+            None => published,
+        };
+        let mut cursor = ReadCursor::new(start, params.capacity, params.max_frame);
+        cursor.published = published;
+        Ok((cursor, in_hand))
     }
 
     /// The data-area offset of the next frame's payload (of the frame `poll` just found).
@@ -236,7 +223,6 @@ impl ReadCursor {
             position += frame_size(len) as u64;
             self.position = position;
             f(frame);
-            released(region, position);
             handed += 1;
             if position >= release_at {
                 self.publish(region, notifier);
@@ -287,7 +273,6 @@ impl ReadCursor {
     #[inline(always)]
     pub(super) fn release<K: Kernel>(&mut self, region: &RingMemory, notifier: &mut Notifier<K>) {
         self.position += self.last_size;
-        released(region, self.position);
         if self.position >= self.release_at {
             self.publish(region, notifier);
         }
@@ -301,16 +286,16 @@ impl ReadCursor {
         }
         self.published = self.position;
         self.release_at = self.position + self.release_every;
-        // Past padding skipped since the last release, or a takeover's start.
-        released(region, self.position);
         // Release: our reads of the freed frames happen before the producer's reuse of them.
         region.header().positions[CONSUMER_POS].store(self.position, Ordering::Release);
         Doorbell::space(region.header()).ring(notifier);
     }
 }
 
-/// Records in the ledger that the frame at `position` is handed out: for a successor, should
-/// we die holding it (see `ReadCursor::resume`).
+/// Records in the ledger that the frame at `position` is handed out, and so that every frame
+/// before it is released: for a successor, should we die (see `ReadCursor::resume`). The one
+/// store per frame that takeover costs; a second, at release, to know whether a frame was still
+/// in hand, cost a reader a tenth of its rate (docs/PERFORMANCE.md, "The ledger").
 #[inline(always)]
 fn received(region: &RingMemory, position: u64) {
     // Relaxed: read only by a successor (see `resume`). A store to a line nobody else reads
@@ -320,17 +305,6 @@ fn received(region: &RingMemory, position: u64) {
         .ledger
         .received
         .store(position + 1, Ordering::Relaxed);
-}
-
-/// Records in the ledger that every frame before `position` is released.
-#[inline(always)]
-fn released(region: &RingMemory, position: u64) {
-    // Relaxed: as in `received`.
-    region
-        .header()
-        .ledger
-        .released
-        .store(position, Ordering::Relaxed);
 }
 
 #[cfg(test)]
@@ -458,12 +432,17 @@ mod tests {
     }
 
     #[test]
-    fn a_successor_starts_after_the_last_release_and_finds_the_frame_held() {
+    fn a_successor_starts_after_the_last_frame_handed_out_and_finds_it_in_hand() {
         let kernel = FakeKernel::new();
         let mut notifier = Notifier::fixed(Fences::Symmetric, &kernel);
         let (region, params) = ring(4096);
         let mut writer = WriteCursor::resume(&region, &params).unwrap().0;
         let mut reader = ReadCursor::resume(&region, &params, false).unwrap().0;
+        let successor = |redeliver| {
+            ReadCursor::resume(&region, &params, redeliver)
+                .map(|(cursor, in_hand)| (cursor.position, in_hand))
+        };
+        assert_eq!(successor(false).unwrap(), (0, None));
         for i in 0..6u8 {
             assert!(send(&mut writer, &region, 8, i));
         }
@@ -475,31 +454,32 @@ mod tests {
         }
         assert_eq!(reader.poll(&region, &mut notifier).unwrap(), Some(8));
         assert_eq!(freed(&region), 0);
-        let (next, held) = ReadCursor::resume(&region, &params, false).unwrap();
-        assert_eq!((next.position, held), (64, Some((48, 8))));
-        let (again, held) = ReadCursor::resume(&region, &params, true).unwrap();
-        assert_eq!((again.position, held), (48, Some((48, 8))));
-        // Released, it is no longer held.
+        assert_eq!(successor(false).unwrap(), (64, Some((48, 8))));
+        assert_eq!(successor(true).unwrap(), (48, Some((48, 8))));
+        // Released, it is in hand until the next receive: the fifth frame is then.
         reader.release(&region, &mut notifier);
-        let (next, held) = ReadCursor::resume(&region, &params, true).unwrap();
-        assert_eq!((next.position, held), (64, None));
-        // A ledger that points into a frame is corrupt.
-        region
-            .header()
-            .ledger
-            .received
-            .store(72 + 1, Ordering::Relaxed);
-        assert!(matches!(
-            ReadCursor::resume(&region, &params, false),
-            Err(Error::Corrupted {
-                what: "received position",
-                ..
-            })
-        ));
+        assert_eq!(successor(false).unwrap(), (64, Some((48, 8))));
+        assert_eq!(reader.poll(&region, &mut notifier).unwrap(), Some(8));
+        reader.release(&region, &mut notifier);
+        assert_eq!(successor(false).unwrap(), (80, Some((64, 8))));
+        // A look at an empty ring hands every frame's space back: nothing is in hand.
+        assert_eq!(reader.poll(&region, &mut notifier).unwrap(), Some(8));
+        reader.release(&region, &mut notifier);
+        assert_eq!(reader.poll(&region, &mut notifier).unwrap(), None);
+        assert_eq!(successor(true).unwrap(), (96, None));
+        // A ledger that points at no frame, off the 8-byte grid, or past a lap, is corrupt.
+        for received in [96 + 1, 100 + 1, 96 + 4096 + 1] {
+            region
+                .header()
+                .ledger
+                .received
+                .store(received, Ordering::Relaxed);
+            assert!(matches!(successor(false), Err(Error::Corrupted { .. })));
+        }
     }
 
     #[test]
-    fn a_frame_held_across_padding_is_found_at_the_next_lap() {
+    fn a_frame_in_hand_across_padding_is_found_at_the_next_lap() {
         let kernel = FakeKernel::new();
         let mut notifier = Notifier::fixed(Fences::Symmetric, &kernel);
         let (region, params) = ring(256);
@@ -513,8 +493,8 @@ mod tests {
         }
         assert!(send(&mut writer, &region, 88, 2));
         assert_eq!(reader.poll(&region, &mut notifier).unwrap(), Some(88));
-        let (next, held) = ReadCursor::resume(&region, &params, false).unwrap();
-        assert_eq!((next.position, held), (256 + 96, Some((256, 88))));
+        let (next, in_hand) = ReadCursor::resume(&region, &params, false).unwrap();
+        assert_eq!((next.position, in_hand), (256 + 96, Some((256, 88))));
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! What an endpoint learns of its predecessor when it attaches: the frame a consumer that died
-//! was holding, the last frame a previous producer committed. Found by the cursors' `resume`
+//! may have had in hand, the last frame a previous producer committed. Found by the cursors' `resume`
 //! (from the ledger and the frames still in the ring) and copied out here, before this endpoint
 //! writes anything, so the bytes are the predecessor's.
 
@@ -35,11 +35,13 @@ impl RecoveredFrame {
 pub struct Takeover {
     /// The process that held the role and died.
     pub pid: u32,
-    /// The frame it had received and not released when it died (a grant it held), or `None`
-    /// if it held none. Every frame before it was released: this consumer starts after it, or
-    /// at it if it is redelivered.
-    pub held: Option<RecoveredFrame>,
-    /// Whether [`held`](Self::held) is delivered again, as this consumer's first frame (see
-    /// [`SpscOptions::redeliver_held`](crate::SpscOptions::redeliver_held)).
+    /// The frame it may have had in hand when it died: the last one it received, unless it is
+    /// known to have released it (it went on to look for another frame, or its release handed
+    /// the space back to the producer). `None` if there is no such frame. The dead consumer
+    /// released every frame before it; it may or may not have finished with this one. This
+    /// consumer starts after it, or at it if it is redelivered.
+    pub in_hand: Option<RecoveredFrame>,
+    /// Whether [`in_hand`](Self::in_hand) is delivered again, as this consumer's first frame
+    /// (see [`SpscOptions::redeliver_in_hand`](crate::SpscOptions::redeliver_in_hand)).
     pub redelivered: bool,
 }

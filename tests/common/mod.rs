@@ -20,7 +20,6 @@ pub mod offsets {
     pub const PRODUCER_POS: usize = 256;
     pub const CONSUMER_POS: usize = 384;
     pub const LEDGER_RECEIVED: usize = 768;
-    pub const LEDGER_RELEASED: usize = 776;
     pub const DATA: usize = 896;
 }
 

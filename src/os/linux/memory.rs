@@ -367,7 +367,7 @@ mod layout_checks {
     const_assert_eq!(offset_of!(SegmentHeader, positions), 256);
     const_assert_eq!(offset_of!(SegmentHeader, bells), 512);
     const_assert_eq!(offset_of!(SegmentHeader, ledger), 768);
-    const_assert_eq!(size_of::<Ledger>(), 24);
+    const_assert_eq!(size_of::<Ledger>(), 16);
     const_assert_eq!(size_of::<SegmentHeader>(), DATA_OFFSET);
     const_assert_eq!(align_of::<SegmentHeader>(), 128);
 }
