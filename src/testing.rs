@@ -1,7 +1,9 @@
 //! Hooks for ringport's own tests and loom models (feature `testing`; not part of the API).
 
 use crate::error::Result;
+use crate::segment::Segment;
 use crate::spsc::{Consumer, Producer};
+use crate::SpscOptions;
 
 /// Ends `producer` as a kill -9 of its process would: it does not detach or publish its
 /// position, and its process is reported dead, to liveness checks and to the death notices on
@@ -20,4 +22,41 @@ pub fn kill_producer(producer: Producer) -> Result<()> {
 /// As [`kill_producer`].
 pub fn kill_consumer(consumer: Consumer) -> Result<()> {
     crate::os::declare_dead(consumer.abandon())
+}
+
+/// An SPSC ring on the heap whose roles can be taken again, as a named ring's can by another
+/// process: for models of takeover, where a killed endpoint's successor attaches in the same
+/// process (the loom model gives each attach a process of its own).
+pub struct SharedRing {
+    segment: Segment,
+    options: SpscOptions,
+}
+
+impl SharedRing {
+    /// A fresh ring made with `options`, whose endpoints wait as `options` say.
+    ///
+    /// # Errors
+    /// As [`SpscOptions::in_process`].
+    pub fn new(options: &SpscOptions) -> Result<SharedRing> {
+        Ok(SharedRing {
+            segment: options.heap_segment()?,
+            options: options.clone(),
+        })
+    }
+
+    /// Takes the producer role.
+    ///
+    /// # Errors
+    /// As [`SpscOptions::open_producer`].
+    pub fn producer(&self) -> Result<Producer> {
+        self.options.attach_producer(&self.segment)
+    }
+
+    /// Takes the consumer role.
+    ///
+    /// # Errors
+    /// As [`SpscOptions::open_consumer`].
+    pub fn consumer(&self) -> Result<Consumer> {
+        self.options.attach_consumer(&self.segment)
+    }
 }

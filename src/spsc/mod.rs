@@ -216,6 +216,24 @@ impl SpscOptions {
         Ok((self.producer(&segment)?, self.consumer(&segment)?))
     }
 
+    /// For `ringport::testing`: a heap segment that endpoints attach to (and attach to again).
+    #[cfg(feature = "testing")]
+    pub(crate) fn heap_segment(&self) -> Result<Segment> {
+        Ok(Segment::heap(&self.params()?))
+    }
+
+    /// For `ringport::testing`: the producer of `segment`.
+    #[cfg(feature = "testing")]
+    pub(crate) fn attach_producer(&self, segment: &Segment) -> Result<Producer> {
+        self.producer(segment)
+    }
+
+    /// For `ringport::testing`: the consumer of `segment`.
+    #[cfg(feature = "testing")]
+    pub(crate) fn attach_consumer(&self, segment: &Segment) -> Result<Consumer> {
+        self.consumer(segment)
+    }
+
     /// For the fuzz bodies: an in-process ring, with its memory for writing to as a peer would.
     #[cfg(feature = "testing")]
     pub(crate) fn in_process_exposed(&self) -> Result<(Producer, Consumer, RingMemory)> {
