@@ -14,7 +14,8 @@ use ringport::{Error, Role, SpscOptions};
 const RING_ENV: &str = "RINGPORT_EXAMPLE_RING";
 
 fn options() -> SpscOptions {
-    // How often a sleeping endpoint looks at its peer's process: the bound on crash notice.
+    // A peer's death is delivered as it happens (a watch on its process); the liveness
+    // interval bounds the notice only where the kernel cannot watch it (another pid namespace).
     SpscOptions::new()
         .capacity(1 << 16)
         .liveness_interval(Duration::from_millis(20))

@@ -197,21 +197,14 @@ impl<K: Kernel> RoleHold<K> {
     }
 
     /// Whether a peer holds its role now, from its role word alone (no liveness check): for a
-    /// wait for the peer to attach.
-    ///
-    /// # Errors
-    /// [`Error::PeerGone`] if a peer was attached and has detached.
-    pub(crate) fn peer_attached(&self, header: &SegmentHeader) -> Result<bool> {
-        // Acquire: pairs with the peer's Release in `claim` and `release` (or a death notice's
-        // `mark_departed`), so what it published before it left is visible once we see it gone.
+    /// wait for a peer (the first, or a replacement) to attach.
+    pub(crate) fn peer_attached(&self, header: &SegmentHeader) -> bool {
+        // Acquire: pairs with the peer's Release in `claim`, so what it published as it
+        // attached is visible once we see it there.
         let word = header.roles[role_index(self.role.peer())]
             .owner
             .load(Ordering::Acquire);
-        match unpack(word).1 {
-            NEVER => Ok(false),
-            CLAIMING | ATTACHED => Ok(true),
-            _ => Err(Error::PeerGone(self.role.peer())),
-        }
+        matches!(unpack(word).1, CLAIMING | ATTACHED)
     }
 
     /// The peer, as a wait (or an empty or full `try_` path) sees it: gone if it detached or a

@@ -50,7 +50,10 @@ fn message(seq: u64) -> Vec<u8> {
 }
 
 fn seq_of(bytes: &[u8]) -> u64 {
-    assert_eq!(bytes, message(u64::from_le_bytes(bytes[..8].try_into().unwrap())));
+    assert_eq!(
+        bytes,
+        message(u64::from_le_bytes(bytes[..8].try_into().unwrap()))
+    );
     u64::from_le_bytes(bytes[..8].try_into().unwrap())
 }
 
@@ -66,7 +69,10 @@ fn kill_after(mut child: ChildGuard, after: Duration) -> std::thread::JoinHandle
 
 fn assert_noticed(killed: Instant, noticed: Instant, what: &str) {
     let took = noticed.saturating_duration_since(killed);
-    assert!(took < NOTICE, "{what}: the death was noticed after {took:?}");
+    assert!(
+        took < NOTICE,
+        "{what}: the death was noticed after {took:?}"
+    );
 }
 
 /// A file that a child appends each message it consumed to (8 bytes, unbuffered: a SIGKILL
@@ -83,7 +89,10 @@ impl Record {
 
     fn seqs(&self) -> Vec<u64> {
         let mut bytes = Vec::new();
-        File::open(&self.0).unwrap().read_to_end(&mut bytes).unwrap();
+        File::open(&self.0)
+            .unwrap()
+            .read_to_end(&mut bytes)
+            .unwrap();
         bytes
             .chunks_exact(8)
             .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
@@ -165,7 +174,10 @@ fn a_killed_spsc_producer_is_replaced_without_loss_or_repeat() {
         let noticed = Instant::now();
         assert!(matches!(gone, Error::PeerGone(_)), "{gone}");
         assert_noticed(killer.join().unwrap(), noticed, "spsc consumer");
-        assert!(got.iter().copied().eq(0..got.len() as u64), "in order, once");
+        assert!(
+            got.iter().copied().eq(0..got.len() as u64),
+            "in order, once"
+        );
         // The replacement: it knows where the dead one stopped.
         let mut producer = spsc().open_producer(name.as_str()).unwrap();
         assert!(producer.took_over_from().is_some());
@@ -232,7 +244,10 @@ fn a_killed_spsc_consumer_is_taken_over_exactly() {
             .redeliver_in_hand(redeliver)
             .open_consumer(name.as_str())
             .unwrap();
-        let takeover = consumer.takeover().expect("taken over from the dead").clone();
+        let takeover = consumer
+            .takeover()
+            .expect("taken over from the dead")
+            .clone();
         let in_hand = takeover.in_hand.as_ref().map(|f| seq_of(&f.bytes));
         // The frame in hand is the last one received: recorded already, or not yet.
         let first = match in_hand {
@@ -274,7 +289,10 @@ fn a_killed_spsc_consumer_is_taken_over_exactly() {
 fn chaos_spsc_consumer() {
     let Some(arg) = child_arg() else { return };
     let (name, record) = arg.split_once(' ').unwrap();
-    let mut file = std::fs::OpenOptions::new().append(true).open(record).unwrap();
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(record)
+        .unwrap();
     let mut consumer = spsc().open_consumer(name).unwrap();
     println!("ready");
     loop {
@@ -324,7 +342,10 @@ fn a_killed_mpmc_producer_does_not_stall_the_ring() {
         }
         let noticed = Instant::now();
         assert_noticed(killer.join().unwrap(), noticed, "mpmc consumer");
-        assert!(got.iter().copied().eq(0..got.len() as u64), "in order, once");
+        assert!(
+            got.iter().copied().eq(0..got.len() as u64),
+            "in order, once"
+        );
         recovered.set(ring.recovered_slots() + recovered.get());
         drop((consumer, ring));
         assert_gone(&name);
@@ -373,7 +394,10 @@ fn a_killed_mpmc_consumer_loses_at_most_the_message_it_held() {
         let mut producer = ring.producer();
         let mut sent = 0;
         while !killer.is_finished() {
-            if producer.send_timeout(&message(sent), Duration::from_millis(1)).is_ok() {
+            if producer
+                .send_timeout(&message(sent), Duration::from_millis(1))
+                .is_ok()
+            {
                 sent += 1;
             }
         }
@@ -420,7 +444,10 @@ fn a_killed_mpmc_consumer_loses_at_most_the_message_it_held() {
 fn chaos_mpmc_consumer() {
     let Some(arg) = child_arg() else { return };
     let (name, record) = arg.split_once(' ').unwrap();
-    let mut file = std::fs::OpenOptions::new().append(true).open(record).unwrap();
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(record)
+        .unwrap();
     let ring = mpmc().open(name).unwrap();
     let mut consumer = ring.consumer();
     println!("ready");
@@ -468,7 +495,10 @@ fn a_killed_channel_peer_is_noticed_on_either_path_and_replaced() {
         let noticed = Instant::now();
         assert!(matches!(gone, Error::PeerGone(_)), "{gone}");
         assert_noticed(killer.join().unwrap(), noticed, "channel receiver");
-        assert!(got.iter().copied().eq(0..got.len() as u64), "in order, once");
+        assert!(
+            got.iter().copied().eq(0..got.len() as u64),
+            "in order, once"
+        );
         if policy == Policy::Ring && !got.is_empty() {
             assert!(channel.received().ring > 0, "the ring path was taken");
         }

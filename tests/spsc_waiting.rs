@@ -6,7 +6,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::{
-    child_arg, kill9, spawn_child_ready, thread_id, wait_until_asleep_in_futex, ChildGuard, ShmName,
+    asleep_in_futex, child_arg, kill9, spawn_child_ready, thread_id, wait_until_asleep_in_futex,
+    ChildGuard, ShmName,
 };
 use ringport::{Error, PeerStatus, Role, SpscOptions};
 
@@ -381,6 +382,45 @@ fn a_killed_producer_is_reported_to_a_blocked_consumer() {
     assert_eq!(&*consumer.recv().unwrap(), b"new life");
 }
 
+/// How many times thread `tid` of this process has gone to sleep of its own accord.
+fn voluntary_switches(tid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/self/task/{tid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap()
+}
+
+/// Idle means idle: a consumer blocked on a ring whose producer (in another process) sends
+/// nothing sleeps through many liveness intervals without a single wake-up, because its peer's
+/// death is watched instead; the death then wakes it.
+#[test]
+fn a_consumer_blocked_on_a_silent_live_producer_never_wakes_until_it_dies() {
+    let name = ShmName::new("idle");
+    let mut consumer = options().create_consumer(name.as_str()).unwrap();
+    let mut child = spawn_and_wait_ready("producer", &name);
+    assert_eq!(&*consumer.recv().unwrap(), b"last words");
+    let (tid_tx, tid_rx) = mpsc::channel();
+    let blocked = std::thread::spawn(move || {
+        tid_tx.send(thread_id()).unwrap();
+        consumer.recv().map(drop)
+    });
+    let tid = tid_rx.recv().unwrap();
+    wait_until_asleep_in_futex(tid);
+    let before = voluntary_switches(tid);
+    // Fifteen liveness intervals: a sleep sliced by the interval would wake fifteen times.
+    std::thread::sleep(15 * LIVENESS);
+    assert!(asleep_in_futex(tid), "still asleep");
+    assert_eq!(voluntary_switches(tid), before, "the blocked consumer woke");
+    kill9(&mut child);
+    let result = blocked.join().unwrap();
+    assert!(
+        matches!(result, Err(Error::PeerGone(Role::Producer))),
+        "{result:?}"
+    );
+}
+
 #[test]
 fn a_killed_consumer_is_reported_to_a_blocked_producer() {
     let name = ShmName::new("kill-consumer");
@@ -427,10 +467,14 @@ fn a_wait_for_the_peer_times_out_or_is_woken_by_its_attach() {
     drop(producer);
     assert_eq!(consumer.recv_with(|f| f.to_vec()).unwrap(), b"hi");
     assert!(matches!(
-        consumer.wait_for_peer(Duration::ZERO),
+        consumer.recv_timeout(Duration::ZERO),
         Err(Error::PeerGone(Role::Producer))
     ));
-    // A new producer takes the role: the consumer serves it.
+    // Gone: the wait is for a replacement, which the consumer then serves.
+    assert!(matches!(
+        consumer.wait_for_peer(Duration::from_millis(10)),
+        Err(Error::Timeout)
+    ));
     let mut producer = options().open_producer(name.as_str()).unwrap();
     consumer.wait_for_peer(Duration::ZERO).unwrap();
     producer.send(b"again").unwrap();

@@ -5,6 +5,16 @@ use std::process::Command;
 
 use ringport_measure::shm::shm_entries;
 
+/// Held by each test that compares /dev/shm before and after its run: another's segments
+/// would show up in its window.
+static SHM_CHECK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn shm_check() -> std::sync::MutexGuard<'static, ()> {
+    SHM_CHECK
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn ringport() -> Command {
     Command::new(env!("CARGO_BIN_EXE_ringport"))
 }
@@ -45,6 +55,7 @@ fn records(json: &str) -> Vec<(String, String, String, usize, String)> {
 
 #[test]
 fn every_mechanism_gives_figures_and_ratios_to_the_baseline() {
+    let _check = shm_check();
     let shm_before = shm_entries();
     let dir = std::env::temp_dir().join(format!("ringport-bench-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -59,6 +70,7 @@ fn every_mechanism_gives_figures_and_ratios_to_the_baseline() {
             "--rounds",
             "2",
             "--no-progress",
+            "--no-notice",
             "--json",
             "-",
         ])
@@ -168,6 +180,7 @@ fn a_size_a_mechanism_cannot_carry_is_reported_not_fatal() {
             "--rounds",
             "1",
             "--no-progress",
+            "--no-notice",
         ])
         .args([
             "--mechanisms",
@@ -236,6 +249,7 @@ fn the_chart_is_drawn_as_svg() {
             "--rounds",
             "1",
             "--no-progress",
+            "--no-notice",
         ])
         .args(["--mechanisms", "raw,ringport-spsc,pipe", "--chart"])
         .arg(&path)
@@ -254,4 +268,57 @@ fn the_chart_is_drawn_as_svg() {
     ] {
         assert!(svg.contains(label), "no {label:?} in the chart");
     }
+}
+
+#[test]
+fn crash_notices_and_idle_endpoints_are_measured_against_a_pipe() {
+    let _check = shm_check();
+    let shm_before = shm_entries();
+    let output = ringport()
+        .args([
+            "bench",
+            "--notice-only",
+            "--quick",
+            "--no-progress",
+            "--json",
+            "-",
+        ])
+        .output()
+        .unwrap();
+    assert_succeeded(&output);
+    let json = String::from_utf8_lossy(&output.stdout);
+    for kind in [
+        "pipe EOF",
+        "spsc recv (asleep)",
+        "spsc try_recv (spinning)",
+        "mpmc recv behind the slot",
+        "channel, socket path",
+        "channel, ring path",
+    ] {
+        let at = json
+            .find(&format!("{{\"kind\":\"{kind}\""))
+            .unwrap_or_else(|| {
+                panic!("no notice figure for {kind}: {json}");
+            });
+        let row = &json[at..at + json[at..].find('}').unwrap()];
+        assert!(row.contains("\"ratio_to_pipe\":"), "{row}");
+    }
+    // Idle means idle: a blocked endpoint whose peer's death is watched never wakes.
+    for case in [
+        "spsc consumer in recv",
+        "mpmc consumer in recv",
+        "channel, warm (ring path)",
+        "channel, fresh (socket path)",
+    ] {
+        let at = json
+            .find(&format!("{{\"case\":\"{case}\""))
+            .unwrap_or_else(|| panic!("no idle figure for {case}: {json}"));
+        let row = &json[at..at + json[at..].find('}').unwrap()];
+        assert!(row.contains("\"wake_ups\":0"), "{row}");
+    }
+    assert_eq!(
+        shm_entries(),
+        shm_before,
+        "the bench left something in /dev/shm"
+    );
 }

@@ -422,18 +422,18 @@ impl Endpoint {
         matches!(self.peer(false), Peer::Gone(_))
     }
 
-    /// Waits until the peer has attached (at once if it has), sleeping on our own bell, which
-    /// an attaching peer rings.
+    /// Waits until a peer holds its role (at once if one does): the first, or a replacement for
+    /// one that left; sleeping on our own bell, which an attaching peer rings.
     fn wait_for_peer(&mut self, timeout: Duration) -> Result<()> {
         let header = self.region.header();
-        if self.hold.peer_attached(header)? {
+        if self.hold.peer_attached(header) {
             return Ok(());
         }
         let bell = bell_of(header, self.hold.role());
         let hold = &self.hold;
         Waiter::new(bell, self.fences, self.policy, &mut self.stats, HOST).wait(
             Limit::After(timeout),
-            || Ok(hold.peer_attached(header)?.then_some(())),
+            || Ok(hold.peer_attached(header).then_some(())),
             // An attaching peer rings this bell.
             |_| Peer::Here { watched: true },
         )

@@ -106,12 +106,13 @@ impl Producer {
         self.ep.hold.peer_status(self.ep.region.header())
     }
 
-    /// Waits until a consumer has attached, at most `timeout`; returns at once if one has. (A
+    /// Waits until a consumer holds its role, at most `timeout`; returns at once if one does. (A
     /// blocking call on a ring whose peer never attached waits for it as long as its own limit
-    /// says: this is the way to bound that wait.)
+    /// says: this is the way to bound that wait.) After [`Error::PeerGone`], it waits for a
+    /// replacement: a consumer that takes the role over.
     ///
     /// # Errors
-    /// [`Error::Timeout`]; [`Error::PeerGone`] if one attached and has left already.
+    /// [`Error::Timeout`] if none came in time.
     pub fn wait_for_peer(&mut self, timeout: Duration) -> Result<()> {
         self.ep.wait_for_peer(timeout)
     }

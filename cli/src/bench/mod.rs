@@ -9,6 +9,8 @@
 mod chart;
 mod links;
 mod measure;
+#[path = "../../../benches/support/crash_notice.rs"]
+mod notice;
 mod plan;
 mod report;
 
@@ -22,8 +24,9 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 pub use measure::{peer, PeerArgs};
 use measure::{Budget, Sample};
+pub use notice::child_if_asked;
 use plan::{parse_size, show_size, Case, Contender, Mechanism, Metric, Mode};
-use report::{Machine, Outcome, Results};
+use report::{Machine, Notices, Outcome, Results};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -75,6 +78,32 @@ pub struct BenchArgs {
     /// No progress bar.
     #[arg(long)]
     no_progress: bool,
+    /// Skip the crash-notice and idle measurements that follow the table.
+    #[arg(long, conflicts_with = "notice_only")]
+    no_notice: bool,
+    /// Only the crash-notice and idle measurements: kill -9 to the survivor's notice against a
+    /// pipe's end-of-file, and the CPU of endpoints blocked with no traffic.
+    #[arg(long)]
+    notice_only: bool,
+}
+
+/// The crash-notice and idle measurements (see `benches/support/crash_notice.rs`): as many
+/// rounds as the table's, 20 kills of each kind a round (5 with --quick), and a 10 s idle
+/// sample (2 s).
+fn notices(args: &BenchArgs, rounds: usize, cpus: Option<(usize, usize)>) -> Notices {
+    let kills = if args.quick { 5 } else { 20 };
+    let idle_sample = Duration::from_secs(if args.quick { 2 } else { 10 });
+    let child_core = cpus.map(|(_, peer)| peer);
+    if !args.no_progress {
+        eprintln!("crash notice: {rounds} rounds of {kills} kills of each kind, then {idle_sample:?} idle");
+    }
+    Notices {
+        rounds,
+        kills,
+        crash: notice::crash(rounds, kills, child_core),
+        idle_sample,
+        idle: notice::idle(idle_sample, child_core),
+    }
 }
 
 /// A name no other sample or run uses (for segments and queues).
@@ -265,7 +294,11 @@ fn write_output(path: &Path, text: &str) -> Result<(), BoxError> {
 
 /// Runs `ringport bench`.
 pub fn run(args: &BenchArgs) -> Result<(), BoxError> {
-    let cases = args.cases()?;
+    let cases = if args.notice_only {
+        Vec::new()
+    } else {
+        args.cases()?
+    };
     let budget = args.budget();
     let rounds = args.rounds();
     let cpus = args.cpus()?;
@@ -342,9 +375,11 @@ pub fn run(args: &BenchArgs) -> Result<(), BoxError> {
         }
     }
     progress.finish_and_clear();
+    let notices = (!args.no_notice).then(|| notices(args, rounds, cpus));
     let results = Results {
         outcomes,
         memcpy,
+        notices,
         machine: machine(args, cpus, budget, rounds),
     };
     let to_stdout = |p: &Option<PathBuf>| p.as_deref() == Some(Path::new("-"));

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use hdrhistogram::Histogram;
 
+use super::notice::{idle_table, notice_table, IdleRow, NoticeRow};
 use super::plan::{show_size, Case, Contender, Metric};
 
 /// Everything the samples of one case gave.
@@ -73,7 +74,64 @@ pub struct Results {
     pub outcomes: BTreeMap<Case, Outcome>,
     /// memcpy bytes a second, one per round, by size.
     pub memcpy: BTreeMap<usize, Vec<f64>>,
+    /// The crash-notice and idle measurements, unless skipped.
+    pub notices: Option<Notices>,
     pub machine: Machine,
+}
+
+/// What the crash-notice and idle measurements found.
+pub struct Notices {
+    pub rounds: usize,
+    pub kills: usize,
+    pub crash: Vec<NoticeRow>,
+    pub idle_sample: std::time::Duration,
+    pub idle: Vec<IdleRow>,
+}
+
+impl Notices {
+    fn table(&self) -> String {
+        format!(
+            "\n{}\n{}",
+            notice_table(&self.crash, self.rounds, self.kills),
+            idle_table(&self.idle, self.idle_sample)
+        )
+    }
+
+    fn json(&self) -> String {
+        let crash: Vec<String> = self
+            .crash
+            .iter()
+            .map(|r| {
+                format!(
+                    "    {{\"kind\":{},\"median_ns\":{},\"max_ns\":{},\"ratio_to_pipe\":{:.3}}}",
+                    json_string(r.kind),
+                    r.median.as_nanos(),
+                    r.max.as_nanos(),
+                    r.ratio
+                )
+            })
+            .collect();
+        let idle: Vec<String> = self
+            .idle
+            .iter()
+            .map(|r| {
+                format!(
+                    "    {{\"case\":{},\"cpu_percent\":{:.5},\"wake_ups\":{}}}",
+                    json_string(r.case),
+                    r.cpu_share * 100.0,
+                    r.wakes
+                )
+            })
+            .collect();
+        format!(
+            ",\n  \"crash_notice\":{{\"rounds\":{},\"kills_a_round\":{},\"kinds\":[\n{}\n  ]}},\n  \"idle\":{{\"seconds\":{},\"cases\":[\n{}\n  ]}}",
+            self.rounds,
+            self.kills,
+            crash.join(",\n"),
+            self.idle_sample.as_secs_f64(),
+            idle.join(",\n")
+        )
+    }
 }
 
 impl Results {
@@ -293,6 +351,9 @@ pub fn table(results: &Results) -> String {
             out.push('\n');
         }
     }
+    if let Some(notices) = &results.notices {
+        out += &notices.table();
+    }
     out
 }
 
@@ -370,8 +431,13 @@ pub fn json(results: &Results) -> String {
             ));
         }
     }
+    let notices = results
+        .notices
+        .as_ref()
+        .map(Notices::json)
+        .unwrap_or_default();
     format!(
-        "{{\n  \"machine\":{{\"cpu\":{},\"cores\":{},\"kernel\":{},\"date\":{},\"pinning\":{},\"settings\":{}}},\n  \"records\":[\n{}\n  ]\n}}\n",
+        "{{\n  \"machine\":{{\"cpu\":{},\"cores\":{},\"kernel\":{},\"date\":{},\"pinning\":{},\"settings\":{}}},\n  \"records\":[\n{}\n  ]{notices}\n}}\n",
         json_string(&m.cpu),
         m.cores,
         json_string(&m.kernel),
