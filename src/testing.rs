@@ -2,8 +2,7 @@
 
 use crate::error::Result;
 use crate::segment::Segment;
-use crate::spsc::{Consumer, Producer};
-use crate::SpscOptions;
+use crate::spsc::{Consumer, Producer, SpscOptions};
 
 /// Ends `producer` as a kill -9 of its process would: it does not detach or publish its
 /// position, and its process is reported dead, to liveness checks and to the death notices on

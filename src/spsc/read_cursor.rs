@@ -295,7 +295,7 @@ impl ReadCursor {
 /// Records in the ledger that the frame at `position` is handed out, and so that every frame
 /// before it is released: for a successor, should we die (see `ReadCursor::resume`). The one
 /// store per frame that takeover costs; a second, at release, to know whether a frame was still
-/// in hand, cost a reader a tenth of its rate (docs/PERFORMANCE.md, "The ledger").
+/// in hand, cost a busy reader too much (docs/PERFORMANCE.md, "The ledger").
 #[inline(always)]
 fn received(region: &RingMemory, position: u64) {
     // Relaxed: read only by a successor (see `resume`). A store to a line nobody else reads

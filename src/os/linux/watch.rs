@@ -99,7 +99,10 @@ fn start(owner: u32) -> Option<Registry> {
     let waited = Arc::clone(&epoll);
     std::thread::Builder::new()
         .name("ringport-watch".into())
-        .spawn(move || watch(&waited, owner))
+        .spawn(move || {
+            unbind_from_our_cores();
+            watch(&waited, owner)
+        })
         .ok()?;
     Some(Registry {
         owner,
@@ -107,6 +110,26 @@ fn start(owner: u32) -> Option<Registry> {
         entries: HashMap::new(),
         next: 0,
     })
+}
+
+/// Lets the watcher thread run on any core the system allows, not only on those this process
+/// was pinned to: a process that busy-polls on its one core would otherwise hold the notice
+/// back until the scheduler preempted it, milliseconds later (docs/PERFORMANCE.md, "Death
+/// notices"). The thread sleeps until a peer dies; a pinned process's own threads stay pinned.
+/// Best effort: where it cannot (a cpuset, seccomp), it stays where it is.
+fn unbind_from_our_cores() {
+    let mut cores = nix::sched::CpuSet::new();
+    let count = std::thread::available_parallelism().map_or(1, usize::from);
+    // Every core the system has, not only those available to us: the kernel keeps the ones our
+    // cpuset allows.
+    let configured = nix::unistd::sysconf(nix::unistd::SysconfVar::_NPROCESSORS_CONF)
+        .ok()
+        .flatten()
+        .map_or(count, |n| n as usize);
+    for core in 0..configured.min(nix::sched::CpuSet::count()) {
+        let _ = cores.set(core);
+    }
+    let _ = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &cores);
 }
 
 /// The watcher thread: waits, then runs the notices of what happened, each once.
