@@ -113,8 +113,15 @@ fn dawdle(seq: u64) {
     }
 }
 
-fn append(file: &mut File, seq: u64) {
-    file.write_all(&seq.to_le_bytes()).unwrap();
+/// What a consuming child does with each message, while it has it: checks it, dawdles now and
+/// then (so that kills land before and after the record), and records it in the file at `path`.
+fn recorder(path: &str) -> impl FnMut(&[u8]) {
+    let mut file = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+    move |message| {
+        let seq = seq_of(message);
+        dawdle(seq);
+        file.write_all(&seq.to_le_bytes()).unwrap();
+    }
 }
 
 /// The last endpoint's drop unlinks the segment, or the death notice that is running as it drops
@@ -289,21 +296,11 @@ fn a_killed_spsc_consumer_is_taken_over_exactly() {
 fn chaos_spsc_consumer() {
     let Some(arg) = child_arg() else { return };
     let (name, record) = arg.split_once(' ').unwrap();
-    let mut file = std::fs::OpenOptions::new()
-        .append(true)
-        .open(record)
-        .unwrap();
+    let mut record = recorder(record);
     let mut consumer = spsc().open_consumer(name).unwrap();
     println!("ready");
     loop {
-        // Recorded while the frame is in hand, so that kills land before and after.
-        consumer
-            .recv_with(|f| {
-                let seq = seq_of(f);
-                dawdle(seq);
-                append(&mut file, seq);
-            })
-            .unwrap();
+        consumer.recv_with(&mut record).unwrap();
     }
 }
 
@@ -444,21 +441,12 @@ fn a_killed_mpmc_consumer_loses_at_most_the_message_it_held() {
 fn chaos_mpmc_consumer() {
     let Some(arg) = child_arg() else { return };
     let (name, record) = arg.split_once(' ').unwrap();
-    let mut file = std::fs::OpenOptions::new()
-        .append(true)
-        .open(record)
-        .unwrap();
+    let mut record = recorder(record);
     let ring = mpmc().open(name).unwrap();
     let mut consumer = ring.consumer();
     println!("ready");
     loop {
-        consumer
-            .recv_with(|m| {
-                let seq = seq_of(m);
-                dawdle(seq);
-                append(&mut file, seq);
-            })
-            .unwrap();
+        consumer.recv_with(&mut record).unwrap();
     }
 }
 

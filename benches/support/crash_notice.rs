@@ -165,6 +165,12 @@ fn child(spec: &str) {
 /// before the kill.
 fn kill_later(mut child: Child, settle: Duration) -> std::thread::JoinHandle<Instant> {
     std::thread::spawn(move || {
+        // On the child's core, idle until the kill: on ours, a spinning survivor could hold the
+        // kill back, after the instant was taken, until the scheduler preempted it.
+        let core = CHILD_CORE.load(std::sync::atomic::Ordering::Relaxed);
+        if core != usize::MAX {
+            pin_to(core);
+        }
         std::thread::sleep(settle);
         let at = Instant::now();
         child.kill().unwrap();

@@ -25,6 +25,21 @@ pub(super) enum End {
     Head,
 }
 
+/// The ring a handle's recovery works on (from the fields, so that the others stay free).
+fn recovery_ring<'a>(
+    mem: &'a RingMemory,
+    slots: &'a Slots,
+    fences: Fences,
+    policy: &WaitPolicy,
+) -> Ring<'a> {
+    Ring {
+        mem,
+        slots,
+        fences,
+        interval: policy.liveness_interval,
+    }
+}
+
 /// What every handle holds.
 pub(super) struct Handle {
     pub(super) mem: RingMemory,
@@ -70,12 +85,7 @@ impl Handle {
     /// length.
     pub(super) fn try_claim(&mut self, end: End) -> Result<Option<(u64, usize)>> {
         let notice = owner_notice(&self.mem);
-        let ring = Ring {
-            mem: &self.mem,
-            slots: &self.slots,
-            fences: self.fences,
-            interval: self.policy.liveness_interval,
-        };
+        let ring = recovery_ring(&self.mem, &self.slots, self.fences, &self.policy);
         self.recovery.attempt(ring, HOST, &notice, || {
             claim(&self.mem, &self.slots, end, self.pid)
         })
@@ -92,12 +102,7 @@ impl Handle {
             End::Head => Doorbell::data(header),
         };
         let notice = owner_notice(&self.mem);
-        let ring = Ring {
-            mem: &self.mem,
-            slots: &self.slots,
-            fences: self.fences,
-            interval: self.policy.liveness_interval,
-        };
+        let ring = recovery_ring(&self.mem, &self.slots, self.fences, &self.policy);
         // Whether the last attempt left nothing in the way that a death notice does not cover.
         let covered = Cell::new(false);
         // The attempt is `try_claim`'s, on the fields the waiter does not hold.

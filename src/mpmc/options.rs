@@ -63,8 +63,10 @@ impl MpmcOptions {
         self
     }
 
-    /// How long a slot may stay claimed by another handle, while this one waits behind it,
-    /// before its owner's process is checked; also the longest a sleeper sleeps between checks.
+    /// Where the kernel cannot tell a handle that the owner of a slot in its way died (the
+    /// owner is in another pid namespace, or pidfds are unavailable): how long the slot may stay
+    /// claimed before its owner's process is checked, and the longest a sleeper sleeps between
+    /// checks. Elsewhere the owner's death wakes the handle at once.
     #[must_use]
     pub fn liveness_interval(mut self, interval: Duration) -> Self {
         self.liveness_interval = interval.max(Duration::from_micros(100));

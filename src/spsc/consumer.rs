@@ -121,7 +121,8 @@ impl Consumer {
         (self.cursor.position, self.cursor.published)
     }
 
-    /// Whether the producer is attached and alive (checks its process: a system call).
+    /// Whether the producer is attached and alive (checks its process: a system call). Where
+    /// the kernel cannot check it (another pid namespace), a live-looking peer is `Present`.
     pub fn peer_status(&mut self) -> PeerStatus {
         self.ep.hold.peer_status(self.ep.region.header())
     }

@@ -97,8 +97,9 @@ impl Default for SpscOptions {
 impl SpscOptions {
     /// The defaults: 1 MiB of data, frames up to the largest the capacity allows (half of it,
     /// less 16 bytes), spin 20 us before sleeping, pause 1 us after draining a stream, check the
-    /// peer's liveness every 20 ms while asleep, unlink the segment when the creator drops, fault
-    /// the pages in when mapping.
+    /// peer's liveness every 20 ms while asleep where its death cannot be watched, unlink the
+    /// segment when the creator drops, fault the pages in when mapping, start after a dead
+    /// consumer's frame in hand.
     #[must_use]
     pub fn new() -> Self {
         Self::default()
@@ -119,8 +120,11 @@ impl SpscOptions {
         self
     }
 
-    /// How often a sleeping endpoint wakes to check that its peer's process is alive. A peer that
-    /// detaches cleanly wakes it at once; one that dies is noticed within this interval.
+    /// How often a sleeping endpoint wakes to check that its peer's process is alive, where the
+    /// kernel cannot tell it of the death (the peer is in another pid namespace, or pidfds are
+    /// unavailable: then a death is noticed within this interval). Elsewhere a death notice
+    /// wakes it within microseconds of the death, and it sleeps without waking until then; a
+    /// peer that detaches cleanly wakes it at once.
     #[must_use]
     pub fn liveness_interval(mut self, interval: Duration) -> Self {
         self.liveness_interval = interval.max(Duration::from_micros(100));

@@ -101,7 +101,8 @@ impl Producer {
         (self.cursor.position, self.cursor.cached_consumer)
     }
 
-    /// Whether the consumer is attached and alive (checks its process: a system call).
+    /// Whether the consumer is attached and alive (checks its process: a system call). Where
+    /// the kernel cannot check it (another pid namespace), a live-looking peer is `Present`.
     pub fn peer_status(&mut self) -> PeerStatus {
         self.ep.hold.peer_status(self.ep.region.header())
     }

@@ -101,6 +101,7 @@ fn start(owner: u32) -> Option<Registry> {
         .name("ringport-watch".into())
         .spawn(move || {
             unbind_from_our_cores();
+            ask_for_a_short_slice();
             watch(&waited, owner)
         })
         .ok()?;
@@ -130,6 +131,40 @@ fn unbind_from_our_cores() {
         let _ = cores.set(core);
     }
     let _ = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &cores);
+}
+
+/// Asks the scheduler for a short slice for the watcher thread (`sched_setattr` with a runtime,
+/// which the fair scheduler takes as the thread's slice since Linux 6.12): woken on a core where a
+/// thread busy-polls, a thread with a shorter slice than the poller's preempts it at once, where
+/// it would otherwise wait for the poller's slice to end, milliseconds later (docs/PERFORMANCE.md,
+/// "Death notices"). Unprivileged; best effort: an older kernel ignores the runtime or refuses.
+fn ask_for_a_short_slice() {
+    /// `struct sched_attr`, as of its first version (48 bytes).
+    #[repr(C)]
+    struct SchedAttr {
+        size: u32,
+        policy: u32,
+        flags: u64,
+        nice: i32,
+        priority: u32,
+        runtime: u64,
+        deadline: u64,
+        period: u64,
+    }
+    let attr = SchedAttr {
+        size: std::mem::size_of::<SchedAttr>() as u32,
+        policy: libc::SCHED_OTHER as u32,
+        flags: 0,
+        nice: 0,
+        priority: 0,
+        // 0.1 ms, the shortest slice the scheduler takes.
+        runtime: 100_000,
+        deadline: 0,
+        period: 0,
+    };
+    // SAFETY: sched_setattr reads `size` bytes of the attribute struct we pass, which lives
+    // across the call; pid 0 is the calling thread.
+    let _ = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0) };
 }
 
 /// The watcher thread: waits, then runs the notices of what happened, each once.
