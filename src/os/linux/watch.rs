@@ -97,10 +97,13 @@ fn register(fd: OwnedFd, events: EpollFlags, notice: Notice) -> Watched<Watch> {
 fn start(owner: u32) -> Option<Registry> {
     let epoll = Arc::new(Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).ok()?);
     let waited = Arc::clone(&epoll);
+    // The core of the thread that first waits on a peer: a busy poller's, as likely as not.
+    // SAFETY: sched_getcpu takes nothing and returns a number (or -1).
+    let spawner = usize::try_from(unsafe { libc::sched_getcpu() }).ok();
     std::thread::Builder::new()
         .name("ringport-watch".into())
         .spawn(move || {
-            unbind_from_our_cores();
+            keep_off_the_pollers_core(spawner);
             ask_for_a_short_slice();
             watch(&waited, owner)
         })
@@ -113,24 +116,32 @@ fn start(owner: u32) -> Option<Registry> {
     })
 }
 
-/// Lets the watcher thread run on any core the system allows, not only on those this process
-/// was pinned to: a process that busy-polls on its one core would otherwise hold the notice
-/// back until the scheduler preempted it, milliseconds later (docs/PERFORMANCE.md, "Death
-/// notices"). The thread sleeps until a peer dies; a pinned process's own threads stay pinned.
-/// Best effort: where it cannot (a cpuset, seccomp), it stays where it is.
-fn unbind_from_our_cores() {
-    let mut cores = nix::sched::CpuSet::new();
+/// Lets the watcher thread run on any core the system allows but `spawner` (the core of the
+/// thread that started it), not only on those this process was pinned to. A busy poller shares
+/// its core with nothing it does not have to: woken there, the watcher would wait, at times, for
+/// the scheduler to preempt the poller, milliseconds later (docs/PERFORMANCE.md, "Death
+/// notices"). The thread sleeps until a peer dies; the process's own threads stay where they
+/// are. With one core, it may run there; best effort: where it cannot move (a cpuset), it stays.
+fn keep_off_the_pollers_core(spawner: Option<usize>) {
     let count = std::thread::available_parallelism().map_or(1, usize::from);
     // Every core the system has, not only those available to us: the kernel keeps the ones our
     // cpuset allows.
     let configured = nix::unistd::sysconf(nix::unistd::SysconfVar::_NPROCESSORS_CONF)
         .ok()
         .flatten()
-        .map_or(count, |n| n as usize);
-    for core in 0..configured.min(nix::sched::CpuSet::count()) {
-        let _ = cores.set(core);
+        .map_or(count, |n| n as usize)
+        .min(nix::sched::CpuSet::count());
+    let me = nix::unistd::Pid::from_raw(0);
+    let all_but = |skipped: Option<usize>| {
+        let mut cores = nix::sched::CpuSet::new();
+        for core in (0..configured).filter(|&c| Some(c) != skipped) {
+            let _ = cores.set(core);
+        }
+        cores
+    };
+    if nix::sched::sched_setaffinity(me, &all_but(spawner)).is_err() {
+        let _ = nix::sched::sched_setaffinity(me, &all_but(None));
     }
-    let _ = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &cores);
 }
 
 /// Asks the scheduler for a short slice for the watcher thread (`sched_setattr` with a runtime,
