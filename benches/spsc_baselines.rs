@@ -344,6 +344,29 @@ fn stream_rtrb<T: Copy + Send + 'static, D: Drive>(
     )
 }
 
+/// The minimal ring of u64s in a shared mapping (`ringport_measure::raw::IndexRing`): a head
+/// and a tail index, each cached by the other side, a Release store after every item; the
+/// design that a cross-process u64 ring needs at the least.
+fn stream_raw_u64<D: Drive>(drive: D) -> D::Rates {
+    use ringport_measure::raw::IndexRing;
+    use std::sync::Arc;
+    const COUNT: usize = 4096;
+    let map =
+        Arc::new(ringport_measure::shm::SharedMap::create(IndexRing::len_for(8, COUNT)).unwrap());
+    let (mut tx, mut rx) = (IndexRing::new(8, COUNT), IndexRing::new(8, COUNT));
+    let reader_map = Arc::clone(&map);
+    drive.run(
+        move |sum| match rx.try_recv(&reader_map) {
+            Some(v) => {
+                *sum = sum.wrapping_add(v);
+                1
+            }
+            None => 0,
+        },
+        move |i| u64::from(tx.try_send(&map, &i.to_le_bytes())),
+    )
+}
+
 /// The baseline: rtrb moving u64s, 8 bytes a slot.
 fn stream_rtrb_u64<D: Drive>(drive: D) -> D::Rates {
     stream_rtrb(|i| i, |v| v, drive)
@@ -572,7 +595,7 @@ fn print_sides() {
 type Stream = (&'static str, fn() -> f64);
 
 /// The streaming contenders, in the order of `--stream-only`'s columns.
-const STREAMS: [Stream; 8] = [
+const STREAMS: [Stream; 9] = [
     ("rtrb u64", || stream_rtrb_u64(Together)),
     ("rtrb u128", || stream_rtrb_u128(Together)),
     ("ringport busy", || stream_ringport::<false, _>(Together)),
@@ -581,6 +604,7 @@ const STREAMS: [Stream; 8] = [
     ("send", || stream_ringport_copy::<true, _>(Together)),
     ("rtrb chunks", stream_rtrb_chunks),
     ("ringport batches", stream_ringport_batches),
+    ("raw u64 ring", || stream_raw_u64(Together)),
 ];
 
 /// One round of the blocking contenders (raw futex, ringport, ringport with symmetric fences),
@@ -654,7 +678,7 @@ fn main() {
 
     let mut spin: [Vec<f64>; 2] = Default::default();
     let mut block: [Vec<f64>; 3] = Default::default();
-    let mut streams: [Vec<f64>; 8] = Default::default();
+    let mut streams: [Vec<f64>; 9] = Default::default();
     for round in 0..rounds {
         // Alternate which contender goes first, so neither always runs on a warmer machine.
         let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
@@ -665,7 +689,7 @@ fn main() {
             ));
         }
         block_round(round, 20_000, &mut block);
-        let mut stream_order = [0, 1, 2, 3, 4, 5, 6, 7];
+        let mut stream_order = [0, 1, 2, 3, 4, 5, 6, 7, 8];
         if round % 2 == 1 {
             stream_order.reverse();
         }
@@ -680,7 +704,8 @@ fn main() {
     let [raw, ours, symmetric] = block.map(median);
     println!("64 B round trip, both sleep:  raw futex   {raw:8.0} ns   ringport {ours:8.0} ns   ratio {:.2}x", ours / raw);
     println!("  the same, symmetric fences: raw futex   {raw:8.0} ns   ringport {symmetric:8.0} ns   ratio {:.2}x", symmetric / raw);
-    let [u64s, u128s, ours, blocking, try_send, send, chunks, batches] = streams.map(median);
+    let [u64s, u128s, ours, blocking, try_send, send, chunks, batches, raw_u64] =
+        streams.map(median);
     println!(
         "8 B frames streamed, threads: rtrb u64  {:8.1} M/s   ringport {:8.1} M/s   ratio {:.2}x",
         u64s / 1e6,
@@ -717,5 +742,13 @@ fn main() {
         batches / 1e6,
         batches / chunks,
         batches / u64s
+    );
+    println!(
+        "  over a raw u64 ring:        raw u64   {:8.1} M/s   ringport {:8.1} M/s   ratio {:.2}x (try_send {:.2}x, send {:.2}x)",
+        raw_u64 / 1e6,
+        ours / 1e6,
+        ours / raw_u64,
+        try_send / raw_u64,
+        send / raw_u64
     );
 }

@@ -4,14 +4,18 @@
 //! - The ping-pong: two words on separate cache-line pairs, each written by one side. Busy, it
 //!   is a cache-line round trip, the hardware's limit for a message; blocking, it is a futex
 //!   ping-pong with a `FUTEX_WAKE` after every store.
-//! - The slot ring: each direction an array of slots, a slot a 32-bit stamp and the message
-//!   padded to whole cache lines. The sender waits for the stamp to be 0, copies the message in
-//!   and stores the message's stamp (Release); the receiver waits for that stamp (Acquire),
-//!   reads the message and stores 0 (Release). One slot each way is the ping-pong with a
-//!   message; many slots are a minimal ring, with the sequence word in the slot, no header, no
-//!   frames and no checks.
+//! - The slot ring: each direction an array of slots, a slot the message itself padded to whole
+//!   cache lines, its first word its sequence number, which is also the slot's stamp (so a
+//!   64-byte message is one line, commit and all). The sender waits for the stamp to be 0,
+//!   copies the rest of the message in and stores the stamp (Release); the receiver waits for
+//!   that stamp (Acquire), reads the message and stores 0 (Release). One slot each way is the
+//!   ping-pong with a message: the round trip's limit.
+//! - The index ring: the minimal SPSC ring of fixed-size messages packed end to end (as
+//!   rigtorp's SPSCQueue, or a u64 ring for 8-byte ones): a head and a tail index on lines of
+//!   their own, each side caching the other's and rereading it only when the ring looks full
+//!   (empty), a Release store of its own index after every message. The stream's limit.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crate::shm::SharedMap;
 
@@ -75,11 +79,11 @@ pub struct Slots {
 }
 
 impl Slots {
-    /// Bytes a slot takes for messages of `size` bytes: the stamp (padded to 8) and the
-    /// message, rounded up to whole cache lines.
+    /// Bytes a slot takes for messages of `size` bytes (at least 8: the first word is the
+    /// sequence number, which the stamp carries): the message rounded up to whole cache lines.
     #[must_use]
     pub fn stride_for(size: usize) -> usize {
-        (8 + size).next_multiple_of(64)
+        size.max(8).next_multiple_of(64)
     }
 
     /// The direction of `count` slots of `stride` bytes at `base` in the mapping.
@@ -109,19 +113,35 @@ impl Slots {
         self.base + (self.next % self.count as u64) as usize * self.stride
     }
 
-    /// The stamp of the next message: never 0 (0 marks a free slot).
-    fn stamp(&self) -> u32 {
-        (self.next % (1 << 31)) as u32 + 1
+    /// The stamp of message `seq`: never 0 (0 marks a free slot). Sequence numbers below 2^31,
+    /// and `u64::MAX` (a stop tag), come back whole from [`recv`](Self::recv).
+    fn stamp_of(seq: u64) -> u32 {
+        if seq == u64::MAX {
+            u32::MAX
+        } else {
+            (seq % (1 << 31)) as u32 + 1
+        }
     }
 
-    /// Sends `msg` in the next slot, calling `wait` while that slot still holds an unread
-    /// message. Returns the slot's stamp word, for a blocking sender to wake its peer on.
+    /// The sequence number a stamp carries (see [`stamp_of`](Self::stamp_of)).
+    fn seq_of(stamp: u32) -> u64 {
+        if stamp == u32::MAX {
+            u64::MAX
+        } else {
+            u64::from(stamp - 1)
+        }
+    }
+
+    /// Sends `msg` (at least 8 bytes, its first word its sequence number) in the next slot,
+    /// calling `wait` while that slot still holds an unread message. The stamp carries the
+    /// first word. Returns the slot's stamp word, for a blocking sender to wake its peer on.
     ///
     /// # Errors
     /// What `wait` returns.
     ///
     /// # Panics
-    /// If the message does not fit the slot, or the slot is outside `map`.
+    /// If the message is shorter than 8 bytes or does not fit the slot, or the slot is outside
+    /// `map`.
     #[inline]
     pub fn send<'m, E>(
         &mut self,
@@ -129,7 +149,7 @@ impl Slots {
         msg: &[u8],
         mut wait: impl FnMut() -> Result<(), E>,
     ) -> Result<&'m AtomicU32, E> {
-        assert!(8 + msg.len() <= self.stride);
+        assert!(msg.len() >= 8 && msg.len() <= self.stride);
         let slot = self.slot();
         let stamp = map.u32_at(slot);
         // Acquire: pairs with the receiver's Release of 0, so its reads of the old message
@@ -137,19 +157,21 @@ impl Slots {
         while stamp.load(Ordering::Acquire) != 0 {
             wait()?;
         }
-        map.write(slot + 8, msg);
+        map.write(slot + 8, &msg[8..]);
+        let seq = u64::from_le_bytes(msg[..8].try_into().expect("8 bytes"));
         // Release: the message is in place before the receiver can see its stamp.
-        stamp.store(self.stamp(), Ordering::Release);
+        stamp.store(Self::stamp_of(seq), Ordering::Release);
         self.next += 1;
         Ok(stamp)
     }
 
     /// Receives the next message, `size` bytes, reading one word of each of its cache lines,
-    /// and returns its first word (little-endian). `wait` is called with the slot's stamp word
-    /// while the message is not there (a blocking receiver sleeps on it while it holds 0).
+    /// and returns its first word, its sequence number (from the stamp). `wait` is called with
+    /// the slot's stamp word while the message is not there (a blocking receiver sleeps on it
+    /// while it holds 0).
     ///
     /// # Errors
-    /// What `wait` returns, or a message if the stamp is neither 0 nor the one expected.
+    /// What `wait` returns.
     ///
     /// # Panics
     /// If `size` is below 8 or above the slot's room, or the slot is outside `map`.
@@ -160,22 +182,114 @@ impl Slots {
         size: usize,
         mut wait: impl FnMut(&AtomicU32) -> Result<(), E>,
     ) -> Result<u64, E> {
-        assert!(8 + size <= self.stride);
+        assert!(size >= 8 && size <= self.stride);
         let slot = self.slot();
         let stamp = map.u32_at(slot);
-        let want = self.stamp();
-        loop {
+        let seen = loop {
             // Acquire: pairs with the sender's Release of the stamp; the message is visible.
             match stamp.load(Ordering::Acquire) {
-                seen if seen == want => break,
                 0 => wait(stamp)?,
-                seen => return Err(format!("raw: stamp {seen}, expected {want}").into()),
+                seen => break seen,
             }
+        };
+        // The stamp's line is read; the message's other lines, a word each.
+        if size >= 64 + 8 {
+            let _ = map.touch(slot + 64, size - 64);
         }
-        let first = map.touch(slot + 8, size);
         // Release: the reads above are done before the sender may reuse the slot.
         stamp.store(0, Ordering::Release);
         self.next += 1;
-        Ok(first)
+        Ok(Self::seq_of(seen))
+    }
+}
+
+/// The index ring's layout: the tail (the producer's) at 0, the head (the consumer's) on its
+/// own line pair at 128, the messages from 256.
+const TAIL: usize = 0;
+const HEAD: usize = 128;
+const MESSAGES: usize = 256;
+
+/// One side of the index ring: its own index and its cached copy of the other's.
+#[derive(Debug, Clone, Copy)]
+pub struct IndexRing {
+    size: usize,
+    /// The message size rounded up to 8 bytes: where each message starts.
+    stride: usize,
+    count: u64,
+    own: u64,
+    cached: u64,
+}
+
+impl IndexRing {
+    /// Bytes the mapping needs for `count` messages of `size` bytes.
+    #[must_use]
+    pub fn len_for(size: usize, count: usize) -> usize {
+        MESSAGES + size.next_multiple_of(8) * count
+    }
+
+    /// One side of a ring of `count` messages of `size` bytes (at least 8: the first word is
+    /// the sequence number) at the start of its mapping.
+    #[must_use]
+    pub fn new(size: usize, count: usize) -> IndexRing {
+        assert!(size >= 8 && count > 0);
+        IndexRing {
+            size,
+            stride: size.next_multiple_of(8),
+            count: count as u64,
+            own: 0,
+            cached: 0,
+        }
+    }
+
+    fn at(&self, index: u64) -> usize {
+        MESSAGES + (index % self.count) as usize * self.stride
+    }
+
+    fn word<'m>(map: &'m SharedMap, offset: usize) -> &'m AtomicU64 {
+        map.u64_at(offset)
+    }
+
+    /// The producer's side: copies `msg` in if there is room, and publishes it. Returns
+    /// whether it did (false: the ring is full).
+    ///
+    /// # Panics
+    /// If `msg` is not the ring's message size, or the ring is outside `map`.
+    #[inline]
+    pub fn try_send(&mut self, map: &SharedMap, msg: &[u8]) -> bool {
+        assert_eq!(msg.len(), self.size);
+        if self.own - self.cached == self.count {
+            // Acquire: pairs with the consumer's Release of its head, so its reads of the slot
+            // happen before the copy below overwrites it.
+            self.cached = Self::word(map, HEAD).load(Ordering::Acquire);
+            if self.own - self.cached == self.count {
+                return false;
+            }
+        }
+        map.write(self.at(self.own), msg);
+        self.own += 1;
+        // Release: the message is in place before the consumer can see the new tail.
+        Self::word(map, TAIL).store(self.own, Ordering::Release);
+        true
+    }
+
+    /// The consumer's side: the next message's first word (its sequence number), reading one
+    /// word of each of its cache lines, if one is there, and frees it.
+    ///
+    /// # Panics
+    /// If the ring is outside `map`.
+    #[inline]
+    pub fn try_recv(&mut self, map: &SharedMap) -> Option<u64> {
+        if self.own == self.cached {
+            // Acquire: pairs with the producer's Release of its tail; the message is visible.
+            self.cached = Self::word(map, TAIL).load(Ordering::Acquire);
+            if self.own == self.cached {
+                return None;
+            }
+        }
+        let first = map.touch(self.at(self.own), self.size);
+        self.own += 1;
+        // Release: the reads above are done before the producer may reuse the slot.
+        Self::word(map, HEAD).store(self.own, Ordering::Release);
+        Some(first)
     }
 }

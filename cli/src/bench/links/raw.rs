@@ -1,34 +1,45 @@
-//! The hardware baseline: `ringport_measure::raw`'s slot ring, the least a shared-memory
-//! message path can do (a 32-bit stamp and the message per slot, no header, no frames, no
-//! checks). With one message in flight (ping-pong) a round trip uses one slot each way: the
-//! cache-line ping-pong; with many (streaming) it is a minimal ring.
-//! Busy: both wait by spinning. Blocking: both wait in FUTEX_WAIT on the stamp and wake the peer
-//! with FUTEX_WAKE after every store, unconditionally (the raw futex ping-pong).
+//! The hardware baseline: the least a shared-memory message path can do, from
+//! `ringport_measure::raw`, with no header, no frames and no checks.
+//! - Round trips: the slot ring, one slot each way, the message per slot with its sequence word
+//!   the slot's stamp (a 64-byte message and its commit are one cache line). Busy: both spin.
+//!   Blocking: both wait in FUTEX_WAIT on the stamp and wake the peer with FUTEX_WAKE after
+//!   every store, unconditionally (the raw futex ping-pong).
+//! - Streams: the index ring, messages packed end to end, a head and a tail index each cached
+//!   by the other side, a Release store after every message (busy only).
 
 use std::time::Duration;
 
 use ringport_measure::fds::adopt_inherited;
-use ringport_measure::raw::Slots;
+use ringport_measure::raw::{IndexRing, Slots};
 use ringport_measure::shm::SharedMap;
 
 use super::{Handoff, Patience, PeerEnd, STALL};
 use crate::bench::plan::{Metric, Mode};
 use crate::bench::BoxError;
 
-/// Bytes of slots in each direction when streaming (at least four slots), as in ringport's
-/// rings here.
-const DIRECTION_BYTES: usize = 256 << 10;
+/// Bytes of messages a stream's ring holds (at least four messages), as ringport's rings here.
+const STREAM_BYTES: usize = 256 << 10;
 /// A sleep on the futex is cut into slices this long, so that a dead peer is noticed.
 const SLICE: Duration = Duration::from_millis(100);
 
-/// One direction's slots, at `base` in the memfd.
-fn direction(metric: Metric, size: usize, base: usize) -> Slots {
-    let stride = Slots::stride_for(size);
-    let count = match metric {
-        Metric::RoundTrip => 1,
-        Metric::Throughput => (DIRECTION_BYTES / stride).max(4),
-    };
-    Slots::new(base, stride, count)
+/// What the link moves messages through.
+enum Path {
+    /// One slot each way.
+    RoundTrip { tx: Slots, rx: Slots },
+    /// One way, bench to peer; each side has its end of the ring.
+    Stream(IndexRing),
+}
+
+fn stream_count(size: usize) -> usize {
+    (STREAM_BYTES / size.next_multiple_of(8)).max(4)
+}
+
+/// The mapping's length for `metric` at `size`.
+fn map_len(metric: Metric, size: usize) -> usize {
+    match metric {
+        Metric::RoundTrip => 2 * Slots::stride_for(size),
+        Metric::Throughput => IndexRing::len_for(size, stream_count(size)),
+    }
 }
 
 /// One end of the raw baseline.
@@ -36,8 +47,7 @@ pub struct RawLink {
     map: SharedMap,
     size: usize,
     mode: Mode,
-    tx: Slots,
-    rx: Slots,
+    path: Path,
 }
 
 impl RawLink {
@@ -47,8 +57,7 @@ impl RawLink {
         size: usize,
         handoff: &mut Handoff,
     ) -> Result<RawLink, BoxError> {
-        let len = direction(metric, size, 0).len();
-        let map = SharedMap::create(2 * len)?;
+        let map = SharedMap::create(map_len(metric, size))?;
         handoff.pass_fd(map.fd())?;
         Ok(RawLink::new(map, metric, size, mode, false))
     }
@@ -59,25 +68,30 @@ impl RawLink {
         size: usize,
         end: &PeerEnd,
     ) -> Result<RawLink, BoxError> {
-        let len = direction(metric, size, 0).len();
+        let len = map_len(metric, size);
         let fd = adopt_inherited(*end.fds.first().ok_or("raw: no memfd passed")?)?;
         let map = SharedMap::map(fd)?;
-        if map.len() != 2 * len {
-            return Err(format!("raw: the memfd is {} bytes, not {}", map.len(), 2 * len).into());
+        if map.len() != len {
+            return Err(format!("raw: the memfd is {} bytes, not {len}", map.len()).into());
         }
         Ok(RawLink::new(map, metric, size, mode, true))
     }
 
     fn new(map: SharedMap, metric: Metric, size: usize, mode: Mode, peer: bool) -> RawLink {
-        let len = direction(metric, size, 0).len();
-        let (ping, pong) = (direction(metric, size, 0), direction(metric, size, len));
-        let (tx, rx) = if peer { (pong, ping) } else { (ping, pong) };
+        let path = match metric {
+            Metric::RoundTrip => {
+                let stride = Slots::stride_for(size);
+                let (ping, pong) = (Slots::new(0, stride, 1), Slots::new(stride, stride, 1));
+                let (tx, rx) = if peer { (pong, ping) } else { (ping, pong) };
+                Path::RoundTrip { tx, rx }
+            }
+            Metric::Throughput => Path::Stream(IndexRing::new(size, stream_count(size))),
+        };
         RawLink {
             map,
             size,
             mode,
-            tx,
-            rx,
+            path,
         }
     }
 }
@@ -85,13 +99,22 @@ impl RawLink {
 impl super::Link for RawLink {
     #[inline]
     fn send(&mut self, msg: &[u8]) -> Result<(), BoxError> {
-        // The slot is free once its last message was read. Only a stream fills the slots, and
-        // streams are busy, so this wait always spins: the receiver wakes nobody when it frees
-        // a slot, which keeps the blocking round trip at one FUTEX_WAKE a message.
         let mut patience = Patience::new();
-        let stamp = self.tx.send(&self.map, msg, || patience.spin())?;
-        if self.mode == Mode::Block {
-            ringport_measure::futex::wake(stamp, 1);
+        match &mut self.path {
+            Path::RoundTrip { tx, .. } => {
+                // The slot is free once its last message was read, which in a ping-pong it is:
+                // the receiver wakes nobody when it frees a slot, which keeps the blocking
+                // round trip at one FUTEX_WAKE a message.
+                let stamp = tx.send(&self.map, msg, || patience.spin())?;
+                if self.mode == Mode::Block {
+                    ringport_measure::futex::wake(stamp, 1);
+                }
+            }
+            Path::Stream(ring) => {
+                while !ring.try_send(&self.map, msg) {
+                    patience.spin()?;
+                }
+            }
         }
         Ok(())
     }
@@ -100,17 +123,27 @@ impl super::Link for RawLink {
     fn recv(&mut self) -> Result<u64, BoxError> {
         let mode = self.mode;
         let mut patience = Patience::new();
-        let mut slices = 0u32;
-        self.rx.recv(&self.map, self.size, |stamp| match mode {
-            Mode::Spin => patience.spin(),
-            Mode::Block => {
-                ringport_measure::futex::wait(stamp, 0, Some(SLICE));
-                slices += 1;
-                if SLICE * slices > STALL {
-                    return Err("raw: no progress: the peer is stuck or gone".into());
-                }
-                Ok(())
+        match &mut self.path {
+            Path::RoundTrip { rx, .. } => {
+                let mut slices = 0u32;
+                rx.recv(&self.map, self.size, |stamp| match mode {
+                    Mode::Spin => patience.spin(),
+                    Mode::Block => {
+                        ringport_measure::futex::wait(stamp, 0, Some(SLICE));
+                        slices += 1;
+                        if SLICE * slices > STALL {
+                            return Err("raw: no progress: the peer is stuck or gone".into());
+                        }
+                        Ok(())
+                    }
+                })
             }
-        })
+            Path::Stream(ring) => loop {
+                if let Some(first) = ring.try_recv(&self.map) {
+                    return Ok(first);
+                }
+                patience.spin()?;
+            },
+        }
     }
 }
