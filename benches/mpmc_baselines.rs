@@ -1,6 +1,7 @@
 //! The MPMC ring against its baselines, interleaved in one run:
-//! - 2 producer and 2 consumer threads moving 8-byte messages, against crossbeam's `ArrayQueue`
-//!   with the same threads in one process (the same number of slots);
+//! - 1 producer and 1 consumer thread, and 2 and 2, moving 8-byte messages, against crossbeam's
+//!   `ArrayQueue` with the same threads in one process (the same number of slots), every thread
+//!   of both waiting with the same backoff (64 spin hints, then a yield);
 //! - one producer and one consumer process streaming 8-byte messages, pinned to two cores,
 //!   against ringport's SPSC ring.
 //!
@@ -20,45 +21,79 @@ const SLOTS: usize = 1024;
 const THREAD_MESSAGES: u64 = 4_000_000;
 const PROCESS_MESSAGES: u64 = 10_000_000;
 
-// ---------------------------------------------------------------- 2 x 2 threads
+// ---------------------------------------------------------------- threads
 
-/// Messages per second through `THREAD_MESSAGES` sends by two producers to two consumers, each
-/// side busy-polling; checks that the sum of what arrived is the sum of what was sent. Each
-/// thread gets its own push or pop function (for ringport: its own handle).
-fn two_by_two<P, C>(make_push: impl Fn() -> P, make_pop: impl Fn() -> C) -> f64
+/// The wait both contenders use when the queue is full or empty: 64 spin hints, then a yield
+/// (crossbeam's `Backoff` in spirit), so that neither gains from waiting differently.
+#[derive(Default)]
+struct Backoff {
+    step: u32,
+}
+
+impl Backoff {
+    fn wait(&mut self) {
+        if self.step < 64 {
+            std::hint::spin_loop();
+            self.step += 1;
+        } else {
+            std::thread::yield_now();
+        }
+    }
+
+    fn reset(&mut self) {
+        self.step = 0;
+    }
+}
+
+/// Messages per second through `THREAD_MESSAGES` sends by `producers` threads to `consumers`
+/// threads (spread over the two cores), each waiting with the same [`Backoff`]; checks that the
+/// sum of what arrived is the sum of what was sent. Each thread gets its own push or pop
+/// function (for ringport: its own handle).
+fn threads<P, C>(
+    producers: u64,
+    consumers: usize,
+    make_push: impl Fn() -> P,
+    make_pop: impl Fn() -> C,
+) -> f64
 where
     P: FnMut(u64) -> bool + Send,
     C: FnMut() -> Option<u64> + Send,
 {
     use std::sync::atomic::{AtomicU64, Ordering};
-    let per_producer = THREAD_MESSAGES / 2;
+    let per_producer = THREAD_MESSAGES / producers;
+    let total = per_producer * producers;
     let received = AtomicU64::new(0);
     let start = Instant::now();
     let sums: Vec<u64> = std::thread::scope(|s| {
-        for p in 0..2u64 {
+        for p in 0..producers {
             let mut push = make_push();
             s.spawn(move || {
                 pin_to(p as usize);
+                let mut backoff = Backoff::default();
                 for i in 0..per_producer {
                     while !push(p * per_producer + i) {
-                        std::hint::spin_loop();
+                        backoff.wait();
                     }
+                    backoff.reset();
                 }
             });
         }
-        let consumers: Vec<_> = (0..2usize)
+        let consumers: Vec<_> = (0..consumers)
             .map(|c| {
                 let (mut pop, received) = (make_pop(), &received);
                 s.spawn(move || {
-                    pin_to(c);
+                    // The first consumer on the other core than the first producer.
+                    pin_to(c + 1);
                     let mut sum = 0u64;
-                    while received.load(Ordering::Relaxed) < THREAD_MESSAGES {
+                    let mut backoff = Backoff::default();
+                    while received.load(Ordering::Relaxed) < total {
                         match pop() {
                             Some(v) => {
                                 sum = sum.wrapping_add(v);
                                 received.fetch_add(1, Ordering::Relaxed);
+                                backoff.reset();
                             }
-                            None => std::hint::spin_loop(),
+                            None => backoff.wait(),
                         }
                     }
                     sum
@@ -67,25 +102,31 @@ where
             .collect();
         consumers.into_iter().map(|c| c.join().unwrap()).collect()
     });
-    let rate = THREAD_MESSAGES as f64 / start.elapsed().as_secs_f64();
-    let n = THREAD_MESSAGES;
-    assert_eq!(sums.iter().sum::<u64>(), n * (n - 1) / 2);
+    let rate = total as f64 / start.elapsed().as_secs_f64();
+    assert_eq!(sums.iter().sum::<u64>(), total * (total - 1) / 2);
     rate
 }
 
-fn threads_crossbeam() -> f64 {
+fn threads_crossbeam(producers: u64, consumers: usize) -> f64 {
     let queue = ArrayQueue::<u64>::new(SLOTS);
     let queue = &queue;
-    two_by_two(|| move |v| queue.push(v).is_ok(), || move || queue.pop())
+    threads(
+        producers,
+        consumers,
+        || move |v| queue.push(v).is_ok(),
+        || move || queue.pop(),
+    )
 }
 
-fn threads_ringport() -> f64 {
+fn threads_ringport(producers: u64, consumers: usize) -> f64 {
     let ring = MpmcOptions::new()
         .slots(SLOTS)
         .slot_size(8)
         .in_process()
         .unwrap();
-    two_by_two(
+    threads(
+        producers,
+        consumers,
         || {
             let mut producer = ring.producer();
             move |v: u64| match producer.try_send(&v.to_le_bytes()) {
@@ -228,12 +269,26 @@ fn main() {
         7
     };
     println!("ringport MPMC against its baselines: {rounds} interleaved rounds, medians");
-    let mut threads: [Vec<f64>; 2] = Default::default();
+    // crossbeam and ringport, 1 x 1 and 2 x 2 threads, then SPSC and MPMC across processes.
+    let mut threaded: [Vec<f64>; 4] = Default::default();
     let mut procs: [Vec<f64>; 2] = Default::default();
+    type Threaded = fn(u64, usize) -> f64;
+    const THREADED: [(Threaded, u64, usize); 4] = [
+        (threads_crossbeam, 1, 1),
+        (threads_ringport, 1, 1),
+        (threads_crossbeam, 2, 2),
+        (threads_ringport, 2, 2),
+    ];
+    let mut ratios: [Vec<f64>; 2] = Default::default();
     for round in 0..rounds {
         let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
-        for &i in &order {
-            threads[i].push([threads_crossbeam, threads_ringport][i]());
+        for pair in 0..2 {
+            for &i in &order {
+                let (run, producers, consumers) = THREADED[2 * pair + i];
+                threaded[2 * pair + i].push(run(producers, consumers));
+            }
+            let n = threaded[2 * pair].len() - 1;
+            ratios[pair].push(threaded[2 * pair + 1][n] / threaded[2 * pair][n]);
         }
         for &i in &order {
             procs[i].push(processes([Ring::Spsc, Ring::Mpmc][i]));
@@ -241,13 +296,21 @@ fn main() {
         eprint!(".");
     }
     eprintln!();
-    let [theirs, ours] = threads.map(median);
-    println!(
-        "2 producers x 2 consumers, 8 B, threads: crossbeam ArrayQueue {:7.1} M/s   ringport MPMC {:7.1} M/s   ratio {:.2}x",
-        theirs / 1e6,
-        ours / 1e6,
-        ours / theirs
-    );
+    let medians = threaded.map(median);
+    let [one, two] = ratios.map(median);
+    for (pair, (label, ratio)) in [
+        ("1 producer x 1 consumer", one),
+        ("2 producers x 2 consumers", two),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        println!(
+            "{label}, 8 B, threads, the same backoff: crossbeam ArrayQueue {:7.1} M/s   ringport MPMC {:7.1} M/s   ratio {ratio:.2}x (median of the rounds' ratios)",
+            medians[2 * pair] / 1e6,
+            medians[2 * pair + 1] / 1e6,
+        );
+    }
     let [spsc, mpmc] = procs.map(median);
     println!(
         "1 producer -> 1 consumer, 8 B, processes: ringport SPSC {:7.1} M/s   ringport MPMC {:7.1} M/s   ratio {:.2}x",
