@@ -245,7 +245,7 @@ impl IndexRing {
         MESSAGES + (index % self.count) as usize * self.stride
     }
 
-    fn word<'m>(map: &'m SharedMap, offset: usize) -> &'m AtomicU64 {
+    fn word(map: &SharedMap, offset: usize) -> &AtomicU64 {
         map.u64_at(offset)
     }
 
