@@ -37,8 +37,8 @@ const CHILD_ENV: &str = "RINGPORT_BENCH_CHILD";
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum PingPong {
     RawSpin,
-    /// The 64-byte message in one slot each way, its first word the slot's stamp: the message
-    /// and its commit in one cache line (`ringport_measure::raw::Slots`).
+    /// The 64-byte message in one slot each way, after the slot's stamp: the message and its
+    /// commit in 72 bytes, as a ringport frame and its header (`ringport_measure::raw::Slots`).
     RawSlot,
     RingportSpin,
     RawFutex,
@@ -103,7 +103,7 @@ fn spin_recv(consumer: &mut ringport::spsc::Consumer, check: u64) {
         match consumer.try_recv() {
             Ok(frame) => {
                 debug_assert_eq!(u64::from_le_bytes(frame[..8].try_into().unwrap()), check);
-                std::hint::black_box(&*frame);
+                std::hint::black_box(read_lines(&frame));
                 return;
             }
             Err(Error::Empty) => std::hint::spin_loop(),
@@ -112,7 +112,21 @@ fn spin_recv(consumer: &mut ringport::spsc::Consumer, check: u64) {
     }
 }
 
-/// The raw slot ping-pong's two directions, one 64-byte slot each, in the ping-pong mapping:
+/// Reads the first word of `frame` and a byte of each other cache line it spans, as the raw
+/// rings' receivers do (`SharedMap::touch`).
+fn read_lines(frame: &[u8]) -> u64 {
+    let start = frame.as_ptr() as usize;
+    let mut sum = number(frame);
+    let mut line = (start | 63) + 1;
+    while line < start + frame.len() {
+        sum ^= u64::from(frame[line - start]);
+        line += 64;
+    }
+    sum
+}
+
+/// The raw slot ping-pong's two directions, one slot each (a stamp and the 64-byte message),
+/// in the ping-pong mapping:
 /// (ping, pong), on line pairs of their own.
 fn slot_pair() -> (raw::Slots, raw::Slots) {
     let stride = raw::Slots::stride_for(MSG);
@@ -412,12 +426,12 @@ fn stream_rtrb<T: Copy + Send + 'static, D: Drive>(
 /// design that a cross-process u64 ring needs at the least.
 fn stream_raw_u64<D: Drive>(drive: D) -> D::Rates {
     use ringport_measure::raw::IndexRing;
-    use std::sync::Arc;
     const COUNT: usize = 4096;
-    let map =
-        Arc::new(ringport_measure::shm::SharedMap::create(IndexRing::len_for(8, COUNT)).unwrap());
+    let map = SharedMap::create(IndexRing::len_for(8, COUNT)).unwrap();
+    // The reader maps the memfd again, as a peer process would: each side's handle is its own
+    // (one shared handle put the reader's state beside the writer's on one line of the heap).
+    let reader_map = SharedMap::map(map.fd().try_clone_to_owned().unwrap()).unwrap();
     let (mut tx, mut rx) = (IndexRing::new(8, COUNT), IndexRing::new(8, COUNT));
-    let reader_map = Arc::clone(&map);
     drive.run(
         move |sum| match rx.try_recv(&reader_map) {
             Some(v) => {

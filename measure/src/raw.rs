@@ -4,11 +4,12 @@
 //! - The ping-pong: two words on separate cache-line pairs, each written by one side. Busy, it
 //!   is a cache-line round trip, the hardware's limit for a message; blocking, it is a futex
 //!   ping-pong with a `FUTEX_WAKE` after every store.
-//! - The slot ring: each direction an array of slots, a slot the message itself padded to whole
-//!   cache lines, its first word its sequence number, which is also the slot's stamp (so a
-//!   64-byte message is one line, commit and all). The sender waits for the stamp to be 0,
-//!   copies the rest of the message in and stores the stamp (Release); the receiver waits for
-//!   that stamp (Acquire), reads the message and stores 0 (Release). One slot each way is the
+//! - The slot ring: each direction an array of slots, a slot a stamp word followed by the
+//!   message, packed end to end (as crossbeam's `ArrayQueue` keeps a stamp beside each value):
+//!   the least a ring of opaque messages with a commit can do. A 64-byte message and its stamp
+//!   are 72 bytes, two lines, as a 64-byte ringport frame with its header. The sender waits for
+//!   the stamp to be 0, copies the message in and stores the stamp (Release); the receiver waits
+//!   for the stamp (Acquire), reads the message and stores 0 (Release). One slot each way is the
 //!   ping-pong with a message: the round trip's limit.
 //! - The index ring: the minimal SPSC ring of fixed-size messages packed end to end (as
 //!   rigtorp's SPSCQueue, or a u64 ring for 8-byte ones): a head and a tail index on lines of
@@ -80,10 +81,11 @@ pub struct Slots {
 
 impl Slots {
     /// Bytes a slot takes for messages of `size` bytes (at least 8: the first word is the
-    /// sequence number, which the stamp carries): the message rounded up to whole cache lines.
+    /// sequence number the receiver returns): the stamp word and the message, rounded up to
+    /// 8 bytes.
     #[must_use]
     pub fn stride_for(size: usize) -> usize {
-        size.max(8).next_multiple_of(64)
+        (STAMP + size.max(8)).next_multiple_of(8)
     }
 
     /// The direction of `count` slots of `stride` bytes at `base` in the mapping.
@@ -109,32 +111,14 @@ impl Slots {
         self.count == 0
     }
 
+    #[inline]
     fn slot(&self) -> usize {
         self.base + (self.next % self.count as u64) as usize * self.stride
     }
 
-    /// The stamp of message `seq`: never 0 (0 marks a free slot). Sequence numbers below 2^31,
-    /// and `u64::MAX` (a stop tag), come back whole from [`recv`](Self::recv).
-    fn stamp_of(seq: u64) -> u32 {
-        if seq == u64::MAX {
-            u32::MAX
-        } else {
-            (seq % (1 << 31)) as u32 + 1
-        }
-    }
-
-    /// The sequence number a stamp carries (see [`stamp_of`](Self::stamp_of)).
-    fn seq_of(stamp: u32) -> u64 {
-        if stamp == u32::MAX {
-            u64::MAX
-        } else {
-            u64::from(stamp - 1)
-        }
-    }
-
     /// Sends `msg` (at least 8 bytes, its first word its sequence number) in the next slot,
-    /// calling `wait` while that slot still holds an unread message. The stamp carries the
-    /// first word. Returns the slot's stamp word, for a blocking sender to wake its peer on.
+    /// calling `wait` while that slot still holds an unread message. Returns the slot's stamp
+    /// word, for a blocking sender to wake its peer on.
     ///
     /// # Errors
     /// What `wait` returns.
@@ -149,7 +133,7 @@ impl Slots {
         msg: &[u8],
         mut wait: impl FnMut() -> Result<(), E>,
     ) -> Result<&'m AtomicU32, E> {
-        assert!(msg.len() >= 8 && msg.len() <= self.stride);
+        assert!(msg.len() >= 8 && STAMP + msg.len() <= self.stride);
         let slot = self.slot();
         let stamp = map.u32_at(slot);
         // Acquire: pairs with the receiver's Release of 0, so its reads of the old message
@@ -157,18 +141,16 @@ impl Slots {
         while stamp.load(Ordering::Acquire) != 0 {
             wait()?;
         }
-        map.write(slot + 8, &msg[8..]);
-        let seq = u64::from_le_bytes(msg[..8].try_into().expect("8 bytes"));
+        map.write(slot + STAMP, msg);
         // Release: the message is in place before the receiver can see its stamp.
-        stamp.store(Self::stamp_of(seq), Ordering::Release);
+        stamp.store(FULL, Ordering::Release);
         self.next += 1;
         Ok(stamp)
     }
 
     /// Receives the next message, `size` bytes, reading one word of each of its cache lines,
-    /// and returns its first word, its sequence number (from the stamp). `wait` is called with
-    /// the slot's stamp word while the message is not there (a blocking receiver sleeps on it
-    /// while it holds 0).
+    /// and returns its first word, its sequence number. `wait` is called with the slot's stamp
+    /// word while the message is not there (a blocking receiver sleeps on it while it holds 0).
     ///
     /// # Errors
     /// What `wait` returns.
@@ -182,26 +164,26 @@ impl Slots {
         size: usize,
         mut wait: impl FnMut(&AtomicU32) -> Result<(), E>,
     ) -> Result<u64, E> {
-        assert!(size >= 8 && size <= self.stride);
+        assert!(size >= 8 && STAMP + size <= self.stride);
         let slot = self.slot();
         let stamp = map.u32_at(slot);
-        let seen = loop {
-            // Acquire: pairs with the sender's Release of the stamp; the message is visible.
-            match stamp.load(Ordering::Acquire) {
-                0 => wait(stamp)?,
-                seen => break seen,
-            }
-        };
-        // The stamp's line is read; the message's other lines, a word each.
-        if size >= 64 + 8 {
-            let _ = map.touch(slot + 64, size - 64);
+        // Acquire: pairs with the sender's Release of the stamp; the message is visible.
+        while stamp.load(Ordering::Acquire) == 0 {
+            wait(stamp)?;
         }
+        let first = map.touch(slot + STAMP, size);
         // Release: the reads above are done before the sender may reuse the slot.
         stamp.store(0, Ordering::Release);
         self.next += 1;
-        Ok(Self::seq_of(seen))
+        Ok(first)
     }
 }
+
+/// The bytes of a slot's stamp, before its message (a u32 for the futex, padded to 8 so that the
+/// message's words are aligned, as ringport's frame header).
+const STAMP: usize = 8;
+/// A slot's stamp while it holds a message (0: free).
+const FULL: u32 = 1;
 
 /// The index ring's layout: the tail (the producer's) at 0, the head (the consumer's) on its
 /// own line pair at 128, the messages from 256.
@@ -218,6 +200,9 @@ pub struct IndexRing {
     count: u64,
     own: u64,
     cached: u64,
+    /// Where the slot of `own` is: stepped and wrapped by hand, with no division.
+    at: usize,
+    end: usize,
 }
 
 impl IndexRing {
@@ -238,13 +223,21 @@ impl IndexRing {
             count: count as u64,
             own: 0,
             cached: 0,
+            at: MESSAGES,
+            end: MESSAGES + size.next_multiple_of(8) * count,
         }
     }
 
-    fn at(&self, index: u64) -> usize {
-        MESSAGES + (index % self.count) as usize * self.stride
+    #[inline]
+    fn step(&mut self) {
+        self.own += 1;
+        self.at += self.stride;
+        if self.at == self.end {
+            self.at = MESSAGES;
+        }
     }
 
+    #[inline]
     fn word(map: &SharedMap, offset: usize) -> &AtomicU64 {
         map.u64_at(offset)
     }
@@ -265,8 +258,8 @@ impl IndexRing {
                 return false;
             }
         }
-        map.write(self.at(self.own), msg);
-        self.own += 1;
+        map.write(self.at, msg);
+        self.step();
         // Release: the message is in place before the consumer can see the new tail.
         Self::word(map, TAIL).store(self.own, Ordering::Release);
         true
@@ -286,8 +279,8 @@ impl IndexRing {
                 return None;
             }
         }
-        let first = map.touch(self.at(self.own), self.size);
-        self.own += 1;
+        let first = map.touch(self.at, self.size);
+        self.step();
         // Release: the reads above are done before the producer may reuse the slot.
         Self::word(map, HEAD).store(self.own, Ordering::Release);
         Some(first)

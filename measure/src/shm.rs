@@ -125,6 +125,7 @@ impl SharedMap {
     /// # Panics
     /// If the word is not 4-aligned and inside the mapping.
     #[must_use]
+    #[inline]
     pub fn u32_at(&self, offset: usize) -> &AtomicU32 {
         assert!(offset % 4 == 0 && offset + 4 <= self.len);
         // SAFETY: in bounds and aligned (checked, on a page-aligned mapping); the mapping lives
@@ -137,6 +138,7 @@ impl SharedMap {
     /// # Panics
     /// If the word is not 8-aligned and inside the mapping.
     #[must_use]
+    #[inline]
     pub fn u64_at(&self, offset: usize) -> &AtomicU64 {
         assert!(offset % 8 == 0 && offset + 8 <= self.len);
         // SAFETY: as in `u32_at`.
@@ -148,6 +150,7 @@ impl SharedMap {
     ///
     /// # Panics
     /// If the range is not inside the mapping.
+    #[inline]
     pub fn write(&self, offset: usize, bytes: &[u8]) {
         assert!(offset + bytes.len() <= self.len);
         // SAFETY: in bounds (checked); the peer does not touch the range until the caller's
@@ -157,23 +160,33 @@ impl SharedMap {
         }
     }
 
-    /// The first word of the `len` bytes at `offset`, after reading one word from each cache
-    /// line of them (as a receiver that looks at the whole message). The caller owns the range
-    /// (it saw the peer's Release store with Acquire).
+    /// The first word of the `len` bytes at `offset`, after reading a word (or, from a line
+    /// that holds fewer than 8 bytes of them, a byte) from each other cache line they span, as a
+    /// receiver that looks at the whole message. The caller owns the range (it saw the peer's
+    /// Release store with Acquire).
     ///
     /// # Panics
     /// If the range is not 8-aligned, at least 8 bytes and inside the mapping.
     #[must_use]
+    #[inline]
     pub fn touch(&self, offset: usize, len: usize) -> u64 {
         assert!(offset % 8 == 0 && len >= 8 && offset + len <= self.len);
         let base = self.base.cast_const();
+        let end = offset + len;
         let mut sum = 0u64;
-        let mut at = 64;
-        while at + 8 <= len {
-            // SAFETY: in bounds and 8-aligned (offset and `at` are multiples of 8); the writer
-            // is done with the range (see above).
-            sum ^= unsafe { std::ptr::read(base.add(offset + at).cast::<u64>()) };
-            at += 64;
+        // The mapping is page-aligned, so offsets that are multiples of 64 start lines.
+        let mut line = (offset | 63) + 1;
+        while line < end {
+            // SAFETY: in bounds (`line` < `end`, and 8 more bytes where read as a word) and
+            // aligned (a multiple of 64); the writer is done with the range (see above).
+            sum ^= unsafe {
+                if line + 8 <= end {
+                    std::ptr::read(base.add(line).cast::<u64>())
+                } else {
+                    u64::from(std::ptr::read(base.add(line)))
+                }
+            };
+            line += 64;
         }
         std::hint::black_box(sum);
         // SAFETY: as above, for the first word.

@@ -65,7 +65,7 @@ impl Patience {
     }
 }
 
-/// Reads one word of every cache line of `message` (as a receiver that uses it would) and
+/// Reads a byte of every cache line of `message` (as a receiver that uses it would) and
 /// returns its sequence number.
 #[inline]
 pub fn look_at(message: &[u8]) -> Result<u64, BoxError> {
@@ -76,9 +76,13 @@ pub fn look_at(message: &[u8]) -> Result<u64, BoxError> {
         )
         .into());
     };
-    let mut sum = 0u64;
-    for line in message.chunks_exact(64).skip(1) {
-        sum ^= u64::from_ne_bytes(line[..8].try_into().expect("8 bytes"));
+    // A byte of every other cache line the message spans, wherever it starts in its line.
+    let start = message.as_ptr() as usize;
+    let mut sum = 0u8;
+    let mut line = (start | 63) + 1;
+    while line < start + message.len() {
+        sum ^= message[line - start];
+        line += 64;
     }
     std::hint::black_box(sum);
     Ok(u64::from_le_bytes(head.try_into().expect("8 bytes")))

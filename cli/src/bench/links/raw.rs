@@ -1,7 +1,7 @@
 //! The hardware baseline: the least a shared-memory message path can do, from
 //! `ringport_measure::raw`, with no header, no frames and no checks.
-//! - Round trips: the slot ring, one slot each way, the message per slot with its sequence word
-//!   the slot's stamp (a 64-byte message and its commit are one cache line). Busy: both spin.
+//! - Round trips: the slot ring, one slot each way, a stamp word and the message per slot (a
+//!   64-byte message and its commit are 72 bytes, as a ringport frame). Busy: both spin.
 //!   Blocking: both wait in FUTEX_WAIT on the stamp and wake the peer with FUTEX_WAKE after
 //!   every store, unconditionally (the raw futex ping-pong).
 //! - Streams: the index ring, messages packed end to end, a head and a tail index each cached
