@@ -1,7 +1,8 @@
 //! The MPMC ring against its baselines, interleaved in one run:
 //! - 1 producer and 1 consumer thread, and 2 and 2, moving 8-byte messages, against crossbeam's
 //!   `ArrayQueue` with the same threads in one process (the same number of slots), every thread
-//!   of both waiting with the same backoff (64 spin hints, then a yield);
+//!   of both waiting with the same backoff (64 spin hints, then a yield), sharing nothing but the
+//!   queue;
 //! - one producer and one consumer process streaming 8-byte messages, pinned to two cores,
 //!   against ringport's SPSC ring.
 //!
@@ -45,10 +46,15 @@ impl Backoff {
     }
 }
 
+/// What a consumer takes as its signal to stop: sent once per consumer, after every message.
+const STOP: u64 = u64::MAX;
+
 /// Messages per second through `THREAD_MESSAGES` sends by `producers` threads to `consumers`
 /// threads (spread over the two cores), each waiting with the same [`Backoff`]; checks that the
 /// sum of what arrived is the sum of what was sent. Each thread gets its own push or pop
-/// function (for ringport: its own handle).
+/// function (for ringport: its own handle). Nothing else is shared: once the producers are
+/// done, this thread sends one [`STOP`] per consumer, which the queue's order puts after every
+/// message, and each consumer stops at its first.
 fn threads<P, C>(
     producers: u64,
     consumers: usize,
@@ -59,48 +65,56 @@ where
     P: FnMut(u64) -> bool + Send,
     C: FnMut() -> Option<u64> + Send,
 {
-    use std::sync::atomic::{AtomicU64, Ordering};
     let per_producer = THREAD_MESSAGES / producers;
     let total = per_producer * producers;
-    let received = AtomicU64::new(0);
+    let mut stopper = make_push();
     let start = Instant::now();
     let sums: Vec<u64> = std::thread::scope(|s| {
-        for p in 0..producers {
-            let mut push = make_push();
-            s.spawn(move || {
-                pin_to(p as usize);
-                let mut backoff = Backoff::default();
-                for i in 0..per_producer {
-                    while !push(p * per_producer + i) {
-                        backoff.wait();
+        let senders: Vec<_> = (0..producers)
+            .map(|p| {
+                let mut push = make_push();
+                s.spawn(move || {
+                    pin_to(p as usize);
+                    let mut backoff = Backoff::default();
+                    for i in 0..per_producer {
+                        while !push(p * per_producer + i) {
+                            backoff.wait();
+                        }
+                        backoff.reset();
                     }
-                    backoff.reset();
-                }
-            });
-        }
-        let consumers: Vec<_> = (0..consumers)
+                })
+            })
+            .collect();
+        let receivers: Vec<_> = (0..consumers)
             .map(|c| {
-                let (mut pop, received) = (make_pop(), &received);
+                let mut pop = make_pop();
                 s.spawn(move || {
                     // The first consumer on the other core than the first producer.
                     pin_to(c + 1);
                     let mut sum = 0u64;
                     let mut backoff = Backoff::default();
-                    while received.load(Ordering::Relaxed) < total {
+                    loop {
                         match pop() {
+                            Some(STOP) => return sum,
                             Some(v) => {
                                 sum = sum.wrapping_add(v);
-                                received.fetch_add(1, Ordering::Relaxed);
                                 backoff.reset();
                             }
                             None => backoff.wait(),
                         }
                     }
-                    sum
                 })
             })
             .collect();
-        consumers.into_iter().map(|c| c.join().unwrap()).collect()
+        for sender in senders {
+            sender.join().unwrap();
+        }
+        for _ in 0..consumers {
+            while !stopper(STOP) {
+                std::thread::yield_now();
+            }
+        }
+        receivers.into_iter().map(|c| c.join().unwrap()).collect()
     });
     let rate = total as f64 / start.elapsed().as_secs_f64();
     assert_eq!(sums.iter().sum::<u64>(), total * (total - 1) / 2);

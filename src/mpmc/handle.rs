@@ -26,6 +26,7 @@ pub(super) enum End {
 }
 
 /// The ring a handle's recovery works on (from the fields, so that the others stay free).
+#[inline]
 fn recovery_ring<'a>(
     mem: &'a RingMemory,
     slots: &'a Slots,
@@ -83,6 +84,7 @@ impl Handle {
 
     /// One claim at `end`, with recovery: the position won and, at the head, the message's
     /// length.
+    #[inline]
     pub(super) fn try_claim(&mut self, end: End) -> Result<Option<(u64, usize)>> {
         let notice = owner_notice(&self.mem);
         let ring = recovery_ring(&self.mem, &self.slots, self.fences, &self.policy);
@@ -125,6 +127,7 @@ impl Handle {
 
     /// Rings `bell` (picked from the header) after a commit or a release. Many handles notify
     /// each bell, so none may switch its fencing (see `wait::Notifier::fixed`).
+    #[inline]
     pub(super) fn ring(&self, bell: fn(&SegmentHeader) -> Doorbell<'_>) {
         bell(self.mem.header()).ring(&mut Notifier::fixed(self.fences, HOST));
     }
@@ -146,6 +149,7 @@ impl Handle {
 
 /// The death notice for the owner of a slot in the way: marks it dead, and rings both bells
 /// (fenced: the watcher thread is no bell's sole notifier).
+#[inline]
 fn owner_notice(mem: &RingMemory) -> impl Fn(Arc<AtomicU32>) -> Notice + '_ {
     move |died| {
         let memory = mem.share();
@@ -160,6 +164,7 @@ fn owner_notice(mem: &RingMemory) -> impl Fn(Arc<AtomicU32>) -> Notice + '_ {
 }
 
 /// The producer's (tail) or the consumer's (head) half of the slot protocol, tried once.
+#[inline]
 fn claim(mem: &RingMemory, slots: &Slots, end: End, pid: u32) -> Result<Claim> {
     match end {
         End::Tail => slots.try_claim_write(mem, &mem.header().positions[TAIL], pid),

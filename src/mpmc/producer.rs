@@ -24,6 +24,7 @@ impl Producer {
 
     /// Largest message in bytes.
     #[must_use]
+    #[inline]
     pub fn slot_size(&self) -> usize {
         self.handle.slots.slot_size()
     }
@@ -34,6 +35,7 @@ impl Producer {
         self.handle.stats
     }
 
+    #[inline]
     fn check_len(&self, len: usize) -> Result<()> {
         let max = self.slot_size();
         if len == 0 || len > max {
@@ -47,6 +49,7 @@ impl Producer {
     /// # Errors
     /// [`Error::InvalidLength`] unless `1 <= len <= slot_size`; [`Error::Full`];
     /// [`Error::Corrupted`].
+    #[inline]
     pub fn try_reserve(&mut self, len: usize) -> Result<WriteGrant<'_>> {
         self.check_len(len)?;
         match self.handle.try_claim(End::Tail)? {
@@ -103,6 +106,7 @@ impl Producer {
     ///
     /// # Errors
     /// As [`try_reserve`](Self::try_reserve).
+    #[inline]
     pub fn try_send(&mut self, data: &[u8]) -> Result<()> {
         let mut grant = self.try_reserve(data.len())?;
         grant.copy_from_slice(data);
@@ -121,6 +125,7 @@ impl Producer {
         Ok(())
     }
 
+    #[inline]
     fn grant(&mut self, position: u64, len: usize) -> WriteGrant<'_> {
         WriteGrant {
             handle: &mut self.handle,
@@ -162,6 +167,7 @@ pub struct WriteGrant<'a> {
 
 impl WriteGrant<'_> {
     /// Publishes the whole reservation.
+    #[inline]
     pub fn commit(self) {
         let len = self.len;
         self.commit_len(len);
@@ -171,6 +177,7 @@ impl WriteGrant<'_> {
     ///
     /// # Panics
     /// If `len` is larger than the reserved length.
+    #[inline]
     pub fn commit_len(mut self, len: usize) {
         assert!(
             len <= self.len,
@@ -183,6 +190,7 @@ impl WriteGrant<'_> {
 }
 
 impl Drop for WriteGrant<'_> {
+    #[inline]
     fn drop(&mut self) {
         // The slot is claimed: it must be published, as a message or as an aborted slot, or
         // every consumer would wait behind it.
@@ -196,6 +204,7 @@ impl Drop for WriteGrant<'_> {
 
 impl Deref for WriteGrant<'_> {
     type Target = [u8];
+    #[inline]
     fn deref(&self) -> &[u8] {
         let offset = self.handle.slots.payload_offset(self.position);
         // SAFETY: we claimed this slot (its stamp names us, WRITING), so no consumer reads it
@@ -205,6 +214,7 @@ impl Deref for WriteGrant<'_> {
 }
 
 impl DerefMut for WriteGrant<'_> {
+    #[inline]
     fn deref_mut(&mut self) -> &mut [u8] {
         let offset = self.handle.slots.payload_offset(self.position);
         // SAFETY: as in `deref`; `&mut self` makes this the only reference.

@@ -73,6 +73,7 @@ impl<W> Recovery<W> {
     /// reclaimed the claim is tried once more. Returns the position won and, for a consumer,
     /// the length. `notice(died)` makes the death notice for the owner of a slot in the way:
     /// it must set `died` (Release), then ring both bells, fenced.
+    #[inline]
     pub(super) fn attempt<K: Kernel<Watch = W>>(
         &mut self,
         ring: Ring<'_>,

@@ -75,6 +75,7 @@ const LAP_MASK: u64 = (1 << LAP_BITS) - 1;
 /// caller in a loop.
 const RETRIES: usize = 1 << 12;
 
+#[inline]
 fn pack(lap: u64, state: u64, low: u32) -> u64 {
     (lap & LAP_MASK) << 34 | state << 32 | u64::from(low)
 }
@@ -86,16 +87,20 @@ pub(crate) struct Stamp {
 }
 
 impl Stamp {
+    #[inline]
     fn lap(self) -> u64 {
         self.word >> 34
     }
+    #[inline]
     fn state(self) -> u64 {
         (self.word >> 32) & 3
     }
+    #[inline]
     fn low(self) -> u32 {
         self.word as u32
     }
     /// The pid of the handle working on the slot, if it is being written or read.
+    #[inline]
     pub(crate) fn owner(self) -> Option<u32> {
         matches!(self.state(), WRITING | READING).then_some(self.low())
     }
@@ -145,19 +150,23 @@ impl Slots {
         self.count
     }
 
+    #[inline]
     pub(crate) fn slot_size(&self) -> usize {
         self.slot_size as usize
     }
 
     /// Byte offset of the payload of `position`'s slot.
+    #[inline]
     pub(crate) fn payload_offset(&self, position: u64) -> usize {
         ((position & (self.count - 1)) * self.stride + 8) as usize
     }
 
+    #[inline]
     fn stamp<'m>(&self, mem: &'m RingMemory, position: u64) -> &'m AtomicU64 {
         mem.word(((position & (self.count - 1)) * self.stride) as usize)
     }
 
+    #[inline]
     fn lap_of(&self, position: u64) -> u64 {
         (position >> self.shift) & LAP_MASK
     }
@@ -165,6 +174,7 @@ impl Slots {
     /// Compares a stamp's lap with `position`'s. Positions read from the counters may be stale
     /// (behind the truth), never ahead of it, so a stamp is on the previous lap, the current one,
     /// or any later one; a lap further behind is corruption.
+    #[inline]
     fn compare(&self, stamp: Stamp, position: u64) -> Result<Lap> {
         let delta = stamp.lap().wrapping_sub(self.lap_of(position)) & LAP_MASK;
         match delta {
@@ -176,6 +186,7 @@ impl Slots {
     }
 
     /// Producer: claims the slot at the tail for `pid`.
+    #[inline]
     pub(crate) fn try_claim_write(
         &self,
         mem: &RingMemory,
@@ -224,6 +235,7 @@ impl Slots {
 
     /// Producer: publishes the slot it claimed at `position` with `len` payload bytes (0 aborts:
     /// consumers skip it).
+    #[inline]
     pub(crate) fn commit(&self, mem: &RingMemory, position: u64, len: usize) {
         // Release: the payload written before this is visible to the consumer that acquires it.
         // A plain store: no one else writes a slot its live owner holds (reclaim needs the
@@ -235,6 +247,7 @@ impl Slots {
     }
 
     /// Consumer: claims the slot at the head for `pid`. Aborted slots are skipped (freed).
+    #[inline]
     pub(crate) fn try_claim_read(
         &self,
         mem: &RingMemory,
@@ -292,6 +305,7 @@ impl Slots {
     }
 
     /// Consumer: frees the slot it read at `position` for the next lap's producer.
+    #[inline]
     pub(crate) fn release(&self, mem: &RingMemory, position: u64) {
         // Release: our reads of the payload happen before the next producer's writes (it
         // acquires this). A plain store, as in `commit`.
