@@ -115,8 +115,8 @@ impl<W> Recovery<W> {
             fences,
             interval,
         } = ring;
-        let persisted = self.stuck.persisting(blocker, interval, kernel.now());
         let Some(blocker) = blocker else {
+            self.stuck = StuckWatch::default();
             self.covered = true;
             return false;
         };
@@ -133,8 +133,13 @@ impl<W> Recovery<W> {
             // The process died (its pidfd said so, or it was gone when we looked): whoever
             // holds the pid now, the slot's owner is dead.
             slots.reclaim(mem, blocker, |_| true)
-        } else if !watched && persisted.is_some() {
-            slots.reclaim(mem, blocker, |pid| kernel.pid_is_dead(pid))
+        } else if !watched {
+            // Only a slot whose owner cannot be watched is timed (the clock is read here alone:
+            // a polling loop finds a slot in its way on most misses).
+            self.stuck
+                .persisting(Some(blocker), interval, kernel.now())
+                .is_some()
+                && slots.reclaim(mem, blocker, |pid| kernel.pid_is_dead(pid))
         } else {
             false
         };
