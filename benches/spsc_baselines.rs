@@ -566,6 +566,28 @@ fn stream_ringport_batches() -> f64 {
     )
 }
 
+/// ringport's in-place batch: `write_batch` of up to `BATCH` frames, each filled where it lies,
+/// and `try_recv_many`.
+fn stream_ringport_write_batch() -> f64 {
+    let (mut tx, mut rx) = stream_ring();
+    stream(
+        move |sum| {
+            rx.try_recv_many(BATCH, |frame| *sum = sum.wrapping_add(number(frame)))
+                .map_or(0, |n| n as u64)
+        },
+        move |i| {
+            let mut batch = tx.write_batch();
+            for n in i..STREAM.min(i + BATCH as u64) {
+                let Ok(frame) = batch.try_push(8) else {
+                    break;
+                };
+                frame.copy_from_slice(&n.to_le_bytes());
+            }
+            batch.commit() as u64
+        },
+    )
+}
+
 // ---------------------------------------------------------------- each side alone
 
 /// Frames a side moves alone in one turn: fewer than either ring holds (4,096 8-byte frames of 16
@@ -672,7 +694,7 @@ fn print_sides() {
 type Stream = (&'static str, fn() -> f64);
 
 /// The streaming contenders, in the order of `--stream-only`'s columns.
-const STREAMS: [Stream; 9] = [
+const STREAMS: [Stream; 10] = [
     ("rtrb u64", || stream_rtrb_u64(Together)),
     ("rtrb u128", || stream_rtrb_u128(Together)),
     ("ringport busy", || stream_ringport::<false, _>(Together)),
@@ -682,6 +704,7 @@ const STREAMS: [Stream; 9] = [
     ("rtrb chunks", stream_rtrb_chunks),
     ("ringport batches", stream_ringport_batches),
     ("raw u64 ring", || stream_raw_u64(Together)),
+    ("ringport write_batch", stream_ringport_write_batch),
 ];
 
 /// One round of the blocking contenders (raw futex, ringport, ringport with symmetric fences),
@@ -755,7 +778,7 @@ fn main() {
 
     let mut spin: [Vec<f64>; 3] = Default::default();
     let mut block: [Vec<f64>; 3] = Default::default();
-    let mut streams: [Vec<f64>; 9] = Default::default();
+    let mut streams: [Vec<f64>; 10] = Default::default();
     let mut spin_ratios = Vec::new();
     for round in 0..rounds {
         // Alternate which contender goes first, so neither always runs on a warmer machine.
@@ -768,7 +791,7 @@ fn main() {
         }
         spin_ratios.push(spin[2][round] / spin[1][round]);
         block_round(round, 20_000, &mut block);
-        let mut stream_order = [0, 1, 2, 3, 4, 5, 6, 7, 8];
+        let mut stream_order = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
         if round % 2 == 1 {
             stream_order.reverse();
         }
@@ -788,7 +811,7 @@ fn main() {
     let [raw, ours, symmetric] = block.map(median);
     println!("64 B round trip, both sleep:  raw futex   {raw:8.0} ns   ringport {ours:8.0} ns   ratio {:.2}x", ours / raw);
     println!("  the same, symmetric fences: raw futex   {raw:8.0} ns   ringport {symmetric:8.0} ns   ratio {:.2}x", symmetric / raw);
-    let [u64s, u128s, ours, blocking, try_send, send, chunks, batches, raw_u64] =
+    let [u64s, u128s, ours, blocking, try_send, send, chunks, batches, raw_u64, in_place] =
         streams.map(median);
     println!(
         "8 B frames streamed, threads: rtrb u64  {:8.1} M/s   ringport {:8.1} M/s   ratio {:.2}x",
@@ -826,6 +849,12 @@ fn main() {
         batches / 1e6,
         batches / chunks,
         batches / u64s
+    );
+    println!(
+        "  batches in place (write_batch): rtrb chunks {:6.1} M/s   ringport {:8.1} M/s   ratio {:.2}x",
+        chunks / 1e6,
+        in_place / 1e6,
+        in_place / chunks
     );
     println!(
         "  over a raw u64 ring:        raw u64   {:8.1} M/s   ringport {:8.1} M/s   ratio {:.2}x (try_send {:.2}x, send {:.2}x)",

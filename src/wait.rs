@@ -176,7 +176,7 @@ impl Doorbell<'_> {
     /// hardware fence unless the notifier is fencing (see the module documentation). Only the
     /// unfenced, nobody-asleep path is inline: the streaming path, kept small so that the
     /// caller's publish stays inline too.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn ring<K: Kernel>(self, notifier: &mut Notifier<K>) {
         if notifier.fencing {
             self.ring_fenced(notifier);
@@ -212,6 +212,7 @@ impl Doorbell<'_> {
     /// The peer sleeps: wake it, and (adaptive) fence every publish from now on, so that its
     /// next sleep needs no membarrier.
     #[cold]
+    #[inline(never)]
     fn wake_and_start_fencing<K: Kernel>(self, notifier: &mut Notifier<K>) {
         self.wake_all(notifier.kernel);
         if notifier.adaptive {
@@ -230,6 +231,7 @@ impl Doorbell<'_> {
     /// switch safe (module documentation): a sleeper that still reads 1 afterwards fenced
     /// before we did, so our later, unfenced reads of the sleeper count see its announcement.
     #[cold]
+    #[inline(never)]
     fn stop_fencing<K: Kernel>(self, notifier: &mut Notifier<K>) {
         // Relaxed: the SeqCst fence after it does the ordering.
         self.words.fenced.store(0, Ordering::Relaxed);
@@ -239,6 +241,7 @@ impl Doorbell<'_> {
     }
 
     #[cold]
+    #[inline(never)]
     fn wake_all(self, kernel: impl Kernel) {
         // Release: a sleeper that reads the new seq (and so does not sleep) sees the publish.
         self.words.seq.fetch_add(1, Ordering::Release);

@@ -1,4 +1,5 @@
-//! The batch forms of the SPSC ring (`try_send_many`, `send_many`, `try_recv_many`, `recv_many`):
+//! The batch forms of the SPSC ring (`try_send_many`, `send_many`, `write_batch`, `try_recv_many`,
+//! `recv_many`):
 //! what they hand over, where a batch stops, and their errors.
 
 use std::cell::Cell;
@@ -250,4 +251,150 @@ fn a_batch_cut_short_by_a_panic_publishes_the_frames_written() {
     assert_eq!(drain_all(&mut consumer), [b"one".to_vec(), b"two".to_vec()]);
     producer.send_many(&[b"after"]).unwrap();
     assert_eq!(drain_all(&mut consumer), [b"after".to_vec()]);
+}
+
+/// Frame `seq` of `len` bytes: its number, then its low byte repeated.
+fn fill(frame: &mut [u8], seq: u32) {
+    frame.fill(seq as u8);
+    frame[..4].copy_from_slice(&seq.to_le_bytes());
+}
+
+fn check(frame: &[u8], seq: u32) {
+    assert_eq!(u32::from_le_bytes(frame[..4].try_into().unwrap()), seq);
+    assert!(frame[4..].iter().all(|&b| b == seq as u8), "frame {seq}");
+}
+
+#[test]
+fn in_place_batches_wrap_around_and_aborted_ones_leave_nothing() {
+    let (mut producer, mut consumer) = SpscOptions::new()
+        .capacity(4096)
+        .max_frame(700)
+        .in_process()
+        .unwrap();
+    let mut rng = SmallRng::seed_from_u64(12);
+    let (mut next_sent, mut next_read, mut aborted) = (0u32, 0u32, 0);
+    for _ in 0..4_000 {
+        let mut batch = producer.write_batch();
+        let mut seq = next_sent;
+        for _ in 0..rng.random_range(1..40) {
+            match batch.try_push(rng.random_range(4..=700)) {
+                Ok(frame) => fill(frame, seq),
+                Err(Error::Full) => break,
+                Err(e) => panic!("try_push: {e}"),
+            }
+            seq += 1;
+        }
+        assert_eq!(batch.len() as u32, seq - next_sent);
+        if rng.random_bool(0.2) {
+            // Garbage where the aborted frames were, then nothing sent.
+            drop(batch);
+            aborted += 1;
+        } else {
+            assert_eq!(batch.commit() as u32, seq - next_sent);
+            next_sent = seq;
+        }
+        let max = rng.random_range(1..50);
+        match consumer.try_recv_many(max, |frame| {
+            check(frame, next_read);
+            next_read += 1;
+        }) {
+            Ok(n) => assert!((1..=max).contains(&n)),
+            Err(Error::Empty) => assert_eq!(next_read, next_sent),
+            Err(e) => panic!("try_recv_many: {e}"),
+        }
+    }
+    while consumer
+        .try_recv_many(usize::MAX, |frame| {
+            check(frame, next_read);
+            next_read += 1;
+        })
+        .is_ok()
+    {}
+    assert_eq!(next_read, next_sent);
+    assert!(
+        next_sent > 10_000 && aborted > 500,
+        "{next_sent} sent, {aborted} aborted"
+    );
+}
+
+#[test]
+fn an_in_place_batch_checks_lengths_and_reports_a_full_ring() {
+    let (mut producer, mut consumer) = SpscOptions::new()
+        .capacity(1024)
+        .max_frame(64)
+        .in_process()
+        .unwrap();
+    let mut batch = producer.write_batch();
+    assert!(batch.is_empty());
+    for len in [0, 65] {
+        assert!(matches!(
+            batch.try_push(len),
+            Err(Error::InvalidLength { max: 64, .. })
+        ));
+    }
+    // 72-byte frames: 14 in 1024 bytes with the slot after the last.
+    let mut pushed = 0u32;
+    while let Ok(frame) = batch.try_push(64) {
+        fill(frame, pushed);
+        pushed += 1;
+    }
+    assert!(matches!(batch.try_push(64), Err(Error::Full)));
+    assert_eq!((pushed, batch.commit()), (14, 14));
+    assert!(matches!(
+        producer.write_batch().try_push(1),
+        Err(Error::Full)
+    ));
+    let mut read = 0;
+    consumer
+        .try_recv_many(usize::MAX, |frame| {
+            check(frame, read);
+            read += 1;
+        })
+        .unwrap();
+    assert_eq!(read, 14);
+    // An empty batch commits nothing, and the consumer, gone, is reported once full.
+    assert_eq!(producer.write_batch().commit(), 0);
+    drop(consumer);
+    let mut batch = producer.write_batch();
+    while batch.try_push(64).is_ok() {}
+    assert!(matches!(
+        batch.try_push(64),
+        Err(Error::PeerGone(Role::Consumer))
+    ));
+}
+
+#[test]
+fn in_place_batches_stream_across_threads() {
+    const N: u32 = 300_000;
+    let (mut producer, mut consumer) = SpscOptions::new()
+        .capacity(2048)
+        .max_frame(64)
+        .in_process()
+        .unwrap();
+    let writer = std::thread::spawn(move || {
+        let mut seq = 0;
+        while seq < N {
+            let mut batch = producer.write_batch();
+            while seq < N {
+                let Ok(frame) = batch.try_push(8 + (seq % 7) as usize) else {
+                    break;
+                };
+                fill(frame, seq);
+                seq += 1;
+            }
+            if batch.commit() == 0 {
+                std::thread::yield_now();
+            }
+        }
+    });
+    let mut next = 0;
+    while next < N {
+        consumer
+            .recv_many(usize::MAX, |frame| {
+                check(frame, next);
+                next += 1;
+            })
+            .unwrap();
+    }
+    writer.join().unwrap();
 }

@@ -40,7 +40,7 @@ impl Consumer {
     ///
     /// # Errors
     /// [`Error::Empty`]; [`Error::Corrupted`].
-    #[inline]
+    #[inline(always)]
     pub fn try_recv(&mut self) -> Result<ReadGrant<'_>> {
         match self.handle.try_claim(End::Head)? {
             Some((position, len)) => Ok(self.grant_of(position, len)),
@@ -82,7 +82,7 @@ impl Consumer {
     ///
     /// # Errors
     /// As [`try_recv`](Self::try_recv).
-    #[inline]
+    #[inline(always)]
     pub fn try_recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
         copy_out(&self.try_recv()?, buf)
     }
@@ -110,7 +110,7 @@ impl Consumer {
     ///
     /// # Errors
     /// As [`try_recv`](Self::try_recv).
-    #[inline]
+    #[inline(always)]
     pub fn try_recv_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
         let message = self.try_recv()?;
         Ok(f(&message))
@@ -129,7 +129,7 @@ impl Consumer {
         Ok(f(&message))
     }
 
-    #[inline]
+    #[inline(always)]
     fn grant_of(&mut self, position: u64, len: usize) -> ReadGrant<'_> {
         ReadGrant {
             handle: &mut self.handle,
@@ -139,7 +139,7 @@ impl Consumer {
     }
 }
 
-#[inline]
+#[inline(always)]
 fn copy_out(grant: &ReadGrant<'_>, buf: &mut Vec<u8>) -> Result<usize> {
     copy_frame(grant, buf);
     Ok(grant.len)
@@ -171,7 +171,7 @@ pub struct ReadGrant<'a> {
 
 impl Deref for ReadGrant<'_> {
     type Target = [u8];
-    #[inline]
+    #[inline(always)]
     fn deref(&self) -> &[u8] {
         let offset = self.handle.slots.payload_offset(self.position);
         // SAFETY: we claimed this slot for reading (its stamp names us, READING) after its
@@ -182,7 +182,7 @@ impl Deref for ReadGrant<'_> {
 }
 
 impl Drop for ReadGrant<'_> {
-    #[inline]
+    #[inline(always)]
     fn drop(&mut self) {
         let handle = &*self.handle;
         handle.slots.release(&handle.mem, self.position);

@@ -83,14 +83,36 @@ impl Handle {
     }
 
     /// One claim at `end`, with recovery: the position won and, at the head, the message's
-    /// length.
-    #[inline]
+    /// length. The first try is inline; a miss (the ring full or empty, or a slot in the way)
+    /// goes to the recovery, out of line.
+    #[inline(always)]
     pub(super) fn try_claim(&mut self, end: End) -> Result<Option<(u64, usize)>> {
+        match claim(&self.mem, &self.slots, end, self.pid)? {
+            Claim::Won { position, len } => {
+                self.recovery.won();
+                Ok(Some((position, len)))
+            }
+            Claim::NotReady { blocker } => self.try_claim_missed(end, blocker),
+        }
+    }
+
+    /// `try_claim` after a first try that found `blocker` (or nothing) in the way: the
+    /// recovery's [`attempt`](Recovery::attempt) from there.
+    #[cold]
+    #[inline(never)]
+    fn try_claim_missed(
+        &mut self,
+        end: End,
+        blocker: Option<(u64, super::slot::Stamp)>,
+    ) -> Result<Option<(u64, usize)>> {
         let notice = owner_notice(&self.mem);
         let ring = recovery_ring(&self.mem, &self.slots, self.fences, &self.policy);
-        self.recovery.attempt(ring, HOST, &notice, || {
-            claim(&self.mem, &self.slots, end, self.pid)
-        })
+        let mut first = Some(Claim::NotReady { blocker });
+        self.recovery
+            .attempt(ring, HOST, &notice, || match first.take() {
+                Some(missed) => Ok(missed),
+                None => claim(&self.mem, &self.slots, end, self.pid),
+            })
     }
 
     /// A claim at `end`, waiting on the bell that the other end rings.
@@ -127,7 +149,7 @@ impl Handle {
 
     /// Rings `bell` (picked from the header) after a commit or a release. Many handles notify
     /// each bell, so none may switch its fencing (see `wait::Notifier::fixed`).
-    #[inline]
+    #[inline(always)]
     pub(super) fn ring(&self, bell: fn(&SegmentHeader) -> Doorbell<'_>) {
         bell(self.mem.header()).ring(&mut Notifier::fixed(self.fences, HOST));
     }
@@ -164,7 +186,7 @@ fn owner_notice(mem: &RingMemory) -> impl Fn(Arc<AtomicU32>) -> Notice + '_ {
 }
 
 /// The producer's (tail) or the consumer's (head) half of the slot protocol, tried once.
-#[inline]
+#[inline(always)]
 fn claim(mem: &RingMemory, slots: &Slots, end: End, pid: u32) -> Result<Claim> {
     match end {
         End::Tail => slots.try_claim_write(mem, &mem.header().positions[TAIL], pid),

@@ -35,7 +35,7 @@ impl Producer {
         self.handle.stats
     }
 
-    #[inline]
+    #[inline(always)]
     fn check_len(&self, len: usize) -> Result<()> {
         let max = self.slot_size();
         if len == 0 || len > max {
@@ -49,7 +49,7 @@ impl Producer {
     /// # Errors
     /// [`Error::InvalidLength`] unless `1 <= len <= slot_size`; [`Error::Full`];
     /// [`Error::Corrupted`].
-    #[inline]
+    #[inline(always)]
     pub fn try_reserve(&mut self, len: usize) -> Result<WriteGrant<'_>> {
         self.check_len(len)?;
         match self.handle.try_claim(End::Tail)? {
@@ -106,7 +106,7 @@ impl Producer {
     ///
     /// # Errors
     /// As [`try_reserve`](Self::try_reserve).
-    #[inline]
+    #[inline(always)]
     pub fn try_send(&mut self, data: &[u8]) -> Result<()> {
         let mut grant = self.try_reserve(data.len())?;
         grant.copy_from_slice(data);
@@ -125,13 +125,12 @@ impl Producer {
         Ok(())
     }
 
-    #[inline]
+    #[inline(always)]
     fn grant(&mut self, position: u64, len: usize) -> WriteGrant<'_> {
         WriteGrant {
             handle: &mut self.handle,
             position,
             len,
-            published: 0,
         }
     }
 }
@@ -161,13 +160,11 @@ pub struct WriteGrant<'a> {
     handle: &'a mut Handle,
     position: u64,
     len: usize,
-    /// What the drop publishes: 0 (abort) unless committed.
-    published: usize,
 }
 
 impl WriteGrant<'_> {
     /// Publishes the whole reservation.
-    #[inline]
+    #[inline(always)]
     pub fn commit(self) {
         let len = self.len;
         self.commit_len(len);
@@ -177,34 +174,44 @@ impl WriteGrant<'_> {
     ///
     /// # Panics
     /// If `len` is larger than the reserved length.
-    #[inline]
-    pub fn commit_len(mut self, len: usize) {
-        assert!(
-            len <= self.len,
-            "commit_len({len}) is more than the {} bytes reserved",
-            self.len
-        );
-        self.published = len;
-        // The drop publishes.
+    #[inline(always)]
+    pub fn commit_len(self, len: usize) {
+        if len > self.len {
+            more_than_reserved(len, self.len);
+        }
+        // Published here, not by the drop: the drop glue of a grant stayed out of line in a
+        // user's crate (examples/inline_probe.rs), a call on every message.
+        let this = std::mem::ManuallyDrop::new(self);
+        this.publish(len);
+    }
+
+    #[inline(always)]
+    fn publish(&self, len: usize) {
+        let handle = &*self.handle;
+        handle.slots.commit(&handle.mem, self.position, len);
+        handle.ring(Doorbell::data);
     }
 }
 
+/// The panic of [`WriteGrant::commit_len`], out of line.
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn more_than_reserved(len: usize, reserved: usize) -> ! {
+    panic!("commit_len({len}) is more than the {reserved} bytes reserved")
+}
+
 impl Drop for WriteGrant<'_> {
-    #[inline]
     fn drop(&mut self) {
-        // The slot is claimed: it must be published, as a message or as an aborted slot, or
+        // Not committed: the slot is claimed, so it must be published, as an aborted slot, or
         // every consumer would wait behind it.
-        let handle = &*self.handle;
-        handle
-            .slots
-            .commit(&handle.mem, self.position, self.published);
-        handle.ring(Doorbell::data);
+        self.publish(0);
     }
 }
 
 impl Deref for WriteGrant<'_> {
     type Target = [u8];
-    #[inline]
+    #[inline(always)]
     fn deref(&self) -> &[u8] {
         let offset = self.handle.slots.payload_offset(self.position);
         // SAFETY: we claimed this slot (its stamp names us, WRITING), so no consumer reads it
@@ -214,7 +221,7 @@ impl Deref for WriteGrant<'_> {
 }
 
 impl DerefMut for WriteGrant<'_> {
-    #[inline]
+    #[inline(always)]
     fn deref_mut(&mut self) -> &mut [u8] {
         let offset = self.handle.slots.payload_offset(self.position);
         // SAFETY: as in `deref`; `&mut self` makes this the only reference.

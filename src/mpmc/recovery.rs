@@ -62,6 +62,12 @@ impl<W> Recovery<W> {
         Recovery::new(self.judge)
     }
 
+    /// A claim was won with nothing in the way: a sleep after it is covered.
+    #[inline(always)]
+    pub(super) fn won(&mut self) {
+        self.covered = true;
+    }
+
     /// Whether a sleep after the last attempt may last until a wake: nothing was in the way
     /// (a commit or a release will ring), or the owner of what was has a death notice.
     pub(super) fn covered(&self) -> bool {
@@ -73,7 +79,6 @@ impl<W> Recovery<W> {
     /// reclaimed the claim is tried once more. Returns the position won and, for a consumer,
     /// the length. `notice(died)` makes the death notice for the owner of a slot in the way:
     /// it must set `died` (Release), then ring both bells, fenced.
-    #[inline]
     pub(super) fn attempt<K: Kernel<Watch = W>>(
         &mut self,
         ring: Ring<'_>,

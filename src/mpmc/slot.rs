@@ -186,7 +186,7 @@ impl Slots {
     }
 
     /// Producer: claims the slot at the tail for `pid`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn try_claim_write(
         &self,
         mem: &RingMemory,
@@ -235,7 +235,7 @@ impl Slots {
 
     /// Producer: publishes the slot it claimed at `position` with `len` payload bytes (0 aborts:
     /// consumers skip it).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn commit(&self, mem: &RingMemory, position: u64, len: usize) {
         // Release: the payload written before this is visible to the consumer that acquires it.
         // A plain store: no one else writes a slot its live owner holds (reclaim needs the
@@ -247,7 +247,7 @@ impl Slots {
     }
 
     /// Consumer: claims the slot at the head for `pid`. Aborted slots are skipped (freed).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn try_claim_read(
         &self,
         mem: &RingMemory,
@@ -305,7 +305,7 @@ impl Slots {
     }
 
     /// Consumer: frees the slot it read at `position` for the next lap's producer.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn release(&self, mem: &RingMemory, position: u64) {
         // Release: our reads of the payload happen before the next producer's writes (it
         // acquires this). A plain store, as in `commit`.

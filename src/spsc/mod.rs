@@ -45,7 +45,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
 
 pub use consumer::{Consumer, ReadGrant};
-pub use producer::{Producer, WriteGrant};
+pub use producer::{Producer, WriteBatch, WriteGrant};
 pub use takeover::{RecoveredFrame, Takeover};
 
 use crate::error::{Error, Result, Role};

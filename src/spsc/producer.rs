@@ -4,7 +4,7 @@ use std::ops::{Deref, DerefMut};
 use std::time::Duration;
 
 use super::takeover::RecoveredFrame;
-use super::write_cursor::WriteCursor;
+use super::write_cursor::{InPlaceBatch, WriteCursor};
 use super::{peer_of, Endpoint, PRODUCER_POS};
 use crate::error::{Error, Result, Role};
 use crate::frame::HEADER_LEN;
@@ -319,6 +319,35 @@ impl Producer {
         }
     }
 
+    /// Starts a batch of frames written in place: each [`WriteBatch::try_push`] gives the next
+    /// frame's bytes to fill, and [`WriteBatch::commit`] publishes them all at once, ringing the
+    /// consumer's bell once (as rtrb's `write_chunk_uninit`, with frames of any length). Until
+    /// the commit the consumer sees none of them, so one that keeps up does not follow the
+    /// writes line by line.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), ringport::Error> {
+    /// let (mut producer, mut consumer) = ringport::SpscOptions::new().in_process()?;
+    /// let mut batch = producer.write_batch();
+    /// for i in 0..10u64 {
+    ///     batch.try_push(8)?.copy_from_slice(&i.to_le_bytes());
+    /// }
+    /// assert_eq!(batch.commit(), 10);
+    /// let mut sum = 0;
+    /// consumer.try_recv_many(usize::MAX, |frame| {
+    ///     sum += u64::from_le_bytes(frame.try_into().unwrap())
+    /// })?;
+    /// assert_eq!(sum, 45);
+    /// # Ok(()) }
+    /// ```
+    #[inline(always)]
+    pub fn write_batch(&mut self) -> WriteBatch<'_> {
+        WriteBatch {
+            batch: self.cursor.start_batch(),
+            producer: self,
+        }
+    }
+
     fn check_lens<T: AsRef<[u8]>>(&self, frames: &[T]) -> Result<()> {
         frames
             .iter()
@@ -468,5 +497,89 @@ impl std::fmt::Debug for WriteGrant<'_> {
             .field("position", &self.position)
             .field("len", &self.len)
             .finish()
+    }
+}
+
+/// Frames written in place and published together: from [`Producer::write_batch`].
+///
+/// [`try_push`](Self::try_push) claims each frame; [`commit`](Self::commit) publishes them all.
+/// Dropping the batch without committing aborts it: the consumer sees none of its frames.
+#[must_use = "a batch that is dropped is aborted; call commit()"]
+pub struct WriteBatch<'a> {
+    producer: &'a mut Producer,
+    batch: InPlaceBatch,
+}
+
+impl WriteBatch<'_> {
+    /// Claims the next frame of the batch, `len` bytes, and returns them to fill (they hold
+    /// whatever the ring held there before). The frame is published with the batch, whole: to
+    /// send fewer bytes, claim fewer.
+    ///
+    /// # Errors
+    /// [`Error::InvalidLength`] unless `1 <= len <= max_frame`; [`Error::Full`] if there is no
+    /// room for it now (commit what the batch holds, then start another); [`Error::PeerGone`]
+    /// if the consumer detached and there is no room; [`Error::Corrupted`]. The frames claimed
+    /// before stay in the batch.
+    #[inline(always)]
+    pub fn try_push(&mut self, len: usize) -> Result<&mut [u8]> {
+        let producer = &mut *self.producer;
+        producer.check_len(len)?;
+        let Some(offset) =
+            producer
+                .cursor
+                .claim_in_batch(&producer.ep.region, &mut self.batch, len)?
+        else {
+            return Err(if producer.ep.peer_gone() {
+                Error::PeerGone(Role::Consumer)
+            } else {
+                Error::Full
+            });
+        };
+        // SAFETY: `claim_in_batch` gave this range to the producer, which we borrow mutably, and
+        // bounded it by the capacity; the consumer does not read it before the batch is
+        // published, and the returned borrow of `self` ends before the next claim or the
+        // commit.
+        Ok(unsafe { producer.ep.region.slice_mut_unchecked(offset, len) })
+    }
+
+    /// How many frames the batch holds.
+    #[must_use]
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.batch.frames()
+    }
+
+    /// Whether the batch holds no frame.
+    #[must_use]
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.batch.frames() == 0
+    }
+
+    /// Publishes every frame of the batch, in order, and rings the consumer's bell once;
+    /// returns how many there were (an empty batch publishes nothing).
+    #[inline(always)]
+    pub fn commit(self) -> usize {
+        // Not dropped: the drop aborts.
+        let mut this = std::mem::ManuallyDrop::new(self);
+        let WriteBatch { producer, batch } = &mut *this;
+        if producer.cursor.publish_batch(&producer.ep.region, batch) {
+            Doorbell::data(producer.ep.region.header()).ring(&mut producer.ep.notifier);
+        }
+        batch.frames()
+    }
+}
+
+impl Drop for WriteBatch<'_> {
+    fn drop(&mut self) {
+        self.producer.cursor.abort_batch(&self.batch);
+    }
+}
+
+impl std::fmt::Debug for WriteBatch<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteBatch")
+            .field("frames", &self.batch.frames())
+            .finish_non_exhaustive()
     }
 }

@@ -295,6 +295,101 @@ impl WriteCursor {
     }
 }
 
+/// A batch written in place (`Producer::write_batch`): where it started, and its first frame's
+/// offset and header, which is stored last, with Release, to publish the lot.
+pub(super) struct InPlaceBatch {
+    start: u64,
+    first: Option<(usize, u64)>,
+    frames: usize,
+}
+
+impl InPlaceBatch {
+    /// How many frames the batch holds.
+    #[inline(always)]
+    pub(super) fn frames(&self) -> usize {
+        self.frames
+    }
+}
+
+impl WriteCursor {
+    /// Starts a batch at the cursor's position.
+    #[inline(always)]
+    pub(super) fn start_batch(&self) -> InPlaceBatch {
+        InPlaceBatch {
+            start: self.position,
+            first: None,
+            frames: 0,
+        }
+    }
+
+    /// Claims the next frame of `batch`, of `len` bytes (already checked), and writes its
+    /// header, unpublished (the first frame's is kept for [`publish_batch`]); returns the data-
+    /// area offset of its payload, or `None` if there is no room now. As in [`write_batch`],
+    /// nothing of the batch is visible before it is published, so a consumer that keeps up does
+    /// not follow the producer line by line.
+    ///
+    /// [`publish_batch`]: Self::publish_batch
+    /// [`write_batch`]: Self::write_batch
+    #[inline(always)]
+    pub(super) fn claim_in_batch(
+        &mut self,
+        region: &RingMemory,
+        batch: &mut InPlaceBatch,
+        len: usize,
+    ) -> Result<Option<usize>> {
+        let size = frame_size(len);
+        if !self.claim(region, len)? {
+            return Ok(None);
+        }
+        let position = self.position;
+        let offset = (position & (self.capacity - 1)) as usize;
+        // Once a line, when the frame reaches the next one.
+        if (offset & 63) + size >= 64 {
+            region.prefetch_for_write(offset + size + PREFETCH_AHEAD);
+        }
+        let header = frame::data_header(len as u32, position);
+        if batch.first.is_none() {
+            // After any padding `claim` published to reach it: an abort comes back here, not
+            // behind padding that the consumer may have passed already.
+            batch.start = position;
+            batch.first = Some((offset, header));
+        } else {
+            // Relaxed: the first header's Release publishes the lot.
+            region.frame_word(offset).store(header, Ordering::Relaxed);
+        }
+        self.position = position + size as u64;
+        batch.frames += 1;
+        Ok(Some(offset + HEADER_LEN))
+    }
+
+    /// Publishes every frame of `batch`: zeroes the header slot after the last, then stores
+    /// the first header with Release. Returns whether there was anything to publish.
+    #[inline(always)]
+    pub(super) fn publish_batch(&mut self, region: &RingMemory, batch: &InPlaceBatch) -> bool {
+        let Some((offset, header)) = batch.first else {
+            return false;
+        };
+        drop(PublishOnDrop {
+            region,
+            first: Some((offset, header)),
+            end: self.position,
+        });
+        true
+    }
+
+    /// Forgets every frame of `batch`: the cursor goes back to its first frame, and the
+    /// consumer, which stops at that frame's header slot (still zero), never saw them. Padding
+    /// written for a later frame that wrapped stays: it is past that slot, and is written over
+    /// like any other byte there.
+    #[inline]
+    pub(super) fn abort_batch(&mut self, batch: &InPlaceBatch) {
+        if batch.first.is_some() {
+            self.position = batch.start;
+            self.refresh_limit();
+        }
+    }
+}
+
 /// A batch being written, published when it is dropped: the first frame's header, and the ring
 /// position where the batch ends (after its last frame, or after padding written behind it).
 struct PublishOnDrop<'a> {
@@ -483,5 +578,73 @@ mod tests {
         assert_eq!(header_at(&region, 240), Frame::Data(8));
         assert_eq!(header_at(&region, 256), Frame::Data(8));
         assert_eq!(header_at(&region, 272), Frame::Empty);
+    }
+
+    fn push(cursor: &mut WriteCursor, region: &RingMemory, batch: &mut InPlaceBatch) -> bool {
+        cursor.claim_in_batch(region, batch, 8).unwrap().is_some()
+    }
+
+    #[test]
+    fn an_in_place_batch_is_invisible_until_published_and_stops_where_room_ends() {
+        let (region, params) = ring();
+        let mut cursor = WriteCursor::resume(&region, &params).unwrap().0;
+        let mut batch = cursor.start_batch();
+        // 16-byte frames: 15 fit with the slot after the last.
+        while push(&mut cursor, &region, &mut batch) {}
+        assert_eq!((batch.frames(), cursor.position), (15, 240));
+        // The later headers are written, the first is not: the consumer stops at it.
+        assert_eq!(header_at(&region, 0), Frame::Empty);
+        assert_eq!(header_at(&region, 16), Frame::Data(8));
+        region.frame_word(240).store(u64::MAX, Ordering::Relaxed);
+        assert!(cursor.publish_batch(&region, &batch));
+        for i in 0..15 {
+            assert_eq!(header_at(&region, i * 16), Frame::Data(8));
+        }
+        assert_eq!(
+            header_at(&region, 240),
+            Frame::Empty,
+            "the slot after is zeroed"
+        );
+        // An empty batch publishes nothing.
+        assert!(!cursor.publish_batch(&region, &cursor.start_batch()));
+    }
+
+    #[test]
+    fn an_aborted_batch_leaves_nothing_and_the_next_frame_takes_its_place() {
+        let (region, params) = ring();
+        let mut cursor = WriteCursor::resume(&region, &params).unwrap().0;
+        assert!(write(&mut cursor, &region, 8));
+        let mut batch = cursor.start_batch();
+        assert!(push(&mut cursor, &region, &mut batch) && push(&mut cursor, &region, &mut batch));
+        cursor.abort_batch(&batch);
+        assert_eq!(cursor.position, 16);
+        assert_eq!(header_at(&region, 16), Frame::Empty);
+        assert!(write(&mut cursor, &region, 40));
+        assert_eq!(header_at(&region, 16), Frame::Data(40));
+        assert_eq!(header_at(&region, 64), Frame::Empty);
+    }
+
+    #[test]
+    fn a_batch_aborted_after_padding_resumes_past_the_padding() {
+        let (region, params) = ring();
+        let mut cursor = WriteCursor::resume(&region, &params).unwrap().0;
+        // 48-byte frames up to 240; the consumer reads them all.
+        while write(&mut cursor, &region, 40) {}
+        free_up_to(&region, 240);
+        // The batch's first frame does not fit in the 16 bytes left: padding is published at
+        // 240 and the frame goes at 256.
+        let mut batch = cursor.start_batch();
+        assert!(cursor
+            .claim_in_batch(&region, &mut batch, 40)
+            .unwrap()
+            .is_some());
+        assert_eq!(header_at(&region, 240), Frame::Pad);
+        cursor.abort_batch(&batch);
+        assert_eq!(cursor.position, 256);
+        // The consumer passes the padding; the producer goes on from 256 without calling that
+        // position corrupt.
+        free_up_to(&region, 256);
+        assert!(write(&mut cursor, &region, 40));
+        assert_eq!(header_at(&region, 256), Frame::Data(40));
     }
 }
