@@ -15,7 +15,8 @@
 //! `cargo bench --bench spsc_baselines` (add `-- --quick` for fewer rounds, `-- --stream-only`
 //! for five rounds of the streams alone, `-- --sides` for each side of a stream alone (what bounds
 //! a stream one at a time), or `-- --block-only` for the blocking round trips in many short
-//! rounds). `--pause N` makes each side of a stream run N `spin_loop` hints whenever it finds
+//! rounds), `-- --only NAME` for one stream contender five times, as named in `--stream-only`'s
+//! output (for a profiler). `--pause N` makes each side of a stream run N `spin_loop` hints whenever it finds
 //! the ring empty (or full) before it looks again, as a polling loop may (see `stream`).
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -522,9 +523,9 @@ fn stream_ringport_copy<const BLOCKING: bool, D: Drive>(drive: D) -> D::Rates {
 const BATCH: usize = 64;
 
 /// rtrb's chunk API: the batch baseline for ringport's batch forms.
-fn stream_rtrb_chunks() -> f64 {
+fn stream_rtrb_chunks<D: Drive>(drive: D) -> D::Rates {
     let (mut tx, mut rx) = rtrb::RingBuffer::<u64>::new(4096);
-    stream(
+    drive.run(
         move |sum| {
             let ready = rx.slots().min(BATCH);
             let Ok(chunk) = rx.read_chunk(ready) else {
@@ -544,10 +545,10 @@ fn stream_rtrb_chunks() -> f64 {
 }
 
 /// ringport's batch forms: `try_send_many` of up to `BATCH` frames, `try_recv_many`.
-fn stream_ringport_batches() -> f64 {
+fn stream_ringport_batches<D: Drive>(drive: D) -> D::Rates {
     let (mut tx, mut rx) = stream_ring();
     let mut batch = Vec::with_capacity(BATCH);
-    stream(
+    drive.run(
         move |sum| {
             rx.try_recv_many(BATCH, |frame| *sum = sum.wrapping_add(number(frame)))
                 .map_or(0, |n| n as u64)
@@ -568,9 +569,9 @@ fn stream_ringport_batches() -> f64 {
 
 /// ringport's in-place batch: `write_batch` of up to `BATCH` frames, each filled where it lies,
 /// and `try_recv_many`.
-fn stream_ringport_write_batch() -> f64 {
+fn stream_ringport_write_batch<D: Drive>(drive: D) -> D::Rates {
     let (mut tx, mut rx) = stream_ring();
-    stream(
+    drive.run(
         move |sum| {
             rx.try_recv_many(BATCH, |frame| *sum = sum.wrapping_add(number(frame)))
                 .map_or(0, |n| n as u64)
@@ -591,9 +592,10 @@ fn stream_ringport_write_batch() -> f64 {
 // ---------------------------------------------------------------- each side alone
 
 /// Frames a side moves alone in one turn: fewer than either ring holds (4,096 8-byte frames of 16
-/// bytes in 64 KiB, 4,096 rtrb slots), so that neither side ever waits within a turn.
-const TURN: u64 = 3_500;
-/// Turns in a `--sides` measurement: 14 M frames each way.
+/// bytes in 64 KiB, 4,096 rtrb slots), so that neither side ever waits within a turn, and whole
+/// batches (54 of `BATCH`), so that the batch writers end each turn exactly.
+const TURN: u64 = 54 * BATCH as u64;
+/// Turns in a `--sides` measurement: 13.8 M frames each way.
 const TURNS: u64 = 4_000;
 
 /// Each side of a stream alone, across the two cores: the writer fills `TURN` frames while the
@@ -655,7 +657,7 @@ fn sides(
 /// u64's sides.
 fn print_sides() {
     type Sides = (&'static str, fn() -> (f64, f64));
-    const SIDES: [Sides; 4] = [
+    const SIDES: [Sides; 7] = [
         ("rtrb u64", || stream_rtrb_u64(Apart)),
         ("rtrb u128", || stream_rtrb_u128(Apart)),
         ("ringport try_reserve/try_recv", || {
@@ -664,9 +666,16 @@ fn print_sides() {
         ("ringport try_send/try_recv_into", || {
             stream_ringport_copy::<false, _>(Apart)
         }),
+        ("rtrb chunks", || stream_rtrb_chunks(Apart)),
+        ("ringport try_send_many/try_recv_many", || {
+            stream_ringport_batches(Apart)
+        }),
+        ("ringport write_batch/try_recv_many", || {
+            stream_ringport_write_batch(Apart)
+        }),
     ];
     const ROUNDS: usize = 5;
-    let mut rates: [[Vec<f64>; 2]; 4] = Default::default();
+    let mut rates: [[Vec<f64>; 2]; 7] = Default::default();
     for _ in 0..ROUNDS {
         for (i, (_, run)) in SIDES.iter().enumerate() {
             let (writer, reader) = run();
@@ -679,7 +688,7 @@ fn print_sides() {
     println!("each side of an 8 B stream alone, across the cores ({ROUNDS} rounds, medians):");
     for ((name, _), [writer, reader]) in SIDES.iter().zip(rates) {
         println!(
-            "  {name:32} writer {:6.1} M/s ({:.2}x)   reader {:6.1} M/s ({:.2}x)",
+            "  {name:37} writer {:6.1} M/s ({:.2}x)   reader {:6.1} M/s ({:.2}x)",
             writer / 1e6,
             writer / writer0,
             reader / 1e6,
@@ -701,10 +710,10 @@ const STREAMS: [Stream; 10] = [
     ("blocking", || stream_ringport::<true, _>(Together)),
     ("try_send", || stream_ringport_copy::<false, _>(Together)),
     ("send", || stream_ringport_copy::<true, _>(Together)),
-    ("rtrb chunks", stream_rtrb_chunks),
-    ("ringport batches", stream_ringport_batches),
+    ("rtrb chunks", || stream_rtrb_chunks(Together)),
+    ("ringport batches", || stream_ringport_batches(Together)),
     ("raw u64 ring", || stream_raw_u64(Together)),
-    ("ringport write_batch", stream_ringport_write_batch),
+    ("ringport write_batch", || stream_ringport_write_batch(Together)),
 ];
 
 /// One round of the blocking contenders (raw futex, ringport, ringport with symmetric fences),
@@ -737,6 +746,19 @@ fn main() {
     if let Some(at) = args.iter().position(|a| a == "--pause") {
         let pauses = args.get(at + 1).and_then(|n| n.parse().ok());
         STREAM_PAUSE.store(pauses.expect("--pause takes a count"), Ordering::Relaxed);
+    }
+    if let Some(at) = args.iter().position(|a| a == "--only") {
+        // One stream contender, five times: for a profiler.
+        let name = args.get(at + 1).expect("--only takes a contender's name");
+        let (_, run) = STREAMS
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("no stream contender {name:?}"));
+        for _ in 0..5 {
+            print!("{name} {:.1} M/s  ", run() / 1e6);
+        }
+        println!();
+        return;
     }
     if flag("--stream-only") {
         for _ in 0..5 {

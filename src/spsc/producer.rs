@@ -343,7 +343,7 @@ impl Producer {
     #[inline(always)]
     pub fn write_batch(&mut self) -> WriteBatch<'_> {
         WriteBatch {
-            batch: self.cursor.start_batch(),
+            batch: InPlaceBatch::new(&self.cursor, &self.ep.region, self.ep.max_frame as usize),
             producer: self,
         }
     }
@@ -522,12 +522,14 @@ impl WriteBatch<'_> {
     /// before stay in the batch.
     #[inline(always)]
     pub fn try_push(&mut self, len: usize) -> Result<&mut [u8]> {
+        let max = self.batch.max_frame();
+        if len == 0 || len > max {
+            return Err(Error::InvalidLength { len, max });
+        }
         let producer = &mut *self.producer;
-        producer.check_len(len)?;
-        let Some(offset) =
-            producer
-                .cursor
-                .claim_in_batch(&producer.ep.region, &mut self.batch, len)?
+        let Some(offset) = self
+            .batch
+            .claim(&mut producer.cursor, &producer.ep.region, len)?
         else {
             return Err(if producer.ep.peer_gone() {
                 Error::PeerGone(Role::Consumer)
@@ -535,11 +537,11 @@ impl WriteBatch<'_> {
                 Error::Full
             });
         };
-        // SAFETY: `claim_in_batch` gave this range to the producer, which we borrow mutably, and
+        // SAFETY: the claim gave this range to the producer, which we borrow mutably, and
         // bounded it by the capacity; the consumer does not read it before the batch is
-        // published, and the returned borrow of `self` ends before the next claim or the
-        // commit.
-        Ok(unsafe { producer.ep.region.slice_mut_unchecked(offset, len) })
+        // published; the producer keeps the memory alive; and the returned borrow of `self`
+        // ends before the next claim or the commit.
+        Ok(unsafe { self.batch.payload(offset, len) })
     }
 
     /// How many frames the batch holds.
@@ -563,7 +565,7 @@ impl WriteBatch<'_> {
         // Not dropped: the drop aborts.
         let mut this = std::mem::ManuallyDrop::new(self);
         let WriteBatch { producer, batch } = &mut *this;
-        if producer.cursor.publish_batch(&producer.ep.region, batch) {
+        if batch.publish(&mut producer.cursor, &producer.ep.region) {
             Doorbell::data(producer.ep.region.header()).ring(&mut producer.ep.notifier);
         }
         batch.frames()
@@ -572,7 +574,7 @@ impl WriteBatch<'_> {
 
 impl Drop for WriteBatch<'_> {
     fn drop(&mut self) {
-        self.producer.cursor.abort_batch(&self.batch);
+        self.batch.abort(&mut self.producer.cursor);
     }
 }
 

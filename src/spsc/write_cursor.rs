@@ -7,7 +7,7 @@ use super::{CONSUMER_POS, PRODUCER_POS};
 use crate::error::{Error, Result};
 use crate::frame::{self, frame_size, Frame, HEADER_LEN};
 use crate::layout::{RingParams, MAX_POSITION};
-use crate::os::RingMemory;
+use crate::os::{DataArea, RingMemory};
 use crate::sync::Ordering;
 
 /// How far past the next header slot a publish prefetches for writing (see
@@ -295,98 +295,159 @@ impl WriteCursor {
     }
 }
 
-/// A batch written in place (`Producer::write_batch`): where it started, and its first frame's
-/// offset and header, which is stored last, with Release, to publish the lot.
+/// A batch written in place (`Producer::write_batch`), with its own copy of what the loop over
+/// its frames needs: the data area, the position and the limit. The caller's writes into each
+/// frame go through pointers that could, for all the compiler knows, point at the cursor, so
+/// state kept there would be loaded again after every frame; kept here, in a value that never
+/// has its address taken, it stays in registers. The cursor is brought up to date on the slow
+/// path and at the end.
 pub(super) struct InPlaceBatch {
+    area: DataArea,
+    mask: u64,
+    position: u64,
+    limit: u64,
+    /// The first frame's position, offset and header: stored last, with Release, to publish
+    /// the lot. Meaningful once `frames > 0`.
     start: u64,
-    first: Option<(usize, u64)>,
+    first_offset: usize,
+    first_header: u64,
     frames: usize,
+    max_frame: usize,
 }
 
 impl InPlaceBatch {
+    /// Starts a batch at `cursor`'s position over `region`, whose memory must outlive it, of
+    /// frames up to `max_frame` bytes.
+    #[inline(always)]
+    pub(super) fn new(cursor: &WriteCursor, region: &RingMemory, max_frame: usize) -> InPlaceBatch {
+        InPlaceBatch {
+            area: region.data_area(),
+            mask: cursor.capacity - 1,
+            position: cursor.position,
+            limit: cursor.limit,
+            start: cursor.position,
+            first_offset: 0,
+            first_header: 0,
+            frames: 0,
+            max_frame,
+        }
+    }
+
+    /// The largest frame the ring takes.
+    #[inline(always)]
+    pub(super) fn max_frame(&self) -> usize {
+        self.max_frame
+    }
+
     /// How many frames the batch holds.
     #[inline(always)]
     pub(super) fn frames(&self) -> usize {
         self.frames
     }
-}
 
-impl WriteCursor {
-    /// Starts a batch at the cursor's position.
+    /// Claims the next frame, of `len` bytes (already checked), and writes its header,
+    /// unpublished (the first frame's is kept for [`publish`](Self::publish)); returns the
+    /// data-area offset of its payload, or `None` if there is no room now. As in
+    /// `WriteCursor::write_batch`, nothing of the batch is visible before it is published, so
+    /// a consumer that keeps up does not follow the producer line by line.
     #[inline(always)]
-    pub(super) fn start_batch(&self) -> InPlaceBatch {
-        InPlaceBatch {
-            start: self.position,
-            first: None,
-            frames: 0,
-        }
-    }
-
-    /// Claims the next frame of `batch`, of `len` bytes (already checked), and writes its
-    /// header, unpublished (the first frame's is kept for [`publish_batch`]); returns the data-
-    /// area offset of its payload, or `None` if there is no room now. As in [`write_batch`],
-    /// nothing of the batch is visible before it is published, so a consumer that keeps up does
-    /// not follow the producer line by line.
-    ///
-    /// [`publish_batch`]: Self::publish_batch
-    /// [`write_batch`]: Self::write_batch
-    #[inline(always)]
-    pub(super) fn claim_in_batch(
+    pub(super) fn claim(
         &mut self,
+        cursor: &mut WriteCursor,
         region: &RingMemory,
-        batch: &mut InPlaceBatch,
         len: usize,
     ) -> Result<Option<usize>> {
         let size = frame_size(len);
-        if !self.claim(region, len)? {
-            return Ok(None);
+        if self.position + size as u64 > self.limit {
+            let (claimed, position, limit) =
+                InPlaceBatch::claim_slow(cursor, region, self.position, len);
+            (self.position, self.limit) = (position, limit);
+            if !claimed? {
+                return Ok(None);
+            }
         }
         let position = self.position;
-        let offset = (position & (self.capacity - 1)) as usize;
+        let offset = (position & self.mask) as usize;
         // Once a line, when the frame reaches the next one.
         if (offset & 63) + size >= 64 {
-            region.prefetch_for_write(offset + size + PREFETCH_AHEAD);
+            self.area.prefetch_for_write(offset + size + PREFETCH_AHEAD);
         }
         let header = frame::data_header(len as u32, position);
-        if batch.first.is_none() {
-            // After any padding `claim` published to reach it: an abort comes back here, not
-            // behind padding that the consumer may have passed already.
-            batch.start = position;
-            batch.first = Some((offset, header));
+        if self.frames == 0 {
+            // After any padding the claim published to reach it: an abort comes back here,
+            // not behind padding that the consumer may have passed already.
+            self.start = position;
+            self.first_offset = offset;
+            self.first_header = header;
         } else {
+            // SAFETY: the producer that holds the batch keeps the memory alive.
+            let word = unsafe { self.area.frame_word(offset) };
             // Relaxed: the first header's Release publishes the lot.
-            region.frame_word(offset).store(header, Ordering::Relaxed);
+            word.store(header, Ordering::Relaxed);
         }
         self.position = position + size as u64;
-        batch.frames += 1;
+        self.frames += 1;
         Ok(Some(offset + HEADER_LEN))
     }
 
-    /// Publishes every frame of `batch`: zeroes the header slot after the last, then stores
-    /// the first header with Release. Returns whether there was anything to publish.
+    /// The payload bytes of a frame this batch claimed at data-area `offset`.
+    ///
+    /// # Safety
+    /// As `RingMemory::slice_mut_unchecked`, and the memory must outlive the slice.
     #[inline(always)]
-    pub(super) fn publish_batch(&mut self, region: &RingMemory, batch: &InPlaceBatch) -> bool {
-        let Some((offset, header)) = batch.first else {
+    pub(super) unsafe fn payload<'a>(&self, offset: usize, len: usize) -> &'a mut [u8] {
+        // SAFETY: the caller's contract.
+        unsafe { self.area.slice_mut_unchecked(offset, len) }
+    }
+
+    /// A frame past the limit: the cursor's general claim (padding, a fresh look at the
+    /// consumer) from the batch's `position`; returns what it returned, and the position and
+    /// limit after it (past any padding it published, whatever it returned). By value, not
+    /// through `&mut self`: a batch whose address is taken lives in memory, not registers.
+    #[cold]
+    #[inline(never)]
+    fn claim_slow(
+        cursor: &mut WriteCursor,
+        region: &RingMemory,
+        position: u64,
+        len: usize,
+    ) -> (Result<bool>, u64, u64) {
+        // Within the limit the cursor computed: its limit holds for this position too.
+        cursor.position = position;
+        let claimed = cursor.claim(region, len);
+        (claimed, cursor.position, cursor.limit)
+    }
+
+    /// Publishes every frame of the batch: zeroes the header slot after the last, then stores
+    /// the first header with Release, and moves the cursor past the batch. Returns whether
+    /// there was anything to publish.
+    #[inline(always)]
+    pub(super) fn publish(&self, cursor: &mut WriteCursor, region: &RingMemory) -> bool {
+        if self.frames == 0 {
+            cursor.position = self.position;
             return false;
-        };
+        }
+        cursor.position = self.position;
         drop(PublishOnDrop {
             region,
-            first: Some((offset, header)),
+            first: Some((self.first_offset, self.first_header)),
             end: self.position,
         });
         true
     }
 
-    /// Forgets every frame of `batch`: the cursor goes back to its first frame, and the
+    /// Forgets every frame of the batch: the cursor goes back to the first frame, and the
     /// consumer, which stops at that frame's header slot (still zero), never saw them. Padding
-    /// written for a later frame that wrapped stays: it is past that slot, and is written over
-    /// like any other byte there.
+    /// published for a later frame that wrapped stays: it is past that slot, and is written
+    /// over like any other byte there.
     #[inline]
-    pub(super) fn abort_batch(&mut self, batch: &InPlaceBatch) {
-        if batch.first.is_some() {
-            self.position = batch.start;
-            self.refresh_limit();
-        }
+    pub(super) fn abort(&self, cursor: &mut WriteCursor) {
+        cursor.position = if self.frames == 0 {
+            self.position
+        } else {
+            self.start
+        };
+        cursor.refresh_limit();
     }
 }
 
@@ -581,22 +642,23 @@ mod tests {
     }
 
     fn push(cursor: &mut WriteCursor, region: &RingMemory, batch: &mut InPlaceBatch) -> bool {
-        cursor.claim_in_batch(region, batch, 8).unwrap().is_some()
+        batch.claim(cursor, region, 8).unwrap().is_some()
     }
 
     #[test]
     fn an_in_place_batch_is_invisible_until_published_and_stops_where_room_ends() {
         let (region, params) = ring();
         let mut cursor = WriteCursor::resume(&region, &params).unwrap().0;
-        let mut batch = cursor.start_batch();
+        let mut batch = InPlaceBatch::new(&cursor, &region, 100);
         // 16-byte frames: 15 fit with the slot after the last.
         while push(&mut cursor, &region, &mut batch) {}
-        assert_eq!((batch.frames(), cursor.position), (15, 240));
+        assert_eq!((batch.frames(), batch.position), (15, 240));
         // The later headers are written, the first is not: the consumer stops at it.
         assert_eq!(header_at(&region, 0), Frame::Empty);
         assert_eq!(header_at(&region, 16), Frame::Data(8));
         region.frame_word(240).store(u64::MAX, Ordering::Relaxed);
-        assert!(cursor.publish_batch(&region, &batch));
+        assert!(batch.publish(&mut cursor, &region));
+        assert_eq!(cursor.position, 240);
         for i in 0..15 {
             assert_eq!(header_at(&region, i * 16), Frame::Data(8));
         }
@@ -606,7 +668,7 @@ mod tests {
             "the slot after is zeroed"
         );
         // An empty batch publishes nothing.
-        assert!(!cursor.publish_batch(&region, &cursor.start_batch()));
+        assert!(!InPlaceBatch::new(&cursor, &region, 100).publish(&mut cursor, &region));
     }
 
     #[test]
@@ -614,9 +676,9 @@ mod tests {
         let (region, params) = ring();
         let mut cursor = WriteCursor::resume(&region, &params).unwrap().0;
         assert!(write(&mut cursor, &region, 8));
-        let mut batch = cursor.start_batch();
+        let mut batch = InPlaceBatch::new(&cursor, &region, 100);
         assert!(push(&mut cursor, &region, &mut batch) && push(&mut cursor, &region, &mut batch));
-        cursor.abort_batch(&batch);
+        batch.abort(&mut cursor);
         assert_eq!(cursor.position, 16);
         assert_eq!(header_at(&region, 16), Frame::Empty);
         assert!(write(&mut cursor, &region, 40));
@@ -633,13 +695,10 @@ mod tests {
         free_up_to(&region, 240);
         // The batch's first frame does not fit in the 16 bytes left: padding is published at
         // 240 and the frame goes at 256.
-        let mut batch = cursor.start_batch();
-        assert!(cursor
-            .claim_in_batch(&region, &mut batch, 40)
-            .unwrap()
-            .is_some());
+        let mut batch = InPlaceBatch::new(&cursor, &region, 100);
+        assert!(batch.claim(&mut cursor, &region, 40).unwrap().is_some());
         assert_eq!(header_at(&region, 240), Frame::Pad);
-        cursor.abort_batch(&batch);
+        batch.abort(&mut cursor);
         assert_eq!(cursor.position, 256);
         // The consumer passes the padding; the producer goes on from 256 without calling that
         // position corrupt.

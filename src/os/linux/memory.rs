@@ -318,6 +318,17 @@ impl RingMemory {
         unsafe { std::slice::from_raw_parts(self.data.as_ptr().add(offset), len) }
     }
 
+    /// The data area's address and mask, by value: for a loop that keeps them in registers
+    /// while it writes through pointers that, for all the compiler knows, could point at the
+    /// `RingMemory` itself (see `spsc::write_cursor::InPlaceBatch`).
+    #[inline(always)]
+    pub(crate) fn data_area(&self) -> DataArea {
+        DataArea {
+            data: self.data,
+            mask: self.mask,
+        }
+    }
+
     /// Asks the CPU to fetch the cache line at `offset` (modulo the capacity) for writing. A
     /// streaming producer calls it some lines ahead of where it writes: its stores to a line the
     /// consumer last read wait for that line to be taken back, and every later store queues
@@ -370,4 +381,58 @@ mod layout_checks {
     const_assert_eq!(size_of::<Ledger>(), 16);
     const_assert_eq!(size_of::<SegmentHeader>(), DATA_OFFSET);
     const_assert_eq!(align_of::<SegmentHeader>(), 128);
+}
+
+/// A [`RingMemory`]'s data area by value ([`RingMemory::data_area`]): the same accessors, with
+/// the memory's life left to the caller, who must keep the `RingMemory` alive while it uses
+/// what they return.
+#[derive(Clone, Copy)]
+pub(crate) struct DataArea {
+    data: NonNull<u8>,
+    mask: usize,
+}
+
+impl DataArea {
+    /// As [`RingMemory::frame_word`].
+    ///
+    /// # Safety
+    /// The `RingMemory` this came from must outlive the returned reference.
+    #[inline(always)]
+    pub(crate) unsafe fn frame_word<'a>(self, offset: usize) -> &'a AtomicU64 {
+        let offset = offset & self.mask & !7;
+        // SAFETY: as in `RingMemory::frame_word`; the memory is alive by the caller's contract.
+        unsafe { &*self.data.as_ptr().add(offset).cast::<AtomicU64>() }
+    }
+
+    /// As [`RingMemory::slice_mut_unchecked`].
+    ///
+    /// # Safety
+    /// As [`RingMemory::slice_mut_unchecked`], and the `RingMemory` this came from must outlive
+    /// the returned slice.
+    #[inline(always)]
+    pub(crate) unsafe fn slice_mut_unchecked<'a>(self, offset: usize, len: usize) -> &'a mut [u8] {
+        debug_assert!(offset + len <= self.mask + 1);
+        // SAFETY: in bounds and exclusive, by the caller's contract, in memory kept alive by it.
+        unsafe { std::slice::from_raw_parts_mut(self.data.as_ptr().add(offset), len) }
+    }
+
+    /// As [`RingMemory::prefetch_for_write`]: a hint, which cannot fault.
+    #[inline(always)]
+    pub(crate) fn prefetch_for_write(self, offset: usize) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let offset = offset & self.mask;
+            // SAFETY: PREFETCHW reads and writes no architectural state and cannot fault, so
+            // even an address whose memory is gone is harmless; CPUs without it run a NOP.
+            unsafe {
+                std::arch::asm!(
+                    "prefetchw [{}]",
+                    in(reg) self.data.as_ptr().wrapping_add(offset),
+                    options(nostack, preserves_flags, readonly)
+                );
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = offset;
+    }
 }

@@ -15,7 +15,7 @@ pub(crate) mod seqpacket;
 pub(crate) mod shm;
 mod watch;
 
-pub(crate) use memory::{Memory, RingMemory};
+pub(crate) use memory::{DataArea, Memory, RingMemory};
 
 /// A system call's failure, as the error `op` ran into.
 pub(super) fn os_error(op: &'static str, source: nix::errno::Errno) -> crate::error::Error {

@@ -177,9 +177,45 @@ impl RingMemory {
     /// A hint that the model has no use for.
     pub(crate) fn prefetch_for_write(&self, _offset: usize) {}
 
+    /// The data area by value (under the model, a pointer to this view, whose accesses are
+    /// tracked).
+    pub(crate) fn data_area(&self) -> DataArea {
+        DataArea { memory: self }
+    }
+
     /// The fuzz bodies' segment images have no model (see `Memory::image_header`).
     #[cfg(feature = "testing")]
     pub(crate) fn image(&self) -> Vec<u8> {
         unimplemented!("segment images are bytes, and the model's header is loom atomics")
     }
+}
+
+/// The Linux implementation's data area by value, here a pointer to the [`RingMemory`], so
+/// that every access is tracked.
+#[derive(Clone, Copy)]
+pub(crate) struct DataArea {
+    memory: *const RingMemory,
+}
+
+impl DataArea {
+    /// As [`RingMemory::frame_word`].
+    ///
+    /// # Safety
+    /// The `RingMemory` this came from must outlive the returned reference.
+    pub(crate) unsafe fn frame_word<'a>(self, offset: usize) -> &'a AtomicU64 {
+        // SAFETY: alive by the caller's contract.
+        unsafe { (*self.memory).frame_word(offset) }
+    }
+
+    /// As [`RingMemory::slice_mut_unchecked`].
+    ///
+    /// # Safety
+    /// As [`RingMemory::slice_mut_unchecked`], and the `RingMemory` must outlive the slice.
+    pub(crate) unsafe fn slice_mut_unchecked<'a>(self, offset: usize, len: usize) -> &'a mut [u8] {
+        // SAFETY: alive and exclusive by the caller's contract.
+        unsafe { (*self.memory).slice_mut_unchecked(offset, len) }
+    }
+
+    /// A hint that the model has no use for.
+    pub(crate) fn prefetch_for_write(self, _offset: usize) {}
 }

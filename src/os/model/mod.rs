@@ -26,7 +26,7 @@ mod memory;
 pub(crate) mod seqpacket;
 pub(crate) mod shm;
 
-pub(crate) use memory::{Memory, RingMemory};
+pub(crate) use memory::{DataArea, Memory, RingMemory};
 
 /// The kernel the endpoints use in this build.
 pub(crate) type Host = Model;
