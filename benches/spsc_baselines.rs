@@ -589,6 +589,38 @@ fn stream_ringport_write_batch<D: Drive>(drive: D) -> D::Rates {
     )
 }
 
+/// `BATCH` u64s in one frame, written in place (`try_reserve` of 512 bytes) and read in place
+/// (`try_recv`): the batch as one message, for messages that need no frame each.
+fn stream_ringport_one_frame<D: Drive>(drive: D) -> D::Rates {
+    let (mut tx, mut rx) = SpscOptions::new()
+        .capacity(64 << 10)
+        .max_frame(8 * BATCH)
+        .in_process()
+        .unwrap();
+    drive.run(
+        move |sum| {
+            let Ok(frame) = rx.try_recv() else {
+                return 0;
+            };
+            *sum = frame
+                .chunks_exact(8)
+                .fold(*sum, |s, word| s.wrapping_add(number(word)));
+            (frame.len() / 8) as u64
+        },
+        move |i| {
+            let n = (STREAM - i).min(BATCH as u64) as usize;
+            let Ok(mut grant) = tx.try_reserve(8 * n) else {
+                return 0;
+            };
+            for (word, value) in grant.chunks_exact_mut(8).zip(i..) {
+                word.copy_from_slice(&value.to_le_bytes());
+            }
+            grant.commit();
+            n as u64
+        },
+    )
+}
+
 // ---------------------------------------------------------------- each side alone
 
 /// Frames a side moves alone in one turn: fewer than either ring holds (4,096 8-byte frames of 16
@@ -657,7 +689,7 @@ fn sides(
 /// u64's sides.
 fn print_sides() {
     type Sides = (&'static str, fn() -> (f64, f64));
-    const SIDES: [Sides; 7] = [
+    const SIDES: [Sides; 8] = [
         ("rtrb u64", || stream_rtrb_u64(Apart)),
         ("rtrb u128", || stream_rtrb_u128(Apart)),
         ("ringport try_reserve/try_recv", || {
@@ -673,9 +705,10 @@ fn print_sides() {
         ("ringport write_batch/try_recv_many", || {
             stream_ringport_write_batch(Apart)
         }),
+        ("ringport 64 a frame", || stream_ringport_one_frame(Apart)),
     ];
     const ROUNDS: usize = 5;
-    let mut rates: [[Vec<f64>; 2]; 7] = Default::default();
+    let mut rates: [[Vec<f64>; 2]; 8] = Default::default();
     for _ in 0..ROUNDS {
         for (i, (_, run)) in SIDES.iter().enumerate() {
             let (writer, reader) = run();
@@ -703,7 +736,7 @@ fn print_sides() {
 type Stream = (&'static str, fn() -> f64);
 
 /// The streaming contenders, in the order of `--stream-only`'s columns.
-const STREAMS: [Stream; 10] = [
+const STREAMS: [Stream; 11] = [
     ("rtrb u64", || stream_rtrb_u64(Together)),
     ("rtrb u128", || stream_rtrb_u128(Together)),
     ("ringport busy", || stream_ringport::<false, _>(Together)),
@@ -713,7 +746,12 @@ const STREAMS: [Stream; 10] = [
     ("rtrb chunks", || stream_rtrb_chunks(Together)),
     ("ringport batches", || stream_ringport_batches(Together)),
     ("raw u64 ring", || stream_raw_u64(Together)),
-    ("ringport write_batch", || stream_ringport_write_batch(Together)),
+    ("ringport write_batch", || {
+        stream_ringport_write_batch(Together)
+    }),
+    ("ringport 64 a frame", || {
+        stream_ringport_one_frame(Together)
+    }),
 ];
 
 /// One round of the blocking contenders (raw futex, ringport, ringport with symmetric fences),
@@ -800,7 +838,7 @@ fn main() {
 
     let mut spin: [Vec<f64>; 3] = Default::default();
     let mut block: [Vec<f64>; 3] = Default::default();
-    let mut streams: [Vec<f64>; 10] = Default::default();
+    let mut streams: [Vec<f64>; 11] = Default::default();
     let mut spin_ratios = Vec::new();
     for round in 0..rounds {
         // Alternate which contender goes first, so neither always runs on a warmer machine.
@@ -813,7 +851,7 @@ fn main() {
         }
         spin_ratios.push(spin[2][round] / spin[1][round]);
         block_round(round, 20_000, &mut block);
-        let mut stream_order = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+        let mut stream_order = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
         if round % 2 == 1 {
             stream_order.reverse();
         }
@@ -833,7 +871,7 @@ fn main() {
     let [raw, ours, symmetric] = block.map(median);
     println!("64 B round trip, both sleep:  raw futex   {raw:8.0} ns   ringport {ours:8.0} ns   ratio {:.2}x", ours / raw);
     println!("  the same, symmetric fences: raw futex   {raw:8.0} ns   ringport {symmetric:8.0} ns   ratio {:.2}x", symmetric / raw);
-    let [u64s, u128s, ours, blocking, try_send, send, chunks, batches, raw_u64, in_place] =
+    let [u64s, u128s, ours, blocking, try_send, send, chunks, batches, raw_u64, in_place, one_frame] =
         streams.map(median);
     println!(
         "8 B frames streamed, threads: rtrb u64  {:8.1} M/s   ringport {:8.1} M/s   ratio {:.2}x",
@@ -877,6 +915,12 @@ fn main() {
         chunks / 1e6,
         in_place / 1e6,
         in_place / chunks
+    );
+    println!(
+        "  {BATCH} u64s in one frame:      rtrb chunks {:6.1} M/s   ringport {:8.1} M/s   ratio {:.2}x",
+        chunks / 1e6,
+        one_frame / 1e6,
+        one_frame / chunks
     );
     println!(
         "  over a raw u64 ring:        raw u64   {:8.1} M/s   ringport {:8.1} M/s   ratio {:.2}x (try_send {:.2}x, send {:.2}x)",
