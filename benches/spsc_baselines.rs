@@ -12,7 +12,8 @@
 //!
 //! Each round runs every contender once, in turn, so that machine drift hits them alike; the
 //! figures are medians over rounds, and each is also given as a ratio to its baseline.
-//! `cargo bench --bench spsc_baselines` (add `-- --quick` for fewer rounds, `-- --stream-only`
+//! `cargo bench --bench spsc_baselines` (add `-- --quick` for fewer rounds, `-- --process-streams`
+//! for five rounds of the cross-process streams alone, `-- --stream-only`
 //! for five rounds of the streams alone, `-- --sides` for each side of a stream alone (what bounds
 //! a stream one at a time), or `-- --block-only` for the blocking round trips in many short
 //! rounds), `-- --only NAME` for one stream contender five times, as named in `--stream-only`'s
@@ -303,11 +304,11 @@ const STREAM: u64 = 50_000_000;
 /// The ring every ringport stream runs through: 4096 frames of 8 bytes (16 with the header), as
 /// many in flight as rtrb's 4096 slots.
 fn stream_ring() -> (ringport::spsc::Producer, ringport::spsc::Consumer) {
-    SpscOptions::new()
-        .capacity(64 << 10)
-        .max_frame(64)
-        .in_process()
-        .unwrap()
+    stream_ring_options().in_process().unwrap()
+}
+
+fn stream_ring_options() -> SpscOptions {
+    SpscOptions::new().capacity(64 << 10).max_frame(64)
 }
 
 /// Streams 0..STREAM from this thread (core 0) to a reader thread (core 1) and returns messages
@@ -621,6 +622,195 @@ fn stream_ringport_one_frame<D: Drive>(drive: D) -> D::Rates {
     )
 }
 
+// ---------------------------------------------------------------- streaming, two processes
+
+/// 8-byte messages a cross-process stream moves.
+const PROCESS_STREAM: u64 = 20_000_000;
+
+/// A one-way 8-byte stream from this process (core 0) to a child (core 1).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum ProcessStream {
+    /// The raw u64 ring (`ringport_measure::raw::IndexRing`).
+    RawU64,
+    /// `try_reserve`/`try_recv`, both spinning.
+    InPlace,
+    /// `try_send`/`try_recv_into`, both spinning.
+    Copy,
+    /// `send`/`recv_into`, the blocking forms with their default spin.
+    Blocking,
+}
+
+impl ProcessStream {
+    const ALL: [ProcessStream; 4] = [
+        ProcessStream::RawU64,
+        ProcessStream::InPlace,
+        ProcessStream::Copy,
+        ProcessStream::Blocking,
+    ];
+
+    fn tag(self) -> &'static str {
+        match self {
+            ProcessStream::RawU64 => "stream-raw",
+            ProcessStream::InPlace => "stream-in-place",
+            ProcessStream::Copy => "stream-copy",
+            ProcessStream::Blocking => "stream-blocking",
+        }
+    }
+
+    fn from_tag(tag: &str) -> Option<ProcessStream> {
+        ProcessStream::ALL.into_iter().find(|k| k.tag() == tag)
+    }
+}
+
+/// The raw u64 ring's messages, as many as ringport's ring of 64 KiB holds 8-byte frames.
+const RAW_STREAM_COUNT: usize = 4096;
+
+/// The child's half of a cross-process stream: reads `n` messages, checks their sum and prints
+/// the nanoseconds from its first message to its last.
+fn stream_reader(kind: ProcessStream, name: &str, n: u64) {
+    pin_to(1);
+    let mut sum = 0u64;
+    let mut start = None;
+    let mut got = |v: u64, sum: &mut u64| {
+        start.get_or_insert_with(Instant::now);
+        *sum = sum.wrapping_add(v);
+    };
+    match kind {
+        ProcessStream::RawU64 => {
+            let map = SharedMap::open_named(name).unwrap();
+            let mut rx = raw::IndexRing::new(8, RAW_STREAM_COUNT);
+            for _ in 0..n {
+                let v = loop {
+                    if let Some(v) = rx.try_recv(&map) {
+                        break v;
+                    }
+                    std::hint::spin_loop();
+                };
+                got(v, &mut sum);
+            }
+        }
+        ProcessStream::InPlace | ProcessStream::Copy | ProcessStream::Blocking => {
+            let mut rx = SpscOptions::new().open_consumer(name).unwrap();
+            let mut buf = Vec::with_capacity(64);
+            for _ in 0..n {
+                let v = loop {
+                    let v = match kind {
+                        ProcessStream::InPlace => rx.try_recv().map(|frame| number(&frame)),
+                        ProcessStream::Copy => rx.try_recv_into(&mut buf).map(|_| number(&buf)),
+                        _ => rx.recv_into(&mut buf).map(|_| number(&buf)),
+                    };
+                    match v {
+                        Ok(v) => break v,
+                        Err(Error::Empty) => std::hint::spin_loop(),
+                        Err(e) => panic!("{e}"),
+                    }
+                };
+                got(v, &mut sum);
+            }
+        }
+    }
+    let elapsed = start.unwrap().elapsed();
+    assert_eq!(sum, n * (n - 1) / 2);
+    println!("{}", elapsed.as_nanos());
+}
+
+/// The parent's half: streams `PROCESS_STREAM` messages to a child; returns messages a second,
+/// as the child timed them.
+fn stream_processes(kind: ProcessStream) -> f64 {
+    pin_to(0);
+    let n = PROCESS_STREAM;
+    let name = format!("ringport-bench-{}-{}", std::process::id(), kind.tag());
+    let spawn = || {
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .env(CHILD_ENV, format!("{}:{name}:{n}", kind.tag()))
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let child = match kind {
+        ProcessStream::RawU64 => {
+            let _remove = SegmentName::adopt(name.clone());
+            let len = raw::IndexRing::len_for(8, RAW_STREAM_COUNT);
+            let map = SharedMap::create_named(&name, len).unwrap();
+            let child = spawn();
+            let mut tx = raw::IndexRing::new(8, RAW_STREAM_COUNT);
+            for i in 0..n {
+                while !tx.try_send(&map, &i.to_le_bytes()) {
+                    std::hint::spin_loop();
+                }
+            }
+            child
+        }
+        ProcessStream::InPlace | ProcessStream::Copy | ProcessStream::Blocking => {
+            let mut tx = stream_ring_options().create_producer(&name).unwrap();
+            let child = spawn();
+            for i in 0..n {
+                let bytes = i.to_le_bytes();
+                loop {
+                    let sent = match kind {
+                        ProcessStream::InPlace => tx.try_reserve(8).map(|mut grant| {
+                            grant.copy_from_slice(&bytes);
+                            grant.commit();
+                        }),
+                        ProcessStream::Copy => tx.try_send(&bytes),
+                        _ => tx.send(&bytes),
+                    };
+                    match sent {
+                        Ok(()) => break,
+                        Err(Error::Full) => std::hint::spin_loop(),
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            }
+            child
+        }
+    };
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let nanos: f64 = String::from_utf8(out.stdout).unwrap().trim().parse().unwrap();
+    (n - 1) as f64 / (nanos / 1e9)
+}
+
+/// One round of the cross-process streams, in `round`'s order, into `rates` (by
+/// `ProcessStream::ALL`'s order).
+fn process_stream_round(round: usize, rates: &mut [Vec<f64>; 4]) {
+    let mut order = [0, 1, 2, 3];
+    if round % 2 == 1 {
+        order.reverse();
+    }
+    for i in order {
+        rates[i].push(stream_processes(ProcessStream::ALL[i]));
+    }
+}
+
+/// The cross-process streams' medians, and each ringport form's median ratio (taken within each
+/// round) to the raw u64 ring.
+fn report_process_streams(rates: &[Vec<f64>; 4]) {
+    let rounds = rates[0].len();
+    let ratio = |of: usize| median((0..rounds).map(|r| rates[of][r] / rates[0][r]).collect());
+    let m = rates.clone().map(median);
+    println!(
+        "8 B streamed, processes:    raw u64 ring {:6.1} M/s   try_reserve/try_recv {:6.1} M/s ({:.2}x)   \
+         try_send/try_recv_into {:6.1} M/s ({:.2}x)   send/recv_into {:6.1} M/s ({:.2}x) (medians of the rounds' ratios)",
+        m[0] / 1e6,
+        m[1] / 1e6,
+        ratio(1),
+        m[2] / 1e6,
+        ratio(2),
+        m[3] / 1e6,
+        ratio(3)
+    );
+}
+
+/// `--process-streams`: the cross-process streams alone, `rounds` rounds.
+fn print_process_streams(rounds: usize) {
+    let mut rates: [Vec<f64>; 4] = Default::default();
+    for round in 0..rounds {
+        process_stream_round(round, &mut rates);
+    }
+    report_process_streams(&rates);
+}
+
 // ---------------------------------------------------------------- each side alone
 
 /// Frames a side moves alone in one turn: fewer than either ring holds (4,096 8-byte frames of 16
@@ -772,10 +962,13 @@ fn block_round(round: usize, n: u64, block: &mut [Vec<f64>; 3]) {
 fn main() {
     if let Ok(arg) = std::env::var(CHILD_ENV) {
         let mut parts = arg.splitn(3, ':');
-        let kind = PingPong::from_tag(parts.next().unwrap());
+        let tag = parts.next().unwrap();
         let base = parts.next().unwrap().to_owned();
         let n = parts.next().unwrap().parse().unwrap();
-        pong(kind, &base, n);
+        match ProcessStream::from_tag(tag) {
+            Some(kind) => stream_reader(kind, &base, n),
+            None => pong(PingPong::from_tag(tag), &base, n),
+        }
         return;
     }
     let args: Vec<String> = std::env::args().collect();
@@ -796,6 +989,10 @@ fn main() {
             print!("{name} {:.1} M/s  ", run() / 1e6);
         }
         println!();
+        return;
+    }
+    if flag("--process-streams") {
+        print_process_streams(5);
         return;
     }
     if flag("--stream-only") {
@@ -839,6 +1036,7 @@ fn main() {
     let mut spin: [Vec<f64>; 3] = Default::default();
     let mut block: [Vec<f64>; 3] = Default::default();
     let mut streams: [Vec<f64>; 11] = Default::default();
+    let mut process_streams: [Vec<f64>; 4] = Default::default();
     let mut spin_ratios = Vec::new();
     for round in 0..rounds {
         // Alternate which contender goes first, so neither always runs on a warmer machine.
@@ -858,6 +1056,7 @@ fn main() {
         for &i in &stream_order {
             streams[i].push(STREAMS[i].1());
         }
+        process_stream_round(round, &mut process_streams);
         eprint!(".");
     }
     eprintln!();
@@ -871,6 +1070,7 @@ fn main() {
     let [raw, ours, symmetric] = block.map(median);
     println!("64 B round trip, both sleep:  raw futex   {raw:8.0} ns   ringport {ours:8.0} ns   ratio {:.2}x", ours / raw);
     println!("  the same, symmetric fences: raw futex   {raw:8.0} ns   ringport {symmetric:8.0} ns   ratio {:.2}x", symmetric / raw);
+    report_process_streams(&process_streams);
     let [u64s, u128s, ours, blocking, try_send, send, chunks, batches, raw_u64, in_place, one_frame] =
         streams.map(median);
     println!(
