@@ -25,15 +25,18 @@ pub(crate) fn copy_frame(frame: &[u8], buf: &mut Vec<u8>) {
             dst.add(last).cast::<W>().write_unaligned(tail);
         }
     }
-    buf.clear();
     let len = frame.len();
     if !(8..=32).contains(&len) {
+        buf.clear();
         buf.extend_from_slice(frame);
         return;
     }
-    buf.reserve(len);
-    // SAFETY: `reserve` left room for `len` bytes in `buf`, which is empty; `frame` has `len`
-    // bytes; the copy initializes all of them before `set_len` exposes them.
+    if buf.capacity() < len {
+        buf.clear();
+        buf.reserve(len);
+    }
+    // SAFETY: `buf` has room for `len` bytes (checked, or reserved); `frame` has `len` bytes;
+    // the copy initializes all of them before `set_len` exposes them (and drops nothing: u8).
     unsafe {
         if len <= 16 {
             two_words::<u64>(frame.as_ptr(), buf.as_mut_ptr(), len);
