@@ -30,7 +30,7 @@
 use crate::error::{Error, Result};
 use crate::layout::{MAX_CAPACITY, MAX_POSITION};
 use crate::os::RingMemory;
-use crate::sync::{AtomicU64, Ordering};
+use crate::sync::{spin_hint, AtomicU64, Ordering};
 
 /// The most slots an MPMC ring has: slot stamps keep 30 bits of lap, and with at least 2^30 laps
 /// between two positions that share a slot, a stale stamp can never pass for a current one.
@@ -68,6 +68,13 @@ const READING: u64 = 3;
 
 const LAP_BITS: u32 = 30;
 const LAP_MASK: u64 = (1 << LAP_BITS) - 1;
+
+/// How many times a `try_` operation looks again at a slot that another handle is working on
+/// (being written, for a consumer; being read, for a producer), spinning, before it reports the
+/// ring not ready: such a slot is moments from done, and a caller told "empty" (or "full") backs
+/// off, which costs more than the wait (crossbeam's queue spins there too). Bounded, as the
+/// handle may have died. Under loom, none: each spin would multiply the interleavings.
+const IN_PROGRESS_SPINS: u32 = if cfg!(loom) { 0 } else { 128 };
 
 /// How many times a `try_` operation retries after losing a race before it reports the ring
 /// not ready. Each retry means another handle made progress, so this bound is only ever reached
@@ -196,6 +203,7 @@ impl Slots {
         // Relaxed: the counter is a hint; the stamp's Acquire load below is what orders us
         // after the consumer that freed the slot.
         let mut position = tail.load(Ordering::Relaxed);
+        let mut spins = 0;
         for _ in 0..RETRIES {
             check_counter(position)?;
             let slot = self.stamp(mem, position);
@@ -218,6 +226,13 @@ impl Slots {
                 }
                 // Claimed by someone else (or long since reused): move the tail past it.
                 (Lap::Current | Lap::Later, _) => help(tail, position),
+                (Lap::Previous, READING) if spins < IN_PROGRESS_SPINS => {
+                    // A consumer is reading the message in the way now: it is moments from
+                    // free.
+                    spins += 1;
+                    spin_hint();
+                    continue;
+                }
                 (Lap::Previous, WRITING | READY | READING) => {
                     return Ok(Claim::NotReady {
                         blocker: stamp.owner().map(|_| (position, stamp)),
@@ -256,6 +271,7 @@ impl Slots {
     ) -> Result<Claim> {
         // Relaxed: a hint, as in `try_claim_write`.
         let mut position = head.load(Ordering::Relaxed);
+        let mut spins = 0;
         for _ in 0..RETRIES {
             check_counter(position)?;
             let slot = self.stamp(mem, position);
@@ -282,12 +298,23 @@ impl Slots {
                         self.release(mem, position);
                     }
                 }
+                (Lap::Current, WRITING) if spins < IN_PROGRESS_SPINS => {
+                    // A producer is writing this slot now: it is moments from ready.
+                    spins += 1;
+                    spin_hint();
+                    continue;
+                }
                 (Lap::Current, FREE | WRITING) => {
                     return Ok(Claim::NotReady {
                         blocker: stamp.owner().map(|_| (position, stamp)),
                     })
                 }
                 // The slot's previous reader has not let go: nothing is written here yet.
+                (Lap::Previous, READING) if spins < IN_PROGRESS_SPINS => {
+                    spins += 1;
+                    spin_hint();
+                    continue;
+                }
                 (Lap::Previous, READING) => {
                     return Ok(Claim::NotReady {
                         blocker: Some((position, stamp)),
