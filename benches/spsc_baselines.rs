@@ -767,7 +767,11 @@ fn stream_processes(kind: ProcessStream) -> f64 {
     };
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
-    let nanos: f64 = String::from_utf8(out.stdout).unwrap().trim().parse().unwrap();
+    let nanos: f64 = String::from_utf8(out.stdout)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     (n - 1) as f64 / (nanos / 1e9)
 }
 

@@ -1,23 +1,45 @@
-//! Small frames go fastest in batches: `send_many` publishes a slice of frames at once, and
+//! Small frames go fastest in batches: `send_many` publishes a slice of frames at once,
+//! `write_batch` hands out each frame's bytes to fill in place and publishes them at once, and
 //! `recv_many` hands each frame that is ready to a closure, in place. Two threads here; the ring
 //! works the same between processes.
 //!
 //! `cargo run --release --example batches`
 
-use ringport::SpscOptions;
+use ringport::{Error, SpscOptions};
 
 const NUMBERS: u64 = 1_000_000;
 const BATCH: u64 = 64;
 
-fn main() -> Result<(), ringport::Error> {
+fn main() -> Result<(), Error> {
     let (mut producer, mut consumer) = SpscOptions::new().capacity(1 << 16).in_process()?;
-    let writer = std::thread::spawn(move || -> Result<(), ringport::Error> {
-        let mut batch = Vec::with_capacity(BATCH as usize);
+    let writer = std::thread::spawn(move || -> Result<(), Error> {
+        let mut copies = Vec::with_capacity(BATCH as usize);
         for start in (0..NUMBERS).step_by(BATCH as usize) {
-            batch.clear();
-            batch.extend((start..(start + BATCH).min(NUMBERS)).map(u64::to_le_bytes));
-            // Waits for room as `send` does.
-            producer.send_many(&batch)?;
+            let end = (start + BATCH).min(NUMBERS);
+            if start / BATCH % 2 == 0 {
+                // Copied from a slice; waits for room as `send` does.
+                copies.clear();
+                copies.extend((start..end).map(u64::to_le_bytes));
+                producer.send_many(&copies)?;
+                continue;
+            }
+            // Written in place: each frame is filled where it lies, then all are published.
+            let mut next = start;
+            while next < end {
+                let mut batch = producer.write_batch();
+                while next < end {
+                    match batch.try_push(8) {
+                        Ok(frame) => frame.copy_from_slice(&next.to_le_bytes()),
+                        Err(Error::Full) => break,
+                        Err(e) => return Err(e),
+                    }
+                    next += 1;
+                }
+                if batch.commit() == 0 {
+                    // The ring is full: let the reader catch up.
+                    std::thread::yield_now();
+                }
+            }
         }
         Ok(())
     });

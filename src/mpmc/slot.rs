@@ -8,7 +8,8 @@
 //!
 //! Unlike the textbook queue, a slot is claimed by a compare-and-swap on its *stamp*, which
 //! records the claimer's pid in the same step, and the counter is advanced after (by the claimer,
-//! or by anyone who finds the slot already claimed: "helping"). So there is no instant at which a
+//! with a plain store, or by anyone who finds the slot already claimed, with a compare-and-swap:
+//! "helping"). So there is no instant at which a
 //! position is taken but its owner unknown, and a process killed anywhere between reserve and
 //! commit, or between receive and release, leaves a slot that names it. A waiter stuck behind
 //! such a slot checks the pid and, if the process is dead, completes the slot on its behalf

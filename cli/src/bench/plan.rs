@@ -5,8 +5,9 @@ use std::fmt;
 /// An IPC mechanism under test.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum)]
 pub enum Mechanism {
-    /// The hardware limit: a stamp word and the message in a shared mapping, nothing else
-    /// (busy: a cache-line ping-pong; blocking: a raw futex ping-pong).
+    /// The hardware limit, none of ringport's code: round trips through one slot each way, a
+    /// stamp word and the message (busy: both spin; blocking: a futex ping-pong), streams through
+    /// messages packed end to end with a head and a tail index.
     Raw,
     /// ringport's SPSC ring of frames.
     RingportSpsc,

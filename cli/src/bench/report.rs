@@ -264,7 +264,7 @@ pub fn table(results: &Results) -> String {
             continue;
         }
         let (title, base) = match mode {
-            super::plan::Mode::Spin => ("busy-polling", "raw cache-line ping-pong"),
+            super::plan::Mode::Spin => ("busy-polling", "raw slot ring, one slot each way,"),
             super::plan::Mode::Block => ("blocking", "raw futex ping-pong"),
         };
         let _ = writeln!(
@@ -301,7 +301,7 @@ pub fn table(results: &Results) -> String {
     if !rows.is_empty() {
         let _ = writeln!(
             out,
-            "\nThroughput, one way (x: over the raw ring at the same size; memcpy: bytes/s over one memcpy in one process)"
+            "\nThroughput, one way (x: over the raw index ring at the same size; memcpy: bytes/s over one memcpy in one process)"
         );
         let _ = writeln!(
             out,
