@@ -14,6 +14,15 @@ fn frame_size(len: usize) -> usize {
     8 + len.div_ceil(8) * 8
 }
 
+/// A ring of `capacity` bytes for frames up to 64 bytes, in this process.
+fn small_ring(capacity: usize) -> (ringport::spsc::Producer, ringport::spsc::Consumer) {
+    SpscOptions::new()
+        .capacity(capacity)
+        .max_frame(64)
+        .in_process()
+        .unwrap()
+}
+
 fn drain_all(consumer: &mut ringport::spsc::Consumer) -> Vec<Vec<u8>> {
     let mut got = Vec::new();
     while consumer
@@ -27,11 +36,7 @@ fn drain_all(consumer: &mut ringport::spsc::Consumer) -> Vec<Vec<u8>> {
 fn try_send_many_sends_what_fits_and_says_how_many() {
     // 1024 bytes: 63 frames of 8 bytes (16 each) leave exactly the 8-byte slot after the last
     // and 8 bytes over, too few for another frame and its slot.
-    let (mut producer, mut consumer) = SpscOptions::new()
-        .capacity(1024)
-        .max_frame(64)
-        .in_process()
-        .unwrap();
+    let (mut producer, mut consumer) = small_ring(1024);
     let frames: Vec<[u8; 8]> = (0..100u64).map(u64::to_le_bytes).collect();
     let sent = producer.try_send_many(&frames).unwrap();
     assert_eq!(sent, (1024 - 8) / frame_size(8));
@@ -144,11 +149,7 @@ fn a_panic_in_the_handler_consumes_only_the_frames_it_was_given() {
 #[test]
 fn send_many_waits_for_room_across_threads() {
     const N: u64 = 200_000;
-    let (mut producer, mut consumer) = SpscOptions::new()
-        .capacity(2048)
-        .max_frame(64)
-        .in_process()
-        .unwrap();
+    let (mut producer, mut consumer) = small_ring(2048);
     let writer = std::thread::spawn(move || {
         let frames: Vec<[u8; 8]> = (0..N).map(u64::to_le_bytes).collect();
         for chunk in frames.chunks(300) {
@@ -192,11 +193,7 @@ fn frames_sent_before_the_producer_left_are_delivered_then_peer_gone() {
 
 #[test]
 fn a_consumer_that_left_is_reported_to_a_full_producer() {
-    let (mut producer, consumer) = SpscOptions::new()
-        .capacity(1024)
-        .max_frame(64)
-        .in_process()
-        .unwrap();
+    let (mut producer, consumer) = small_ring(1024);
     drop(consumer);
     let frames = vec![[0u8; 64]; 100];
     assert!(producer.try_send_many(&frames).unwrap() > 0);
@@ -319,11 +316,7 @@ fn in_place_batches_wrap_around_and_aborted_ones_leave_nothing() {
 
 #[test]
 fn an_in_place_batch_checks_lengths_and_reports_a_full_ring() {
-    let (mut producer, mut consumer) = SpscOptions::new()
-        .capacity(1024)
-        .max_frame(64)
-        .in_process()
-        .unwrap();
+    let (mut producer, mut consumer) = small_ring(1024);
     let mut batch = producer.write_batch();
     assert!(batch.is_empty());
     for len in [0, 65] {
@@ -366,11 +359,7 @@ fn an_in_place_batch_checks_lengths_and_reports_a_full_ring() {
 #[test]
 fn in_place_batches_stream_across_threads() {
     const N: u32 = 300_000;
-    let (mut producer, mut consumer) = SpscOptions::new()
-        .capacity(2048)
-        .max_frame(64)
-        .in_process()
-        .unwrap();
+    let (mut producer, mut consumer) = small_ring(2048);
     let writer = std::thread::spawn(move || {
         let mut seq = 0;
         while seq < N {

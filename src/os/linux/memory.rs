@@ -336,21 +336,7 @@ impl RingMemory {
     /// only: it cannot fault, and changes no memory.
     #[inline(always)]
     pub(crate) fn prefetch_for_write(&self, offset: usize) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            let offset = offset & self.mask;
-            // SAFETY: `offset` is inside the data area, which the `Arc` keeps alive; PREFETCHW
-            // reads and writes no architectural state, and CPUs without it run it as a NOP.
-            unsafe {
-                std::arch::asm!(
-                    "prefetchw [{}]",
-                    in(reg) self.data.as_ptr().add(offset),
-                    options(nostack, preserves_flags, readonly)
-                );
-            }
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = offset;
+        self.data_area().prefetch_for_write(offset);
     }
 }
 
