@@ -31,7 +31,7 @@
 use crate::error::{Error, Result};
 use crate::layout::{MAX_CAPACITY, MAX_POSITION};
 use crate::os::RingMemory;
-use crate::sync::{spin_hint, AtomicU64, Ordering};
+use crate::sync::{spin_hint, spins_unless_modelled, AtomicU64, Ordering};
 
 /// The most slots an MPMC ring has: slot stamps keep 30 bits of lap, and with at least 2^30 laps
 /// between two positions that share a slot, a stale stamp can never pass for a current one.
@@ -74,8 +74,8 @@ const LAP_MASK: u64 = (1 << LAP_BITS) - 1;
 /// (being written, for a consumer; being read, for a producer), spinning, before it reports the
 /// ring not ready: such a slot is moments from done, and a caller told "empty" (or "full") backs
 /// off, which costs more than the wait (crossbeam's queue spins there too). Bounded, as the
-/// handle may have died. Under loom, none: each spin would multiply the interleavings.
-const IN_PROGRESS_SPINS: u32 = if cfg!(loom) { 0 } else { 128 };
+/// handle may have died. Under the model, none (see `spins_unless_modelled`).
+const IN_PROGRESS_SPINS: u32 = spins_unless_modelled(128);
 
 /// How many times a `try_` operation retries after losing a race before it reports the ring
 /// not ready. Each retry means another handle made progress, so this bound is only ever reached
