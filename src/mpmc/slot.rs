@@ -77,6 +77,17 @@ const LAP_MASK: u64 = (1 << LAP_BITS) - 1;
 /// handle may have died. Under the model, none (see `spins_unless_modelled`).
 const IN_PROGRESS_SPINS: u32 = spins_unless_modelled(128);
 
+/// After losing the race for a slot for the `lost`-th time in a row, waits 2^lost spin hints (at
+/// most 64) before the next try, as crossbeam's queue does: handles that retry at once keep
+/// taking the contended lines from each other. Returns the new count.
+#[inline]
+fn back_off(lost: u32) -> u32 {
+    for _ in 0..spins_unless_modelled(1 << lost.min(6)) {
+        spin_hint();
+    }
+    lost + 1
+}
+
 /// How many times a `try_` operation retries after losing a race before it reports the ring
 /// not ready. Each retry means another handle made progress, so this bound is only ever reached
 /// under a peer that rewrites the counters without end; it keeps a hostile peer from pinning a
@@ -204,7 +215,7 @@ impl Slots {
         // Relaxed: the counter is a hint; the stamp's Acquire load below is what orders us
         // after the consumer that freed the slot.
         let mut position = tail.load(Ordering::Relaxed);
-        let mut spins = 0;
+        let (mut spins, mut lost) = (0, 0);
         for _ in 0..RETRIES {
             check_counter(position)?;
             let slot = self.stamp(mem, position);
@@ -224,6 +235,7 @@ impl Slots {
                         advance(tail, position);
                         return Ok(Claim::Won { position, len: 0 });
                     }
+                    lost = back_off(lost);
                 }
                 // Claimed by someone else (or long since reused): move the tail past it.
                 (Lap::Current | Lap::Later, _) => help(tail, position),
@@ -272,7 +284,7 @@ impl Slots {
     ) -> Result<Claim> {
         // Relaxed: a hint, as in `try_claim_write`.
         let mut position = head.load(Ordering::Relaxed);
-        let mut spins = 0;
+        let (mut spins, mut lost) = (0, 0);
         for _ in 0..RETRIES {
             check_counter(position)?;
             let slot = self.stamp(mem, position);
@@ -297,6 +309,8 @@ impl Slots {
                             return Ok(Claim::Won { position, len });
                         }
                         self.release(mem, position);
+                    } else {
+                        lost = back_off(lost);
                     }
                 }
                 (Lap::Current, WRITING) if spins < IN_PROGRESS_SPINS => {
