@@ -39,6 +39,7 @@ mod frame;
 #[cfg(feature = "testing")]
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod harness;
 mod layout;
 pub mod mpmc;
 mod options;

@@ -28,7 +28,7 @@ pub const CHILD_ENV: &str = "RINGPORT_TEST_CHILD";
 
 /// The command that runs the `#[ignore]`d test `test_name` of this binary in a child process,
 /// with `arg` in [`CHILD_ENV`]. The child test reads it with [`child_arg`].
-fn child_command(test_name: &str, arg: &str) -> Command {
+pub fn child_command(test_name: &str, arg: &str) -> Command {
     let mut command = Command::new(std::env::current_exe().unwrap());
     command
         .args([

@@ -13,6 +13,7 @@ mod memory;
 mod process;
 pub(crate) mod seqpacket;
 pub(crate) mod shm;
+pub(crate) mod spawn;
 mod watch;
 
 pub(crate) use memory::{DataArea, Memory, RingMemory};
