@@ -2,6 +2,7 @@
 
 mod bench;
 mod demo;
+mod harness;
 
 use clap::{Parser, Subcommand};
 
@@ -22,6 +23,12 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Measure IPC mechanisms side by side (latency and throughput), against the hardware limit.
     Bench(bench::BenchArgs),
+    /// Run a fuzzing target (built on `ringport::harness`) over cases, a verdict per case; exits
+    /// with 2 if any case crashed or hung the target.
+    Harness(harness::HarnessArgs),
+    /// A demo target for `harness`: answers each case with its length, aborts on cases that
+    /// start with "crash", hangs on "hang".
+    HarnessTarget,
     /// The second process of `demo` (started by it).
     #[command(hide = true)]
     DemoPeer(demo::PeerArgs),
@@ -38,6 +45,8 @@ fn main() {
         Command::Demo(args) => demo::run(&args),
         Command::DemoPeer(args) => demo::peer(&args),
         Command::Bench(args) => bench::run(&args).map_err(|e| e as Box<dyn std::error::Error>),
+        Command::Harness(args) => harness::run(&args),
+        Command::HarnessTarget => harness::demo_target(),
         Command::BenchPeer(args) => bench::peer(&args).map_err(|e| e as Box<dyn std::error::Error>),
     };
     if let Err(e) = result {

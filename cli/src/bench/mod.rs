@@ -26,6 +26,7 @@ pub use measure::{peer, PeerArgs};
 use measure::{Budget, Sample};
 pub use notice::child_if_asked;
 use plan::{parse_size, show_size, Case, Contender, Mechanism, Metric, Mode};
+pub(crate) use report::json_string;
 use report::{Machine, Notices, Outcome, Results};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
