@@ -37,6 +37,10 @@ impl Default for HarnessOptions {
     }
 }
 
+/// How long a target that its rings say is gone may take to finish exiting before the driver
+/// kills it.
+const EXIT_GRACE: Duration = Duration::from_millis(500);
+
 /// Consecutive target starts that die before the target attaches, after which the driver gives
 /// up on the command.
 const FAILED_STARTS: u32 = 3;
@@ -350,7 +354,15 @@ impl Driver {
     /// The target died (or was killed: `timed_out`): takes the results it sent, blames the
     /// case it had in hand if that case has none, and starts another target.
     fn after_death(&mut self, timed_out: bool) -> Result<()> {
-        // A target that let go of its rings without exiting is of no more use.
+        // The rings may say it is gone a moment before its process has finished exiting (its
+        // status is then still to come): give it that moment. A target that let go of its rings
+        // and goes on running is of no more use, and is killed.
+        if let Some(child) = &mut self.child {
+            let until = Instant::now() + EXIT_GRACE;
+            while matches!(child.try_wait(), Ok(None)) && Instant::now() < until {
+                std::thread::sleep(Duration::from_micros(100));
+            }
+        }
         self.kill_target();
         let status = match self.child.take() {
             Some(mut child) => child.wait().map_err(|e| Error::Os {

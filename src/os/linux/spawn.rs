@@ -55,9 +55,18 @@ pub(crate) fn adopt_inherited(fd: RawFd) -> Result<std::os::fd::OwnedFd> {
         ));
     }
     // SAFETY: fcntl(F_GETFD) reads a flag of the descriptor table and touches no memory.
-    if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+    if flags < 0 {
         return Err(Error::Protocol(
             "an inherited descriptor is not open: was this process started by a ringport harness?",
+        ));
+    }
+    // Close-on-exec again, as every descriptor ringport makes: the processes this one starts do
+    // not inherit the rings.
+    // SAFETY: as above, setting the flag.
+    if unsafe { libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) } < 0 {
+        return Err(Error::Protocol(
+            "an inherited descriptor cannot be made close-on-exec",
         ));
     }
     adopted.push(fd);
