@@ -67,6 +67,31 @@ fn kill_after(mut child: ChildGuard, after: Duration) -> std::thread::JoinHandle
     })
 }
 
+/// Receives sequence numbers with `recv` until it fails, which must be a `PeerGone` from the
+/// kill that `killer` made: checks that the numbers came in order, each once, and that the kill
+/// was noticed in time (see [`assert_noticed`]). Returns what arrived.
+fn receive_until_killed(
+    mut recv: impl FnMut() -> Result<u64, Error>,
+    killer: std::thread::JoinHandle<Instant>,
+    what: &str,
+) -> Vec<u64> {
+    let mut got = Vec::new();
+    let gone = loop {
+        match recv() {
+            Ok(seq) => got.push(seq),
+            Err(e) => break e,
+        }
+    };
+    let noticed = Instant::now();
+    assert!(matches!(gone, Error::PeerGone(_)), "{gone}");
+    assert_noticed(killer.join().unwrap(), noticed, what);
+    assert!(
+        got.iter().copied().eq(0..got.len() as u64),
+        "in order, once"
+    );
+    got
+}
+
 fn assert_noticed(killed: Instant, noticed: Instant, what: &str) {
     let took = noticed.saturating_duration_since(killed);
     assert!(
@@ -171,20 +196,7 @@ fn a_killed_spsc_producer_is_replaced_without_loss_or_repeat() {
         let mut consumer = spsc().create_consumer(name.as_str()).unwrap();
         let child = spawn_child_ready("chaos_spsc_producer", name.as_str());
         let killer = kill_after(child, delay(run));
-        let mut got = Vec::new();
-        let gone = loop {
-            match consumer.recv_with(seq_of) {
-                Ok(seq) => got.push(seq),
-                Err(e) => break e,
-            }
-        };
-        let noticed = Instant::now();
-        assert!(matches!(gone, Error::PeerGone(_)), "{gone}");
-        assert_noticed(killer.join().unwrap(), noticed, "spsc consumer");
-        assert!(
-            got.iter().copied().eq(0..got.len() as u64),
-            "in order, once"
-        );
+        let got = receive_until_killed(|| consumer.recv_with(seq_of), killer, "spsc consumer");
         // The replacement: it knows where the dead one stopped.
         let mut producer = spsc().open_producer(name.as_str()).unwrap();
         assert!(producer.took_over_from().is_some());
@@ -472,20 +484,11 @@ fn a_killed_channel_peer_is_noticed_on_either_path_and_replaced() {
         });
         let (child, mut channel) = child;
         let killer = kill_after(child, delay(run));
-        let mut got = Vec::new();
         let mut buf = Vec::new();
-        let gone = loop {
-            match channel.recv(&mut buf) {
-                Ok(_) => got.push(seq_of(&buf)),
-                Err(e) => break e,
-            }
-        };
-        let noticed = Instant::now();
-        assert!(matches!(gone, Error::PeerGone(_)), "{gone}");
-        assert_noticed(killer.join().unwrap(), noticed, "channel receiver");
-        assert!(
-            got.iter().copied().eq(0..got.len() as u64),
-            "in order, once"
+        let got = receive_until_killed(
+            || channel.recv(&mut buf).map(|_| seq_of(&buf)),
+            killer,
+            "channel receiver",
         );
         if policy == Policy::Ring && !got.is_empty() {
             assert!(channel.received().ring > 0, "the ring path was taken");

@@ -20,7 +20,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ringport::channel::ChannelOptions;
+use ringport::channel::{Channel, ChannelOptions};
 use ringport::{Error, MpmcOptions, Policy, SpscOptions};
 use ringport_measure::median;
 use ringport_measure::pin::pin_to_wrapping as pin_to;
@@ -92,6 +92,18 @@ fn spawn(kind: Kind, name: &str) -> Child {
 }
 
 /// Waits until `child` says it has attached; keep the returned pipe until the child dies.
+/// A channel peer of `kind` on the abstract socket `path`, accepted, that has sent its first
+/// message (5 bytes) and said it is ready: the channel, the peer, and the peer's output.
+fn channel_peer(kind: Kind, path: &str) -> (Channel, Child, BufReader<std::process::ChildStdout>) {
+    let listener = ChannelOptions::new().bind(path).unwrap();
+    let mut child = spawn(kind, path);
+    let mut channel = listener.accept().unwrap();
+    let out = await_ready(&mut child);
+    let mut buf = Vec::new();
+    assert_eq!(channel.recv(&mut buf).unwrap(), 5);
+    (channel, child, out)
+}
+
 fn await_ready(child: &mut Child) -> BufReader<std::process::ChildStdout> {
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
@@ -255,13 +267,8 @@ fn crash_round(kind: Kind) -> Duration {
             killed = killer.join().unwrap();
         }
         Kind::ChannelSocket | Kind::ChannelRing => {
-            let path = format!("@{}", name.as_str());
-            let listener = ChannelOptions::new().bind(&path).unwrap();
-            let mut child = spawn(kind, &path);
-            let mut channel = listener.accept().unwrap();
-            let _out = await_ready(&mut child);
+            let (mut channel, child, _out) = channel_peer(kind, &format!("@{}", name.as_str()));
             let mut buf = Vec::new();
-            assert_eq!(channel.recv(&mut buf).unwrap(), 5);
             let killer = kill_later(child, settle);
             let gone = channel.recv(&mut buf);
             noticed = Instant::now();
@@ -376,16 +383,8 @@ pub fn idle(sample: Duration, child_core: Option<usize>) -> Vec<IdleRow> {
     let mpmc_ring = mpmc().in_process().unwrap();
     let mut mpmc_rx = mpmc_ring.consumer();
 
-    let channel = |kind: Kind| {
-        let path = format!("@{}", SegmentName::new("idle").as_str());
-        let listener = ChannelOptions::new().bind(&path).unwrap();
-        let mut child = spawn(kind, &path);
-        let mut channel = listener.accept().unwrap();
-        let out = await_ready(&mut child);
-        let mut buf = Vec::new();
-        assert_eq!(channel.recv(&mut buf).unwrap(), 5);
-        (channel, child, out)
-    };
+    let channel =
+        |kind: Kind| channel_peer(kind, &format!("@{}", SegmentName::new("idle").as_str()));
     let (mut warm_rx, warm_peer, _warm_out) = channel(Kind::ChannelRing);
     assert_eq!(
         warm_rx.received().ring,

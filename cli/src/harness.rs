@@ -78,7 +78,7 @@ pub fn run(args: &HarnessArgs) -> Result<(), Box<dyn std::error::Error>> {
     command.args(&args.target[1..]);
     let mut driver = HarnessOptions::new()
         .max_case(args.max_case)
-        .in_flight(args.in_flight.max(1))
+        .in_flight(args.in_flight)
         .case_timeout(Duration::from_millis(args.timeout))
         .spawn(command)?;
     let started = Instant::now();
@@ -88,7 +88,7 @@ pub fn run(args: &HarnessArgs) -> Result<(), Box<dyn std::error::Error>> {
     }
     let (mut next, mut bad) = (0, 0);
     for judged in 0..cases.len() {
-        while next < cases.len() && driver.in_flight() < args.in_flight.max(1) {
+        while next < cases.len() && driver.in_flight() < args.in_flight {
             driver.submit(&cases[next].1)?;
             next += 1;
         }

@@ -3,12 +3,12 @@
 
 use std::collections::VecDeque;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::process::{Child, Command, ExitStatus};
+use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::frame::frame_size;
-use crate::os::spawn::spawn_inheriting;
+use crate::os::child::ChildProcess;
 use crate::spsc::{Consumer, Producer, SpscOptions};
 
 use super::wire::{self, ID_LEN};
@@ -129,8 +129,8 @@ impl HarnessOptions {
             cases_fd,
             results,
             results_fd,
-            pending: VecDeque::new(),
             ready: VecDeque::new(),
+            unjudged: 0,
             next_id: 0,
             oldest_since: Instant::now(),
             stats: HarnessStats::default(),
@@ -191,25 +191,21 @@ pub struct HarnessStats {
     pub restarts: u64,
 }
 
-/// A case sent and not yet judged.
-#[derive(Debug)]
-struct Pending {
-    id: u64,
-}
-
 /// The driver's end of a harness: sends cases to a target process and gives one verdict per
 /// case, in order, restarting the target whenever it dies.
 pub struct Driver {
     options: HarnessOptions,
-    child: Option<Child>,
+    child: Option<ChildProcess>,
     command: Command,
     cases: Producer,
     cases_fd: OwnedFd,
     results: Consumer,
     results_fd: OwnedFd,
-    pending: VecDeque<Pending>,
     /// Verdicts judged and not yet taken.
     ready: VecDeque<Verdict>,
+    /// The id of the oldest case sent and not yet judged: the cases from it to `next_id` are
+    /// pending (ids are given in order and judged in order).
+    unjudged: u64,
     next_id: u64,
     /// Since when the oldest pending case may have been running: its case timeout counts from
     /// here.
@@ -234,7 +230,7 @@ impl Driver {
                 max: self.options.max_case,
             });
         }
-        if self.pending.len() + self.ready.len() >= self.options.in_flight {
+        if self.in_flight() >= self.options.in_flight {
             return Err(Error::Full);
         }
         let id = self.next_id;
@@ -250,10 +246,9 @@ impl Driver {
         };
         wire::encode(&mut grant, id, case);
         grant.commit();
-        if self.pending.is_empty() {
+        if self.pending() == 0 {
             self.oldest_since = Instant::now();
         }
-        self.pending.push_back(Pending { id });
         self.next_id += 1;
         self.stats.cases += 1;
         Ok(id)
@@ -264,14 +259,15 @@ impl Driver {
     ///
     /// # Errors
     /// [`Error::Empty`] if no case is in flight; [`Error::Protocol`] if the target answered a
-    /// case it was not running, or sent more than the largest result (the target is killed);
+    /// case it was not running (the target is killed; a result over the largest is refused by
+    /// the results ring itself, whose frames are at most that long);
     /// the errors of restarting it (as [`HarnessOptions::spawn`]'s).
     pub fn next_verdict(&mut self) -> Result<Verdict> {
         loop {
             if let Some(verdict) = self.ready.pop_front() {
                 return Ok(verdict);
             }
-            if self.pending.is_empty() {
+            if self.pending() == 0 {
                 return Err(Error::Empty);
             }
             let deadline = self.oldest_since + self.options.case_timeout;
@@ -298,7 +294,7 @@ impl Driver {
     /// [`Error::InvalidConfig`] if other cases are in flight (take their verdicts first); as
     /// [`submit`](Self::submit) and [`next_verdict`](Self::next_verdict).
     pub fn run(&mut self, case: &[u8]) -> Result<Verdict> {
-        if !self.pending.is_empty() || !self.ready.is_empty() {
+        if self.in_flight() > 0 {
             return Err(Error::InvalidConfig(
                 "run() with cases in flight: take their verdicts first",
             ));
@@ -310,7 +306,12 @@ impl Driver {
     /// Cases sent whose verdicts have not been taken.
     #[must_use]
     pub fn in_flight(&self) -> usize {
-        self.pending.len() + self.ready.len()
+        self.pending() + self.ready.len()
+    }
+
+    /// Cases sent and not yet judged.
+    fn pending(&self) -> usize {
+        (self.next_id - self.unjudged) as usize
     }
 
     /// What the driver has seen so far.
@@ -322,22 +323,18 @@ impl Driver {
     /// The target's pid, while one runs.
     #[must_use]
     pub fn target_pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
+        self.child.as_ref().map(ChildProcess::id)
     }
 
     /// A result for the oldest pending case.
     fn accept(&mut self, id: u64, result: Vec<u8>) -> Result<()> {
-        if self.pending.front().map(|p| p.id) != Some(id) {
+        if self.pending() == 0 || id != self.unjudged {
             self.kill_target();
             return Err(Error::Protocol(
                 "the target answered a case it was not running",
             ));
         }
-        if result.len() > self.options.max_result {
-            self.kill_target();
-            return Err(Error::Protocol("the target sent a result over max_result"));
-        }
-        self.pending.pop_front();
+        self.unjudged += 1;
         self.oldest_since = Instant::now();
         self.barren_deaths = 0;
         self.ready.push_back(Verdict::Ok { id, result });
@@ -347,7 +344,7 @@ impl Driver {
     fn kill_target(&mut self) {
         if let Some(child) = &mut self.child {
             // It may be gone already; either way `after_death` reaps it.
-            let _ = child.kill();
+            child.kill();
         }
     }
 
@@ -357,18 +354,11 @@ impl Driver {
         // The rings may say it is gone a moment before its process has finished exiting (its
         // status is then still to come): give it that moment. A target that let go of its rings
         // and goes on running is of no more use, and is killed.
-        if let Some(child) = &mut self.child {
-            let until = Instant::now() + EXIT_GRACE;
-            while matches!(child.try_wait(), Ok(None)) && Instant::now() < until {
-                std::thread::sleep(Duration::from_micros(100));
-            }
-        }
-        self.kill_target();
         let status = match self.child.take() {
-            Some(mut child) => child.wait().map_err(|e| Error::Os {
-                op: "wait for the target",
-                source: nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
-            })?,
+            Some(mut child) => {
+                child.exits_within(EXIT_GRACE);
+                child.kill_and_reap()?
+            }
             None => return self.start_target(),
         };
         // What it answered before it died.
@@ -387,9 +377,9 @@ impl Driver {
                 .and_then(|frame| wire::decode(&frame.bytes).ok().map(|(id, _)| id))
         };
         let judged_before = self.ready.len();
-        match (in_hand, self.pending.front()) {
-            (Some(id), Some(front)) if id == front.id => {
-                self.pending.pop_front();
+        match in_hand {
+            Some(id) if self.pending() > 0 && id == self.unjudged => {
+                self.unjudged += 1;
                 self.ready.push_back(if timed_out {
                     self.stats.timeouts += 1;
                     Verdict::TimedOut { id }
@@ -402,7 +392,7 @@ impl Driver {
         }
         // Deaths that judge nothing while cases wait: a target that takes a case and drops it
         // unanswered (or dies before it takes one) would otherwise be restarted for ever.
-        if self.ready.len() > judged_before || self.pending.is_empty() {
+        if self.ready.len() > judged_before || self.pending() == 0 {
             self.barren_deaths = 0;
         } else {
             self.barren_deaths += 1;
@@ -422,11 +412,10 @@ impl Driver {
     fn start_target(&mut self) -> Result<()> {
         let mut failed = 0;
         loop {
-            let child = spawn_inheriting(
+            let mut child = ChildProcess::spawn(
                 &mut self.command,
                 &[self.cases_fd.as_fd(), self.results_fd.as_fd()],
             )?;
-            let child = self.child.insert(child);
             let deadline = Instant::now() + self.options.start_timeout;
             loop {
                 match self
@@ -434,13 +423,12 @@ impl Driver {
                     .recv_with_timeout(owned_result, Duration::from_millis(2))
                 {
                     Ok(Ok((wire::HELLO, bytes))) if bytes.is_empty() => {
+                        self.child = Some(child);
                         self.oldest_since = Instant::now();
                         return Ok(());
                     }
                     Ok(_) => {
-                        let _ = child.kill();
-                        let _ = child.wait();
-                        self.child = None;
+                        child.kill_and_reap()?;
                         return Err(Error::Protocol(
                             "a new target's first result was not its hello",
                         ));
@@ -448,20 +436,21 @@ impl Driver {
                     // The target before it is gone and this one has not attached yet.
                     Err(Error::PeerGone(_)) => std::thread::sleep(Duration::from_micros(200)),
                     Err(Error::Timeout) => {}
-                    Err(e) => return Err(e),
+                    Err(e) => {
+                        child.kill_and_reap()?;
+                        return Err(e);
+                    }
                 }
-                if matches!(child.try_wait(), Ok(Some(_))) {
+                if child.has_exited() {
                     break;
                 }
                 if Instant::now() >= deadline {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    self.child = None;
+                    child.kill_and_reap()?;
                     return Err(Error::Timeout);
                 }
             }
-            // It died before it attached.
-            self.child = None;
+            // It died before it attached (reaped here, so that it leaves no zombie).
+            child.kill_and_reap()?;
             self.stats.unattributed += 1;
             failed += 1;
             if failed == FAILED_STARTS {
@@ -480,9 +469,8 @@ fn owned_result(frame: &[u8]) -> Result<(u64, Vec<u8>)> {
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+        if let Some(child) = self.child.take() {
+            let _ = child.kill_and_reap();
         }
     }
 }

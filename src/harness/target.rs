@@ -2,7 +2,7 @@
 //! descriptors the driver passed down.
 
 use crate::error::{Error, Result, Role};
-use crate::os::spawn::adopt_inherited;
+use crate::os::child::adopt_inherited;
 use crate::spsc::{Consumer, Producer, ReadGrant, SpscOptions};
 
 use super::wire::{self, HELLO, ID_LEN};
@@ -27,6 +27,8 @@ impl Target {
     /// taken already (`from_env` is called once a process); errors of attaching to the rings
     /// ([`Error::Unsealed`], [`Error::RoleTaken`], ...).
     pub fn from_env() -> Result<Target> {
+        const MALFORMED: Error =
+            Error::InvalidConfig("RINGPORT_HARNESS must be two descriptors, CASES,RESULTS");
         let value = std::env::var(TARGET_ENV).map_err(|_| {
             Error::InvalidConfig("RINGPORT_HARNESS is not set: start this target from a harness")
         })?;
@@ -34,13 +36,9 @@ impl Target {
             .split(',')
             .map(|fd| fd.trim().parse())
             .collect::<std::result::Result<_, _>>()
-            .map_err(|_| {
-                Error::InvalidConfig("RINGPORT_HARNESS must be two descriptors, CASES,RESULTS")
-            })?;
+            .map_err(|_| MALFORMED)?;
         let [cases, results] = fds[..] else {
-            return Err(Error::InvalidConfig(
-                "RINGPORT_HARNESS must be two descriptors, CASES,RESULTS",
-            ));
+            return Err(MALFORMED);
         };
         let (cases, results) = (adopt_inherited(cases)?, adopt_inherited(results)?);
         let options = SpscOptions::new();

@@ -5,7 +5,7 @@ use std::cell::Cell;
 use std::sync::Arc;
 
 use super::recovery::{Recovery, Ring};
-use super::slot::{Claim, Slots};
+use super::slot::{Claim, Slots, Stamp};
 use crate::error::Result;
 use crate::layout::{RingParams, SegmentHeader};
 use crate::os::{Host, Kernel, Notice, RingMemory, HOST};
@@ -103,7 +103,7 @@ impl Handle {
     fn try_claim_missed(
         &mut self,
         end: End,
-        blocker: Option<(u64, super::slot::Stamp)>,
+        blocker: Option<(u64, Stamp)>,
     ) -> Result<Option<(u64, usize)>> {
         let notice = owner_notice(&self.mem);
         let ring = recovery_ring(&self.mem, &self.slots, self.fences, &self.policy);

@@ -9,8 +9,8 @@
 //! Unlike the textbook queue, a slot is claimed by a compare-and-swap on its *stamp*, which
 //! records the claimer's pid in the same step, and the counter is advanced after (by the claimer,
 //! with a plain store, or by anyone who finds the slot already claimed, with a compare-and-swap:
-//! "helping"). So there is no instant at which a
-//! position is taken but its owner unknown, and a process killed anywhere between reserve and
+//! "helping"). So there is no instant at which a position is taken but its owner unknown, and a
+//! process killed anywhere between reserve and
 //! commit, or between receive and release, leaves a slot that names it. A waiter stuck behind
 //! such a slot checks the pid and, if the process is dead, completes the slot on its behalf
 //! (see [`Slots::reclaim`]). The counters are hints: the stamps alone decide.
@@ -80,6 +80,7 @@ const IN_PROGRESS_SPINS: u32 = spins_unless_modelled(128);
 /// After losing the race for a slot for the `lost`-th time in a row, waits 2^lost spin hints (at
 /// most 64) before the next try, as crossbeam's queue does: handles that retry at once keep
 /// taking the contended lines from each other. Returns the new count.
+///
 /// Out of line: a claim that never loses (one producer and one consumer) keeps its loop as
 /// before (inline, the spins cost the 1 + 1 stream a tenth of its rate).
 #[cold]

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use crate::sync::AtomicU32;
 
+pub(crate) mod child;
 mod copy;
 #[cfg(test)]
 pub(crate) mod fake;
@@ -31,9 +32,9 @@ mod model;
 
 pub(crate) use copy::copy_frame;
 #[cfg(not(loom))]
-pub(crate) use linux::{seqpacket, shm, spawn, DataArea, Host, Memory, RingMemory, HOST};
+pub(crate) use linux::{seqpacket, shm, DataArea, Host, Memory, RingMemory, HOST};
 #[cfg(loom)]
-pub(crate) use model::{seqpacket, shm, spawn, DataArea, Host, Memory, RingMemory, HOST};
+pub(crate) use model::{seqpacket, shm, DataArea, Host, Memory, RingMemory, HOST};
 
 #[cfg(all(loom, feature = "testing"))]
 pub(crate) use model::declare_dead;

@@ -423,11 +423,10 @@ impl InPlaceBatch {
     /// there was anything to publish.
     #[inline(always)]
     pub(super) fn publish(&self, cursor: &mut WriteCursor, region: &RingMemory) -> bool {
+        cursor.position = self.position;
         if self.frames == 0 {
-            cursor.position = self.position;
             return false;
         }
-        cursor.position = self.position;
         drop(PublishOnDrop {
             region,
             first: Some((self.first_offset, self.first_header)),

@@ -237,11 +237,8 @@ impl RingMemory {
     /// to 8 bytes: never out of bounds).
     #[inline(always)]
     pub(crate) fn frame_word(&self, offset: usize) -> &AtomicU64 {
-        let offset = offset & self.mask & !7;
-        // SAFETY: offset + 8 <= capacity and offset is 8-aligned within a 128-aligned area, so
-        // this is an aligned, in-bounds u64, kept alive by the `Arc` in `self` for the life of
-        // the reference; AtomicU64 has the layout of u64 and any bits are valid.
-        unsafe { &*self.data.as_ptr().add(offset).cast::<AtomicU64>() }
+        // SAFETY: the `Arc` in `self` keeps the memory alive for the life of the reference.
+        unsafe { self.data_area().frame_word(offset) }
     }
 
     /// The atomic word at `offset`, which need not be a power-of-two ring offset (MPMC slots).
@@ -283,10 +280,9 @@ impl RingMemory {
     #[inline(always)]
     #[allow(clippy::mut_from_ref)]
     pub(crate) unsafe fn slice_mut_unchecked(&self, offset: usize, len: usize) -> &mut [u8] {
-        debug_assert!(offset + len <= self.mask + 1);
-        // SAFETY: in bounds and exclusive, by the caller's contract; the `Arc` keeps the memory
-        // alive.
-        unsafe { std::slice::from_raw_parts_mut(self.data.as_ptr().add(offset), len) }
+        // SAFETY: in bounds and exclusive, by the caller's contract; the `Arc` in `self` keeps
+        // the memory alive for the life of the slice.
+        unsafe { self.data_area().slice_mut_unchecked(offset, len) }
     }
 
     /// The payload bytes `offset..offset + len`, to read.
@@ -386,7 +382,9 @@ impl DataArea {
     #[inline(always)]
     pub(crate) unsafe fn frame_word<'a>(self, offset: usize) -> &'a AtomicU64 {
         let offset = offset & self.mask & !7;
-        // SAFETY: as in `RingMemory::frame_word`; the memory is alive by the caller's contract.
+        // SAFETY: offset + 8 <= capacity and offset is 8-aligned within a 128-aligned area, so
+        // this is an aligned, in-bounds u64, in memory alive for 'a by the caller's contract;
+        // AtomicU64 has the layout of u64 and any bits are valid.
         unsafe { &*self.data.as_ptr().add(offset).cast::<AtomicU64>() }
     }
 

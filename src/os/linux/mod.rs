@@ -13,7 +13,6 @@ mod memory;
 mod process;
 pub(crate) mod seqpacket;
 pub(crate) mod shm;
-pub(crate) mod spawn;
 mod watch;
 
 pub(crate) use memory::{DataArea, Memory, RingMemory};

@@ -25,7 +25,6 @@ use crate::sync::{AtomicU32, Ordering};
 mod memory;
 pub(crate) mod seqpacket;
 pub(crate) mod shm;
-pub(crate) mod spawn;
 
 pub(crate) use memory::{DataArea, Memory, RingMemory};
 
