@@ -8,11 +8,13 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::frame::frame_size;
-use crate::os::child::ChildProcess;
+use crate::os::child::{ChildProcess, ForkServer};
+use crate::os::shm::SharedBytes;
 use crate::spsc::{Consumer, Producer, SpscOptions};
 
-use super::wire::{self, ID_LEN};
-use super::TARGET_ENV;
+use super::coverage::CoverageMap;
+use super::wire::{self, TargetEnv, ID_LEN};
+use super::{FORK_SERVER_ENV, TARGET_ENV};
 
 /// How a harness runs its target: the largest case and result, how many cases may be in flight,
 /// and how long a case and a start may take.
@@ -23,6 +25,9 @@ pub struct HarnessOptions {
     in_flight: usize,
     case_timeout: Duration,
     start_timeout: Duration,
+    spin: Duration,
+    coverage: usize,
+    fork_server: bool,
 }
 
 impl Default for HarnessOptions {
@@ -33,6 +38,9 @@ impl Default for HarnessOptions {
             in_flight: 1,
             case_timeout: Duration::from_secs(1),
             start_timeout: Duration::from_secs(10),
+            spin: Duration::from_micros(20),
+            coverage: 0,
+            fork_server: false,
         }
     }
 }
@@ -47,7 +55,8 @@ const FAILED_STARTS: u32 = 3;
 
 impl HarnessOptions {
     /// The defaults: cases up to 1 MiB, results up to 64 KiB, one case in flight, 1 s a case,
-    /// 10 s to start.
+    /// 10 s to start, waits that spin 20 us before they sleep, no coverage map, a new process
+    /// for each target.
     #[must_use]
     pub fn new() -> Self {
         Self::default()
@@ -89,8 +98,36 @@ impl HarnessOptions {
         self
     }
 
-    /// Starts `command` as the target, with the two rings' descriptors inherited and named in
-    /// its environment ([`TARGET_ENV`]), and waits for it to attach.
+    /// How long the driver's and the target's waits spin before they sleep on the futex. While
+    /// the other side answers within it, neither makes a system call; a wait that sleeps costs
+    /// a wake-up (tens of microseconds) on both sides. Spinning for longer than a case takes keeps
+    /// a core busy with nothing to do while the other side is idle.
+    #[must_use]
+    pub fn spin(mut self, spin: Duration) -> Self {
+        self.spin = spin;
+        self
+    }
+
+    /// A coverage map of `bytes` bytes shared with the target (0: none, the default;
+    /// [`DEFAULT_COVERAGE_LEN`](super::DEFAULT_COVERAGE_LEN) is AFL++'s size), in a sealed memfd
+    /// as the rings are: see [`Driver::coverage`] and [`Target::coverage`](super::Target::coverage).
+    #[must_use]
+    pub fn coverage(mut self, bytes: usize) -> Self {
+        self.coverage = bytes;
+        self
+    }
+
+    /// Run the command once, as a fork server ([`fork_server`](super::fork_server)), and take
+    /// each target (the first, and each after a crash) as a fork of it: a fresh copy of the
+    /// state it had built, for the cost of a fork instead of a new process.
+    #[must_use]
+    pub fn fork_server(mut self, fork_server: bool) -> Self {
+        self.fork_server = fork_server;
+        self
+    }
+
+    /// Starts `command` as the target, with the two rings' descriptors (and the coverage map's)
+    /// inherited and named in its environment ([`TARGET_ENV`]), and waits for it to attach.
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] for sizes the rings cannot hold or no case in flight;
@@ -113,28 +150,45 @@ impl HarnessOptions {
                 .ok_or(Error::InvalidConfig("harness cases or results too large"))?;
             Ok(SpscOptions::new()
                 .capacity(capacity.max(4096))
-                .max_frame(ID_LEN + largest))
+                .max_frame(ID_LEN + largest)
+                .spin(self.spin))
         };
         let (cases, cases_fd) = ring(self.max_case)?.create_producer_memfd()?;
         let (results, results_fd) = ring(self.max_result)?.create_consumer_memfd()?;
-        command.env(
-            TARGET_ENV,
-            format!("{},{}", cases_fd.as_raw_fd(), results_fd.as_raw_fd()),
-        );
+        let (coverage, coverage_fd) = match self.coverage {
+            0 => (None, None),
+            len => {
+                let (map, fd) = SharedBytes::create_memfd(len)?;
+                (Some(CoverageMap::new(map)), Some(fd))
+            }
+        };
+        let env = TargetEnv {
+            cases: cases_fd.as_raw_fd(),
+            results: results_fd.as_raw_fd(),
+            spin: self.spin,
+            coverage: coverage_fd
+                .as_ref()
+                .map(|fd| (fd.as_raw_fd(), self.coverage)),
+        };
+        command.env(TARGET_ENV, env.encode());
         let mut driver = Driver {
             options: self.clone(),
-            child: None,
+            target: None,
+            server: None,
             command,
             cases,
             cases_fd,
             results,
             results_fd,
+            coverage,
+            coverage_fd,
             ready: VecDeque::new(),
             unjudged: 0,
             next_id: 0,
             oldest_since: Instant::now(),
             stats: HarnessStats::default(),
             barren_deaths: 0,
+            launched: false,
         };
         driver.start_target()?;
         Ok(driver)
@@ -175,6 +229,13 @@ impl Verdict {
     }
 }
 
+/// A running target: a process of its own, or a fork server's child (which the server reaps).
+#[derive(Debug)]
+enum TargetProcess {
+    Exec(ChildProcess),
+    Forked(u32),
+}
+
 /// What a driver has seen so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct HarnessStats {
@@ -187,20 +248,27 @@ pub struct HarnessStats {
     /// Deaths of the target outside any case (starting, or between two cases): no case is
     /// blamed, and the cases after are run by the next target.
     pub unattributed: u64,
-    /// Targets started after the first.
+    /// Targets started after the first (processes, or forks of the fork server).
     pub restarts: u64,
+    /// Fork servers started after the first (after one died).
+    pub server_restarts: u64,
 }
 
 /// The driver's end of a harness: sends cases to a target process and gives one verdict per
 /// case, in order, restarting the target whenever it dies.
 pub struct Driver {
     options: HarnessOptions,
-    child: Option<ChildProcess>,
+    /// The target process, while one runs; None after a death until the next is needed.
+    target: Option<TargetProcess>,
+    /// The fork server, in that mode, while it lives.
+    server: Option<ForkServer>,
     command: Command,
     cases: Producer,
     cases_fd: OwnedFd,
     results: Consumer,
     results_fd: OwnedFd,
+    coverage: Option<CoverageMap>,
+    coverage_fd: Option<OwnedFd>,
     /// Verdicts judged and not yet taken.
     ready: VecDeque<Verdict>,
     /// The id of the oldest case sent and not yet judged: the cases from it to `next_id` are
@@ -213,6 +281,8 @@ pub struct Driver {
     stats: HarnessStats,
     /// Deaths in a row that judged no case while cases were waiting.
     barren_deaths: u32,
+    /// Whether a target has been started (the next is a restart).
+    launched: bool,
 }
 
 impl Driver {
@@ -232,6 +302,9 @@ impl Driver {
         }
         if self.in_flight() >= self.options.in_flight {
             return Err(Error::Full);
+        }
+        if self.target.is_none() {
+            self.start_target()?;
         }
         let id = self.next_id;
         // The ring holds every case in flight; a target that stopped reading is timed out by
@@ -255,7 +328,8 @@ impl Driver {
     }
 
     /// The verdict of the oldest case sent and not yet judged: waits for its result, its
-    /// crash or its timeout. A crash or a timeout restarts the target first.
+    /// crash or its timeout. After a crash or a timeout the next target is started when a case
+    /// needs it: the verdict does not wait for it.
     ///
     /// # Errors
     /// [`Error::Empty`] if no case is in flight; [`Error::Protocol`] if the target answered a
@@ -269,6 +343,9 @@ impl Driver {
             }
             if self.pending() == 0 {
                 return Err(Error::Empty);
+            }
+            if self.target.is_none() {
+                self.start_target()?;
             }
             let deadline = self.oldest_since + self.options.case_timeout;
             let wait = deadline.saturating_duration_since(Instant::now());
@@ -323,7 +400,17 @@ impl Driver {
     /// The target's pid, while one runs.
     #[must_use]
     pub fn target_pid(&self) -> Option<u32> {
-        self.child.as_ref().map(ChildProcess::id)
+        match self.target.as_ref()? {
+            TargetProcess::Exec(child) => Some(child.id()),
+            TargetProcess::Forked(pid) => Some(*pid),
+        }
+    }
+
+    /// The coverage map, if one was asked for ([`HarnessOptions::coverage`]): take it after a
+    /// verdict for that case's coverage ([`CoverageMap::take`]).
+    #[must_use]
+    pub fn coverage(&self) -> Option<&CoverageMap> {
+        self.coverage.as_ref()
     }
 
     /// A result for the oldest pending case.
@@ -342,9 +429,64 @@ impl Driver {
     }
 
     fn kill_target(&mut self) {
-        if let Some(child) = &mut self.child {
-            // It may be gone already; either way `after_death` reaps it.
-            child.kill();
+        // It may be gone already; either way `after_death` reaps it.
+        match &mut self.target {
+            Some(TargetProcess::Exec(child)) => child.kill(),
+            Some(TargetProcess::Forked(_)) => {
+                if let Some(server) = &mut self.server {
+                    server.kill_target();
+                }
+            }
+            None => {}
+        }
+    }
+
+    /// Whether the target has exited (a fork server's child: whether the server said so).
+    fn target_has_exited(&mut self) -> bool {
+        match &mut self.target {
+            Some(TargetProcess::Exec(child)) => child.has_exited(),
+            Some(TargetProcess::Forked(_)) => match &mut self.server {
+                Some(server) => !matches!(server.target_status(Instant::now()), Ok(None)),
+                None => true,
+            },
+            None => true,
+        }
+    }
+
+    /// Waits up to `grace` for the target to finish exiting, kills it if it has not, and
+    /// returns how it ended. A fork server that dies takes its child with it (the child's
+    /// parent-death signal is SIGKILL), which is what this then says; the server is started
+    /// again with the next target.
+    fn reap_target(&mut self, grace: Duration) -> Result<ExitStatus> {
+        match self.target.take() {
+            Some(TargetProcess::Exec(mut child)) => {
+                child.exits_within(grace);
+                child.kill_and_reap()
+            }
+            Some(TargetProcess::Forked(_)) => {
+                let Some(server) = &mut self.server else {
+                    return Ok(killed());
+                };
+                let status = match server.target_status(Instant::now() + grace) {
+                    Ok(Some(status)) => Ok(Some(status)),
+                    Ok(None) => {
+                        server.kill_target();
+                        server.target_status(Instant::now() + FORK_SERVER_ANSWER)
+                    }
+                    Err(e) => Err(e),
+                };
+                match status {
+                    Ok(Some(status)) => Ok(status),
+                    // It died, or stopped answering: it is replaced.
+                    Ok(None) | Err(_) => {
+                        if let Some(server) = self.server.take() {
+                            server.stop();
+                        }
+                        Ok(killed())
+                    }
+                }
+            }
+            None => Ok(killed()),
         }
     }
 
@@ -354,13 +496,10 @@ impl Driver {
         // The rings may say it is gone a moment before its process has finished exiting (its
         // status is then still to come): give it that moment. A target that let go of its rings
         // and goes on running is of no more use, and is killed.
-        let status = match self.child.take() {
-            Some(mut child) => {
-                child.exits_within(EXIT_GRACE);
-                child.kill_and_reap()?
-            }
-            None => return self.start_target(),
-        };
+        if self.target.is_none() {
+            return Ok(());
+        }
+        let status = self.reap_target(EXIT_GRACE)?;
         // What it answered before it died.
         while let Ok(result) = self.results.try_recv_with(owned_result) {
             let (id, bytes) = result?;
@@ -403,54 +542,79 @@ impl Driver {
                 ));
             }
         }
-        self.stats.restarts += 1;
-        self.start_target()
+        Ok(())
     }
 
-    /// Starts the target and waits for its hello, which it sends once it holds both rings (and
-    /// which comes after anything the target before it sent, all taken by now).
+    /// Starts the target (a process, or a fork of the fork server) and waits for its hello,
+    /// which it sends once it holds both rings (and which comes after anything the target
+    /// before it sent, all taken by now).
     fn start_target(&mut self) -> Result<()> {
         let mut failed = 0;
         loop {
-            let mut child = ChildProcess::spawn(
-                &mut self.command,
-                &[self.cases_fd.as_fd(), self.results_fd.as_fd()],
-            )?;
             let deadline = Instant::now() + self.options.start_timeout;
+            match self.launch(deadline) {
+                Ok(target) => self.target = Some(target),
+                Err(Error::Protocol(_)) if self.options.fork_server => {
+                    // The fork server died before it forked: it is started again, three times.
+                    self.stats.unattributed += 1;
+                    failed += 1;
+                    if failed == FAILED_STARTS {
+                        return Err(Error::Protocol(
+                            "the fork server dies before it forks a target (three starts \
+                             running): does the target call ringport::harness::fork_server()?",
+                        ));
+                    }
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
+            if self.launched {
+                self.stats.restarts += 1;
+            }
+            self.launched = true;
             loop {
-                match self
-                    .results
-                    .recv_with_timeout(owned_result, Duration::from_millis(2))
-                {
+                // Asked before the wait: a target that sent its hello and then died (in its
+                // first case, already in the ring) did attach, and its hello is found below.
+                let exited = self.target_has_exited();
+                let wait = if exited {
+                    Duration::ZERO
+                } else {
+                    Duration::from_millis(2)
+                };
+                match self.results.recv_with_timeout(owned_result, wait) {
                     Ok(Ok((wire::HELLO, bytes))) if bytes.is_empty() => {
-                        self.child = Some(child);
                         self.oldest_since = Instant::now();
                         return Ok(());
                     }
                     Ok(_) => {
-                        child.kill_and_reap()?;
+                        self.kill_target();
+                        self.reap_target(Duration::ZERO)?;
                         return Err(Error::Protocol(
                             "a new target's first result was not its hello",
                         ));
                     }
                     // The target before it is gone and this one has not attached yet.
-                    Err(Error::PeerGone(_)) => std::thread::sleep(Duration::from_micros(200)),
-                    Err(Error::Timeout) => {}
+                    Err(Error::PeerGone(_)) if !exited => {
+                        std::thread::sleep(Duration::from_micros(200));
+                    }
+                    Err(Error::PeerGone(_) | Error::Timeout) => {}
                     Err(e) => {
-                        child.kill_and_reap()?;
+                        self.kill_target();
+                        self.reap_target(Duration::ZERO)?;
                         return Err(e);
                     }
                 }
-                if child.has_exited() {
+                if exited {
                     break;
                 }
                 if Instant::now() >= deadline {
-                    child.kill_and_reap()?;
+                    self.kill_target();
+                    self.reap_target(Duration::ZERO)?;
                     return Err(Error::Timeout);
                 }
             }
             // It died before it attached (reaped here, so that it leaves no zombie).
-            child.kill_and_reap()?;
+            self.reap_target(Duration::ZERO)?;
             self.stats.unattributed += 1;
             failed += 1;
             if failed == FAILED_STARTS {
@@ -460,6 +624,42 @@ impl Driver {
             }
         }
     }
+
+    /// Starts a target process: the command, or (in that mode) a fork of the fork server,
+    /// which is started first if it is not running.
+    fn launch(&mut self, deadline: Instant) -> Result<TargetProcess> {
+        let mut fds = vec![self.cases_fd.as_fd(), self.results_fd.as_fd()];
+        if let Some(fd) = &self.coverage_fd {
+            fds.push(fd.as_fd());
+        }
+        if !self.options.fork_server {
+            return ChildProcess::spawn(&mut self.command, &fds).map(TargetProcess::Exec);
+        }
+        if self.server.is_none() {
+            if self.launched {
+                self.stats.server_restarts += 1;
+            }
+            self.server = Some(ForkServer::spawn(&mut self.command, &fds, FORK_SERVER_ENV)?);
+        }
+        let server = self.server.as_mut().expect("started just above");
+        match server.fork_target(deadline) {
+            Ok(pid) => Ok(TargetProcess::Forked(pid)),
+            Err(e) => {
+                if let Some(server) = self.server.take() {
+                    server.stop();
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+/// How long a fork server may take to report a target it was told to kill.
+const FORK_SERVER_ANSWER: Duration = Duration::from_secs(5);
+
+/// The status of a process killed by SIGKILL.
+fn killed() -> ExitStatus {
+    std::os::unix::process::ExitStatusExt::from_raw(libc::SIGKILL)
 }
 
 /// A result frame, decoded and copied out.
@@ -469,8 +669,11 @@ fn owned_result(frame: &[u8]) -> Result<(u64, Vec<u8>)> {
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        if let Some(child) = self.child.take() {
+        if let Some(TargetProcess::Exec(child)) = self.target.take() {
             let _ = child.kill_and_reap();
+        }
+        if let Some(server) = self.server.take() {
+            server.stop();
         }
     }
 }

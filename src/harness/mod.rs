@@ -40,13 +40,19 @@
 //! # }
 //! ```
 
+mod coverage;
 mod driver;
 mod target;
 mod wire;
 
+pub use coverage::{CoverageMap, DEFAULT_COVERAGE_LEN};
 pub use driver::{Driver, HarnessOptions, HarnessStats, Verdict};
-pub use target::{Case, Target};
+pub use target::{fork_server, Case, Target};
 
-/// The environment variable that tells a target the numbers of its two inherited descriptors:
-/// `CASES,RESULTS`.
+/// The environment variable that tells a target its inherited descriptors and settings (a list
+/// of `key=value`: the rings, the spin, the coverage map).
 pub const TARGET_ENV: &str = "RINGPORT_HARNESS";
+
+/// The environment variable that asks a target to be a fork server (see [`fork_server`]): the
+/// descriptor of its socket to the driver.
+pub const FORK_SERVER_ENV: &str = "RINGPORT_HARNESS_FORK_SERVER";

@@ -1,12 +1,60 @@
 //! The target's side: the cases ring's consumer and the results ring's producer, on the
 //! descriptors the driver passed down.
 
+use std::os::fd::AsFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use crate::error::{Error, Result, Role};
-use crate::os::child::adopt_inherited;
+use crate::os::child::{adopt_inherited, serve_forks};
+use crate::os::shm::SharedBytes;
 use crate::spsc::{Consumer, Producer, ReadGrant, SpscOptions};
 
-use super::wire::{self, HELLO, ID_LEN};
-use super::TARGET_ENV;
+use super::coverage::CoverageMap;
+use super::wire::{self, TargetEnv, HELLO, ID_LEN};
+use super::{FORK_SERVER_ENV, TARGET_ENV};
+
+/// Whether this process is a target forked by [`fork_server`] (or was not asked to be one).
+static FORK_SERVED: AtomicBool = AtomicBool::new(false);
+
+/// Makes this process a fork server if its driver asked for one
+/// ([`HarnessOptions::fork_server`](super::HarnessOptions::fork_server)): this call then
+/// returns only in a forked child, each a fresh copy of the state this process had built by
+/// now, which goes on to [`Target::from_env`]; the server itself waits for the driver's next
+/// request and exits when the driver goes. Without the request it returns at once, and the
+/// process is the target itself.
+///
+/// Call it once the expensive set-up is done (loading, parsing, warming caches) and before any
+/// thread is started: every target starts from that state, as AFL++'s forkserver does, and a
+/// crash costs a fork instead of a new process.
+///
+/// # Errors
+/// [`Error::InvalidConfig`] if the process has more than one thread (a fork would copy one
+/// thread alone, with the others' locks held for ever) or the request is malformed;
+/// [`Error::Os`] if fork fails.
+pub fn fork_server() -> Result<()> {
+    let Ok(value) = std::env::var(FORK_SERVER_ENV) else {
+        FORK_SERVED.store(true, Ordering::Relaxed);
+        return Ok(());
+    };
+    let socket = value.trim().parse().map_err(|_| {
+        Error::InvalidConfig("RINGPORT_HARNESS_FORK_SERVER must be a descriptor number")
+    })?;
+    if !single_threaded() {
+        return Err(Error::InvalidConfig(
+            "fork_server() in a process with more than one thread: call it before starting any",
+        ));
+    }
+    // SAFETY: the process has one thread (checked just above; nothing in this call starts one).
+    unsafe { serve_forks(socket) }?;
+    // In the forked child.
+    FORK_SERVED.store(true, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Whether this process has one thread (from /proc; false when that cannot be read).
+fn single_threaded() -> bool {
+    std::fs::read_dir("/proc/self/task").is_ok_and(|tasks| tasks.count() == 1)
+}
 
 /// A target's end of a harness: the cases it is sent, one at a time, in place.
 ///
@@ -16,6 +64,7 @@ use super::TARGET_ENV;
 pub struct Target {
     cases: Consumer,
     results: Producer,
+    coverage: Option<CoverageMap>,
 }
 
 impl Target {
@@ -23,31 +72,45 @@ impl Target {
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] if [`TARGET_ENV`] is unset or malformed (this process was not
-    /// started by a harness); [`Error::Protocol`] if its descriptors are not open, or were
-    /// taken already (`from_env` is called once a process); errors of attaching to the rings
+    /// started by a harness), or if the driver asked for a fork server and [`fork_server`] was
+    /// not called; [`Error::Protocol`] if its descriptors are not open, or were taken already
+    /// (`from_env` is called once a process); errors of attaching to the rings and the map
     /// ([`Error::Unsealed`], [`Error::RoleTaken`], ...).
     pub fn from_env() -> Result<Target> {
-        const MALFORMED: Error =
-            Error::InvalidConfig("RINGPORT_HARNESS must be two descriptors, CASES,RESULTS");
         let value = std::env::var(TARGET_ENV).map_err(|_| {
             Error::InvalidConfig("RINGPORT_HARNESS is not set: start this target from a harness")
         })?;
-        let fds: Vec<i32> = value
-            .split(',')
-            .map(|fd| fd.trim().parse())
-            .collect::<std::result::Result<_, _>>()
-            .map_err(|_| MALFORMED)?;
-        let [cases, results] = fds[..] else {
-            return Err(MALFORMED);
+        if std::env::var_os(FORK_SERVER_ENV).is_some() && !FORK_SERVED.load(Ordering::Relaxed) {
+            return Err(Error::InvalidConfig(
+                "the driver runs this target as a fork server: call \
+                 ringport::harness::fork_server() before Target::from_env()",
+            ));
+        }
+        let env = TargetEnv::decode(&value)?;
+        let (cases, results) = (adopt_inherited(env.cases)?, adopt_inherited(env.results)?);
+        let coverage = match env.coverage {
+            Some((fd, len)) => {
+                let fd = adopt_inherited(fd)?;
+                Some(CoverageMap::new(SharedBytes::from_fd(fd.as_fd(), len)?))
+            }
+            None => None,
         };
-        let (cases, results) = (adopt_inherited(cases)?, adopt_inherited(results)?);
-        let options = SpscOptions::new();
+        let options = SpscOptions::new().spin(env.spin);
         let mut target = Target {
             cases: options.open_consumer_fd(&cases)?,
             results: options.open_producer_fd(&results)?,
+            coverage,
         };
         target.results.send(&HELLO.to_le_bytes())?;
         Ok(target)
+    }
+
+    /// The coverage map, if the driver made one
+    /// ([`HarnessOptions::coverage`](super::HarnessOptions::coverage)): a handle to keep, for
+    /// the code that runs the cases.
+    #[must_use]
+    pub fn coverage(&self) -> Option<CoverageMap> {
+        self.coverage.clone()
     }
 
     /// The next case, read in place: waits for one.

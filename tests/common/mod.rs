@@ -5,6 +5,8 @@
 
 use std::process::{Child, Command};
 
+pub mod harness_cases;
+
 #[allow(unused_imports)]
 pub use ringport_measure::shm::{shm_entries, SharedMap};
 

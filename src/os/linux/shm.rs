@@ -4,6 +4,7 @@
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU64, AtomicU8};
 
 use memmap2::{MmapOptions, MmapRaw};
 use nix::errno::Errno;
@@ -193,6 +194,76 @@ impl Drop for SharedMemory {
         if let Some(path) = &self.unlink_on_drop {
             let _ = nix::sys::mman::shm_unlink(path.as_c_str());
         }
+    }
+}
+
+/// A sealed memfd of plain bytes with no ring header (the harness's coverage map), seen as
+/// atomics: another process writes it while we read it.
+pub(crate) struct SharedBytes {
+    map: MmapRaw,
+}
+
+impl SharedBytes {
+    /// Creates one of `len` bytes (at least 1), zero-filled, sealed against any change of size,
+    /// mapped; the descriptor is for the process it is shared with.
+    pub(crate) fn create_memfd(len: usize) -> Result<(SharedBytes, OwnedFd)> {
+        if len == 0 {
+            return Err(Error::InvalidConfig("a shared map of no bytes"));
+        }
+        let fd = memfd_create(
+            c"ringport-map",
+            MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING,
+        )
+        .map_err(|e| os_error("memfd_create", e))?;
+        set_len(&fd, len)?;
+        fcntl(&fd, FcntlArg::F_ADD_SEALS(MEMFD_SEALS)).map_err(|e| os_error("F_ADD_SEALS", e))?;
+        let map = map_shared(&fd, len)?;
+        Ok((SharedBytes { map }, fd))
+    }
+
+    /// Maps one received as a descriptor (untrusted): it must be a memfd sealed against
+    /// shrinking, and exactly `len` bytes long.
+    pub(crate) fn from_fd(fd: BorrowedFd<'_>, len: usize) -> Result<SharedBytes> {
+        let seals = fcntl(fd, FcntlArg::F_GET_SEALS).map_err(|e| match e {
+            Errno::EINVAL => Error::Unsealed,
+            e => os_error("F_GET_SEALS", e),
+        })?;
+        if !SealFlag::from_bits_retain(seals).contains(SealFlag::F_SEAL_SHRINK) {
+            return Err(Error::Unsealed);
+        }
+        let st = nix::sys::stat::fstat(fd).map_err(|e| os_error("fstat", e))?;
+        if u64::try_from(st.st_size).ok() != Some(len as u64) || len == 0 {
+            return Err(Error::Protocol(
+                "a shared map is not the size it was announced",
+            ));
+        }
+        Ok(SharedBytes {
+            map: map_shared(fd, len)?,
+        })
+    }
+
+    /// The bytes, one atomic each.
+    pub(crate) fn bytes(&self) -> &[AtomicU8] {
+        // SAFETY: the mapping is `len` bytes, lives as long as `self`, and is only ever read or
+        // written through atomics here (another process may write it any time: any value is a
+        // valid u8).
+        unsafe { std::slice::from_raw_parts(self.map.as_ptr().cast::<AtomicU8>(), self.map.len()) }
+    }
+
+    /// The bytes as words, for reading and clearing a word at a time; the tail that is not a
+    /// whole word is in [`bytes`](Self::bytes) past `words().len() * 8`.
+    pub(crate) fn words(&self) -> &[AtomicU64] {
+        // SAFETY: the mapping is page-aligned, so word-aligned; `len / 8` words lie inside it.
+        // Within one process a map is read either as bytes (the target) or as words (the
+        // driver), never both.
+        unsafe {
+            std::slice::from_raw_parts(self.map.as_ptr().cast::<AtomicU64>(), self.map.len() / 8)
+        }
+    }
+
+    /// The start of the mapping, for instrumentation that writes it as plain memory.
+    pub(crate) fn as_ptr(&self) -> *mut u8 {
+        self.map.as_mut_ptr()
     }
 }
 

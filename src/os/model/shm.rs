@@ -36,6 +36,31 @@ impl SharedMemory {
     }
 }
 
+/// A shared map of plain bytes: under the model, never.
+pub(crate) enum SharedBytes {}
+
+impl SharedBytes {
+    pub(crate) fn create_memfd(_len: usize) -> Result<(SharedBytes, OwnedFd)> {
+        Err(unsupported())
+    }
+
+    pub(crate) fn from_fd(_fd: BorrowedFd<'_>, _len: usize) -> Result<SharedBytes> {
+        Err(unsupported())
+    }
+
+    pub(crate) fn bytes(&self) -> &[std::sync::atomic::AtomicU8] {
+        match *self {}
+    }
+
+    pub(crate) fn words(&self) -> &[std::sync::atomic::AtomicU64] {
+        match *self {}
+    }
+
+    pub(crate) fn as_ptr(&self) -> *mut u8 {
+        match *self {}
+    }
+}
+
 pub(crate) fn remove_segment(_name: &str) -> Result<()> {
     Err(unsupported())
 }
