@@ -40,6 +40,7 @@ enum Command {
 fn main() {
     // A child of the crash-notice measurement plays its part and never returns.
     bench::child_if_asked();
+    bench::harness_child_if_asked();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo(args) => demo::run(&args),

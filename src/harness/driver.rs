@@ -593,10 +593,11 @@ impl Driver {
                             "a new target's first result was not its hello",
                         ));
                     }
-                    // The target before it is gone and this one has not attached yet.
-                    Err(Error::PeerGone(_)) if !exited => {
-                        std::thread::sleep(Duration::from_micros(200));
-                    }
+                    // The target before it is gone and this one has not attached yet: the ring
+                    // cannot sleep on a producer that is not there, so this polls, yielding
+                    // the core (a sleep would cost more than the attach, which takes some
+                    // hundred microseconds).
+                    Err(Error::PeerGone(_)) if !exited => std::thread::yield_now(),
                     Err(Error::PeerGone(_) | Error::Timeout) => {}
                     Err(e) => {
                         self.kill_target();

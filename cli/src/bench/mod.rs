@@ -9,6 +9,8 @@
 mod chart;
 mod links;
 mod measure;
+#[path = "../../../benches/support/harness.rs"]
+mod harness;
 #[path = "../../../benches/support/crash_notice.rs"]
 mod notice;
 mod plan;
@@ -24,6 +26,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 pub use measure::{peer, PeerArgs};
 use measure::{Budget, Sample};
+pub use harness::child_if_asked as harness_child_if_asked;
 pub use notice::child_if_asked;
 use plan::{parse_size, show_size, Case, Contender, Mechanism, Metric, Mode};
 pub(crate) use report::json_string;
@@ -86,6 +89,10 @@ pub struct BenchArgs {
     /// pipe's end-of-file, and the CPU of endpoints blocked with no traffic.
     #[arg(long)]
     notice_only: bool,
+    /// Only the fuzzing-harness measurement: execs/s of ringport's harness against the same
+    /// protocol over pipes, an AFL++-style forkserver and, where installed, AFL++ itself.
+    #[arg(long, conflicts_with_all = ["notice_only", "no_notice", "chart", "csv"])]
+    harness: bool,
 }
 
 /// The crash-notice and idle measurements (see `benches/support/crash_notice.rs`): as many
@@ -295,6 +302,9 @@ fn write_output(path: &Path, text: &str) -> Result<(), BoxError> {
 
 /// Runs `ringport bench`.
 pub fn run(args: &BenchArgs) -> Result<(), BoxError> {
+    if args.harness {
+        return harness_only(args);
+    }
     let cases = if args.notice_only {
         Vec::new()
     } else {
@@ -396,6 +406,35 @@ pub fn run(args: &BenchArgs) -> Result<(), BoxError> {
     if let Some(path) = &args.chart {
         chart::draw(&results, path)?;
         eprintln!("chart written to {}", path.display());
+    }
+    Ok(())
+}
+
+/// `ringport bench --harness` (see `benches/support/harness.rs`): 5 rounds of 300 ms samples and
+/// 20 s of AFL++ (2 rounds of 100 ms and 5 s with --quick).
+fn harness_only(args: &BenchArgs) -> Result<(), BoxError> {
+    let cpus = args.cpus()?;
+    if let Some((mine, _)) = cpus {
+        ringport_measure::pin::pin_to(mine).map_err(|e| format!("pinning to core {mine}: {e}"))?;
+    }
+    let (rounds, budget, kills, afl) = if args.quick {
+        (2, Duration::from_millis(100), 10, 5)
+    } else {
+        (args.rounds(), Duration::from_millis(300), 20, 20)
+    };
+    let report = harness::run(
+        rounds,
+        budget,
+        kills,
+        cpus.map(|(_, peer)| peer),
+        afl,
+        !args.no_progress,
+    );
+    print!("{}", report.table());
+    match args.json.as_deref() {
+        Some(path) if path == Path::new("-") => println!("{}", report.json()),
+        Some(path) => std::fs::write(path, report.json() + "\n")?,
+        None => {}
     }
     Ok(())
 }
