@@ -22,7 +22,7 @@ fn main() {
         (5, Duration::from_millis(300), 20, 20)
     };
     let afl = if flag("--no-afl") { 0 } else { afl };
-    let report = harness::run(rounds, budget, kills, Some(1), afl, true);
+    let report = harness::run(rounds, budget, kills, Some((0, 1)), afl, true);
     print!("{}", report.table());
     if let Some(at) = args.iter().position(|a| a == "--json") {
         let path = args.get(at + 1).expect("--json FILE");

@@ -8,7 +8,7 @@ use crate::error::{Error, Result, Role};
 use crate::layout::{RoleSlot, SegmentHeader};
 use crate::os::{Kernel, Liveness, Notice, ProcessIdentity, Watched};
 use crate::sync::Ordering;
-use crate::wait::Peer;
+use crate::wait::{Look, Peer};
 
 /// The index of a role's slot and position in the header.
 pub(crate) const fn role_index(role: Role) -> usize {
@@ -208,15 +208,15 @@ impl<K: Kernel> RoleHold<K> {
     }
 
     /// The peer, as a wait (or an empty or full `try_` path) sees it: gone if it detached or a
-    /// death notice marked it so, else here. For a holder with no notice yet, sets one up (a few
-    /// system calls, once per holder): `notice(word)` makes what it runs, which must mark the
-    /// holder departed (`mark_departed` with `word`) and ring our bell. A holder the kernel
-    /// cannot watch (another pid namespace, no pidfds) is looked at when `thorough`, as before
-    /// notices.
+    /// death notice marked it so, else here. Unless `look` is a glance (the role's word alone),
+    /// for a holder with no notice yet, sets one up (a few system calls, once per holder):
+    /// `notice(word)` makes what it runs, which must mark the holder departed (`mark_departed`
+    /// with `word`) and ring our bell. A holder the kernel cannot watch (another pid namespace,
+    /// no pidfds) is looked at by a thorough look, as before notices.
     pub(crate) fn peer(
         &mut self,
         header: &SegmentHeader,
-        thorough: bool,
+        look: Look,
         notice: impl FnOnce(u64) -> Notice,
     ) -> Peer {
         let slot = &header.roles[role_index(self.role.peer())];
@@ -232,6 +232,10 @@ impl<K: Kernel> RoleHold<K> {
             CLAIMING => return Peer::Here { watched: false },
             ATTACHED => {}
             _ => return gone,
+        }
+        if look == Look::Glance {
+            let watched = matches!(self.watch, PeerWatch::Watching { word: w, .. } if w == word);
+            return Peer::Here { watched };
         }
         match self.watch {
             PeerWatch::Watching { word: watched, .. } if watched == word => {
@@ -256,7 +260,7 @@ impl<K: Kernel> RoleHold<K> {
                 }
             }
         }
-        if thorough
+        if look == Look::Thorough
             && self
                 .kernel
                 .liveness(&mut self.check, holder_identity(slot, pid, state))
@@ -399,14 +403,22 @@ mod tests {
         let mut producer = RoleHold::claim(&header, Role::Producer, &us).unwrap();
         assert_eq!(producer.peer_status(&header), PeerStatus::Absent);
         // Absent: its attach rings us, so nothing to watch.
-        let peer = producer.peer(&header, true, marking(&header, Role::Consumer, &runs));
+        let peer = producer.peer(
+            &header,
+            Look::Thorough,
+            marking(&header, Role::Consumer, &runs),
+        );
         assert!(matches!(peer, Peer::Here { watched: true }));
         assert_eq!(us.watches(), 0);
 
         let consumer = RoleHold::claim(&header, Role::Consumer, &them).unwrap();
         assert_eq!(producer.peer_status(&header), PeerStatus::Present);
         for _ in 0..3 {
-            let peer = producer.peer(&header, false, marking(&header, Role::Consumer, &runs));
+            let peer = producer.peer(
+                &header,
+                Look::Cheap,
+                marking(&header, Role::Consumer, &runs),
+            );
             assert!(matches!(peer, Peer::Here { watched: true }));
         }
         assert_eq!(
@@ -417,7 +429,7 @@ mod tests {
         consumer.release(&header);
         assert!(is_gone(producer.peer(
             &header,
-            false,
+            Look::Cheap,
             marking(&header, Role::Consumer, &runs)
         )));
         assert_eq!(producer.peer_status(&header), PeerStatus::Gone);
@@ -425,14 +437,18 @@ mod tests {
         // A new consumer, which dies without detaching: the notice marks it, and a look with
         // no system call (not thorough) sees it gone.
         let _consumer = RoleHold::claim(&header, Role::Consumer, &them).unwrap();
-        let peer = producer.peer(&header, false, marking(&header, Role::Consumer, &runs));
+        let peer = producer.peer(
+            &header,
+            Look::Cheap,
+            marking(&header, Role::Consumer, &runs),
+        );
         assert!(matches!(peer, Peer::Here { watched: true }));
         let checks = us.liveness_checks.get();
         us.kill(200);
         assert_eq!(runs.load(Ordering::Relaxed), 1);
         assert!(is_gone(producer.peer(
             &header,
-            false,
+            Look::Cheap,
             marking(&header, Role::Consumer, &runs)
         )));
         assert_eq!(
@@ -454,7 +470,7 @@ mod tests {
         us.dead.borrow_mut().push(200);
         assert!(is_gone(producer.peer(
             &header,
-            false,
+            Look::Cheap,
             marking(&header, Role::Consumer, &runs)
         )));
         assert_eq!(producer.peer_status(&header), PeerStatus::Gone);
@@ -465,15 +481,23 @@ mod tests {
         us.watchable.set(false);
         let mut producer = RoleHold::claim(&header, Role::Producer, &us).unwrap();
         let _consumer = RoleHold::claim(&header, Role::Consumer, &them).unwrap();
-        let peer = producer.peer(&header, true, marking(&header, Role::Consumer, &runs));
+        let peer = producer.peer(
+            &header,
+            Look::Thorough,
+            marking(&header, Role::Consumer, &runs),
+        );
         assert!(matches!(peer, Peer::Here { watched: false }));
         us.dead.borrow_mut().push(200);
-        let peer = producer.peer(&header, false, marking(&header, Role::Consumer, &runs));
+        let peer = producer.peer(
+            &header,
+            Look::Cheap,
+            marking(&header, Role::Consumer, &runs),
+        );
         assert!(matches!(peer, Peer::Here { watched: false }));
         let checks = us.liveness_checks.get();
         assert!(is_gone(producer.peer(
             &header,
-            true,
+            Look::Thorough,
             marking(&header, Role::Consumer, &runs)
         )));
         assert_eq!(us.liveness_checks.get(), checks + 1);
@@ -489,7 +513,7 @@ mod tests {
         let runs = Arc::new(AtomicU32::new(0));
         assert!(is_gone(producer.peer(
             &header,
-            false,
+            Look::Cheap,
             marking(&header, Role::Consumer, &runs)
         )));
         mark_role_departed(&header, Role::Consumer);

@@ -5,10 +5,12 @@
 //! memory: loom's atomics are handles into its runtime and cannot live in a mapping.
 
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{compiler_fence, fence, AtomicU32, AtomicU64, Ordering};
+pub(crate) use std::sync::atomic::{
+    compiler_fence, fence, AtomicU32, AtomicU64, AtomicU8, Ordering,
+};
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
+pub(crate) use loom::sync::atomic::{fence, AtomicU32, AtomicU64, AtomicU8, Ordering};
 
 /// Under loom a compiler fence orders nothing that the model sees (its partner in the wait
 /// protocol is a membarrier, which the OS model turns into a spurious wake-up): a no-op.

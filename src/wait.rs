@@ -316,6 +316,21 @@ pub struct WaitStats {
     pub stream_pauses: u64,
 }
 
+/// How long a spin runs on glances alone before it sets up the peer's death notice: the default
+/// spin, so that a wait that ends within it makes no system call.
+const NOTICE_AFTER: Duration = Duration::from_micros(20);
+
+/// How closely a waiter looks at its peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Look {
+    /// Between rounds of spinning: the role's word alone (one atomic load), nothing set up.
+    Glance,
+    /// Before a sleep: may also set up the holder's death notice, once per holder.
+    Cheap,
+    /// Once a liveness interval, for a peer no notice covers: also checks its process.
+    Thorough,
+}
+
 /// What a waiter learns of its peer on its way to sleep.
 #[derive(Debug)]
 pub(crate) enum Peer {
@@ -383,12 +398,14 @@ impl<'a, K: Kernel> Waiter<'a, K> {
 
     /// Waits until `attempt` yields a value or an error.
     ///
-    /// `attempt` is polled while spinning and after each wake-up; `peer` is asked before each
-    /// sleep. If the peer is gone, `attempt` gets one last chance (what was published before the
-    /// peer left is still delivered), then the wait fails with the peer's error. `peer(false)`
-    /// must be cheap (a clean detach, or a death notice's mark: one atomic load); `peer(true)`
-    /// may also check the peer's process (a system call, or setting up a death notice), and is
-    /// asked once per liveness interval. A peer that a death notice covers is not looked at
+    /// `attempt` is polled while spinning and after each wake-up; `peer` is asked after each
+    /// round of spinning (so that a long spin hears a death as soon as a sleep would) and
+    /// before each sleep. If the peer is gone, `attempt` gets one last chance (what was published
+    /// before the peer left is still delivered), then the wait fails with the peer's error.
+    /// `peer(Look::Glance)` must be one atomic load (a clean detach, or a death notice's mark);
+    /// `peer(Look::Cheap)` may set up a death notice (some system calls, once per holder);
+    /// `peer(Look::Thorough)` may also check the peer's process, and is asked once per liveness
+    /// interval. A peer that a death notice covers is not looked at
     /// again: the sleep lasts until a wake (or the deadline), with no system call in between.
     ///
     /// # Errors
@@ -398,7 +415,7 @@ impl<'a, K: Kernel> Waiter<'a, K> {
         mut self,
         limit: Limit,
         mut attempt: impl FnMut() -> Result<Option<T>>,
-        mut peer: impl FnMut(bool) -> Peer,
+        mut peer: impl FnMut(Look) -> Peer,
     ) -> Result<T> {
         let kernel = self.kernel;
         let deadline = match limit {
@@ -407,7 +424,7 @@ impl<'a, K: Kernel> Waiter<'a, K> {
             Limit::After(timeout) => kernel.now().checked_add(timeout),
         };
         self.stats.waits += 1;
-        if let Some(v) = self.spin(deadline, &mut attempt)? {
+        if let Some(v) = self.spin(deadline, &mut attempt, &mut peer)? {
             return Ok(v);
         }
         let (bell, fences) = (self.bell, self.fences);
@@ -431,7 +448,12 @@ impl<'a, K: Kernel> Waiter<'a, K> {
             if thorough {
                 last_thorough = now;
             }
-            let watched = match peer(thorough) {
+            let look = if thorough {
+                Look::Thorough
+            } else {
+                Look::Cheap
+            };
+            let watched = match peer(look) {
                 Peer::Gone(gone) => {
                     bell.cancel();
                     return attempt()?.ok_or(gone);
@@ -460,11 +482,15 @@ impl<'a, K: Kernel> Waiter<'a, K> {
 
     /// Spins on `attempt` for the policy's spin budget (bounded by the deadline), after the
     /// pause. The clock is read before each round of attempts, so that a clock that has already
-    /// passed the end (the model's) makes no attempt at all.
+    /// passed the end (the model's) makes no attempt at all; after each round `peer` gets a
+    /// glance (one atomic load), so that a peer's marked death ends the spin: without it, a spin
+    /// of milliseconds made a crash's notice wait that long. A glance sets nothing up: a wait
+    /// that ends while spinning (the usual) costs no system call, as before.
     fn spin<T>(
         &mut self,
         deadline: Option<Instant>,
         attempt: &mut impl FnMut() -> Result<Option<T>>,
+        peer: &mut impl FnMut(Look) -> Peer,
     ) -> Result<Option<T>> {
         if self.policy.spin.is_zero() {
             return Ok(None);
@@ -481,12 +507,27 @@ impl<'a, K: Kernel> Waiter<'a, K> {
                 spin_hint();
             }
         }
-        while kernel.now() < spin_end {
+        loop {
+            let now = kernel.now();
+            if now >= spin_end {
+                break;
+            }
             for _ in 0..32 {
                 spin_hint();
                 if let Some(v) = attempt()? {
                     return Ok(Some(v));
                 }
+            }
+            // A spin longer than the usual sets up the holder's death notice too (once per
+            // holder), as a sleep would: a glance sees only a death that a notice marked.
+            let look = if now.duration_since(start) >= NOTICE_AFTER {
+                Look::Cheap
+            } else {
+                Look::Glance
+            };
+            if let Peer::Gone(gone) = peer(look) {
+                // What it published before it left is still delivered.
+                return attempt()?.map_or(Err(gone), |v| Ok(Some(v)));
             }
         }
         Ok(None)
@@ -672,6 +713,43 @@ mod tests {
     }
 
     #[test]
+    fn a_long_spin_glances_sets_up_the_notice_after_the_usual_spin_and_ends_when_the_peer_goes() {
+        let (kernel, header) = (FakeKernel::new(), header());
+        let (looks, mut stats) = (std::cell::RefCell::new(Vec::new()), WaitStats::default());
+        let started = kernel.peek();
+        // A one-second spin; the peer is gone from its 25th look on.
+        let got: Result<()> = Waiter::new(
+            Doorbell::data(&header),
+            Fences::Asymmetric,
+            policy(1_000_000, 20),
+            &mut stats,
+            &kernel,
+        )
+        .wait(
+            Limit::Forever,
+            || Ok(None),
+            |look| {
+                looks.borrow_mut().push(look);
+                if looks.borrow().len() >= 25 {
+                    Peer::Gone(Error::PeerGone(crate::error::Role::Producer))
+                } else {
+                    Peer::Here { watched: true }
+                }
+            },
+        );
+        assert!(matches!(got, Err(Error::PeerGone(_))));
+        // The clock moves 1 us a reading, one reading a round after the start's: glances for
+        // the first 20 us of the spin, then looks that may set up the notice; ended at the
+        // 25th, not at 1 s.
+        let looks = looks.into_inner();
+        assert_eq!(looks.len(), 25);
+        assert!(looks[..19].iter().all(|&l| l == Look::Glance), "{looks:?}");
+        assert!(looks[19..].iter().all(|&l| l == Look::Cheap), "{looks:?}");
+        assert_eq!(stats.sleeps, 0);
+        assert!(kernel.peek() - started < Duration::from_micros(40));
+    }
+
+    #[test]
     fn a_waiter_without_spin_sleeps_at_once_and_times_out_at_its_deadline() {
         let (kernel, header) = (FakeKernel::new(), header());
         let mut stats = WaitStats::default();
@@ -727,9 +805,9 @@ mod tests {
                 // What the peer published before it went is there at the last look.
                 Ok((thorough.get() == 3).then_some("last"))
             },
-            |is_thorough| {
+            |look| {
                 asks.set(asks.get() + 1);
-                thorough.set(thorough.get() + u32::from(is_thorough));
+                thorough.set(thorough.get() + u32::from(look == Look::Thorough));
                 if thorough.get() == 3 {
                     Peer::Gone(Error::PeerGone(crate::error::Role::Consumer))
                 } else {

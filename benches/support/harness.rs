@@ -66,17 +66,23 @@ pub enum Contender {
     Ringport8,
     RingportFork8,
     Pipe1,
+    /// With the target on the driver's core: a blocking round trip is cheaper there than
+    /// across cores (no cross-core wake-up), so each baseline is measured at its best placement.
+    Pipe1OneCore,
     Pipe8,
     AflStyle,
+    AflStyleOneCore,
 }
 
-const CONTENDERS: [Contender; 6] = [
+const CONTENDERS: [Contender; 8] = [
     Contender::Ringport1,
     Contender::Ringport8,
     Contender::RingportFork8,
     Contender::Pipe1,
+    Contender::Pipe1OneCore,
     Contender::Pipe8,
     Contender::AflStyle,
+    Contender::AflStyleOneCore,
 ];
 
 impl Contender {
@@ -86,8 +92,10 @@ impl Contender {
             Contender::Ringport8 => "ringport, 8 in flight",
             Contender::RingportFork8 => "ringport, fork server, 8 in flight",
             Contender::Pipe1 => "pipe driver, 1 in flight",
+            Contender::Pipe1OneCore => "pipe driver, 1 in flight, one core",
             Contender::Pipe8 => "pipe driver, 8 in flight",
             Contender::AflStyle => "AFL++-style forkserver (SIGSTOP/SIGCONT)",
+            Contender::AflStyleOneCore => "AFL++-style forkserver, one core",
         }
     }
 
@@ -97,13 +105,18 @@ impl Contender {
             Contender::Ringport8 => "ringport_8",
             Contender::RingportFork8 => "ringport_fork_8",
             Contender::Pipe1 => "pipe_1",
+            Contender::Pipe1OneCore => "pipe_1_one_core",
             Contender::Pipe8 => "pipe_8",
             Contender::AflStyle => "afl_style",
+            Contender::AflStyleOneCore => "afl_style_one_core",
         }
     }
 
-    /// Starts it, with its target on `core`.
-    fn start(self, max_case: usize, core: Option<usize>) -> Box<dyn HarnessUnderTest> {
+    /// Starts it, with its target on `cores.1` (or, for the one-core forms, on the driver's,
+    /// `cores.0`).
+    fn start(self, max_case: usize, cores: Option<(usize, usize)>) -> Box<dyn HarnessUnderTest> {
+        let one_core = matches!(self, Contender::Pipe1OneCore | Contender::AflStyleOneCore);
+        let core = cores.map(|(driver, target)| if one_core { driver } else { target });
         let target = |role: &str| {
             let mut command = Command::new(std::env::current_exe().expect("this program"));
             let core = core.map_or("-".to_string(), |c| c.to_string());
@@ -125,9 +138,11 @@ impl Contender {
             Contender::Ringport1 => ringport(1, false),
             Contender::Ringport8 => ringport(8, false),
             Contender::RingportFork8 => ringport(8, true),
-            Contender::Pipe1 => Box::new(PipeDriver::new(target("pipe"), 1).expect("pipe")),
+            Contender::Pipe1 | Contender::Pipe1OneCore => {
+                Box::new(PipeDriver::new(target("pipe"), 1).expect("pipe"))
+            }
             Contender::Pipe8 => Box::new(PipeDriver::new(target("pipe"), 8).expect("pipe")),
-            Contender::AflStyle => {
+            Contender::AflStyle | Contender::AflStyleOneCore => {
                 Box::new(AflStyle::new(target("afl"), max_case).expect("forkserver"))
             }
         }
@@ -203,7 +218,10 @@ impl Cell {
 /// execs/s. Every crash verdict must be a crashing case's, and every crashing case must get one.
 fn execs_per_second(harness: &mut dyn HarnessUnderTest, cell: Cell, budget: Duration) -> f64 {
     let mut ok_case = vec![0u8; cell.len];
-    ok_case[1..].iter_mut().enumerate().for_each(|(i, b)| *b = i as u8);
+    ok_case[1..]
+        .iter_mut()
+        .enumerate()
+        .for_each(|(i, b)| *b = i as u8);
     let mut crash_case = ok_case.clone();
     crash_case[0] = CRASH;
     let crashes = |id: u64| cell.crash_every > 0 && id % cell.crash_every == cell.crash_every - 1;
@@ -219,7 +237,11 @@ fn execs_per_second(harness: &mut dyn HarnessUnderTest, cell: Cell, budget: Dura
             sent += 1;
         }
         let crashed = harness.verdict();
-        assert_eq!(crashed, in_flight.pop_front().unwrap(), "case {judged}'s verdict");
+        assert_eq!(
+            crashed,
+            in_flight.pop_front().unwrap(),
+            "case {judged}'s verdict"
+        );
         judged += 1;
         // A warm-up of 1,000 cases, then the timed part (whole batches of 1,000, so that a
         // crash every 1,000 counts fully).
@@ -263,14 +285,14 @@ pub struct Report {
     afl_plus_plus: Result<f64, String>,
 }
 
-/// Runs `rounds` rounds of `budget` a sample, with the targets on `core` (the driver runs
-/// where it is), `kills` timed crashes a contender a round, then AFL++ for `afl_seconds` (0:
-/// skip it).
+/// Runs `rounds` rounds of `budget` a sample, with the driver on `cores.0` (where the caller
+/// pinned it) and the targets on `cores.1`, `kills` timed crashes a contender a round, then
+/// AFL++ for `afl_seconds` (0: skip it) on the targets' core.
 pub fn run(
     rounds: usize,
     budget: Duration,
     kills: usize,
-    core: Option<usize>,
+    cores: Option<(usize, usize)>,
     afl_seconds: u64,
     progress: bool,
 ) -> Report {
@@ -284,12 +306,12 @@ pub fn run(
             // Interleaved: each contender once per cell, in an order that turns each round.
             for k in 0..CONTENDERS.len() {
                 let which = (k + round) % CONTENDERS.len();
-                let mut harness = CONTENDERS[which].start(1024, core);
+                let mut harness = CONTENDERS[which].start(1024, cores);
                 rates[which][c].push(execs_per_second(harness.as_mut(), *cell, budget));
             }
         }
         for (which, contender) in CONTENDERS.iter().enumerate() {
-            let mut harness = contender.start(1024, core);
+            let mut harness = contender.start(1024, cores);
             crash_us[which].extend(crash_to_verdict(harness.as_mut(), kills));
         }
     }
@@ -299,7 +321,7 @@ pub fn run(
         if progress {
             eprintln!("harness: AFL++ for {afl_seconds} s");
         }
-        afl_plus_plus(afl_seconds, core)
+        afl_plus_plus(afl_seconds, cores.map(|(_, target)| target))
     };
     Report {
         rounds,
@@ -335,13 +357,13 @@ impl Report {
         );
         let _ = write!(out, "{:<44}", "");
         for cell in CELLS {
-            let _ = write!(out, "{:>16}", cell.label());
+            let _ = write!(out, "{:>19}", cell.label());
         }
         out.push('\n');
         for contender in CONTENDERS {
             let _ = write!(out, "{:<44}", contender.label());
             for c in 0..CELLS.len() {
-                let _ = write!(out, "{:>16}", human(self.rate(contender, c)));
+                let _ = write!(out, "{:>19}", human(self.rate(contender, c)));
             }
             out.push('\n');
         }
@@ -349,15 +371,15 @@ impl Report {
         let pairs = [
             (Contender::Ringport8, Contender::Pipe8),
             (Contender::RingportFork8, Contender::Pipe8),
-            (Contender::Ringport1, Contender::Pipe1),
-            (Contender::Ringport1, Contender::AflStyle),
-            (Contender::Ringport8, Contender::AflStyle),
-            (Contender::RingportFork8, Contender::AflStyle),
+            (Contender::Ringport1, Contender::Pipe1OneCore),
+            (Contender::Ringport1, Contender::AflStyleOneCore),
+            (Contender::Ringport8, Contender::AflStyleOneCore),
+            (Contender::RingportFork8, Contender::AflStyleOneCore),
         ];
         for (a, b) in pairs {
             let _ = write!(out, "  {:<42}", format!("{} / {}", a.tag(), b.tag()));
             for c in 0..CELLS.len() {
-                let _ = write!(out, "{:>15.1}x", self.ratio(a, b, c));
+                let _ = write!(out, "{:>18.1}x", self.ratio(a, b, c));
             }
             out.push('\n');
         }
@@ -411,7 +433,12 @@ impl Report {
                 if k > 0 {
                     out.push(',');
                 }
-                let _ = write!(out, "\"{}\":{:.0}", contender.tag(), self.rate(*contender, c));
+                let _ = write!(
+                    out,
+                    "\"{}\":{:.0}",
+                    contender.tag(),
+                    self.rate(*contender, c)
+                );
             }
             out.push_str("}}");
         }
@@ -498,29 +525,30 @@ fn afl_plus_plus(seconds: u64, core: Option<usize>) -> Result<f64, String> {
             .arg("-o")
             .arg(dir.join("out"))
             .args(["-V", &seconds.to_string()]);
-        if let Some(core) = core {
-            fuzz.args(["-b", &core.to_string()]);
-        }
+        match core {
+            Some(core) => fuzz.args(["-b", &core.to_string()]),
+            None => fuzz.env("AFL_NO_AFFINITY", "1"),
+        };
         let ran = fuzz
             .arg("--")
             .arg(dir.join("target"))
             .env("AFL_NO_UI", "1")
             .env("AFL_SKIP_CPUFREQ", "1")
             .env("AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES", "1")
-            .env("AFL_NO_AFFINITY", if core.is_some() { "0" } else { "1" })
             .output()
             .map_err(|e| e.to_string())?;
-        let stats = std::fs::read_to_string(dir.join("out/default/fuzzer_stats")).map_err(|_| {
-            format!(
-                "afl-fuzz left no fuzzer_stats: {}",
-                String::from_utf8_lossy(&ran.stdout)
-                    .lines()
-                    .rev()
-                    .take(5)
-                    .collect::<Vec<_>>()
-                    .join(" / ")
-            )
-        })?;
+        let stats =
+            std::fs::read_to_string(dir.join("out/default/fuzzer_stats")).map_err(|_| {
+                format!(
+                    "afl-fuzz left no fuzzer_stats: {}",
+                    String::from_utf8_lossy(&ran.stdout)
+                        .lines()
+                        .rev()
+                        .take(5)
+                        .collect::<Vec<_>>()
+                        .join(" / ")
+                )
+            })?;
         let field = |name: &str| {
             stats.lines().find_map(|l| {
                 let (k, v) = l.split_once(':')?;

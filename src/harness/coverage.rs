@@ -2,10 +2,10 @@
 //! (an edge counter a byte, as AFL++'s `__afl_area_ptr`) and the driver reads and clears between
 //! cases.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crate::os::shm::SharedBytes;
+use crate::sync::Ordering;
 
 /// AFL++'s default map size, the usual one: 64 KiB.
 pub const DEFAULT_COVERAGE_LEN: usize = 64 << 10;

@@ -595,8 +595,9 @@ impl Driver {
                     }
                     // The target before it is gone and this one has not attached yet: the ring
                     // cannot sleep on a producer that is not there, so this polls, yielding
-                    // the core (a sleep would cost more than the attach, which takes some
-                    // hundred microseconds).
+                    // the core between looks (a sleep would cost more than the attach, which
+                    // takes some hundred microseconds; and a new process runs on our core until
+                    // it moves itself, so spinning here would starve it).
                     Err(Error::PeerGone(_)) if !exited => std::thread::yield_now(),
                     Err(Error::PeerGone(_) | Error::Timeout) => {}
                     Err(e) => {

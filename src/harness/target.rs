@@ -2,7 +2,7 @@
 //! descriptors the driver passed down.
 
 use std::os::fd::AsFd;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
 
 use crate::error::{Error, Result, Role};
 use crate::os::child::{adopt_inherited, serve_forks};
@@ -13,8 +13,8 @@ use super::coverage::CoverageMap;
 use super::wire::{self, TargetEnv, HELLO, ID_LEN};
 use super::{FORK_SERVER_ENV, TARGET_ENV};
 
-/// Whether this process is a target forked by [`fork_server`] (or was not asked to be one).
-static FORK_SERVED: AtomicBool = AtomicBool::new(false);
+/// Set once this process is a target forked by [`fork_server`] (or was not asked to be one).
+static FORK_SERVED: OnceLock<()> = OnceLock::new();
 
 /// Makes this process a fork server if its driver asked for one
 /// ([`HarnessOptions::fork_server`](super::HarnessOptions::fork_server)): this call then
@@ -33,7 +33,7 @@ static FORK_SERVED: AtomicBool = AtomicBool::new(false);
 /// [`Error::Os`] if fork fails.
 pub fn fork_server() -> Result<()> {
     let Ok(value) = std::env::var(FORK_SERVER_ENV) else {
-        FORK_SERVED.store(true, Ordering::Relaxed);
+        let _ = FORK_SERVED.set(());
         return Ok(());
     };
     let socket = value.trim().parse().map_err(|_| {
@@ -47,7 +47,7 @@ pub fn fork_server() -> Result<()> {
     // SAFETY: the process has one thread (checked just above; nothing in this call starts one).
     unsafe { serve_forks(socket) }?;
     // In the forked child.
-    FORK_SERVED.store(true, Ordering::Relaxed);
+    let _ = FORK_SERVED.set(());
     Ok(())
 }
 
@@ -80,7 +80,7 @@ impl Target {
         let value = std::env::var(TARGET_ENV).map_err(|_| {
             Error::InvalidConfig("RINGPORT_HARNESS is not set: start this target from a harness")
         })?;
-        if std::env::var_os(FORK_SERVER_ENV).is_some() && !FORK_SERVED.load(Ordering::Relaxed) {
+        if std::env::var_os(FORK_SERVER_ENV).is_some() && FORK_SERVED.get().is_none() {
             return Err(Error::InvalidConfig(
                 "the driver runs this target as a fork server: call \
                  ringport::harness::fork_server() before Target::from_env()",

@@ -230,7 +230,7 @@ impl Consumer {
             .wait(
                 limit,
                 || cursor.poll(region, &mut ep.notifier),
-                |thorough| peer_of(region, &mut ep.hold, thorough),
+                |look| peer_of(region, &mut ep.hold, look),
             )
     }
 

@@ -54,7 +54,7 @@ use crate::layout::{RingParams, KIND_SPSC};
 use crate::os::{Host, Kernel, RingMemory, HOST};
 use crate::role::{mark_departed, mark_role_departed, role_index, RoleHold};
 use crate::segment::Segment;
-use crate::wait::{Doorbell, Fences, Limit, Notifier, Peer, WaitPolicy, WaitStats, Waiter};
+use crate::wait::{Doorbell, Fences, Limit, Look, Notifier, Peer, WaitPolicy, WaitStats, Waiter};
 
 /// Index of the producer's published position.
 const PRODUCER_POS: usize = role_index(Role::Producer);
@@ -385,8 +385,8 @@ impl Endpoint {
     /// up for its holder the first time (see `RoleHold::peer`): the notice marks the dead
     /// holder departed and rings our bell, so that a sleeper wakes, and a busy-polling `try_`
     /// form sees it gone, within microseconds of the death.
-    fn peer(&mut self, thorough: bool) -> Peer {
-        peer_of(&self.region, &mut self.hold, thorough)
+    fn peer(&mut self, look: Look) -> Peer {
+        peer_of(&self.region, &mut self.hold, look)
     }
 
     /// Has the peer's role marked departed, and our bell rung, when the peer of the connected
@@ -423,7 +423,7 @@ impl Endpoint {
     #[cold]
     #[inline(never)]
     fn peer_gone(&mut self) -> bool {
-        matches!(self.peer(false), Peer::Gone(_))
+        matches!(self.peer(Look::Cheap), Peer::Gone(_))
     }
 
     /// Waits until a peer holds its role (at once if one does): the first, or a replacement for
@@ -457,9 +457,9 @@ impl Drop for Endpoint {
 }
 
 /// [`Endpoint::peer`] on the two fields it needs, for a wait that holds the others.
-fn peer_of(region: &RingMemory, hold: &mut RoleHold<Host>, thorough: bool) -> Peer {
+fn peer_of(region: &RingMemory, hold: &mut RoleHold<Host>, look: Look) -> Peer {
     let (ours, theirs) = (hold.role(), hold.role().peer());
-    hold.peer(region.header(), thorough, |word| {
+    hold.peer(region.header(), look, |word| {
         let memory = region.share();
         std::sync::Arc::new(move || {
             let header = memory.header();

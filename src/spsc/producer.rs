@@ -233,7 +233,7 @@ impl Producer {
         Waiter::new(bell, ep.fences, ep.policy, &mut ep.stats, HOST).wait(
             limit,
             || Ok(cursor.claim(region, len)?.then_some(())),
-            |thorough| peer_of(region, &mut ep.hold, thorough),
+            |look| peer_of(region, &mut ep.hold, look),
         )
     }
 

@@ -7,10 +7,10 @@
 //! every figure is then divided by the raw baseline's from the same run.
 
 mod chart;
-mod links;
-mod measure;
 #[path = "../../../benches/support/harness.rs"]
 mod harness;
+mod links;
+mod measure;
 #[path = "../../../benches/support/crash_notice.rs"]
 mod notice;
 mod plan;
@@ -24,9 +24,9 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+pub use harness::child_if_asked as harness_child_if_asked;
 pub use measure::{peer, PeerArgs};
 use measure::{Budget, Sample};
-pub use harness::child_if_asked as harness_child_if_asked;
 pub use notice::child_if_asked;
 use plan::{parse_size, show_size, Case, Contender, Mechanism, Metric, Mode};
 pub(crate) use report::json_string;
@@ -422,14 +422,7 @@ fn harness_only(args: &BenchArgs) -> Result<(), BoxError> {
     } else {
         (args.rounds(), Duration::from_millis(300), 20, 20)
     };
-    let report = harness::run(
-        rounds,
-        budget,
-        kills,
-        cpus.map(|(_, peer)| peer),
-        afl,
-        !args.no_progress,
-    );
+    let report = harness::run(rounds, budget, kills, cpus, afl, !args.no_progress);
     print!("{}", report.table());
     match args.json.as_deref() {
         Some(path) if path == Path::new("-") => println!("{}", report.json()),

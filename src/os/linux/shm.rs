@@ -4,7 +4,6 @@
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU64, AtomicU8};
 
 use memmap2::{MmapOptions, MmapRaw};
 use nix::errno::Errno;
@@ -16,6 +15,7 @@ use nix::sys::stat::Mode;
 use super::os_error;
 use crate::error::{Error, Result};
 use crate::layout::{SegmentHeader, DATA_OFFSET};
+use crate::sync::{AtomicU64, AtomicU8};
 
 /// The longest name `shm_open` accepts here: NAME_MAX (255) less the leading '/'.
 const MAX_NAME_LEN: usize = 254;

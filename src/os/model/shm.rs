@@ -48,11 +48,11 @@ impl SharedBytes {
         Err(unsupported())
     }
 
-    pub(crate) fn bytes(&self) -> &[std::sync::atomic::AtomicU8] {
+    pub(crate) fn bytes(&self) -> &[crate::sync::AtomicU8] {
         match *self {}
     }
 
-    pub(crate) fn words(&self) -> &[std::sync::atomic::AtomicU64] {
+    pub(crate) fn words(&self) -> &[crate::sync::AtomicU64] {
         match *self {}
     }
 
