@@ -426,35 +426,15 @@ impl Report {
             }
             let _ = write!(
                 out,
-                "{{\"case_bytes\":{},\"crash_every\":{},\"execs_per_s\":{{",
+                "{{\"case_bytes\":{},\"crash_every\":{},\"execs_per_s\":",
                 cell.len, cell.crash_every
             );
-            for (k, contender) in CONTENDERS.iter().enumerate() {
-                if k > 0 {
-                    out.push(',');
-                }
-                let _ = write!(
-                    out,
-                    "\"{}\":{:.0}",
-                    contender.tag(),
-                    self.rate(*contender, c)
-                );
-            }
-            out.push_str("}}");
+            out += &per_contender(|k| format!("{:.0}", self.rate(CONTENDERS[k], c)));
+            out.push('}');
         }
-        out.push_str("],\"crash_to_verdict_us_median\":{");
-        for (k, contender) in CONTENDERS.iter().enumerate() {
-            if k > 0 {
-                out.push(',');
-            }
-            let _ = write!(
-                out,
-                "\"{}\":{:.1}",
-                contender.tag(),
-                median(self.crash_us[k].clone())
-            );
-        }
-        out.push_str("},\"afl_plus_plus_execs_per_s\":");
+        out.push_str("],\"crash_to_verdict_us_median\":");
+        out += &per_contender(|k| format!("{:.1}", median(self.crash_us[k].clone())));
+        out.push_str(",\"afl_plus_plus_execs_per_s\":");
         match &self.afl_plus_plus {
             Ok(rate) => {
                 let _ = write!(out, "{rate:.0}");
@@ -464,6 +444,16 @@ impl Report {
         out.push('}');
         out
     }
+}
+
+/// A JSON object of a value per contender, keyed by its tag.
+fn per_contender(value: impl Fn(usize) -> String) -> String {
+    let fields: Vec<String> = CONTENDERS
+        .iter()
+        .enumerate()
+        .map(|(k, c)| format!("\"{}\":{}", c.tag(), value(k)))
+        .collect();
+    format!("{{{}}}", fields.join(","))
 }
 
 fn human(rate: f64) -> String {

@@ -91,13 +91,7 @@ impl SharedMemory {
     /// nothing behind.
     pub(crate) fn create_memfd(len: usize) -> Result<(SharedMemory, OwnedFd)> {
         assert!(len >= DATA_OFFSET, "a segment holds at least its header");
-        let fd = memfd_create(
-            c"ringport",
-            MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING,
-        )
-        .map_err(|e| os_error("memfd_create", e))?;
-        set_len(&fd, len)?;
-        fcntl(&fd, FcntlArg::F_ADD_SEALS(MEMFD_SEALS)).map_err(|e| os_error("F_ADD_SEALS", e))?;
+        let fd = sealed_memfd(c"ringport", len)?;
         let map = map_shared(&fd, len)?;
         Ok((
             SharedMemory {
@@ -112,13 +106,7 @@ impl SharedMemory {
     /// sealed against shrinking (or the peer could make our reads fault) and hold at least a
     /// header.
     pub(crate) fn from_fd(fd: BorrowedFd<'_>) -> Result<SharedMemory> {
-        let seals = fcntl(fd, FcntlArg::F_GET_SEALS).map_err(|e| match e {
-            Errno::EINVAL => Error::Unsealed,
-            e => os_error("F_GET_SEALS", e),
-        })?;
-        if !SealFlag::from_bits_retain(seals).contains(SealFlag::F_SEAL_SHRINK) {
-            return Err(Error::Unsealed);
-        }
+        check_sealed(fd)?;
         let len = checked_len(fd)?;
         Ok(SharedMemory {
             map: map_shared(fd, len)?,
@@ -210,13 +198,7 @@ impl SharedBytes {
         if len == 0 {
             return Err(Error::InvalidConfig("a shared map of no bytes"));
         }
-        let fd = memfd_create(
-            c"ringport-map",
-            MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING,
-        )
-        .map_err(|e| os_error("memfd_create", e))?;
-        set_len(&fd, len)?;
-        fcntl(&fd, FcntlArg::F_ADD_SEALS(MEMFD_SEALS)).map_err(|e| os_error("F_ADD_SEALS", e))?;
+        let fd = sealed_memfd(c"ringport-map", len)?;
         let map = map_shared(&fd, len)?;
         Ok((SharedBytes { map }, fd))
     }
@@ -224,13 +206,7 @@ impl SharedBytes {
     /// Maps one received as a descriptor (untrusted): it must be a memfd sealed against
     /// shrinking, and exactly `len` bytes long.
     pub(crate) fn from_fd(fd: BorrowedFd<'_>, len: usize) -> Result<SharedBytes> {
-        let seals = fcntl(fd, FcntlArg::F_GET_SEALS).map_err(|e| match e {
-            Errno::EINVAL => Error::Unsealed,
-            e => os_error("F_GET_SEALS", e),
-        })?;
-        if !SealFlag::from_bits_retain(seals).contains(SealFlag::F_SEAL_SHRINK) {
-            return Err(Error::Unsealed);
-        }
+        check_sealed(fd)?;
         let st = nix::sys::stat::fstat(fd).map_err(|e| os_error("fstat", e))?;
         if u64::try_from(st.st_size).ok() != Some(len as u64) || len == 0 {
             return Err(Error::Protocol(
@@ -264,6 +240,29 @@ impl SharedBytes {
     /// The start of the mapping, for instrumentation that writes it as plain memory.
     pub(crate) fn as_ptr(&self) -> *mut u8 {
         self.map.as_mut_ptr()
+    }
+}
+
+/// A new memfd of `len` zero bytes, close-on-exec, sealed against any change of size.
+fn sealed_memfd(name: &std::ffi::CStr, len: usize) -> Result<OwnedFd> {
+    let fd = memfd_create(name, MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING)
+        .map_err(|e| os_error("memfd_create", e))?;
+    set_len(&fd, len)?;
+    fcntl(&fd, FcntlArg::F_ADD_SEALS(MEMFD_SEALS)).map_err(|e| os_error("F_ADD_SEALS", e))?;
+    Ok(fd)
+}
+
+/// Checks that a descriptor from a peer is a memfd sealed against shrinking (or the peer could
+/// make our reads fault).
+fn check_sealed(fd: BorrowedFd<'_>) -> Result<()> {
+    let seals = fcntl(fd, FcntlArg::F_GET_SEALS).map_err(|e| match e {
+        Errno::EINVAL => Error::Unsealed,
+        e => os_error("F_GET_SEALS", e),
+    })?;
+    if SealFlag::from_bits_retain(seals).contains(SealFlag::F_SEAL_SHRINK) {
+        Ok(())
+    } else {
+        Err(Error::Unsealed)
     }
 }
 
