@@ -32,6 +32,10 @@ pub struct HarnessArgs {
     /// Cases sent ahead of their verdicts
     #[arg(long, value_name = "N", default_value_t = 8)]
     in_flight: usize,
+    /// Run the target once as a fork server and fork each target from it (the target calls
+    /// `ringport::harness::fork_server()`; `ringport harness-target` does)
+    #[arg(long)]
+    fork_server: bool,
     /// The target and its arguments (after `--`)
     #[arg(required = true, last = true, value_name = "TARGET")]
     target: Vec<String>,
@@ -79,6 +83,7 @@ pub fn run(args: &HarnessArgs) -> Result<(), Box<dyn std::error::Error>> {
     let mut driver = HarnessOptions::new()
         .max_case(args.max_case)
         .in_flight(args.in_flight)
+        .fork_server(args.fork_server)
         .case_timeout(Duration::from_millis(args.timeout))
         .spawn(command)?;
     let started = Instant::now();
@@ -137,8 +142,9 @@ pub fn run(args: &HarnessArgs) -> Result<(), Box<dyn std::error::Error>> {
 
 /// `ringport harness-target`: a target for trying the harness, and for its tests. Answers each
 /// case with its length; a case that starts with `crash` aborts, one that starts with `hang`
-/// sleeps until killed.
+/// sleeps until killed. A fork server when the driver asks for one.
 pub fn demo_target() -> Result<(), Box<dyn std::error::Error>> {
+    ringport::harness::fork_server()?;
     Target::from_env()?.run(|case| {
         if case.starts_with(b"crash") {
             std::process::abort();

@@ -28,8 +28,19 @@ impl Drop for TempDir {
 
 #[test]
 fn cases_from_a_directory_get_a_verdict_each_and_the_crashes_are_kept() {
-    let cases = TempDir::new("cases");
-    let crashes = TempDir::new("crashes");
+    run_a_directory(&[], "plain");
+}
+
+#[test]
+fn the_same_with_a_fork_server() {
+    run_a_directory(&["--fork-server"], "fork");
+}
+
+/// Runs the demo target over four cases (an answer, a crash, a hang, an answer) with the
+/// options `extra`, and checks the verdicts and the kept cases.
+fn run_a_directory(extra: &[&str], tag: &str) {
+    let cases = TempDir::new(&format!("cases-{tag}"));
+    let crashes = TempDir::new(&format!("crashes-{tag}"));
     for (name, bytes) in [
         ("a", &b"fine"[..]),
         ("b", b"crash here"),
@@ -44,6 +55,7 @@ fn cases_from_a_directory_get_a_verdict_each_and_the_crashes_are_kept() {
         .arg(&cases.0)
         .arg("--crashes")
         .arg(&crashes.0)
+        .args(extra)
         .args(["--", target, "harness-target"])
         .output()
         .unwrap();
