@@ -46,6 +46,7 @@ mod options;
 mod os;
 mod role;
 mod segment;
+pub mod segments;
 pub mod spsc;
 mod sync;
 /// Hooks for ringport's own tests and loom models (feature `testing`; not part of the API).

@@ -292,6 +292,34 @@ impl<K: Kernel> RoleHold<K> {
     }
 }
 
+/// What a role's slot says, for a tool that looks at a segment from outside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SlotState {
+    /// Never held.
+    Never,
+    /// Held (or being claimed) by this process.
+    Held(ProcessIdentity),
+    /// Let go of by process `pid`.
+    Detached { pid: u32 },
+    /// Marked dead, process `pid`.
+    Died { pid: u32 },
+    /// A state no ringport writes.
+    Garbled,
+}
+
+/// The state of `role`'s slot in `header` (a copy of a segment's header: nothing is claimed).
+pub(crate) fn slot_state(header: &SegmentHeader, role: Role) -> SlotState {
+    let slot = &header.roles[role_index(role)];
+    let (pid, state, _) = unpack(slot.owner.load(Ordering::Acquire));
+    match state {
+        NEVER => SlotState::Never,
+        CLAIMING | ATTACHED => SlotState::Held(holder_identity(slot, pid, state)),
+        DETACHED => SlotState::Detached { pid },
+        DIED => SlotState::Died { pid },
+        _ => SlotState::Garbled,
+    }
+}
+
 /// The identity of the process holding `slot` (its owner word already read: `pid`, `state`).
 /// While the holder is still CLAIMING its start time may not be written yet: 0 means unknown,
 /// and liveness then rests on the pid alone.

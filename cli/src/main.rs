@@ -3,6 +3,7 @@
 mod bench;
 mod demo;
 mod harness;
+mod segments;
 
 use clap::{Parser, Subcommand};
 
@@ -29,6 +30,13 @@ enum Command {
     /// A demo target for `harness`: answers each case with its length, aborts on cases that
     /// start with "crash", hangs on "hang".
     HarnessTarget,
+    /// List the segments in /dev/shm: kind, size, fill, role holders and whether they live.
+    Ls(segments::LsArgs),
+    /// Remove named segments (refuses one in use unless --force).
+    Rm(segments::RmArgs),
+    /// Remove the stale segments: ringport's, that no process maps or holds, with no live
+    /// holder.
+    Gc(segments::GcArgs),
     /// The second process of `demo` (started by it).
     #[command(hide = true)]
     DemoPeer(demo::PeerArgs),
@@ -48,6 +56,9 @@ fn main() {
         Command::Bench(args) => bench::run(&args).map_err(|e| e as Box<dyn std::error::Error>),
         Command::Harness(args) => harness::run(&args),
         Command::HarnessTarget => harness::demo_target(),
+        Command::Ls(args) => segments::ls(&args),
+        Command::Rm(args) => segments::rm(&args),
+        Command::Gc(args) => segments::gc(&args),
         Command::BenchPeer(args) => bench::peer(&args).map_err(|e| e as Box<dyn std::error::Error>),
     };
     if let Err(e) = result {

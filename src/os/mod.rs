@@ -32,9 +32,9 @@ mod model;
 
 pub(crate) use copy::copy_frame;
 #[cfg(not(loom))]
-pub(crate) use linux::{seqpacket, shm, DataArea, Host, Memory, RingMemory, HOST};
+pub(crate) use linux::{inventory, seqpacket, shm, DataArea, Host, Memory, RingMemory, HOST};
 #[cfg(loom)]
-pub(crate) use model::{seqpacket, shm, DataArea, Host, Memory, RingMemory, HOST};
+pub(crate) use model::{inventory, seqpacket, shm, DataArea, Host, Memory, RingMemory, HOST};
 
 #[cfg(all(loom, feature = "testing"))]
 pub(crate) use model::declare_dead;

@@ -96,7 +96,6 @@ impl Memory {
     }
 }
 
-#[cfg(feature = "testing")]
 impl Memory {
     /// The header of a segment image (`bytes` as a mapping of that length would hold them),
     /// copied out to be validated.
@@ -122,7 +121,10 @@ impl Memory {
         }
         Ok(header)
     }
+}
 
+#[cfg(feature = "testing")]
+impl Memory {
     /// A heap copy of a segment image whose header, validated, says `capacity`.
     ///
     /// # Panics

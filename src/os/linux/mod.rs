@@ -8,6 +8,7 @@ use super::{Kernel, Liveness, Notice, ProcessIdentity, Watched};
 use crate::sync::AtomicU32;
 
 mod futex;
+pub(crate) mod inventory;
 mod membarrier;
 mod memory;
 mod process;

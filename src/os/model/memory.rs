@@ -80,13 +80,16 @@ impl Memory {
     }
 }
 
-/// The fuzz bodies' segment images: the model's header is loom atomics, which no bytes can be.
-#[cfg(feature = "testing")]
+/// Segment images (the fuzz bodies', a segment read from outside): the model's header is loom
+/// atomics, which no bytes can be.
 impl Memory {
     pub(crate) fn image_header(_bytes: &[u8]) -> Result<Box<SegmentHeader>> {
         Err(super::unsupported())
     }
+}
 
+#[cfg(feature = "testing")]
+impl Memory {
     pub(crate) fn from_image(_header: &SegmentHeader, _bytes: &[u8], _capacity: usize) -> Memory {
         unreachable!("no image header can be had under the model")
     }

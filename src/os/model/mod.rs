@@ -22,6 +22,7 @@ use super::{Kernel, Liveness, Notice, ProcessIdentity, Watched};
 use crate::error::Error;
 use crate::sync::{AtomicU32, Ordering};
 
+pub(crate) mod inventory;
 mod memory;
 pub(crate) mod seqpacket;
 pub(crate) mod shm;

@@ -1,0 +1,135 @@
+//! What `/dev/shm` holds and who uses it, for `ringport::segments`: the names there, a
+//! segment's size, owner and first bytes (read with `pread`, never mapped, so that a segment
+//! truncated meanwhile cannot fault us), and the processes that map or hold each one open (from
+//! `/proc`).
+
+use std::collections::HashMap;
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::path::Path;
+use std::time::SystemTime;
+
+use crate::error::{Error, Result};
+
+/// Where named POSIX segments live.
+const SHM_DIR: &str = "/dev/shm";
+
+/// A segment file's metadata.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FileFacts {
+    pub len: u64,
+    pub uid: u32,
+    pub mode: u32,
+    pub modified: SystemTime,
+}
+
+fn io_error(op: &'static str, e: &std::io::Error) -> Error {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => Error::NotFound,
+        _ => Error::Os {
+            op,
+            source: nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+        },
+    }
+}
+
+/// The names of the regular files in `/dev/shm`, sorted.
+///
+/// # Errors
+/// [`Error::Os`] if the directory cannot be read.
+pub(crate) fn names() -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(SHM_DIR).map_err(|e| io_error("read /dev/shm", &e))? {
+        let Ok(entry) = entry else { continue };
+        if entry.file_type().is_ok_and(|t| t.is_file()) {
+            if let Ok(name) = entry.file_name().into_string() {
+                names.push(name);
+            }
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// The first `len` bytes (fewer if the file is shorter) and the facts of segment `name` (a bare
+/// name, checked by the caller).
+///
+/// # Errors
+/// [`Error::NotFound`], or [`Error::Os`] if it cannot be opened or read (another user's, mode
+/// 0600).
+pub(crate) fn head(name: &str, len: usize) -> Result<(Vec<u8>, FileFacts)> {
+    let path = Path::new(SHM_DIR).join(name);
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(&path)
+        .map_err(|e| io_error("open a segment to read", &e))?;
+    let meta = file.metadata().map_err(|e| io_error("fstat", &e))?;
+    let facts = FileFacts {
+        len: meta.len(),
+        uid: meta.uid(),
+        mode: meta.mode() & 0o7777,
+        modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+    };
+    let mut bytes = vec![0u8; len.min(usize::try_from(meta.len()).unwrap_or(usize::MAX))];
+    let mut got = 0;
+    while got < bytes.len() {
+        match file.read_at(&mut bytes[got..], got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(io_error("pread", &e)),
+        }
+    }
+    bytes.truncate(got);
+    Ok((bytes, facts))
+}
+
+/// Who uses which segment: for each name in `/dev/shm`, the pids of the processes that map it
+/// or hold it open, as far as `/proc` lets us see; and how many processes could not be looked
+/// at (another user's, unless we are root).
+pub(crate) fn users() -> (HashMap<String, Vec<u32>>, usize) {
+    let mut users: HashMap<String, Vec<u32>> = HashMap::new();
+    let mut hidden = 0;
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return (users, 0);
+    };
+    let prefix = format!("{SHM_DIR}/");
+    for entry in procs.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let mut names: Vec<String> = Vec::new();
+        let maps = std::fs::read_to_string(entry.path().join("maps"));
+        let fds = std::fs::read_dir(entry.path().join("fd"));
+        if maps.is_err() && fds.is_err() {
+            hidden += 1;
+            continue;
+        }
+        for line in maps.iter().flat_map(|m| m.lines()) {
+            // The path is the sixth field; a removed file's ends with " (deleted)".
+            if let Some(at) = line.find(&prefix) {
+                let path = &line[at + prefix.len()..];
+                if !path.ends_with(" (deleted)") {
+                    names.push(path.to_string());
+                }
+            }
+        }
+        for fd in fds.into_iter().flatten().flatten() {
+            if let Ok(target) = std::fs::read_link(fd.path()) {
+                if let Some(name) = target.to_str().and_then(|t| t.strip_prefix(&prefix)) {
+                    names.push(name.to_string());
+                }
+            }
+        }
+        names.sort();
+        names.dedup();
+        for name in names {
+            users.entry(name).or_default().push(pid);
+        }
+    }
+    (users, hidden)
+}
