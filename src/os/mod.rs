@@ -158,6 +158,15 @@ pub(crate) struct ProcessIdentity {
     pub pid_ns: u64,
 }
 
+/// A segment file's metadata, as `os::inventory` reads it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FileFacts {
+    pub len: u64,
+    pub uid: u32,
+    pub mode: u32,
+    pub modified: std::time::SystemTime,
+}
+
 /// What a liveness check found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Liveness {

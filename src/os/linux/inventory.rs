@@ -9,18 +9,10 @@ use std::path::Path;
 use std::time::SystemTime;
 
 use crate::error::{Error, Result};
+use crate::os::FileFacts;
 
 /// Where named POSIX segments live.
 const SHM_DIR: &str = "/dev/shm";
-
-/// A segment file's metadata.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct FileFacts {
-    pub len: u64,
-    pub uid: u32,
-    pub mode: u32,
-    pub modified: SystemTime,
-}
 
 fn io_error(op: &'static str, e: &std::io::Error) -> Error {
     match e.kind() {

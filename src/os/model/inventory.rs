@@ -1,18 +1,10 @@
 //! `/dev/shm` under the model: there is none.
 
 use std::collections::HashMap;
-use std::time::SystemTime;
 
 use super::unsupported;
 use crate::error::Result;
-
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct FileFacts {
-    pub len: u64,
-    pub uid: u32,
-    pub mode: u32,
-    pub modified: SystemTime,
-}
+use crate::os::FileFacts;
 
 pub(crate) fn names() -> Result<Vec<String>> {
     Err(unsupported())
