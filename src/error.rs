@@ -131,6 +131,20 @@ pub enum Error {
         /// The ring position (or header offset) where it was read.
         position: u64,
     },
+    /// A named segment belongs to another user than ours (the caller's effective uid) and that
+    /// user is not trusted: `trust_owner(uid)` on the options accepts it.
+    #[error("segment owned by uid {owner}, not by us: open it with trust_owner({owner}) if that user is trusted")]
+    NotOwner {
+        /// The segment's owner.
+        owner: u32,
+    },
+    /// A named segment may be written by others than its owner (its group or anyone), any of
+    /// whom could corrupt it: `allow_shared_write(true)` on the options accepts it.
+    #[error("segment mode {mode:o} lets others than its owner write it: open it with allow_shared_write(true) if they are trusted")]
+    SharedWritable {
+        /// The segment's permission bits.
+        mode: u32,
+    },
     /// A segment passed as a descriptor is not a memfd sealed against shrinking, so its owner
     /// could truncate it under our mapping.
     #[error("segment descriptor is not a memfd sealed against shrinking")]

@@ -1,7 +1,19 @@
 //! The settings that SPSC and MPMC rings share, written once for both option builders.
 
-/// Adds the shared setters to an options builder whose fields are named `spin`, `prefault` and
-/// `symmetric_fences`.
+/// Who may share a named segment: its group when it is created, and what an opener accepts of
+/// its owner and mode.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Access {
+    /// When creating: mode 0660 and this group (None: mode 0600).
+    pub group: Option<u32>,
+    /// When opening: owners trusted besides the caller's effective uid.
+    pub trusted_owners: Vec<u32>,
+    /// When opening: accept a segment that others than its owner may write.
+    pub shared_write: bool,
+}
+
+/// Adds the shared setters to an options builder whose fields are named `spin`, `prefault`,
+/// `symmetric_fences` and `access`.
 macro_rules! shared_ring_setters {
     () => {
         /// How long a blocking call spins before it sleeps (zero: sleep at once).
@@ -28,6 +40,32 @@ macro_rules! shared_ring_setters {
         #[must_use]
         pub fn symmetric_fences(mut self, symmetric: bool) -> Self {
             self.symmetric_fences = symmetric;
+            self
+        }
+
+        /// Create named segments with mode 0660 and group `gid` (by default: mode 0600, the
+        /// creator's alone), so that the group's members can open them. They must also trust the
+        /// creator ([`trust_owner`](Self::trust_owner)) and accept a segment their group may
+        /// write ([`allow_shared_write`](Self::allow_shared_write)).
+        #[must_use]
+        pub fn share_with_group(mut self, gid: u32) -> Self {
+            self.access.group = Some(gid);
+            self
+        }
+
+        /// When opening a named segment, accept one owned by `uid` as well as by the caller's
+        /// effective uid (the default: only our own; root too refuses others' segments).
+        #[must_use]
+        pub fn trust_owner(mut self, uid: u32) -> Self {
+            self.access.trusted_owners.push(uid);
+            self
+        }
+
+        /// When opening a named segment, accept one that others than its owner may write (group
+        /// or other write permission; refused by default, since any of them could corrupt it).
+        #[must_use]
+        pub fn allow_shared_write(mut self, allow: bool) -> Self {
+            self.access.shared_write = allow;
             self
         }
     };

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::layout::RingParams;
+use crate::options::Access;
 use crate::os::shm::SharedMemory;
 use crate::os::{Kernel, Memory, HOST};
 
@@ -29,8 +30,13 @@ impl Segment {
 
     /// Creates a named shared segment (exclusive, mode 0600) and initializes its header; its
     /// name is unlinked when the mapping goes if `unlink`.
-    pub(crate) fn create_named(name: &str, params: &RingParams, unlink: bool) -> Result<Segment> {
-        let shm = SharedMemory::create(name, mapping_len(params)?, unlink)?;
+    pub(crate) fn create_named(
+        name: &str,
+        params: &RingParams,
+        unlink: bool,
+        access: &Access,
+    ) -> Result<Segment> {
+        let shm = SharedMemory::create(name, mapping_len(params)?, unlink, access.group)?;
         Ok(Segment::initialized(
             Memory::mapped(shm, params.capacity as usize),
             params,
@@ -46,8 +52,13 @@ impl Segment {
     }
 
     /// Opens a named shared segment holding a ring of `kind`, and validates its header.
-    pub(crate) fn open_named(name: &str, kind: u32, geometry: Geometry) -> Result<Segment> {
-        Segment::validated(SharedMemory::open(name)?, kind, geometry)
+    pub(crate) fn open_named(
+        name: &str,
+        kind: u32,
+        geometry: Geometry,
+        access: &Access,
+    ) -> Result<Segment> {
+        Segment::validated(SharedMemory::open(name, access)?, kind, geometry)
     }
 
     /// Maps a segment received as a descriptor (a sealed memfd) and validates its header.

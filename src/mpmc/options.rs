@@ -7,6 +7,7 @@ use super::slot::{check_geometry, slot_stride};
 use super::Ring;
 use crate::error::{Error, Result};
 use crate::layout::{RingParams, KIND_MPMC};
+use crate::options::Access;
 use crate::os::HOST;
 use crate::segment::Segment;
 use crate::wait::{Fences, WaitPolicy};
@@ -23,6 +24,7 @@ pub struct MpmcOptions {
     liveness_interval: Duration,
     keep_segment: bool,
     symmetric_fences: bool,
+    access: Access,
     prefault: bool,
 }
 
@@ -35,6 +37,7 @@ impl Default for MpmcOptions {
             liveness_interval: Duration::from_millis(20),
             keep_segment: false,
             symmetric_fences: false,
+            access: Access::default(),
             prefault: true,
         }
     }
@@ -128,6 +131,7 @@ impl MpmcOptions {
             name,
             &self.params()?,
             !self.keep_segment,
+            &self.access,
         )?)
     }
 
@@ -143,6 +147,11 @@ impl MpmcOptions {
     /// [`Error::NotFound`], [`Error::TooSmall`], [`Error::BadMagic`], [`Error::VersionMismatch`],
     /// [`Error::WrongKind`], [`Error::Corrupted`], [`Error::Unsupported`].
     pub fn open(&self, name: &str) -> Result<Ring> {
-        self.ring(Segment::open_named(name, KIND_MPMC, check_geometry)?)
+        self.ring(Segment::open_named(
+            name,
+            KIND_MPMC,
+            check_geometry,
+            &self.access,
+        )?)
     }
 }

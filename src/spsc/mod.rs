@@ -51,6 +51,7 @@ pub use takeover::{RecoveredFrame, Takeover};
 use crate::error::{Error, Result, Role};
 use crate::frame::{check_geometry, largest_frame};
 use crate::layout::{RingParams, KIND_SPSC};
+use crate::options::Access;
 use crate::os::{Host, Kernel, RingMemory, HOST};
 use crate::role::{mark_departed, mark_role_departed, role_index, RoleHold};
 use crate::segment::Segment;
@@ -74,6 +75,7 @@ pub struct SpscOptions {
     liveness_interval: Duration,
     keep_segment: bool,
     symmetric_fences: bool,
+    access: Access,
     prefault: bool,
     redeliver_in_hand: bool,
 }
@@ -88,6 +90,7 @@ impl Default for SpscOptions {
             liveness_interval: Duration::from_millis(20),
             keep_segment: false,
             symmetric_fences: false,
+            access: Access::default(),
             prefault: true,
             redeliver_in_hand: false,
         }
@@ -276,7 +279,12 @@ impl SpscOptions {
     /// [`Error::NotFound`], [`Error::TooSmall`], [`Error::BadMagic`], [`Error::VersionMismatch`],
     /// [`Error::WrongKind`], [`Error::Corrupted`], [`Error::RoleTaken`], [`Error::Unsupported`].
     pub fn open_producer(&self, name: &str) -> Result<Producer> {
-        self.producer(&Segment::open_named(name, KIND_SPSC, check_geometry)?)
+        self.producer(&Segment::open_named(
+            name,
+            KIND_SPSC,
+            check_geometry,
+            &self.access,
+        )?)
     }
 
     /// Opens the named segment and becomes its consumer.
@@ -284,11 +292,16 @@ impl SpscOptions {
     /// # Errors
     /// As [`open_producer`](Self::open_producer).
     pub fn open_consumer(&self, name: &str) -> Result<Consumer> {
-        self.consumer(&Segment::open_named(name, KIND_SPSC, check_geometry)?)
+        self.consumer(&Segment::open_named(
+            name,
+            KIND_SPSC,
+            check_geometry,
+            &self.access,
+        )?)
     }
 
     fn create_named(&self, name: &str) -> Result<Segment> {
-        Segment::create_named(name, &self.params()?, !self.keep_segment)
+        Segment::create_named(name, &self.params()?, !self.keep_segment, &self.access)
     }
 }
 

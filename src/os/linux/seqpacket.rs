@@ -50,6 +50,18 @@ pub(crate) fn listen(path: &str) -> Result<OwnedFd> {
         Errno::EADDRINUSE => Error::AlreadyExists,
         e => os_error("bind", e),
     })?;
+    // A path's socket file got the umask's mode: only its owner may connect (the peer's
+    // credentials are checked too). Set before `listen`, so that no connection was accepted
+    // under the wider mode.
+    if !path.starts_with('@') {
+        nix::sys::stat::fchmodat(
+            nix::fcntl::AT_FDCWD,
+            path,
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+            nix::sys::stat::FchmodatFlags::FollowSymlink,
+        )
+        .map_err(|e| os_error("chmod a listener's socket", e))?;
+    }
     socket::listen(&fd, Backlog::new(128).expect("128 is a valid backlog"))
         .map_err(|e| os_error("listen", e))?;
     Ok(fd)

@@ -15,6 +15,7 @@ use nix::sys::stat::Mode;
 use super::os_error;
 use crate::error::{Error, Result};
 use crate::layout::{SegmentHeader, DATA_OFFSET};
+use crate::options::Access;
 use crate::sync::{AtomicU64, AtomicU8};
 
 /// The longest name `shm_open` accepts here: NAME_MAX (255) less the leading '/'.
@@ -59,9 +60,14 @@ const MEMFD_SEALS: SealFlag = SealFlag::F_SEAL_SHRINK
     .union(SealFlag::F_SEAL_SEAL);
 
 impl SharedMemory {
-    /// Creates a new segment of `len` bytes (exclusive: fails if the name exists), mode 0600,
-    /// zero-filled, mapped shared.
-    pub(crate) fn create(name: &str, len: usize, unlink_on_drop: bool) -> Result<SharedMemory> {
+    /// Creates a new segment of `len` bytes (exclusive: fails if the name exists), mode 0600 (or
+    /// 0660 and group `group`), zero-filled, mapped shared.
+    pub(crate) fn create(
+        name: &str,
+        len: usize,
+        unlink_on_drop: bool,
+        group: Option<u32>,
+    ) -> Result<SharedMemory> {
         assert!(len >= DATA_OFFSET, "a segment holds at least its header");
         let path = shm_path(name)?;
         let fd = nix::sys::mman::shm_open(
@@ -77,6 +83,13 @@ impl SharedMemory {
             let _ = nix::sys::mman::shm_unlink(path.as_c_str());
             e
         };
+        if let Some(gid) = group {
+            // The group first, then the mode (set outright: the umask shaped the one above).
+            nix::unistd::fchown(&fd, None, Some(nix::unistd::Gid::from_raw(gid)))
+                .map_err(|e| unlink(os_error("fchown", e)))?;
+            nix::sys::stat::fchmod(&fd, Mode::from_bits_truncate(0o660))
+                .map_err(|e| unlink(os_error("fchmod", e)))?;
+        }
         set_len(&fd, len).map_err(unlink)?;
         let map = map_shared(&fd, len).map_err(unlink)?;
         Ok(SharedMemory {
@@ -114,8 +127,10 @@ impl SharedMemory {
         })
     }
 
-    /// Opens and maps an existing segment whole; it must hold at least a header.
-    pub(crate) fn open(name: &str) -> Result<SharedMemory> {
+    /// Opens and maps an existing segment whole; it must hold at least a header, belong to the
+    /// caller's effective uid or a trusted one, and be writable by its owner alone unless
+    /// `access` accepts shared write.
+    pub(crate) fn open(name: &str, access: &Access) -> Result<SharedMemory> {
         let path = shm_path(name)?;
         let fd = nix::sys::mman::shm_open(path.as_c_str(), OFlag::O_RDWR, Mode::empty()).map_err(
             |e| match e {
@@ -123,6 +138,15 @@ impl SharedMemory {
                 e => os_error("shm_open", e),
             },
         )?;
+        let st = nix::sys::stat::fstat(&fd).map_err(|e| os_error("fstat", e))?;
+        let owner = st.st_uid;
+        if owner != nix::unistd::geteuid().as_raw() && !access.trusted_owners.contains(&owner) {
+            return Err(Error::NotOwner { owner });
+        }
+        let mode = st.st_mode & 0o7777;
+        if mode & 0o022 != 0 && !access.shared_write {
+            return Err(Error::SharedWritable { mode });
+        }
         let len = checked_len(&fd)?;
         Ok(SharedMemory {
             map: map_shared(&fd, len)?,

@@ -11,7 +11,12 @@ use crate::layout::SegmentHeader;
 pub(crate) enum SharedMemory {}
 
 impl SharedMemory {
-    pub(crate) fn create(_name: &str, _len: usize, _unlink_on_drop: bool) -> Result<SharedMemory> {
+    pub(crate) fn create(
+        _name: &str,
+        _len: usize,
+        _unlink_on_drop: bool,
+        _group: Option<u32>,
+    ) -> Result<SharedMemory> {
         Err(unsupported())
     }
 
@@ -23,7 +28,7 @@ impl SharedMemory {
         Err(unsupported())
     }
 
-    pub(crate) fn open(_name: &str) -> Result<SharedMemory> {
+    pub(crate) fn open(_name: &str, _access: &crate::options::Access) -> Result<SharedMemory> {
         Err(unsupported())
     }
 
