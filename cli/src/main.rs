@@ -37,6 +37,10 @@ enum Command {
     /// Remove the stale segments: ringport's, that no process maps or holds, with no live
     /// holder.
     Gc(segments::GcArgs),
+    /// Send frames from standard input into a named SPSC ring (a line each, or length-prefixed).
+    Send(segments::SendArgs),
+    /// Receive frames from a named SPSC ring to standard output, until its producer has gone.
+    Recv(segments::RecvArgs),
     /// The second process of `demo` (started by it).
     #[command(hide = true)]
     DemoPeer(demo::PeerArgs),
@@ -59,6 +63,8 @@ fn main() {
         Command::Ls(args) => segments::ls(&args),
         Command::Rm(args) => segments::rm(&args),
         Command::Gc(args) => segments::gc(&args),
+        Command::Send(args) => segments::send(&args),
+        Command::Recv(args) => segments::recv(&args),
         Command::BenchPeer(args) => bench::peer(&args).map_err(|e| e as Box<dyn std::error::Error>),
     };
     if let Err(e) = result {

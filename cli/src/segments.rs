@@ -183,3 +183,125 @@ pub fn gc(args: &GcArgs) -> Result<(), Box<dyn std::error::Error>> {
     println!("{} stale segment(s) {verb}", stale.len());
     Ok(())
 }
+
+#[derive(clap::Args, Debug)]
+pub struct SendArgs {
+    /// The SPSC ring to send into (its producer)
+    name: String,
+    /// Create the ring (1 MiB) instead of opening it
+    #[arg(long)]
+    create: bool,
+    /// Frames on standard input are a u32 little-endian length then the bytes, instead of a
+    /// line each (the newline not sent)
+    #[arg(long)]
+    length_prefixed: bool,
+    /// How long to wait for the ring to exist, in milliseconds
+    #[arg(long, value_name = "MS", default_value_t = 5000)]
+    wait: u64,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RecvArgs {
+    /// The SPSC ring to receive from (its consumer)
+    name: String,
+    /// Create the ring (1 MiB) instead of opening it
+    #[arg(long)]
+    create: bool,
+    /// Write each frame as a u32 little-endian length then the bytes, instead of a line each
+    #[arg(long)]
+    length_prefixed: bool,
+    /// Stop after this many frames (default: when the producer has gone and the ring is empty)
+    #[arg(long, value_name = "N")]
+    count: Option<u64>,
+    /// How long to wait for the ring to exist, in milliseconds
+    #[arg(long, value_name = "MS", default_value_t = 5000)]
+    wait: u64,
+}
+
+/// Retries `open` while the ring does not exist yet, or is being made (its size not set or its
+/// header not published yet), for up to `wait_ms`.
+fn open_when_there<T>(
+    wait_ms: u64,
+    mut open: impl FnMut() -> ringport::Result<T>,
+) -> ringport::Result<T> {
+    let until = std::time::Instant::now() + std::time::Duration::from_millis(wait_ms);
+    loop {
+        match open() {
+            Err(
+                ringport::Error::NotFound
+                | ringport::Error::TooSmall { .. }
+                | ringport::Error::BadMagic { found: 0 },
+            ) if std::time::Instant::now() < until => {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            other => return other,
+        }
+    }
+}
+
+pub fn send(args: &SendArgs) -> Result<(), Box<dyn std::error::Error>> {
+    use std::io::{BufRead, Read};
+    let options = ringport::SpscOptions::new();
+    let mut producer = if args.create {
+        options.keep_segment(true).create_producer(&args.name)?
+    } else {
+        open_when_there(args.wait, || options.open_producer(&args.name))?
+    };
+    let mut input = std::io::stdin().lock();
+    let mut sent = 0u64;
+    let mut send_one = |frame: &[u8], sent: &mut u64| -> Result<(), Box<dyn std::error::Error>> {
+        if frame.is_empty() {
+            return Err(format!(
+                "frame {} is empty: a ring frame holds at least one byte ({sent} sent before it)",
+                *sent + 1
+            )
+            .into());
+        }
+        producer.send(frame)?;
+        *sent += 1;
+        Ok(())
+    };
+    if args.length_prefixed {
+        let mut len = [0u8; 4];
+        let mut frame = Vec::new();
+        while input.read_exact(&mut len).is_ok() {
+            frame.resize(u32::from_le_bytes(len) as usize, 0);
+            input.read_exact(&mut frame)?;
+            send_one(&frame, &mut sent)?;
+        }
+    } else {
+        for line in input.split(b'\n') {
+            send_one(&line?, &mut sent)?;
+        }
+    }
+    eprintln!("sent {sent} frames to {}", args.name);
+    Ok(())
+}
+
+pub fn recv(args: &RecvArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let options = ringport::SpscOptions::new();
+    let mut consumer = if args.create {
+        options.create_consumer(&args.name)?
+    } else {
+        open_when_there(args.wait, || options.open_consumer(&args.name))?
+    };
+    let mut out = std::io::stdout().lock();
+    let mut received = 0u64;
+    while args.count.is_none_or(|n| received < n) {
+        let frame = match consumer.recv() {
+            Ok(frame) => frame,
+            Err(ringport::Error::PeerGone(_)) => break,
+            Err(e) => return Err(e.into()),
+        };
+        if args.length_prefixed {
+            out.write_all(&(frame.len() as u32).to_le_bytes())?;
+            out.write_all(&frame)?;
+        } else {
+            out.write_all(&frame)?;
+            out.write_all(b"\n")?;
+        }
+        received += 1;
+    }
+    out.flush()?;
+    Ok(())
+}

@@ -52,3 +52,72 @@ fn a_live_ring_is_listed_refused_by_rm_left_by_gc_and_removed_by_rm_force() {
     );
     assert!(!name.exists());
 }
+
+/// `ringport recv --create` in the background, `ringport send` into it: what goes in comes out,
+/// and the receiver ends when the sender has gone.
+fn round_trip(name: &SegmentName, flags: &[&str], input: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    use std::process::Stdio;
+    let receiver = Command::new(env!("CARGO_BIN_EXE_ringport"))
+        .args(["recv", "--create", name.as_str()])
+        .args(flags)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut sender = Command::new(env!("CARGO_BIN_EXE_ringport"))
+        .args(["send", name.as_str()])
+        .args(flags)
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    sender.stdin.take().unwrap().write_all(input).unwrap();
+    let sent = sender.wait_with_output().unwrap();
+    assert!(
+        sent.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    let output = receiver.wait_with_output().unwrap();
+    assert!(output.status.success());
+    assert!(!name.exists(), "the receiver made the ring and removed it");
+    output.stdout
+}
+
+#[test]
+fn send_and_recv_carry_lines_and_length_prefixed_frames() {
+    let name = SegmentName::new("cli-lines");
+    assert_eq!(
+        round_trip(&name, &[], b"one\ntwo\nthree\n"),
+        b"one\ntwo\nthree\n"
+    );
+    let name = SegmentName::new("cli-frames");
+    let mut frames = Vec::new();
+    for frame in [&b"with\na newline"[..], b"\n", &[0u8, 255, 10]] {
+        frames.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+        frames.extend_from_slice(frame);
+    }
+    assert_eq!(round_trip(&name, &["--length-prefixed"], &frames), frames);
+}
+
+#[test]
+fn an_empty_frame_is_refused_with_a_clear_error() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let name = SegmentName::new("cli-empty");
+    let _consumer = SpscOptions::new()
+        .capacity(4096)
+        .create_consumer(name.as_str())
+        .unwrap();
+    let mut sender = Command::new(env!("CARGO_BIN_EXE_ringport"))
+        .args(["send", name.as_str()])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    sender.stdin.take().unwrap().write_all(b"a\n\nb\n").unwrap();
+    let output = sender.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("frame 2 is empty"), "{stderr}");
+}

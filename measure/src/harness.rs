@@ -195,6 +195,8 @@ pub struct AflStyle {
     control: File,
     status: File,
     buffer: SharedMap,
+    /// The child the server last reported (a stopped child outlives a killed server otherwise).
+    child: Option<Pid>,
 }
 
 impl AflStyle {
@@ -229,6 +231,7 @@ impl AflStyle {
             control: File::from(control_w),
             status: File::from(status_r),
             buffer,
+            child: None,
         })
     }
 
@@ -250,7 +253,7 @@ impl HarnessUnderTest for AflStyle {
             .u32_at(0)
             .store(case.len() as u32, std::sync::atomic::Ordering::Release);
         self.control.write_all(&[0; 4]).expect("the forkserver");
-        let _pid = self.word();
+        self.child = Some(Pid::from_raw(self.word() as i32));
     }
 
     fn verdict(&mut self) -> bool {
@@ -265,6 +268,10 @@ impl HarnessUnderTest for AflStyle {
 
 impl Drop for AflStyle {
     fn drop(&mut self) {
+        if let Some(child) = self.child {
+            // It may be gone (a crash) or stopped; either way it must not be left.
+            let _ = kill(child, Signal::SIGKILL);
+        }
         let _ = self.server.kill();
         let _ = self.server.wait();
     }
@@ -295,7 +302,12 @@ pub fn afl_forkserver() -> ! {
             }
             // SAFETY: the forkserver has one thread (it was just exec'd and starts none).
             None => match unsafe { fork() }.expect("fork") {
-                ForkResult::Child => persistent_child(&buffer),
+                ForkResult::Child => {
+                    // SAFETY: prctl(PR_SET_PDEATHSIG) sets a flag of this process: a child
+                    // stopped by SIGSTOP would otherwise outlive its killed server.
+                    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+                    persistent_child(&buffer)
+                }
                 ForkResult::Parent { child } => child,
             },
         };
