@@ -310,7 +310,9 @@ pub(crate) enum SlotState {
 /// The state of `role`'s slot in `header` (a copy of a segment's header: nothing is claimed).
 pub(crate) fn slot_state(header: &SegmentHeader, role: Role) -> SlotState {
     let slot = &header.roles[role_index(role)];
-    let (pid, state, _) = unpack(slot.owner.load(Ordering::Acquire));
+    // Relaxed: a copy in our own memory, which nobody else writes; what it says of the holder
+    // is judged by liveness, never trusted.
+    let (pid, state, _) = unpack(slot.owner.load(Ordering::Relaxed));
     match state {
         NEVER => SlotState::Never,
         CLAIMING | ATTACHED => SlotState::Held(holder_identity(slot, pid, state)),

@@ -214,6 +214,8 @@ fn read_ring(head: &[u8]) -> (Option<u32>, Option<RingInfo>) {
     let Ok(header) = Memory::image_header(head) else {
         return (None, None);
     };
+    // Relaxed throughout: the header is a copy in our own memory (read with pread), which
+    // nobody writes while we read it; its values are checked before they are used.
     let id = &header.identity;
     if id.magic.load(Ordering::Relaxed) != MAGIC {
         return (None, None);

@@ -482,10 +482,11 @@ impl<'a, K: Kernel> Waiter<'a, K> {
 
     /// Spins on `attempt` for the policy's spin budget (bounded by the deadline), after the
     /// pause. The clock is read before each round of attempts, so that a clock that has already
-    /// passed the end (the model's) makes no attempt at all; after each round `peer` gets a
-    /// glance (one atomic load), so that a peer's marked death ends the spin: without it, a spin
-    /// of milliseconds made a crash's notice wait that long. A glance sets nothing up: a wait
-    /// that ends while spinning (the usual) costs no system call, as before.
+    /// passed the end (the model's) makes no attempt at all. After each round `peer` is asked,
+    /// so that a peer's marked death ends the spin (without it, a spin of milliseconds made a
+    /// crash's notice wait that long): for the first [`NOTICE_AFTER`] a glance (one atomic
+    /// load, nothing set up, so a wait that ends in the usual spin makes no system call), after
+    /// it a look that may set up the death notice, as a sleep would.
     fn spin<T>(
         &mut self,
         deadline: Option<Instant>,

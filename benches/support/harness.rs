@@ -227,8 +227,10 @@ fn execs_per_second(harness: &mut dyn HarnessUnderTest, cell: Cell, budget: Dura
     let crashes = |id: u64| cell.crash_every > 0 && id % cell.crash_every == cell.crash_every - 1;
     let mut in_flight = std::collections::VecDeque::new();
     let (mut sent, mut judged) = (0u64, 0u64);
-    let started = Instant::now();
-    let mut until = None;
+    // A warm-up of 1,000 cases, then the timed part (whole batches of 1,000, so that a crash
+    // every 1,000 counts fully).
+    const WARM_UP: u64 = 1000;
+    let mut timed_from = None;
     loop {
         while in_flight.len() < harness.max_in_flight() {
             let crash = crashes(sent);
@@ -243,15 +245,13 @@ fn execs_per_second(harness: &mut dyn HarnessUnderTest, cell: Cell, budget: Dura
             "case {judged}'s verdict"
         );
         judged += 1;
-        // A warm-up of 1,000 cases, then the timed part (whole batches of 1,000, so that a
-        // crash every 1,000 counts fully).
-        if judged == 1000 {
-            until = Some((Instant::now(), judged));
+        if judged == WARM_UP {
+            timed_from = Some(Instant::now());
         }
-        if let Some((from, at)) = until {
-            if (judged - at) % 1000 == 0 && from.elapsed() >= budget {
-                let _ = started;
-                return (judged - at) as f64 / from.elapsed().as_secs_f64();
+        if let Some(from) = timed_from {
+            let timed = judged - WARM_UP;
+            if timed % 1000 == 0 && from.elapsed() >= budget {
+                return timed as f64 / from.elapsed().as_secs_f64();
             }
         }
     }

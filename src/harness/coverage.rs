@@ -67,6 +67,8 @@ impl CoverageMap {
     /// not zero. For the driver, between cases: bytes the target writes while this runs may be
     /// missed or counted in the next take.
     pub fn take(&self, into: &mut [u8]) -> usize {
+        // Relaxed: the bytes are counts, which order nothing else; the verdict the caller took
+        // before (a ring's Acquire, or the target's death) is what makes the case's hits visible.
         let words = self.map.words();
         let mut hits = 0;
         let mut out = into.chunks_mut(8);

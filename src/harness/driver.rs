@@ -468,37 +468,35 @@ impl Driver {
                     return Ok(killed());
                 };
                 let status = match server.target_status(Instant::now() + grace) {
-                    Ok(Some(status)) => Ok(Some(status)),
                     Ok(None) => {
                         server.kill_target();
                         server.target_status(Instant::now() + FORK_SERVER_ANSWER)
                     }
-                    Err(e) => Err(e),
+                    answer => answer,
                 };
-                match status {
-                    Ok(Some(status)) => Ok(status),
-                    // It died, or stopped answering: it is replaced.
-                    Ok(None) | Err(_) => {
-                        if let Some(server) = self.server.take() {
-                            server.stop();
-                        }
-                        Ok(killed())
-                    }
+                if let Ok(Some(status)) = status {
+                    return Ok(status);
                 }
+                // It died, or stopped answering: it is replaced.
+                if let Some(server) = self.server.take() {
+                    server.stop();
+                }
+                Ok(killed())
             }
             None => Ok(killed()),
         }
     }
 
-    /// The target died (or was killed: `timed_out`): takes the results it sent, blames the
-    /// case it had in hand if that case has none, and starts another target.
+    /// The target died (or was killed: `timed_out`): takes the results it sent, and blames the
+    /// case it had in hand if that case has none. The next target is started when a case needs
+    /// it.
     fn after_death(&mut self, timed_out: bool) -> Result<()> {
-        // The rings may say it is gone a moment before its process has finished exiting (its
-        // status is then still to come): give it that moment. A target that let go of its rings
-        // and goes on running is of no more use, and is killed.
         if self.target.is_none() {
             return Ok(());
         }
+        // The rings may say it is gone a moment before its process has finished exiting (its
+        // status is then still to come): give it that moment. A target that let go of its rings
+        // and goes on running is of no more use, and is killed.
         let status = self.reap_target(EXIT_GRACE)?;
         // What it answered before it died.
         while let Ok(result) = self.results.try_recv_with(owned_result) {
@@ -509,7 +507,11 @@ impl Driver {
         // over (and letting it go at once) also moves the ring on past that case, so the next
         // target starts at the one after.
         let in_hand = {
-            let taker = SpscOptions::new().open_consumer_fd(self.cases_fd.as_fd())?;
+            // Not prefaulted: the takeover reads the header and one frame, and faulting in the
+            // whole mapping cost milliseconds a crash for a large ring.
+            let taker = SpscOptions::new()
+                .prefault(false)
+                .open_consumer_fd(self.cases_fd.as_fd())?;
             taker
                 .takeover()
                 .and_then(|t| t.in_hand.as_ref())
@@ -587,21 +589,20 @@ impl Driver {
                         return Ok(());
                     }
                     Ok(_) => {
-                        self.kill_target();
                         self.reap_target(Duration::ZERO)?;
                         return Err(Error::Protocol(
                             "a new target's first result was not its hello",
                         ));
                     }
-                    // The target before it is gone and this one has not attached yet: the ring
-                    // cannot sleep on a producer that is not there, so this polls, yielding
-                    // the core between looks (a sleep would cost more than the attach, which
-                    // takes some hundred microseconds; and a new process runs on our core until
-                    // it moves itself, so spinning here would starve it).
-                    Err(Error::PeerGone(_)) if !exited => std::thread::yield_now(),
+                    // The target before it is gone and this one has not attached yet: sleep
+                    // until its attach rings our bell (bounded, to look at its exit and the
+                    // deadline). Not a spin: a new process runs on our core until it moves
+                    // itself, and spinning here starved it.
+                    Err(Error::PeerGone(_)) if !exited => {
+                        let _ = self.results.wait_for_peer(Duration::from_millis(2));
+                    }
                     Err(Error::PeerGone(_) | Error::Timeout) => {}
                     Err(e) => {
-                        self.kill_target();
                         self.reap_target(Duration::ZERO)?;
                         return Err(e);
                     }
@@ -610,7 +611,6 @@ impl Driver {
                     break;
                 }
                 if Instant::now() >= deadline {
-                    self.kill_target();
                     self.reap_target(Duration::ZERO)?;
                     return Err(Error::Timeout);
                 }

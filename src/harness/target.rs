@@ -95,7 +95,11 @@ impl Target {
             }
             None => None,
         };
-        let options = SpscOptions::new().spin(env.spin);
+        // Not prefaulted: the driver made the rings and faulted their pages in, so the memory is
+        // there (no SIGBUS can come of a full /dev/shm), and a target touches only the part of a
+        // large ring its cases use before it dies: mapping all of it each restart cost
+        // milliseconds (docs/PERFORMANCE.md, "The fuzzing harness").
+        let options = SpscOptions::new().spin(env.spin).prefault(false);
         let mut target = Target {
             cases: options.open_consumer_fd(&cases)?,
             results: options.open_producer_fd(&results)?,

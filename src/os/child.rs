@@ -15,15 +15,8 @@ use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag
 use nix::sys::wait::{waitid, waitpid, Id, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, ForkResult, Pid};
 
+use super::{io_error, os_error};
 use crate::error::{Error, Result};
-
-/// A failed process operation `op`, as the crate's error.
-fn os_error(op: &'static str, e: &std::io::Error) -> Error {
-    Error::Os {
-        op,
-        source: nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
-    }
-}
 
 /// A process we started, until it is reaped.
 #[derive(Debug)]
@@ -56,7 +49,7 @@ impl ChildProcess {
         command
             .spawn()
             .map(ChildProcess)
-            .map_err(|e| os_error("start the target", &e))
+            .map_err(|e| io_error("start the target", &e))
     }
 
     pub(crate) fn id(&self) -> u32 {
@@ -96,7 +89,7 @@ impl ChildProcess {
         self.kill();
         self.0
             .wait()
-            .map_err(|e| os_error("wait for the target", &e))
+            .map_err(|e| io_error("wait for the target", &e))
     }
 }
 
@@ -174,10 +167,7 @@ impl ForkServer {
             None,
             SockFlag::SOCK_CLOEXEC,
         )
-        .map_err(|e| Error::Os {
-            op: "socketpair",
-            source: e,
-        })?;
+        .map_err(|e| os_error("socketpair", e))?;
         command.env(socket_env, theirs.as_raw_fd().to_string());
         let mut inherited = fds.to_vec();
         inherited.push(theirs.as_fd());
@@ -265,12 +255,7 @@ fn send_word(fd: BorrowedFd<'_>, word: u32) -> Result<()> {
             Ok(4) => return Ok(()),
             Ok(_) => return Err(Error::Protocol("a fork server word was cut short")),
             Err(Errno::EINTR) => {}
-            Err(e) => {
-                return Err(Error::Os {
-                    op: "send",
-                    source: e,
-                })
-            }
+            Err(e) => return Err(os_error("send", e)),
         }
     }
 }
@@ -287,12 +272,7 @@ fn recv_word(fd: BorrowedFd<'_>, deadline: Option<Instant>) -> Result<Option<u32
             match poll(&mut fds, PollTimeout::from(ms)) {
                 Ok(0) if Instant::now() >= deadline => return Err(Error::Timeout),
                 Ok(_) | Err(Errno::EINTR) => {}
-                Err(e) => {
-                    return Err(Error::Os {
-                        op: "poll",
-                        source: e,
-                    })
-                }
+                Err(e) => return Err(os_error("poll", e)),
             }
             if !fds[0].any().unwrap_or(false) {
                 continue;
@@ -304,12 +284,7 @@ fn recv_word(fd: BorrowedFd<'_>, deadline: Option<Instant>) -> Result<Option<u32
             Ok(0) | Err(Errno::ECONNRESET) => return Ok(None),
             Ok(n) => got += n,
             Err(Errno::EINTR | Errno::EAGAIN) => {}
-            Err(e) => {
-                return Err(Error::Os {
-                    op: "recv",
-                    source: e,
-                })
-            }
+            Err(e) => return Err(os_error("recv", e)),
         }
     }
     Ok(Some(u32::from_le_bytes(bytes)))
@@ -356,10 +331,7 @@ pub(crate) unsafe fn serve_forks(socket: RawFd) -> Result<()> {
             let _ = waitpid(pid, None);
         }
         // SAFETY: the caller promises one thread; the child touches no lock taken elsewhere.
-        match unsafe { fork() }.map_err(|e| Error::Os {
-            op: "fork",
-            source: e,
-        })? {
+        match unsafe { fork() }.map_err(|e| os_error("fork", e))? {
             ForkResult::Child => {
                 // The child is a target: it does not speak for the server, and dies with it (a
                 // target whose server died would be nobody's child: the driver could not tell
@@ -385,12 +357,7 @@ pub(crate) unsafe fn serve_forks(socket: RawFd) -> Result<()> {
                     match waitid(Id::Pid(child), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT) {
                         Ok(status) => break raw_status(status),
                         Err(Errno::EINTR) => {}
-                        Err(e) => {
-                            return Err(Error::Os {
-                                op: "waitid",
-                                source: e,
-                            })
-                        }
+                        Err(e) => return Err(os_error("waitid", e)),
                     }
                 };
                 if send_word(socket.as_fd(), status).is_err() {

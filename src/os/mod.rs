@@ -158,6 +158,19 @@ pub(crate) struct ProcessIdentity {
     pub pid_ns: u64,
 }
 
+/// A system call's failure, as the error `op` ran into.
+pub(crate) fn os_error(op: &'static str, source: nix::errno::Errno) -> crate::error::Error {
+    crate::error::Error::Os { op, source }
+}
+
+/// The same, from the standard library's form of it.
+pub(crate) fn io_error(op: &'static str, e: &std::io::Error) -> crate::error::Error {
+    os_error(
+        op,
+        nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+    )
+}
+
 /// A segment file's metadata, as `os::inventory` reads it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct FileFacts {

@@ -14,13 +14,11 @@ use crate::os::FileFacts;
 /// Where named POSIX segments live.
 const SHM_DIR: &str = "/dev/shm";
 
+/// As `os::io_error`, with a missing file as [`Error::NotFound`].
 fn io_error(op: &'static str, e: &std::io::Error) -> Error {
     match e.kind() {
         std::io::ErrorKind::NotFound => Error::NotFound,
-        _ => Error::Os {
-            op,
-            source: nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
-        },
+        _ => crate::os::io_error(op, e),
     }
 }
 

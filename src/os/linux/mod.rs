@@ -18,10 +18,7 @@ mod watch;
 
 pub(crate) use memory::{DataArea, Memory, RingMemory};
 
-/// A system call's failure, as the error `op` ran into.
-pub(super) fn os_error(op: &'static str, source: nix::errno::Errno) -> crate::error::Error {
-    crate::error::Error::Os { op, source }
-}
+use super::os_error;
 
 /// The kernel the endpoints use in this build.
 pub(crate) type Host = Linux;
