@@ -16,14 +16,16 @@
 //!    768  ledger        consumer (SPSC,     a successor, at attach
 //!                       every frame); any
 //!                       handle (MPMC)
-//!    896  data          ...
+//!    896  counters[0]   producing side      outside readers (`segments::stat`)
+//!   1024  counters[1]   consuming side      outside readers
+//!   1152  data          ...
 //! ```
 //!
 //! This file is a leaf: it holds the words and their places, not what they mean to the
 //! protocols (the bells' words are the wait protocol's, in `wait`; the role words are `role`'s;
 //! the geometry rules of each ring kind are the ring's own, passed to [`SegmentHeader::validate`]).
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Role};
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
 
 /// "RINGPORT" in little-endian.
@@ -31,8 +33,9 @@ pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"RINGPORT");
 
 /// Bumped on every incompatible change of this file or of the frame format. (4: a bell's third
 /// word says "fenced" where it said "unfenced", so that a zeroed bell is the safe state. 5: the
-/// ledger line, and a role state for a holder marked departed by its death notice.)
-pub(crate) const LAYOUT_VERSION: u32 = 5;
+/// ledger line, and a role state for a holder marked departed by its death notice. 6: the
+/// counters lines and the creation time.)
+pub(crate) const LAYOUT_VERSION: u32 = 6;
 
 /// Ring kinds, stored in the header.
 pub(crate) const KIND_SPSC: u32 = 1;
@@ -40,7 +43,7 @@ pub(crate) const KIND_SPSC: u32 = 1;
 pub(crate) const KIND_MPMC: u32 = 2;
 
 /// Where the data area starts: right after the header, cache-line aligned.
-pub(crate) const DATA_OFFSET: usize = 896;
+pub(crate) const DATA_OFFSET: usize = 1152;
 
 /// One cache-line pair. Our own type rather than `crossbeam_utils::CachePadded` because this is a
 /// cross-process ABI: `repr(C)` fixes the layout whatever compiler built each peer. 128 bytes
@@ -71,6 +74,8 @@ pub(crate) struct Identity {
     /// The inode of the creator's pid namespace (0: unknown). Pids recorded in the segment mean
     /// something only to processes in that namespace.
     pub creator_pid_ns: AtomicU64,
+    /// When the ring was made, in nanoseconds since the Unix epoch (for monitoring alone).
+    pub created_ns: AtomicU64,
 }
 
 /// Who holds a role. `owner` packs the holder's pid (low 32 bits), a state (bits 32..40) and an
@@ -93,6 +98,23 @@ pub(crate) struct BellWords {
     pub sleepers: AtomicU32,
     /// The notifying side's fencing state.
     pub fenced: AtomicU32,
+}
+
+impl Counters {
+    fn zeroed() -> Counters {
+        let zero = || AtomicU64::new(0);
+        Counters {
+            seq: zero(),
+            frames: zero(),
+            bytes: zero(),
+            at: zero(),
+            waits: zero(),
+            sleeps: zero(),
+            barriers: zero(),
+            stream_pauses: zero(),
+            takeovers: zero(),
+        }
+    }
 }
 
 impl BellWords {
@@ -118,6 +140,33 @@ pub(crate) struct Ledger {
     pub recovered: AtomicU64,
 }
 
+/// What one side of a ring publishes for outside readers (`segments::stat`): never read by
+/// the ring's own protocol, so a hostile value misleads a reader and harms nothing. Each side
+/// writes its own line; cumulative over the ring's life (a successor adds to its predecessor's).
+#[repr(C)]
+pub(crate) struct Counters {
+    /// A sequence word over `frames`, `bytes` and `at`: odd while they change (see
+    /// `counters::Snapshot`), so that a reader gets the three from one moment.
+    pub seq: AtomicU64,
+    /// Frames (messages) passed: received and released by the SPSC consumer, as of `at`;
+    /// committed (producing side) or taken (consuming side) by MPMC handles, as flushed.
+    pub frames: AtomicU64,
+    /// Their payload bytes.
+    pub bytes: AtomicU64,
+    /// SPSC consumer: the ring position `frames` and `bytes` count up to (its published one).
+    pub at: AtomicU64,
+    /// Blocking calls that had to wait.
+    pub waits: AtomicU64,
+    /// Sleeps on the futex.
+    pub sleeps: AtomicU64,
+    /// Sleeps that took a membarrier first.
+    pub barriers: AtomicU64,
+    /// SPSC consumer: waits that began with a stream pause.
+    pub stream_pauses: AtomicU64,
+    /// Times the side's role was taken over from a holder that died.
+    pub takeovers: AtomicU64,
+}
+
 /// The whole header.
 #[repr(C)]
 pub(crate) struct SegmentHeader {
@@ -129,6 +178,17 @@ pub(crate) struct SegmentHeader {
     /// `[data bell (consumer sleeps), space bell (producer sleeps)]`.
     pub bells: [Line<BellWords>; 2],
     pub ledger: Line<Ledger>,
+    /// Indexed by [`role_index`]: the producing side's, the
+    /// consuming side's.
+    pub counters: [Line<Counters>; 2],
+}
+
+/// The index of a role's slot, position and counters in the header.
+pub(crate) const fn role_index(role: Role) -> usize {
+    match role {
+        Role::Producer => 0,
+        Role::Consumer => 1,
+    }
 }
 
 /// The bell (index into `bells`) that consumers sleep on: the producing side rings it after a
@@ -174,6 +234,7 @@ impl SegmentHeader {
                 creator_pid: AtomicU32::new(0),
                 reserved: AtomicU32::new(0),
                 creator_pid_ns: AtomicU64::new(0),
+                created_ns: AtomicU64::new(0),
             }),
             roles: Line([slot(), slot()]),
             positions: [Line(AtomicU64::new(0)), Line(AtomicU64::new(0))],
@@ -182,13 +243,20 @@ impl SegmentHeader {
                 received: AtomicU64::new(0),
                 recovered: AtomicU64::new(0),
             }),
+            counters: [Line(Counters::zeroed()), Line(Counters::zeroed())],
         }
     }
 
     /// Fills in a zeroed header and publishes it: the magic goes last, with Release, so that an
     /// attacher that sees the magic sees every other field. The creator's pid and pid namespace
     /// are recorded for whoever judges pids found in the segment.
-    pub(crate) fn initialize(&self, params: &RingParams, creator_pid: u32, creator_pid_ns: u64) {
+    pub(crate) fn initialize(
+        &self,
+        params: &RingParams,
+        creator_pid: u32,
+        creator_pid_ns: u64,
+        created_ns: u64,
+    ) {
         let id = &self.identity;
         id.version.store(LAYOUT_VERSION, Ordering::Relaxed);
         id.kind.store(params.kind, Ordering::Relaxed);
@@ -200,6 +268,7 @@ impl SegmentHeader {
             .store(params.segment_len(), Ordering::Relaxed);
         id.creator_pid.store(creator_pid, Ordering::Relaxed);
         id.creator_pid_ns.store(creator_pid_ns, Ordering::Relaxed);
+        id.created_ns.store(created_ns, Ordering::Relaxed);
         id.magic.store(MAGIC, Ordering::Release);
     }
 

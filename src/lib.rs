@@ -32,6 +32,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod channel;
+mod counters;
 mod error;
 mod frame;
 /// The fuzz targets' bodies, for ringport's own fuzz crate and tests (feature `testing`; not

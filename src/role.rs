@@ -10,13 +10,7 @@ use crate::os::{Kernel, Liveness, Notice, ProcessIdentity, Watched};
 use crate::sync::Ordering;
 use crate::wait::{Look, Peer};
 
-/// The index of a role's slot and position in the header.
-pub(crate) const fn role_index(role: Role) -> usize {
-    match role {
-        Role::Producer => 0,
-        Role::Consumer => 1,
-    }
-}
+pub(crate) use crate::layout::role_index;
 
 const NEVER: u64 = 0;
 const CLAIMING: u64 = 1;

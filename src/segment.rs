@@ -89,9 +89,14 @@ impl Segment {
 
     fn initialized(memory: Memory, params: &RingParams) -> Segment {
         let creator = HOST.current_process();
+        let created_ns = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| {
+                u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
+            });
         memory
             .header()
-            .initialize(params, creator.pid, creator.pid_ns);
+            .initialize(params, creator.pid, creator.pid_ns, created_ns);
         Segment {
             memory: Arc::new(memory),
             params: *params,

@@ -41,6 +41,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::counters::Tally;
 use crate::error::{Error, Result};
 use crate::layout::{BellWords, SegmentHeader, DATA_BELL, SPACE_BELL};
 use crate::os::Kernel;
@@ -363,6 +364,8 @@ pub(crate) struct Waiter<'a, K: Kernel> {
     /// How long to wait, without looking, before the first look (see [`Waiter::pause_first`]).
     pause: Duration,
     stats: &'a mut WaitStats,
+    /// Where the counts go in the segment too, for outside readers.
+    tally: Option<Tally<'a>>,
     kernel: K,
 }
 
@@ -381,8 +384,15 @@ impl<'a, K: Kernel> Waiter<'a, K> {
             policy,
             pause: Duration::ZERO,
             stats,
+            tally: None,
             kernel,
         }
+    }
+
+    /// Counts the wait in the segment's counters too (see `counters`).
+    pub(crate) fn tallied(mut self, tally: Tally<'a>) -> Self {
+        self.tally = Some(tally);
+        self
     }
 
     /// Begins the wait with `pause` of not looking: part of the spin, so bounded by the spin
@@ -392,6 +402,9 @@ impl<'a, K: Kernel> Waiter<'a, K> {
         self.pause = pause;
         if !pause.is_zero() && !self.policy.spin.is_zero() {
             self.stats.stream_pauses += 1;
+            if let Some(tally) = self.tally {
+                tally.paused();
+            }
         }
         self
     }
@@ -424,6 +437,9 @@ impl<'a, K: Kernel> Waiter<'a, K> {
             Limit::After(timeout) => kernel.now().checked_add(timeout),
         };
         self.stats.waits += 1;
+        if let Some(tally) = self.tally {
+            tally.waited();
+        }
         if let Some(v) = self.spin(deadline, &mut attempt, &mut peer)? {
             return Ok(v);
         }
@@ -432,6 +448,9 @@ impl<'a, K: Kernel> Waiter<'a, K> {
         loop {
             let announced = bell.announce(fences, kernel);
             self.stats.barriers += u64::from(announced.barrier);
+            if let (Some(tally), true) = (self.tally, announced.barrier) {
+                tally.barrier();
+            }
             match attempt() {
                 Ok(None) => {}
                 Ok(Some(v)) => {
@@ -470,6 +489,9 @@ impl<'a, K: Kernel> Waiter<'a, K> {
                 None => cap,
             };
             self.stats.sleeps += 1;
+            if let Some(tally) = self.tally {
+                tally.slept();
+            }
             bell.sleep(announced, slice, kernel);
             bell.cancel();
             // Woken, timed out or spurious: look before announcing again, since a wake-up

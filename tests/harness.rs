@@ -137,7 +137,7 @@ fn harness_hostile_target() {
                 let Ok(case) = target.next_case() else { return };
                 if n == 5 {
                     let ring = &mut rings.into_iter().nth(rng.random_range(0..2)).unwrap();
-                    let span = if rng.random() { 896 } else { ring.len() };
+                    let span = if rng.random() { 1152 } else { ring.len() };
                     for _ in 0..rng.random_range(1..8) {
                         let at = rng.random_range(0..span / 8) * 8;
                         ring[at..at + 8].copy_from_slice(&rng.random::<u64>().to_le_bytes());

@@ -135,7 +135,7 @@ fn another_version_is_version_mismatch() {
         small().open_consumer(name.as_str()),
         Err(Error::VersionMismatch {
             found: 99,
-            expected: 5
+            expected: 6
         })
     ));
 }

@@ -145,6 +145,12 @@ fn copy_out(grant: &ReadGrant<'_>, buf: &mut Vec<u8>) -> Result<usize> {
     Ok(grant.len)
 }
 
+impl Drop for Consumer {
+    fn drop(&mut self) {
+        self.handle.flush(End::Head);
+    }
+}
+
 impl Clone for Consumer {
     /// Another consumer handle on the same ring (its own wait statistics).
     fn clone(&self) -> Self {
@@ -184,9 +190,10 @@ impl Deref for ReadGrant<'_> {
 impl Drop for ReadGrant<'_> {
     #[inline(always)]
     fn drop(&mut self) {
-        let handle = &*self.handle;
+        let handle = &mut *self.handle;
         handle.slots.release(&handle.mem, self.position);
         handle.ring(Doorbell::space);
+        handle.passed(End::Head, self.len);
     }
 }
 

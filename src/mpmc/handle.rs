@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use super::recovery::{Recovery, Ring};
 use super::slot::{Claim, Slots, Stamp};
-use crate::error::Result;
+use crate::counters::{Tally, FLUSH_EVERY};
+use crate::error::{Result, Role};
 use crate::layout::{RingParams, SegmentHeader};
 use crate::os::{Host, Kernel, Notice, RingMemory, HOST};
 use crate::segment::Segment;
@@ -51,6 +52,20 @@ pub(super) struct Handle {
     pid: u32,
     recovery: Recovery<<Host as Kernel>::Watch>,
     pub(super) stats: WaitStats,
+    /// Messages passed (committed or taken) and their bytes, not yet added to the segment's
+    /// counters (see `counters`).
+    pending_frames: u32,
+    pending_bytes: u64,
+}
+
+impl End {
+    /// The side of the ring that claims at this end.
+    fn role(self) -> Role {
+        match self {
+            End::Tail => Role::Producer,
+            End::Head => Role::Consumer,
+        }
+    }
 }
 
 impl Handle {
@@ -79,6 +94,8 @@ impl Handle {
             pid: if judge { me.pid } else { 0 },
             recovery: Recovery::new(judge),
             stats: WaitStats::default(),
+            pending_frames: 0,
+            pending_bytes: 0,
         })
     }
 
@@ -120,6 +137,7 @@ impl Handle {
         if let Some(won) = self.try_claim(end)? {
             return Ok(won);
         }
+        self.flush(end);
         let header = self.mem.header();
         let bell = match end {
             End::Tail => Doorbell::space(header),
@@ -130,21 +148,23 @@ impl Handle {
         // Whether the last attempt left nothing in the way that a death notice does not cover.
         let covered = Cell::new(false);
         // The attempt is `try_claim`'s, on the fields the waiter does not hold.
-        Waiter::new(bell, self.fences, self.policy, &mut self.stats, HOST).wait(
-            limit,
-            || {
-                let got = self.recovery.attempt(ring, HOST, &notice, || {
-                    claim(&self.mem, &self.slots, end, self.pid)
-                });
-                covered.set(self.recovery.covered());
-                got
-            },
-            // Handles come and go freely: no peer to be gone. A sleep lasts until a wake when
-            // a commit or release will ring, or the owner of the slot in the way is watched.
-            |_| Peer::Here {
-                watched: covered.get(),
-            },
-        )
+        Waiter::new(bell, self.fences, self.policy, &mut self.stats, HOST)
+            .tallied(Tally::shared(header, end.role()))
+            .wait(
+                limit,
+                || {
+                    let got = self.recovery.attempt(ring, HOST, &notice, || {
+                        claim(&self.mem, &self.slots, end, self.pid)
+                    });
+                    covered.set(self.recovery.covered());
+                    got
+                },
+                // Handles come and go freely: no peer to be gone. A sleep lasts until a wake when
+                // a commit or release will ring, or the owner of the slot in the way is watched.
+                |_| Peer::Here {
+                    watched: covered.get(),
+                },
+            )
     }
 
     /// Rings `bell` (picked from the header) after a commit or a release. Many handles notify
@@ -165,7 +185,34 @@ impl Handle {
             pid: self.pid,
             recovery: self.recovery.fresh(),
             stats: WaitStats::default(),
+            pending_frames: 0,
+            pending_bytes: 0,
         }
+    }
+
+    /// Counts a message of `len` bytes that passed at `end`; every [`FLUSH_EVERY`] of them
+    /// go to the segment's counters.
+    #[inline(always)]
+    pub(super) fn passed(&mut self, end: End, len: usize) {
+        self.pending_frames += 1;
+        self.pending_bytes += len as u64;
+        if self.pending_frames >= FLUSH_EVERY {
+            self.flush(end);
+        }
+    }
+
+    /// Adds the messages counted at `end` to the segment's counters: every [`FLUSH_EVERY`],
+    /// before a wait, and when the handle goes.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn flush(&mut self, end: End) {
+        if self.pending_frames == 0 {
+            return;
+        }
+        Tally::shared(self.mem.header(), end.role())
+            .add_passed(u64::from(self.pending_frames), self.pending_bytes);
+        self.pending_frames = 0;
+        self.pending_bytes = 0;
     }
 }
 

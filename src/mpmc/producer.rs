@@ -135,6 +135,12 @@ impl Producer {
     }
 }
 
+impl Drop for Producer {
+    fn drop(&mut self) {
+        self.handle.flush(End::Tail);
+    }
+}
+
 impl Clone for Producer {
     /// Another producer handle on the same ring (its own wait statistics).
     fn clone(&self) -> Self {
@@ -181,15 +187,18 @@ impl WriteGrant<'_> {
         }
         // Published here, not by the drop: the drop glue of a grant stayed out of line in a
         // user's crate (examples/inline_probe.rs), a call on every message.
-        let this = std::mem::ManuallyDrop::new(self);
+        let mut this = std::mem::ManuallyDrop::new(self);
         this.publish(len);
     }
 
     #[inline(always)]
-    fn publish(&self, len: usize) {
-        let handle = &*self.handle;
+    fn publish(&mut self, len: usize) {
+        let handle = &mut *self.handle;
         handle.slots.commit(&handle.mem, self.position, len);
         handle.ring(Doorbell::data);
+        if len != 0 {
+            handle.passed(End::Tail, len);
+        }
     }
 }
 

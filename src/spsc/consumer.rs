@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::read_cursor::ReadCursor;
 use super::takeover::{RecoveredFrame, Takeover};
 use super::{peer_of, Endpoint};
+use crate::counters::Tally;
 use crate::error::{Error, Result, Role};
 use crate::os::{copy_frame, HOST};
 use crate::role::{PeerStatus, Predecessor};
@@ -226,6 +227,7 @@ impl Consumer {
         };
         let bell = Doorbell::data(region.header());
         Waiter::new(bell, ep.fences, ep.policy, &mut ep.stats, HOST)
+            .tallied(Tally::sole(region.header(), Role::Consumer))
             .pause_first(pause)
             .wait(
                 limit,

@@ -48,12 +48,13 @@ pub use consumer::{Consumer, ReadGrant};
 pub use producer::{Producer, WriteBatch, WriteGrant};
 pub use takeover::{RecoveredFrame, Takeover};
 
+use crate::counters::Tally;
 use crate::error::{Error, Result, Role};
 use crate::frame::{check_geometry, largest_frame};
 use crate::layout::{RingParams, KIND_SPSC};
 use crate::options::Access;
 use crate::os::{Host, Kernel, RingMemory, HOST};
-use crate::role::{mark_departed, mark_role_departed, role_index, RoleHold};
+use crate::role::{mark_departed, mark_role_departed, role_index, Predecessor, RoleHold};
 use crate::segment::Segment;
 use crate::wait::{Doorbell, Fences, Limit, Look, Notifier, Peer, WaitPolicy, WaitStats, Waiter};
 
@@ -372,6 +373,9 @@ impl Endpoint {
         let fences = Fences::for_ring(segment.params.flags, HOST)?;
         let header = region.header();
         let hold = RoleHold::claim(header, role, HOST)?;
+        if matches!(hold.predecessor(), Predecessor::Died { .. }) {
+            Tally::sole(header, role).took_over();
+        }
         // A previous holder of this role may have died asleep and left its count behind.
         bell_of(header, role).reset_sleepers();
         let mut notifier = Notifier::sole(bell_of(header, role.peer()), fences, HOST);
@@ -448,12 +452,14 @@ impl Endpoint {
         }
         let bell = bell_of(header, self.hold.role());
         let hold = &self.hold;
-        Waiter::new(bell, self.fences, self.policy, &mut self.stats, HOST).wait(
-            Limit::After(timeout),
-            || Ok(hold.peer_attached(header).then_some(())),
-            // An attaching peer rings this bell.
-            |_| Peer::Here { watched: true },
-        )
+        Waiter::new(bell, self.fences, self.policy, &mut self.stats, HOST)
+            .tallied(Tally::sole(header, hold.role()))
+            .wait(
+                Limit::After(timeout),
+                || Ok(hold.peer_attached(header).then_some(())),
+                // An attaching peer rings this bell.
+                |_| Peer::Here { watched: true },
+            )
     }
 }
 

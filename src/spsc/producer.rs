@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::takeover::RecoveredFrame;
 use super::write_cursor::{InPlaceBatch, WriteCursor};
 use super::{peer_of, Endpoint, PRODUCER_POS};
+use crate::counters::Tally;
 use crate::error::{Error, Result, Role};
 use crate::frame::HEADER_LEN;
 use crate::os::HOST;
@@ -230,11 +231,13 @@ impl Producer {
         let (ep, cursor) = (&mut self.ep, &mut self.cursor);
         let region = &ep.region;
         let bell = Doorbell::space(region.header());
-        Waiter::new(bell, ep.fences, ep.policy, &mut ep.stats, HOST).wait(
-            limit,
-            || Ok(cursor.claim(region, len)?.then_some(())),
-            |look| peer_of(region, &mut ep.hold, look),
-        )
+        Waiter::new(bell, ep.fences, ep.policy, &mut ep.stats, HOST)
+            .tallied(Tally::sole(region.header(), Role::Producer))
+            .wait(
+                limit,
+                || Ok(cursor.claim(region, len)?.then_some(())),
+                |look| peer_of(region, &mut ep.hold, look),
+            )
     }
 
     /// Copies `data` into one frame, waiting for room.

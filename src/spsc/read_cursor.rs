@@ -4,7 +4,8 @@
 //! shared memory; no system call but the wake of a sleeping producer, through the notifier.
 
 use super::CONSUMER_POS;
-use crate::error::{Error, Result};
+use crate::counters::{Passed, Tally};
+use crate::error::{Error, Result, Role};
 use crate::frame::{self, frame_size, Frame, HEADER_LEN};
 use crate::layout::{RingParams, MAX_POSITION};
 use crate::os::{Kernel, RingMemory};
@@ -36,6 +37,10 @@ pub(super) struct ReadCursor {
     /// Where the last blocking wait began: a wait that begins more than one frame past it
     /// follows the draining of a stream (see [`ReadCursor::drained_a_stream`]).
     waited_at: u64,
+    /// Frames received and released over the ring's life, up to `position`, and their payload
+    /// bytes: written to the segment's counters with each publish (see `counters`).
+    frames: u64,
+    bytes: u64,
 }
 
 impl ReadCursor {
@@ -53,6 +58,8 @@ impl ReadCursor {
             last_size: 0,
             last_fit: 0,
             waited_at: position,
+            frames: 0,
+            bytes: 0,
         };
         cursor.remember(1);
         cursor
@@ -108,6 +115,8 @@ impl ReadCursor {
         };
         let mut cursor = ReadCursor::new(start, params.capacity, params.max_frame);
         cursor.published = published;
+        let counted = counted_up_to(region, params, start);
+        (cursor.frames, cursor.bytes) = (counted.frames, counted.bytes);
         Ok((cursor, in_hand))
     }
 
@@ -222,6 +231,8 @@ impl ReadCursor {
             let frame = unsafe { region.slice_unchecked(offset, len) };
             position += frame_size(len) as u64;
             self.position = position;
+            self.frames += 1;
+            self.bytes += len as u64;
             f(frame);
             handed += 1;
             if position >= release_at {
@@ -273,6 +284,9 @@ impl ReadCursor {
     #[inline(always)]
     pub(super) fn release<K: Kernel>(&mut self, region: &RingMemory, notifier: &mut Notifier<K>) {
         self.position += self.last_size;
+        self.frames += 1;
+        // The low half of the header word is the length.
+        self.bytes += u64::from(self.last_head as u32);
         if self.position >= self.release_at {
             self.publish(region, notifier);
         }
@@ -286,10 +300,48 @@ impl ReadCursor {
         }
         self.published = self.position;
         self.release_at = self.position + self.release_every;
+        Tally::sole(region.header(), Role::Consumer).set_passed(Passed {
+            frames: self.frames,
+            bytes: self.bytes,
+            at: self.position,
+        });
         // Release: our reads of the freed frames happen before the producer's reuse of them.
         region.header().positions[CONSUMER_POS].store(self.position, Ordering::Release);
         Doorbell::space(region.header()).ring(notifier);
     }
+}
+
+/// What the segment's counters say passed up to ring position `start`, where a consumer that
+/// attaches begins: the last consumer's counts, as of the position it last published them at,
+/// and the frames from there to `start` (which it received but did not count in the segment:
+/// it died first). Those frames are intact, as the producer writes nothing past the position
+/// published. Counts are for outside readers alone: a walk that meets anything but a frame
+/// stops, and the counts go on from there.
+fn counted_up_to(region: &RingMemory, params: &RingParams, start: u64) -> Passed {
+    let mut counted = Tally::sole(region.header(), Role::Consumer).passed();
+    let capacity = params.capacity;
+    if counted.at > start || start - counted.at > capacity || counted.at % 8 != 0 {
+        return counted;
+    }
+    let mut position = counted.at;
+    while position < start {
+        let word = region.frame_word((position & (capacity - 1)) as usize);
+        match frame::decode(
+            word.load(Ordering::Acquire),
+            position,
+            capacity,
+            params.max_frame,
+        ) {
+            Ok(Frame::Data(len)) => {
+                counted.frames += 1;
+                counted.bytes += len as u64;
+                position += frame_size(len) as u64;
+            }
+            Ok(Frame::Pad) => position += capacity - (position & (capacity - 1)),
+            Ok(Frame::Empty) | Err(_) => break,
+        }
+    }
+    counted
 }
 
 /// Records in the ledger that the frame at `position` is handed out, and so that every frame

@@ -22,7 +22,7 @@ pub mod offsets {
     pub const PRODUCER_POS: usize = 256;
     pub const CONSUMER_POS: usize = 384;
     pub const LEDGER_RECEIVED: usize = 768;
-    pub const DATA: usize = 896;
+    pub const DATA: usize = 1152;
 }
 
 /// The environment variable that tells a re-run test binary which child role to play.

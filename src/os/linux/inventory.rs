@@ -40,36 +40,69 @@ pub(crate) fn names() -> Result<Vec<String>> {
     Ok(names)
 }
 
+/// A segment opened for reading alone: its facts, and its bytes by `pread`.
+pub(crate) struct SegmentFile {
+    file: std::fs::File,
+    facts: FileFacts,
+}
+
+impl SegmentFile {
+    /// Opens segment `name` (a bare name, checked by the caller) to read.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`], or [`Error::Os`] if it cannot be opened (another user's, mode
+    /// 0600).
+    pub(crate) fn open(name: &str) -> Result<SegmentFile> {
+        let path = Path::new(SHM_DIR).join(name);
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(&path)
+            .map_err(|e| io_error("open a segment to read", &e))?;
+        let meta = file.metadata().map_err(|e| io_error("fstat", &e))?;
+        let facts = FileFacts {
+            len: meta.len(),
+            uid: meta.uid(),
+            mode: meta.mode() & 0o7777,
+            modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+        };
+        Ok(SegmentFile { file, facts })
+    }
+
+    /// Its size, owner, mode and time, as they were when it was opened.
+    pub(crate) fn facts(&self) -> FileFacts {
+        self.facts
+    }
+
+    /// Reads into `buf` from byte `offset`; returns how many bytes there were (fewer than
+    /// asked at the end of the file).
+    ///
+    /// # Errors
+    /// [`Error::Os`] if the read fails.
+    pub(crate) fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize> {
+        let mut got = 0;
+        while got < buf.len() {
+            match self.file.read_at(&mut buf[got..], offset + got as u64) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(io_error("pread", &e)),
+            }
+        }
+        Ok(got)
+    }
+}
+
 /// The first `len` bytes (fewer if the file is shorter) and the facts of segment `name` (a bare
 /// name, checked by the caller).
 ///
 /// # Errors
-/// [`Error::NotFound`], or [`Error::Os`] if it cannot be opened or read (another user's, mode
-/// 0600).
+/// As [`SegmentFile::open`] and [`SegmentFile::read_at`].
 pub(crate) fn head(name: &str, len: usize) -> Result<(Vec<u8>, FileFacts)> {
-    let path = Path::new(SHM_DIR).join(name);
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(&path)
-        .map_err(|e| io_error("open a segment to read", &e))?;
-    let meta = file.metadata().map_err(|e| io_error("fstat", &e))?;
-    let facts = FileFacts {
-        len: meta.len(),
-        uid: meta.uid(),
-        mode: meta.mode() & 0o7777,
-        modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-    };
-    let mut bytes = vec![0u8; len.min(usize::try_from(meta.len()).unwrap_or(usize::MAX))];
-    let mut got = 0;
-    while got < bytes.len() {
-        match file.read_at(&mut bytes[got..], got as u64) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(io_error("pread", &e)),
-        }
-    }
+    let file = SegmentFile::open(name)?;
+    let facts = file.facts();
+    let mut bytes = vec![0u8; len.min(usize::try_from(facts.len).unwrap_or(usize::MAX))];
+    let got = file.read_at(0, &mut bytes)?;
     bytes.truncate(got);
     Ok((bytes, facts))
 }

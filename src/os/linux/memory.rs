@@ -341,11 +341,14 @@ impl RingMemory {
 /// The header is a cross-process ABI: its layout is fixed whatever compiler built each peer.
 /// (The model builds it from loom's atomics, whose sizes differ; it is never shared.)
 mod layout_checks {
-    use crate::layout::{BellWords, Identity, Ledger, RoleSlot, SegmentHeader, DATA_OFFSET};
+    use crate::layout::{
+        BellWords, Counters, Identity, Ledger, RoleSlot, SegmentHeader, DATA_OFFSET,
+    };
     use core::mem::{align_of, offset_of, size_of};
     use static_assertions::const_assert_eq;
 
-    const_assert_eq!(size_of::<Identity>(), 64);
+    const_assert_eq!(size_of::<Identity>(), 72);
+    const_assert_eq!(offset_of!(Identity, created_ns), 64);
     const_assert_eq!(offset_of!(Identity, creator_pid_ns), 56);
     const_assert_eq!(offset_of!(Identity, version), 8);
     const_assert_eq!(offset_of!(Identity, kind), 12);
@@ -362,7 +365,9 @@ mod layout_checks {
     const_assert_eq!(offset_of!(SegmentHeader, positions), 256);
     const_assert_eq!(offset_of!(SegmentHeader, bells), 512);
     const_assert_eq!(offset_of!(SegmentHeader, ledger), 768);
+    const_assert_eq!(offset_of!(SegmentHeader, counters), 896);
     const_assert_eq!(size_of::<Ledger>(), 16);
+    const_assert_eq!(size_of::<Counters>(), 72);
     const_assert_eq!(size_of::<SegmentHeader>(), DATA_OFFSET);
     const_assert_eq!(align_of::<SegmentHeader>(), 128);
 }

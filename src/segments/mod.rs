@@ -1,0 +1,270 @@
+//! What lives in `/dev/shm`: ringport's named segments, who holds them, and which are stale, as
+//! `ipcs` and `ipcrm` do for System V objects. A segment whose creator was killed stays in
+//! `/dev/shm` (nothing else removes it, and a new create under its name gets `AlreadyExists`):
+//! [`collect`] removes those that nobody uses any more, and never one in use.
+//!
+//! A segment is looked at without being attached: its header is read with `pread` (never
+//! mapped, so a segment truncated meanwhile cannot fault the caller), and its users are the
+//! processes that map it or hold it open, from `/proc`.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), ringport::Error> {
+//! for segment in ringport::segments::list()? {
+//!     println!("{}: {} bytes, in use: {}", segment.name, segment.len, segment.in_use());
+//! }
+//! let removed = ringport::segments::collect(false)?; // the stale ones
+//! # Ok(()) }
+//! ```
+
+use std::time::SystemTime;
+
+mod stat;
+
+pub use stat::{stat, RingStats, SideCounts, Traffic};
+
+use crate::error::{Error, Result, Role};
+use crate::layout::{SegmentHeader, DATA_OFFSET, KIND_MPMC, KIND_SPSC, LAYOUT_VERSION, MAGIC};
+use crate::os::inventory;
+use crate::os::{Kernel, Liveness, Memory, HOST};
+use crate::role::{slot_state, SlotState};
+use crate::sync::Ordering;
+
+/// The kind of ring a segment holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RingKind {
+    /// One producer, one consumer, frames of any size.
+    Spsc,
+    /// Many producers and consumers, fixed-size slots.
+    Mpmc,
+}
+
+/// What became of a role's holder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HolderState {
+    /// Nobody has held the role.
+    Never,
+    /// The holder lives.
+    Alive,
+    /// The holder died holding it (or its death was marked).
+    Dead,
+    /// The holder let go of it.
+    Detached,
+    /// The holder is in another pid namespace: its pid means nothing here.
+    Unknown,
+}
+
+/// A role of an SPSC ring and its holder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Holder {
+    /// Which end.
+    pub role: Role,
+    /// The holder's pid (the last holder's, once it has gone), if any held it.
+    pub pid: Option<u32>,
+    /// Whether it is still there.
+    pub state: HolderState,
+}
+
+/// What a ringport segment's header says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RingInfo {
+    /// The kind of ring.
+    pub kind: RingKind,
+    /// The data area in bytes.
+    pub capacity: u64,
+    /// The largest frame (SPSC) or the slot size (MPMC).
+    pub max_frame: u32,
+    /// The process that created it.
+    pub creator_pid: u32,
+    /// The producer's and the consumer's holders (SPSC; MPMC handles come and go unrecorded).
+    pub holders: Vec<Holder>,
+}
+
+/// A segment in `/dev/shm`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentInfo {
+    /// Its name, without the leading '/'.
+    pub name: String,
+    /// Its size in bytes.
+    pub len: u64,
+    /// The uid that owns it.
+    pub uid: u32,
+    /// Its permission bits.
+    pub mode: u32,
+    /// When it was last modified (its size set, or written through `write`).
+    pub modified: SystemTime,
+    /// The layout version, if the segment carries ringport's magic.
+    pub ringport_version: Option<u32>,
+    /// The ring, if it is a ringport segment of this build's layout.
+    pub ring: Option<RingInfo>,
+    /// The processes that map it or hold it open (as far as `/proc` shows them).
+    pub users: Vec<u32>,
+    /// Whether a process we could not look at (another user's) may use it: some were hidden
+    /// from us and its mode lets others than its owner open it.
+    pub may_have_hidden_users: bool,
+}
+
+impl SegmentInfo {
+    /// Whether anything uses it: a process that maps it or holds it open, or a live holder of
+    /// one of its roles (or one we cannot judge), or a process we could not look at.
+    #[must_use]
+    pub fn in_use(&self) -> bool {
+        let held = self.ring.as_ref().is_some_and(|ring| {
+            ring.holders
+                .iter()
+                .any(|h| matches!(h.state, HolderState::Alive | HolderState::Unknown))
+        });
+        !self.users.is_empty() || held || self.may_have_hidden_users
+    }
+
+    /// Whether [`collect`] removes it: a ringport segment of this layout that nothing uses.
+    #[must_use]
+    pub fn is_stale(&self) -> bool {
+        self.ring.is_some() && !self.in_use()
+    }
+}
+
+/// Every segment in `/dev/shm` (ringport's and others'), sorted by name; those that cannot be
+/// read (another user's) are left out.
+///
+/// # Errors
+/// [`Error::Os`] if `/dev/shm` cannot be read.
+pub fn list() -> Result<Vec<SegmentInfo>> {
+    let (users, hidden) = inventory::users();
+    let mut segments = Vec::new();
+    for name in inventory::names()? {
+        if let Ok(info) = describe(&name, &users, hidden) {
+            segments.push(info);
+        }
+    }
+    Ok(segments)
+}
+
+/// The segment named `name` (with or without its leading '/').
+///
+/// # Errors
+/// [`Error::InvalidName`]; [`Error::NotFound`]; [`Error::Os`] if it cannot be read.
+pub fn inspect(name: &str) -> Result<SegmentInfo> {
+    let name = bare(name)?;
+    let (users, hidden) = inventory::users();
+    describe(name, &users, hidden)
+}
+
+/// Removes every stale segment ([`SegmentInfo::is_stale`]), or none with `dry_run`; returns
+/// them. A segment that another process opens between the look and the removal keeps its
+/// mapping (only the name goes).
+///
+/// # Errors
+/// As [`list`]; [`Error::Os`] if a removal fails (the segments removed before it stay removed).
+pub fn collect(dry_run: bool) -> Result<Vec<SegmentInfo>> {
+    collect_matching("", dry_run)
+}
+
+/// As [`collect`], for the segments whose names start with `prefix` alone (an application's
+/// own, say).
+///
+/// # Errors
+/// As [`collect`].
+pub fn collect_matching(prefix: &str, dry_run: bool) -> Result<Vec<SegmentInfo>> {
+    let prefix = prefix.strip_prefix('/').unwrap_or(prefix);
+    let stale: Vec<SegmentInfo> = list()?
+        .into_iter()
+        .filter(|s| s.name.starts_with(prefix) && s.is_stale())
+        .collect();
+    if !dry_run {
+        for segment in &stale {
+            match crate::os::remove_segment(&segment.name) {
+                Ok(()) | Err(Error::NotFound) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(stale)
+}
+
+/// `name` without its leading '/', if it can name a segment.
+fn bare(name: &str) -> Result<&str> {
+    let bare = name.strip_prefix('/').unwrap_or(name);
+    if bare.is_empty() || bare.contains('/') || bare == "." || bare == ".." {
+        return Err(Error::InvalidName {
+            reason: "not a segment name",
+        });
+    }
+    Ok(bare)
+}
+
+fn describe(
+    name: &str,
+    users: &std::collections::HashMap<String, Vec<u32>>,
+    hidden: usize,
+) -> Result<SegmentInfo> {
+    let (head, facts) = inventory::head(name, DATA_OFFSET)?;
+    let (ringport_version, ring) = read_ring(&head);
+    Ok(SegmentInfo {
+        name: name.to_string(),
+        len: facts.len,
+        uid: facts.uid,
+        mode: facts.mode,
+        modified: facts.modified,
+        ringport_version,
+        ring,
+        users: users.get(name).cloned().unwrap_or_default(),
+        may_have_hidden_users: hidden > 0 && facts.mode & 0o077 != 0,
+    })
+}
+
+/// The header's story, from a copy of its bytes: the version if the magic is ringport's, and
+/// the ring if the version is this build's.
+fn read_ring(head: &[u8]) -> (Option<u32>, Option<RingInfo>) {
+    let Ok(header) = Memory::image_header(head) else {
+        return (None, None);
+    };
+    // Relaxed throughout: the header is a copy in our own memory (read with pread), which
+    // nobody writes while we read it; its values are checked before they are used.
+    let id = &header.identity;
+    if id.magic.load(Ordering::Relaxed) != MAGIC {
+        return (None, None);
+    }
+    let version = id.version.load(Ordering::Relaxed);
+    if version != LAYOUT_VERSION {
+        return (Some(version), None);
+    }
+    let kind = match id.kind.load(Ordering::Relaxed) {
+        KIND_SPSC => RingKind::Spsc,
+        KIND_MPMC => RingKind::Mpmc,
+        _ => return (Some(version), None),
+    };
+    let capacity = id.capacity.load(Ordering::Relaxed);
+    let holders = match kind {
+        RingKind::Spsc => [Role::Producer, Role::Consumer]
+            .into_iter()
+            .map(|role| holder(&header, role))
+            .collect(),
+        RingKind::Mpmc => Vec::new(),
+    };
+    let ring = RingInfo {
+        kind,
+        capacity,
+        max_frame: id.max_frame.load(Ordering::Relaxed),
+        creator_pid: id.creator_pid.load(Ordering::Relaxed),
+        holders,
+    };
+    (Some(version), Some(ring))
+}
+
+fn holder(header: &SegmentHeader, role: Role) -> Holder {
+    let (pid, state) = match slot_state(header, role) {
+        SlotState::Never | SlotState::Garbled => (None, HolderState::Never),
+        SlotState::Detached { pid } => (Some(pid), HolderState::Detached),
+        SlotState::Died { pid } => (Some(pid), HolderState::Dead),
+        SlotState::Held(who) => {
+            let mut check = Default::default();
+            let state = match HOST.liveness(&mut check, who) {
+                Liveness::Alive => HolderState::Alive,
+                Liveness::Dead => HolderState::Dead,
+                Liveness::Unknown => HolderState::Unknown,
+            };
+            (Some(who.pid), state)
+        }
+    };
+    Holder { role, pid, state }
+}
