@@ -35,10 +35,7 @@ fn an_spsc_ring_counts_what_was_committed_received_and_is_unread() {
     let stats = segments::stat(name.as_str()).unwrap();
     assert_eq!(stats.kind, RingKind::Spsc);
     assert_eq!((stats.capacity, stats.steady), (64 << 10, true));
-    let all = Traffic {
-        frames: 100,
-        bytes,
-    };
+    let all = Traffic { frames: 100, bytes };
     assert_eq!(stats.committed, all);
     assert_eq!(stats.received, Traffic::default());
     assert_eq!(stats.unread, all);
@@ -103,7 +100,10 @@ fn waits_sleeps_and_wakes_are_counted_in_the_segment() {
     assert_eq!(sleeper.join().unwrap(), 7);
     let stats = segments::stat(name.as_str()).unwrap();
     assert_eq!(stats.consuming.waits, 2);
-    assert!(stats.consuming.wakes.wrapping_sub(woken_before) >= 1, "{stats:?}");
+    assert!(
+        stats.consuming.wakes.wrapping_sub(woken_before) >= 1,
+        "{stats:?}"
+    );
     assert_eq!(stats.consuming.sleeping, 0);
     assert_eq!(stats.producing.waits, 0);
 }

@@ -4,6 +4,7 @@ mod bench;
 mod demo;
 mod harness;
 mod segments;
+mod stat;
 
 use clap::{Parser, Subcommand};
 
@@ -32,6 +33,8 @@ enum Command {
     HarnessTarget,
     /// List the segments in /dev/shm: kind, size, fill, role holders and whether they live.
     Ls(segments::LsArgs),
+    /// A ring's traffic, fill and waits from its segment's counters (rates with --watch).
+    Stat(stat::StatArgs),
     /// Remove named segments (refuses one in use unless --force).
     Rm(segments::RmArgs),
     /// Remove the stale segments: ringport's, that no process maps or holds, with no live
@@ -61,6 +64,7 @@ fn main() {
         Command::Harness(args) => harness::run(&args),
         Command::HarnessTarget => harness::demo_target(),
         Command::Ls(args) => segments::ls(&args),
+        Command::Stat(args) => stat::run(&args),
         Command::Rm(args) => segments::rm(&args),
         Command::Gc(args) => segments::gc(&args),
         Command::Send(args) => segments::send(&args),

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::time::SystemTime;
 
-use ringport::segments::{self, HolderState, RingKind, SegmentInfo};
+use ringport::segments::{self, Holder, HolderState, RingKind, SegmentInfo};
 use ringport::Role;
 
 use crate::bench::json_string;
@@ -51,13 +51,17 @@ fn kind(info: &SegmentInfo) -> String {
 }
 
 fn holders(info: &SegmentInfo) -> String {
-    let Some(ring) = &info.ring else {
-        return "-".into();
-    };
-    if ring.holders.is_empty() {
+    info.ring
+        .as_ref()
+        .map_or("-".into(), |ring| holder_list(&ring.holders))
+}
+
+/// The holders of a ring's roles, as "producer 123 alive, consumer none".
+pub(crate) fn holder_list(holders: &[Holder]) -> String {
+    if holders.is_empty() {
         return "-".into();
     }
-    ring.holders
+    holders
         .iter()
         .map(|h| {
             let role = match h.role {
@@ -96,15 +100,23 @@ fn age_seconds(info: &SegmentInfo) -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// How full a ring is, from its counters (`ringport::segments::stat`); None if it is not a
+/// ring of this build's or cannot be read.
+fn fill(info: &SegmentInfo) -> Option<f64> {
+    info.ring.as_ref()?;
+    segments::stat(&info.name).ok().map(|stats| stats.fill())
+}
+
 fn json(info: &SegmentInfo) -> String {
     let ring = info.ring.as_ref();
     format!(
-        "{{\"name\":{},\"kind\":{},\"bytes\":{},\"capacity\":{},\"holders\":{},\
+        "{{\"name\":{},\"kind\":{},\"bytes\":{},\"capacity\":{},\"fill\":{},\"holders\":{},\
          \"users\":{:?},\"uid\":{},\"mode\":\"{:o}\",\"age_s\":{},\"status\":{}}}",
         json_string(&info.name),
         json_string(&kind(info)),
         info.len,
         ring.map_or("null".into(), |r| r.capacity.to_string()),
+        fill(info).map_or("null".into(), |f| format!("{f:.6}")),
         json_string(&holders(info)),
         info.users,
         info.uid,
@@ -129,16 +141,17 @@ pub fn ls(args: &LsArgs) -> Result<(), Box<dyn std::error::Error>> {
     }
     writeln!(
         out,
-        "{:<28} {:<6} {:>10} {:<40} {:>7} {:>6}  status",
-        "name", "kind", "bytes", "holders", "age", "uid"
+        "{:<28} {:<6} {:>10} {:>6} {:<40} {:>7} {:>6}  status",
+        "name", "kind", "bytes", "fill", "holders", "age", "uid"
     )?;
     for info in shown {
         writeln!(
             out,
-            "{:<28} {:<6} {:>10} {:<40} {:>6}s {:>6}  {}",
+            "{:<28} {:<6} {:>10} {:>6} {:<40} {:>6}s {:>6}  {}",
             info.name,
             kind(info),
             info.len,
+            fill(info).map_or("-".into(), |f| format!("{:.1}%", f * 100.0)),
             holders(info),
             age_seconds(info),
             info.uid,

@@ -121,3 +121,65 @@ fn an_empty_frame_is_refused_with_a_clear_error() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("frame 2 is empty"), "{stderr}");
 }
+
+#[test]
+fn stat_shows_a_rings_counters_and_rates_between_refreshes() {
+    let name = SegmentName::new("cli-stat");
+    let mut producer = SpscOptions::new()
+        .capacity(4096)
+        .create_producer(name.as_str())
+        .unwrap();
+    for frame in [&b"one"[..], b"three", b"seven!!"] {
+        producer.send(frame).unwrap();
+    }
+    let stat = ringport(&["stat", name.as_str(), "--json"]);
+    assert!(
+        stat.status.success(),
+        "{}",
+        String::from_utf8_lossy(&stat.stderr)
+    );
+    let line = String::from_utf8(stat.stdout).unwrap();
+    assert!(
+        line.contains(r#""committed":{"frames":3,"bytes":15}"#),
+        "{line}"
+    );
+    assert!(
+        line.contains(r#""unread":{"frames":3,"bytes":15}"#),
+        "{line}"
+    );
+    assert!(line.contains(r#""occupied":48"#), "{line}");
+    assert!(line.contains(r#""rates":null"#), "{line}");
+
+    let watch = ringport(&[
+        "stat",
+        name.as_str(),
+        "--watch",
+        "0.05",
+        "--count",
+        "2",
+        "--json",
+    ]);
+    assert!(watch.status.success());
+    let lines: Vec<String> = String::from_utf8(watch.stdout)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(
+        lines[1].contains(r#""committed_frames_s":0.0"#),
+        "{lines:?}"
+    );
+
+    let text = ringport(&["stat", name.as_str()]);
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(text.contains("spsc ring, 4096 bytes"), "{text}");
+    assert!(text.contains("fill: 48 of 4096 bytes (1.2%)"), "{text}");
+    let ls = String::from_utf8(ringport(&["ls"]).stdout).unwrap();
+    let row = ls.lines().find(|l| l.starts_with(name.as_str())).unwrap();
+    assert!(row.contains(" 1.2% "), "{row}");
+
+    let missing = ringport(&["stat", "ringport-no-such-ring"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no-such-ring"));
+}

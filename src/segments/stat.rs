@@ -318,7 +318,9 @@ impl<'a> Window<'a> {
         if !held {
             let len = Window::LEN.min(self.capacity - offset);
             self.bytes.resize(len as usize, 0);
-            let got = self.file.read_at(DATA_OFFSET as u64 + offset, &mut self.bytes)?;
+            let got = self
+                .file
+                .read_at(DATA_OFFSET as u64 + offset, &mut self.bytes)?;
             self.bytes.truncate(got);
             self.start = offset;
             if got < 8 {
