@@ -4,11 +4,14 @@
 //!
 //! Nothing here costs the hot path a store. The SPSC producer counts nothing: what it committed
 //! is what the consumer received plus the frames still unread, which a reader walks. The SPSC
-//! consumer keeps its counts in its cursor and writes them when it hands space back (every
-//! sixteenth of the ring, and whenever it catches up), under a sequence word, with the position
-//! they count up to. MPMC handles keep theirs and add them to the shared words every
-//! [`FLUSH_EVERY`] messages, when they wait, and when they go. The wait counts are written as
-//! the waits happen: that path is slow already.
+//! consumer counts runs of frames of one length from two positions, when the run ends, and
+//! writes its counts with the position they count up to, under a sequence word: with every
+//! sixteenth of the ring it hands back, before a blocking receive waits, and when it goes (not
+//! when a `try_` form catches up, which a consumer that keeps up does about every frame). MPMC handles keep theirs, wait counts too, and add them to the shared words
+//! every [`FLUSH_EVERY`] messages, before they sleep, and when they go (a locked add on a line
+//! that every handle of the side writes, once per wait, cost MPMC a fifth of its rate). The
+//! SPSC sides write their wait counts as the waits happen, with plain stores: each side has one
+//! writer.
 //!
 //! The words are written here and read by outside processes only; the ring's protocol never
 //! reads them, so a hostile value misleads a reader and harms nothing.
@@ -88,6 +91,19 @@ impl<'a> Tally<'a> {
     /// The side's role was taken over from a holder that died.
     pub(crate) fn took_over(self) {
         self.add(&self.line.takeovers, 1);
+    }
+
+    /// MPMC: a handle's waits, sleeps and barriers since it last added them.
+    pub(crate) fn add_waits(self, waits: u64, sleeps: u64, barriers: u64) {
+        for (word, n) in [
+            (&self.line.waits, waits),
+            (&self.line.sleeps, sleeps),
+            (&self.line.barriers, barriers),
+        ] {
+            if n != 0 {
+                self.add(word, n);
+            }
+        }
     }
 
     /// MPMC: `frames` more messages of `bytes` payload bytes passed this side.

@@ -366,6 +366,8 @@ pub(crate) struct Waiter<'a, K: Kernel> {
     stats: &'a mut WaitStats,
     /// Where the counts go in the segment too, for outside readers.
     tally: Option<Tally<'a>>,
+    /// Called before each sleep with the counts so far.
+    before_sleep: Option<&'a dyn Fn(&WaitStats)>,
     kernel: K,
 }
 
@@ -385,8 +387,16 @@ impl<'a, K: Kernel> Waiter<'a, K> {
             pause: Duration::ZERO,
             stats,
             tally: None,
+            before_sleep: None,
             kernel,
         }
+    }
+
+    /// Has `f` called with the counts before each sleep (an MPMC handle adds its counts to the
+    /// segment's then: a sleep costs a system call anyway).
+    pub(crate) fn before_sleep(mut self, f: &'a dyn Fn(&WaitStats)) -> Self {
+        self.before_sleep = Some(f);
+        self
     }
 
     /// Counts the wait in the segment's counters too (see `counters`).
@@ -491,6 +501,9 @@ impl<'a, K: Kernel> Waiter<'a, K> {
             self.stats.sleeps += 1;
             if let Some(tally) = self.tally {
                 tally.slept();
+            }
+            if let Some(before_sleep) = self.before_sleep {
+                before_sleep(self.stats);
             }
             bell.sleep(announced, slice, kernel);
             bell.cancel();

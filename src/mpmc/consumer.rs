@@ -129,8 +129,10 @@ impl Consumer {
         Ok(f(&message))
     }
 
+    /// The grant for the message just taken, counted as received (see `counters`).
     #[inline(always)]
     fn grant_of(&mut self, position: u64, len: usize) -> ReadGrant<'_> {
+        self.handle.passed(End::Head, len);
         ReadGrant {
             handle: &mut self.handle,
             position,
@@ -147,7 +149,7 @@ fn copy_out(grant: &ReadGrant<'_>, buf: &mut Vec<u8>) -> Result<usize> {
 
 impl Drop for Consumer {
     fn drop(&mut self) {
-        self.handle.flush(End::Head);
+        self.handle.flush_counts_slow(End::Head);
     }
 }
 
@@ -190,10 +192,9 @@ impl Deref for ReadGrant<'_> {
 impl Drop for ReadGrant<'_> {
     #[inline(always)]
     fn drop(&mut self) {
-        let handle = &mut *self.handle;
+        let handle = &*self.handle;
         handle.slots.release(&handle.mem, self.position);
         handle.ring(Doorbell::space);
-        handle.passed(End::Head, self.len);
     }
 }
 

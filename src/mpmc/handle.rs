@@ -52,10 +52,42 @@ pub(super) struct Handle {
     pid: u32,
     recovery: Recovery<<Host as Kernel>::Watch>,
     pub(super) stats: WaitStats,
-    /// Messages passed (committed or taken) and their bytes, not yet added to the segment's
-    /// counters (see `counters`).
-    pending_frames: u32,
-    pending_bytes: u64,
+    /// What this handle has counted and not yet added to the segment's counters.
+    unpublished: Unpublished,
+}
+
+/// A handle's counts not yet added to the segment's counters (see `counters`): the messages
+/// passed (committed or taken) and their bytes, and its wait counts as last added. Added every
+/// [`FLUSH_EVERY`] messages, before each sleep, and when the handle goes: one locked add per
+/// word then, on a line every handle of the side writes, rather than one per message or wait.
+/// Cells, so that a waiter's sleep can add them while the waiter holds the statistics.
+#[derive(Default)]
+struct Unpublished {
+    frames: Cell<u32>,
+    bytes: Cell<u64>,
+    published_waits: Cell<WaitStats>,
+}
+
+impl Unpublished {
+    /// Adds what is pending at `end`, and the wait counts of `stats` since they were last
+    /// added, to the segment's counters.
+    fn publish(&self, mem: &RingMemory, end: End, stats: &WaitStats) {
+        let tally = Tally::shared(mem.header(), end.role());
+        if self.frames.get() != 0 {
+            tally.add_passed(u64::from(self.frames.get()), self.bytes.get());
+            self.frames.set(0);
+            self.bytes.set(0);
+        }
+        let before = self.published_waits.get();
+        if *stats != before {
+            tally.add_waits(
+                stats.waits - before.waits,
+                stats.sleeps - before.sleeps,
+                stats.barriers - before.barriers,
+            );
+            self.published_waits.set(*stats);
+        }
+    }
 }
 
 impl End {
@@ -94,8 +126,7 @@ impl Handle {
             pid: if judge { me.pid } else { 0 },
             recovery: Recovery::new(judge),
             stats: WaitStats::default(),
-            pending_frames: 0,
-            pending_bytes: 0,
+            unpublished: Unpublished::default(),
         })
     }
 
@@ -137,7 +168,6 @@ impl Handle {
         if let Some(won) = self.try_claim(end)? {
             return Ok(won);
         }
-        self.flush(end);
         let header = self.mem.header();
         let bell = match end {
             End::Tail => Doorbell::space(header),
@@ -148,8 +178,10 @@ impl Handle {
         // Whether the last attempt left nothing in the way that a death notice does not cover.
         let covered = Cell::new(false);
         // The attempt is `try_claim`'s, on the fields the waiter does not hold.
+        let (mem, unpublished) = (&self.mem, &self.unpublished);
+        let publish = |stats: &WaitStats| unpublished.publish(mem, end, stats);
         Waiter::new(bell, self.fences, self.policy, &mut self.stats, HOST)
-            .tallied(Tally::shared(header, end.role()))
+            .before_sleep(&publish)
             .wait(
                 limit,
                 || {
@@ -185,8 +217,7 @@ impl Handle {
             pid: self.pid,
             recovery: self.recovery.fresh(),
             stats: WaitStats::default(),
-            pending_frames: 0,
-            pending_bytes: 0,
+            unpublished: Unpublished::default(),
         }
     }
 
@@ -194,25 +225,20 @@ impl Handle {
     /// go to the segment's counters.
     #[inline(always)]
     pub(super) fn passed(&mut self, end: End, len: usize) {
-        self.pending_frames += 1;
-        self.pending_bytes += len as u64;
-        if self.pending_frames >= FLUSH_EVERY {
-            self.flush(end);
+        let pending = &self.unpublished;
+        pending.frames.set(pending.frames.get() + 1);
+        pending.bytes.set(pending.bytes.get() + len as u64);
+        if pending.frames.get() >= FLUSH_EVERY {
+            self.flush_counts_slow(end);
         }
     }
 
-    /// Adds the messages counted at `end` to the segment's counters: every [`FLUSH_EVERY`],
-    /// before a wait, and when the handle goes.
+    /// Adds what this handle counted at `end` to the segment's counters (see
+    /// [`Unpublished`]).
     #[cold]
     #[inline(never)]
-    pub(super) fn flush(&mut self, end: End) {
-        if self.pending_frames == 0 {
-            return;
-        }
-        Tally::shared(self.mem.header(), end.role())
-            .add_passed(u64::from(self.pending_frames), self.pending_bytes);
-        self.pending_frames = 0;
-        self.pending_bytes = 0;
+    pub(super) fn flush_counts_slow(&mut self, end: End) {
+        self.unpublished.publish(&self.mem, end, &self.stats);
     }
 }
 

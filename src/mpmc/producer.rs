@@ -137,7 +137,7 @@ impl Producer {
 
 impl Drop for Producer {
     fn drop(&mut self) {
-        self.handle.flush(End::Tail);
+        self.handle.flush_counts_slow(End::Tail);
     }
 }
 

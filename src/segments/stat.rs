@@ -70,13 +70,14 @@ pub struct RingStats {
     pub holders: Vec<Holder>,
     /// Everything committed since the ring was made: what was received and what is unread.
     pub committed: Traffic,
-    /// Received and released by consumers. SPSC: as of the consumer's last hand-back of space
-    /// (every sixteenth of the ring, and whenever it catches up); the frames after it are in
-    /// `unread`. MPMC: as the handles last added their counts (every 256 messages, before each
+    /// Received and released by consumers. SPSC: as the consumer last wrote its counts (with
+    /// every sixteenth of the ring it hands back, before each blocking receive waits, and when
+    /// it goes; a consumer that polls with the `try_` forms may be up to a sixteenth of the
+    /// ring behind); the frames after it are in `unread`. MPMC: as the handles last added their counts (every 256 messages, before each
     /// wait, and when a handle goes), so up to 255 a live handle behind.
     pub received: Traffic,
     /// In the ring and not yet received (the fill). SPSC: frames past the consumer's counted
-    /// position, one of which it may hold. MPMC: slots claimed and not yet taken (their bytes
+    /// position (some it may have received since). MPMC: slots claimed and not yet taken (their bytes
     /// are not counted until taken: `bytes` is 0).
     pub unread: Traffic,
     /// The bytes of the data area that unread frames take (their headers and padding too).

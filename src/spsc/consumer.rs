@@ -65,6 +65,7 @@ impl Consumer {
         let in_hand =
             in_hand.map(|(at, len)| RecoveredFrame::copy(&ep.region, params.capacity, at, len));
         // Frees what our predecessor read since it last did, and wakes a producer waiting on it.
+        cursor.count_slow(&ep.region);
         cursor.publish(&ep.region, &mut ep.notifier);
         let takeover = match ep.hold.predecessor() {
             Predecessor::Died { pid } => Some(Takeover {
@@ -220,6 +221,8 @@ impl Consumer {
     fn wait_for_frame(&mut self, limit: Limit) -> Result<usize> {
         let (ep, cursor) = (&mut self.ep, &mut self.cursor);
         let region = &ep.region;
+        // What was received so far is counted in the segment before we wait, however long.
+        cursor.count_slow(region);
         let pause = if cursor.drained_a_stream() {
             self.stream_pause
         } else {
@@ -432,6 +435,7 @@ impl Drop for Consumer {
             return;
         }
         // A consumer that attaches after us resumes from the published position.
+        self.cursor.count_slow(&self.ep.region);
         self.cursor.publish(&self.ep.region, &mut self.ep.notifier);
     }
 }
