@@ -7,9 +7,11 @@
 //! consumer counts runs of frames of one length from two positions, when the run ends, and
 //! writes its counts with the position they count up to, under a sequence word: with every
 //! sixteenth of the ring it hands back, before a blocking receive waits, and when it goes (not
-//! when a `try_` form catches up, which a consumer that keeps up does about every frame). MPMC handles keep theirs, wait counts too, and add them to the shared words
-//! every [`FLUSH_EVERY`] messages, before they sleep, and when they go (a locked add on a line
-//! that every handle of the side writes, once per wait, cost MPMC a fifth of its rate). The
+//! when a `try_` form catches up, which a consumer that keeps up does about every frame). MPMC messages are counted by the ring's own tail and head; their bytes are
+//! not counted (counting them cost MPMC threads a fifth of their rate: docs/PERFORMANCE.md,
+//! "Counters in the segment"). MPMC handles keep their wait counts and add them to the shared
+//! words before they sleep and when they go (a locked add per wait, on a line every handle of
+//! the side writes, cost MPMC as much). The
 //! SPSC sides write their wait counts as the waits happen, with plain stores: each side has one
 //! writer.
 //!
@@ -19,10 +21,6 @@
 use crate::error::Role;
 use crate::layout::{role_index, Counters, SegmentHeader};
 use crate::sync::{fence, AtomicU64, Ordering};
-
-/// How many messages an MPMC handle counts before it adds them to the segment's words: one
-/// locked add per this many messages, on a line that every handle of the side writes.
-pub(crate) const FLUSH_EVERY: u32 = 256;
 
 /// One side's counters in a segment, as the side writes them.
 #[derive(Clone, Copy)]
@@ -104,12 +102,6 @@ impl<'a> Tally<'a> {
                 self.add(word, n);
             }
         }
-    }
-
-    /// MPMC: `frames` more messages of `bytes` payload bytes passed this side.
-    pub(crate) fn add_passed(self, frames: u64, bytes: u64) {
-        self.add(&self.line.frames, frames);
-        self.add(&self.line.bytes, bytes);
     }
 
     /// SPSC consumer (the line's one writer): `frames` frames of `bytes` payload bytes were
@@ -230,15 +222,10 @@ mod tests {
     fn a_shared_side_adds_and_a_sole_side_goes_on_from_its_predecessor() {
         let header = SegmentHeader::new();
         let shared = Tally::shared(&header, Role::Producer);
-        shared.add_passed(2, 10);
-        shared.add_passed(1, 5);
-        shared.waited();
-        shared.slept();
-        shared.barrier();
-        assert_eq!(Tally::shared(&header, Role::Producer).passed().frames, 3);
-        assert_eq!(Tally::shared(&header, Role::Producer).passed().bytes, 15);
+        shared.add_waits(2, 1, 0);
+        shared.add_waits(1, 0, 1);
         let waits = Waits::of(&header.counters[0]);
-        assert_eq!((waits.waits, waits.sleeps, waits.barriers), (1, 1, 1));
+        assert_eq!((waits.waits, waits.sleeps, waits.barriers), (3, 1, 1));
         let sole = Tally::sole(&header, Role::Consumer);
         sole.waited();
         sole.waited();

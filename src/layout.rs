@@ -148,8 +148,8 @@ pub(crate) struct Counters {
     /// A sequence word over `frames`, `bytes` and `at`: odd while they change (see
     /// `counters::Snapshot`), so that a reader gets the three from one moment.
     pub seq: AtomicU64,
-    /// Frames (messages) passed: received and released by the SPSC consumer, as of `at`;
-    /// committed (producing side) or taken (consuming side) by MPMC handles, as flushed.
+    /// SPSC consumer: frames received and released, as of `at` (MPMC: unused; its tail and
+    /// head count its messages).
     pub frames: AtomicU64,
     /// Their payload bytes.
     pub bytes: AtomicU64,

@@ -347,3 +347,28 @@ fn child_in_a_small_dev_shm() {
             .unwrap(),
     );
 }
+
+#[test]
+fn a_ring_larger_than_dev_shm_has_room_for_is_no_space_even_unfaulted() {
+    let fs = nix::sys::statvfs::statvfs("/dev/shm").unwrap();
+    if fs.blocks() == 0 {
+        eprintln!("skipped: /dev/shm has no size limit to exceed");
+        return;
+    }
+    let available = u64::from(fs.blocks_available()) * fs.fragment_size();
+    let capacity = (available + 1).next_power_of_two();
+    if capacity > 1 << 40 {
+        eprintln!("skipped: /dev/shm has more room than the largest ring");
+        return;
+    }
+    let name = ShmName::new("nospace");
+    let result = SpscOptions::new()
+        .capacity(capacity as usize)
+        .prefault(false)
+        .create_producer(name.as_str());
+    assert!(
+        matches!(result, Err(Error::NoSpace { len }) if len > available),
+        "{result:?}"
+    );
+    assert!(!name.exists(), "the name is removed with the refusal");
+}

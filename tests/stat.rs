@@ -35,9 +35,9 @@ fn an_spsc_ring_counts_what_was_committed_received_and_is_unread() {
     let stats = segments::stat(name.as_str()).unwrap();
     assert_eq!(stats.kind, RingKind::Spsc);
     assert_eq!((stats.capacity, stats.steady), (64 << 10, true));
-    let all = Traffic { frames: 100, bytes };
+    let all = Traffic::new(100, bytes);
     assert_eq!(stats.committed, all);
-    assert_eq!(stats.received, Traffic::default());
+    assert_eq!(stats.received, Traffic::new(0, 0));
     assert_eq!(stats.unread, all);
     let occupied: u64 = (1..=100).map(frame_size).sum();
     assert_eq!(stats.occupied, occupied);
@@ -67,7 +67,7 @@ fn an_spsc_ring_counts_what_was_committed_received_and_is_unread() {
     ));
     let stats = segments::stat(name.as_str()).unwrap();
     assert_eq!((stats.committed, stats.received), (all, all));
-    assert_eq!((stats.unread, stats.occupied), (Traffic::default(), 0));
+    assert_eq!((stats.unread, stats.occupied), (Traffic::new(0, 0), 0));
 
     // Batches and the copying forms count the same way.
     producer.try_send_many(&frames).unwrap();
@@ -166,14 +166,14 @@ fn a_consumer_that_takes_over_goes_on_from_its_predecessors_counts() {
         Err(Error::Timeout)
     ));
     let stats = segments::stat(name.as_str()).unwrap();
-    let all = Traffic { frames: 30, bytes };
+    let all = Traffic::new(30, bytes);
     assert_eq!((stats.committed, stats.received), (all, all));
     assert_eq!(stats.consuming.takeovers, 1);
     assert_eq!(stats.producing.takeovers, 0);
 }
 
 #[test]
-fn an_mpmc_ring_counts_messages_as_its_handles_add_them() {
+fn an_mpmc_ring_counts_its_messages_and_each_handles_waits() {
     let name = ShmName::new("stat-mpmc");
     let ring = MpmcOptions::new()
         .slots(512)
@@ -184,41 +184,42 @@ fn an_mpmc_ring_counts_messages_as_its_handles_add_them() {
     for i in 0..300u32 {
         producer.try_send(&i.to_le_bytes()).unwrap();
     }
+    // An aborted reservation claims a slot too.
+    drop(producer.try_reserve(4).unwrap());
     let stats = segments::stat(name.as_str()).unwrap();
     assert_eq!(stats.kind, RingKind::Mpmc);
-    // The slots claimed are exact; the handle added its counts at the 256th message.
-    assert_eq!(stats.unread.frames, 300);
-    assert_eq!(
-        stats.committed,
-        Traffic {
-            frames: 256,
-            bytes: 1024
-        }
-    );
-    drop(producer);
-    let stats = segments::stat(name.as_str()).unwrap();
-    let all = Traffic {
-        frames: 300,
-        bytes: 1200,
-    };
-    assert_eq!(stats.committed, all);
+    assert_eq!(stats.committed, Traffic::frames(301));
+    assert_eq!(stats.unread, Traffic::frames(301));
+    assert_eq!(stats.occupied, 301 * (stats.capacity / 512));
     let mut consumer = ring.consumer();
     for _ in 0..300 {
         drop(consumer.try_recv().unwrap());
     }
-    // A handle adds its counts before it sleeps: a wait on the empty ring shows them.
+    // A handle adds its wait counts before it sleeps: a wait on the empty ring shows them.
     assert!(matches!(
         consumer.recv_timeout(Duration::from_millis(5)),
         Err(Error::Timeout)
     ));
     let stats = segments::stat(name.as_str()).unwrap();
-    assert_eq!(stats.received, all);
+    assert_eq!(
+        (stats.received, stats.unread),
+        (Traffic::frames(301), Traffic::frames(0))
+    );
+    assert_eq!(stats.occupied, 0);
     assert_eq!(stats.consuming.waits, 1);
     assert!(stats.consuming.sleeps >= 1, "{stats:?}");
-    drop(consumer);
+    // Another handle's wait is added at its sleep, or when it goes.
+    let mut other = consumer.clone();
+    let sender = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_micros(200));
+        producer.send(b"late").unwrap();
+    });
+    drop(other.recv().unwrap());
+    sender.join().unwrap();
+    drop(other);
     let stats = segments::stat(name.as_str()).unwrap();
-    assert_eq!((stats.received, stats.unread.frames), (all, 0));
-    assert_eq!(stats.occupied, 0);
+    assert_eq!(stats.consuming.waits, 2);
+    drop(consumer);
 }
 
 #[test]
@@ -244,7 +245,7 @@ fn runs_of_one_length_padding_and_laps_are_counted_exactly() {
     let options = SpscOptions::new().capacity(4096);
     let mut producer = options.create_producer(name.as_str()).unwrap();
     let mut consumer = options.open_consumer(name.as_str()).unwrap();
-    let mut sent = Traffic::default();
+    let mut sent = Traffic::new(0, 0);
     // Runs of one length, of two, and lengths that change every frame, over many laps of a
     // ring that frames of 24 bytes do not divide (padding at every lap's end).
     for round in 0..400usize {
@@ -255,8 +256,7 @@ fn runs_of_one_length_padding_and_laps_are_counted_exactly() {
         };
         for len in lengths {
             producer.send(&vec![1; len]).unwrap();
-            sent.frames += 1;
-            sent.bytes += len as u64;
+            sent = sent + Traffic::new(1, len as u64);
             if round % 2 == 0 {
                 drop(consumer.try_recv().unwrap());
             }
@@ -270,5 +270,5 @@ fn runs_of_one_length_padding_and_laps_are_counted_exactly() {
     drop(consumer);
     let stats = segments::stat(name.as_str()).unwrap();
     assert_eq!((stats.committed, stats.received), (sent, sent));
-    assert_eq!(stats.unread, Traffic::default());
+    assert_eq!(stats.unread, Traffic::new(0, 0));
 }

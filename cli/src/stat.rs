@@ -67,20 +67,21 @@ pub fn run(args: &StatArgs) -> Result<(), Box<dyn std::error::Error>> {
 /// Frames and bytes a second, committed and received, between two looks.
 struct Rates {
     committed_frames: f64,
-    committed_bytes: f64,
+    committed_bytes: Option<f64>,
     received_frames: f64,
-    received_bytes: f64,
+    received_bytes: Option<f64>,
 }
 
 impl Rates {
     fn between(before: &RingStats, after: &RingStats, elapsed: Duration) -> Rates {
         let seconds = elapsed.as_secs_f64().max(1e-9);
         let rate = |a: u64, b: u64| b.wrapping_sub(a) as f64 / seconds;
+        let bytes_rate = |a: Option<u64>, b: Option<u64>| a.zip(b).map(|(a, b)| rate(a, b));
         Rates {
             committed_frames: rate(before.committed.frames, after.committed.frames),
-            committed_bytes: rate(before.committed.bytes, after.committed.bytes),
+            committed_bytes: bytes_rate(before.committed.bytes, after.committed.bytes),
             received_frames: rate(before.received.frames, after.received.frames),
-            received_bytes: rate(before.received.bytes, after.received.bytes),
+            received_bytes: bytes_rate(before.received.bytes, after.received.bytes),
         }
     }
 }
@@ -126,6 +127,7 @@ fn text(out: &mut impl Write, stats: &RingStats, rates: Option<&Rates>) -> std::
         "", "frames", "bytes", "frames/s", "bytes/s"
     )?;
     let rate = |r: Option<f64>| r.map_or("-".to_string(), |r| format!("{r:.0}"));
+    let bytes = |b: Option<u64>| b.map_or("-".to_string(), |b| b.to_string());
     let rows = [
         (
             "committed",
@@ -144,9 +146,9 @@ fn text(out: &mut impl Write, stats: &RingStats, rates: Option<&Rates>) -> std::
             out,
             "{what:<10} {:>14} {:>16} {:>14} {:>14}",
             traffic.frames,
-            traffic.bytes,
+            bytes(traffic.bytes),
             rate(rates.map(|r| r.0)),
-            rate(rates.map(|r| r.1))
+            rate(rates.and_then(|r| r.1))
         )?;
     }
     writeln!(
@@ -200,14 +202,23 @@ fn side_json(counts: &SideCounts) -> String {
 }
 
 fn json(stats: &RingStats, rates: Option<&Rates>) -> String {
+    let or_null = |v: Option<String>| v.unwrap_or_else(|| "null".into());
     let traffic = |t: ringport::segments::Traffic| {
-        format!("{{\"frames\":{},\"bytes\":{}}}", t.frames, t.bytes)
+        format!(
+            "{{\"frames\":{},\"bytes\":{}}}",
+            t.frames,
+            or_null(t.bytes.map(|b| b.to_string()))
+        )
     };
+    let rate = |r: Option<f64>| or_null(r.map(|r| format!("{r:.1}")));
     let rates = rates.map_or("null".to_string(), |r| {
         format!(
-            "{{\"committed_frames_s\":{:.1},\"committed_bytes_s\":{:.1},\
-             \"received_frames_s\":{:.1},\"received_bytes_s\":{:.1}}}",
-            r.committed_frames, r.committed_bytes, r.received_frames, r.received_bytes
+            "{{\"committed_frames_s\":{:.1},\"committed_bytes_s\":{},\
+             \"received_frames_s\":{:.1},\"received_bytes_s\":{}}}",
+            r.committed_frames,
+            rate(r.committed_bytes),
+            r.received_frames,
+            rate(r.received_bytes)
         )
     });
     format!(

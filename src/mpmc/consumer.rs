@@ -129,10 +129,8 @@ impl Consumer {
         Ok(f(&message))
     }
 
-    /// The grant for the message just taken, counted as received (see `counters`).
     #[inline(always)]
     fn grant_of(&mut self, position: u64, len: usize) -> ReadGrant<'_> {
-        self.handle.passed(End::Head, len);
         ReadGrant {
             handle: &mut self.handle,
             position,

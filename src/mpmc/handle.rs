@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::recovery::{Recovery, Ring};
 use super::slot::{Claim, Slots, Stamp};
-use crate::counters::{Tally, FLUSH_EVERY};
+use crate::counters::Tally;
 use crate::error::{Result, Role};
 use crate::layout::{RingParams, SegmentHeader};
 use crate::os::{Host, Kernel, Notice, RingMemory, HOST};
@@ -52,35 +52,28 @@ pub(super) struct Handle {
     pid: u32,
     recovery: Recovery<<Host as Kernel>::Watch>,
     pub(super) stats: WaitStats,
-    /// What this handle has counted and not yet added to the segment's counters.
+    /// Its wait counts as last added to the segment's counters.
     unpublished: Unpublished,
 }
 
-/// A handle's counts not yet added to the segment's counters (see `counters`): the messages
-/// passed (committed or taken) and their bytes, and its wait counts as last added. Added every
-/// [`FLUSH_EVERY`] messages, before each sleep, and when the handle goes: one locked add per
-/// word then, on a line every handle of the side writes, rather than one per message or wait.
-/// Cells, so that a waiter's sleep can add them while the waiter holds the statistics.
+/// A handle's wait counts as last added to the segment's counters (see `counters`): added
+/// before each sleep and when the handle goes, one locked add per word then, on a line every
+/// handle of the side writes, rather than one per wait. A cell, so that a waiter's sleep can
+/// add them while the waiter holds the statistics. (Messages are not counted here: the
+/// segment's tail and head count them, and counting their bytes cost MPMC threads a fifth of
+/// their rate: docs/PERFORMANCE.md, "Counters in the segment".)
 #[derive(Default)]
 struct Unpublished {
-    frames: Cell<u32>,
-    bytes: Cell<u64>,
     published_waits: Cell<WaitStats>,
 }
 
 impl Unpublished {
-    /// Adds what is pending at `end`, and the wait counts of `stats` since they were last
-    /// added, to the segment's counters.
+    /// Adds the wait counts of `stats` since they were last added to the segment's counters
+    /// of `end`'s side.
     fn publish(&self, mem: &RingMemory, end: End, stats: &WaitStats) {
-        let tally = Tally::shared(mem.header(), end.role());
-        if self.frames.get() != 0 {
-            tally.add_passed(u64::from(self.frames.get()), self.bytes.get());
-            self.frames.set(0);
-            self.bytes.set(0);
-        }
         let before = self.published_waits.get();
         if *stats != before {
-            tally.add_waits(
+            Tally::shared(mem.header(), end.role()).add_waits(
                 stats.waits - before.waits,
                 stats.sleeps - before.sleeps,
                 stats.barriers - before.barriers,
@@ -218,18 +211,6 @@ impl Handle {
             recovery: self.recovery.fresh(),
             stats: WaitStats::default(),
             unpublished: Unpublished::default(),
-        }
-    }
-
-    /// Counts a message of `len` bytes that passed at `end`; every [`FLUSH_EVERY`] of them
-    /// go to the segment's counters.
-    #[inline(always)]
-    pub(super) fn passed(&mut self, end: End, len: usize) {
-        let pending = &self.unpublished;
-        pending.frames.set(pending.frames.get() + 1);
-        pending.bytes.set(pending.bytes.get() + len as u64);
-        if pending.frames.get() >= FLUSH_EVERY {
-            self.flush_counts_slow(end);
         }
     }
 

@@ -187,18 +187,15 @@ impl WriteGrant<'_> {
         }
         // Published here, not by the drop: the drop glue of a grant stayed out of line in a
         // user's crate (examples/inline_probe.rs), a call on every message.
-        let mut this = std::mem::ManuallyDrop::new(self);
+        let this = std::mem::ManuallyDrop::new(self);
         this.publish(len);
     }
 
     #[inline(always)]
-    fn publish(&mut self, len: usize) {
-        let handle = &mut *self.handle;
+    fn publish(&self, len: usize) {
+        let handle = &*self.handle;
         handle.slots.commit(&handle.mem, self.position, len);
         handle.ring(Doorbell::data);
-        if len != 0 {
-            handle.passed(End::Tail, len);
-        }
     }
 }
 

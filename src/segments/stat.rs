@@ -9,7 +9,7 @@ use super::{bare, holder, Holder, RingKind};
 use crate::counters::{Passed, Waits};
 use crate::error::{Error, Result, Role};
 use crate::frame::{self, frame_size, Frame};
-use crate::layout::{role_index, Counters, SegmentHeader, DATA_OFFSET, KIND_MPMC, KIND_SPSC};
+use crate::layout::{role_index, SegmentHeader, DATA_OFFSET, KIND_MPMC, KIND_SPSC};
 use crate::os::inventory::SegmentFile;
 use crate::os::Memory;
 use crate::sync::Ordering;
@@ -19,8 +19,29 @@ use crate::sync::Ordering;
 pub struct Traffic {
     /// Frames (SPSC) or messages (MPMC).
     pub frames: u64,
-    /// Their payload bytes.
-    pub bytes: u64,
+    /// Their payload bytes; `None` where they are not counted (MPMC: counting each message's
+    /// bytes would cost its hot path).
+    pub bytes: Option<u64>,
+}
+
+impl Traffic {
+    /// Frames of `bytes` payload bytes in all.
+    #[must_use]
+    pub fn new(frames: u64, bytes: u64) -> Traffic {
+        Traffic {
+            frames,
+            bytes: Some(bytes),
+        }
+    }
+
+    /// Messages whose bytes are not counted.
+    #[must_use]
+    pub fn frames(frames: u64) -> Traffic {
+        Traffic {
+            frames,
+            bytes: None,
+        }
+    }
 }
 
 impl std::ops::Add for Traffic {
@@ -28,7 +49,7 @@ impl std::ops::Add for Traffic {
     fn add(self, other: Traffic) -> Traffic {
         Traffic {
             frames: self.frames.wrapping_add(other.frames),
-            bytes: self.bytes.wrapping_add(other.bytes),
+            bytes: self.bytes.zip(other.bytes).map(|(a, b)| a.wrapping_add(b)),
         }
     }
 }
@@ -69,16 +90,16 @@ pub struct RingStats {
     /// The producer's and the consumer's holders (SPSC; MPMC handles come and go unrecorded).
     pub holders: Vec<Holder>,
     /// Everything committed since the ring was made: what was received and what is unread.
+    /// MPMC: the slots claimed (the tail), an aborted reservation's too.
     pub committed: Traffic,
     /// Received and released by consumers. SPSC: as the consumer last wrote its counts (with
     /// every sixteenth of the ring it hands back, before each blocking receive waits, and when
     /// it goes; a consumer that polls with the `try_` forms may be up to a sixteenth of the
-    /// ring behind); the frames after it are in `unread`. MPMC: as the handles last added their counts (every 256 messages, before each
-    /// wait, and when a handle goes), so up to 255 a live handle behind.
+    /// ring behind); the frames after it are in `unread`. MPMC: the slots taken (the head),
+    /// exact, bytes not counted.
     pub received: Traffic,
     /// In the ring and not yet received (the fill). SPSC: frames past the consumer's counted
-    /// position (some it may have received since). MPMC: slots claimed and not yet taken (their bytes
-    /// are not counted until taken: `bytes` is 0).
+    /// position (some it may have received since). MPMC: slots claimed and not yet taken.
     pub unread: Traffic,
     /// The bytes of the data area that unread frames take (their headers and padding too).
     pub occupied: u64,
@@ -206,38 +227,22 @@ fn describe(name: &str, file: &SegmentFile, header: &SegmentHeader) -> Result<(R
         let passed = Passed::from_copies(consumer, consumer);
         walked = passed.is_some();
         let passed = passed.unwrap_or_default();
-        stats.received = Traffic {
-            frames: passed.frames,
-            bytes: passed.bytes,
-        };
+        stats.received = Traffic::new(passed.frames, passed.bytes);
         (stats.unread, stats.occupied) = walk_unread(file, &params, passed.at)?;
     } else {
         stats.kind = RingKind::Mpmc;
-        stats.recovered = header.ledger.recovered.load(Ordering::Relaxed);
-        let passed = |role: Role| traffic(&header.counters[role_index(role)]);
-        stats.received = passed(Role::Consumer);
         let tail = header.positions[0].load(Ordering::Relaxed);
         let head = header.positions[1].load(Ordering::Relaxed);
         let slots = crate::mpmc::slot::Slots::new(params.capacity, params.max_frame);
         let unread = tail.saturating_sub(head).min(slots.count());
-        stats.unread = Traffic {
-            frames: unread,
-            bytes: 0,
-        };
+        stats.committed = Traffic::frames(tail);
+        stats.received = Traffic::frames(head);
+        stats.unread = Traffic::frames(unread);
         stats.occupied = unread * (params.capacity / slots.count());
-        stats.committed = passed(Role::Producer);
         return Ok((stats, walked));
     }
     stats.committed = stats.received + stats.unread;
     Ok((stats, walked))
-}
-
-fn traffic(line: &Counters) -> Traffic {
-    let passed = Passed::from_copies(line, line).unwrap_or_default();
-    Traffic {
-        frames: passed.frames,
-        bytes: passed.bytes,
-    }
 }
 
 fn side_counts(header: &SegmentHeader, role: Role) -> SideCounts {
@@ -269,7 +274,7 @@ fn walk_unread(
 ) -> Result<(Traffic, u64)> {
     let capacity = params.capacity;
     let mut window = Window::new(file, capacity);
-    let mut unread = Traffic::default();
+    let mut unread = Traffic::new(0, 0);
     let mut position = from;
     if from % 8 != 0 {
         return Ok((unread, 0));
@@ -280,8 +285,7 @@ fn walk_unread(
         };
         match frame::decode(word, position, capacity, params.max_frame) {
             Ok(Frame::Data(len)) => {
-                unread.frames += 1;
-                unread.bytes += len as u64;
+                unread = unread + Traffic::new(1, len as u64);
                 position += frame_size(len) as u64;
             }
             Ok(Frame::Pad) => position += capacity - (position & (capacity - 1)),

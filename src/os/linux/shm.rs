@@ -90,6 +90,7 @@ impl SharedMemory {
             nix::sys::stat::fchmod(&fd, Mode::from_bits_truncate(0o660))
                 .map_err(|e| unlink(os_error("fchmod", e)))?;
         }
+        check_space(&fd, len).map_err(unlink)?;
         set_len(&fd, len).map_err(unlink)?;
         let map = map_shared(&fd, len).map_err(unlink)?;
         Ok(SharedMemory {
@@ -288,6 +289,24 @@ fn check_sealed(fd: BorrowedFd<'_>) -> Result<()> {
     } else {
         Err(Error::Unsealed)
     }
+}
+
+/// Checks that the filesystem of a new named segment (the tmpfs of `/dev/shm`) has room for
+/// `len` bytes now, whether or not its pages are faulted in at once: a sparse segment larger
+/// than the space would be accepted, and kill a peer with SIGBUS at the first page that the
+/// system cannot back. (Space taken by others later can still run out: faulting in, which
+/// rings do by default, takes it at creation.)
+fn check_space(fd: &OwnedFd, len: usize) -> Result<()> {
+    let fs = nix::sys::statvfs::fstatvfs(fd).map_err(|e| os_error("fstatvfs", e))?;
+    // A tmpfs mounted without a size limit reports no blocks: nothing to check against.
+    if fs.blocks() == 0 {
+        return Ok(());
+    }
+    let available = u64::from(fs.blocks_available()).saturating_mul(fs.fragment_size());
+    if len as u64 > available {
+        return Err(Error::NoSpace { len: len as u64 });
+    }
+    Ok(())
 }
 
 /// Sizes a new segment (zero-filled).
