@@ -10,10 +10,9 @@
 //! when a `try_` form catches up, which a consumer that keeps up does about every frame). MPMC messages are counted by the ring's own tail and head; their bytes are
 //! not counted (counting them cost MPMC threads a fifth of their rate: docs/PERFORMANCE.md,
 //! "Counters in the segment"). MPMC handles keep their wait counts and add them to the shared
-//! words before they sleep and when they go (a locked add per wait, on a line every handle of
-//! the side writes, cost MPMC as much). The
-//! SPSC sides write their wait counts as the waits happen, with plain stores: each side has one
-//! writer.
+//! words before they sleep and when they go, so that a wait that ends in its spin takes no
+//! locked instruction on a line every handle of the side writes. The SPSC sides write their
+//! wait counts as the waits happen, with plain stores: each side has one writer.
 //!
 //! The words are written here and read by outside processes only; the ring's protocol never
 //! reads them, so a hostile value misleads a reader and harms nothing.

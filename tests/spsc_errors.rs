@@ -355,7 +355,7 @@ fn a_ring_larger_than_dev_shm_has_room_for_is_no_space_even_unfaulted() {
         eprintln!("skipped: /dev/shm has no size limit to exceed");
         return;
     }
-    let available = u64::from(fs.blocks_available()) * fs.fragment_size();
+    let available = fs.blocks_available() * fs.fragment_size();
     let capacity = (available + 1).next_power_of_two();
     if capacity > 1 << 40 {
         eprintln!("skipped: /dev/shm has more room than the largest ring");

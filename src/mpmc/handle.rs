@@ -57,8 +57,8 @@ pub(super) struct Handle {
 }
 
 /// A handle's wait counts as last added to the segment's counters (see `counters`): added
-/// before each sleep and when the handle goes, one locked add per word then, on a line every
-/// handle of the side writes, rather than one per wait. A cell, so that a waiter's sleep can
+/// before each sleep and when the handle goes (one locked add per word then, on a line every
+/// handle of the side writes), so that a wait that ends in its spin adds nothing. A cell, so that a waiter's sleep can
 /// add them while the waiter holds the statistics. (Messages are not counted here: the
 /// segment's tail and head count them, and counting their bytes cost MPMC threads a fifth of
 /// their rate: docs/PERFORMANCE.md, "Counters in the segment".)

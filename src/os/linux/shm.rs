@@ -302,7 +302,7 @@ fn check_space(fd: &OwnedFd, len: usize) -> Result<()> {
     if fs.blocks() == 0 {
         return Ok(());
     }
-    let available = u64::from(fs.blocks_available()).saturating_mul(fs.fragment_size());
+    let available = fs.blocks_available().saturating_mul(fs.fragment_size());
     if len as u64 > available {
         return Err(Error::NoSpace { len: len as u64 });
     }
