@@ -185,6 +185,43 @@ pub enum Error {
         /// The segment's size in bytes.
         len: u64,
     },
+    /// A System V key is held by a segment that is not a ringport ring (or one we cannot
+    /// read): another program's, which creating or removing ours must not touch.
+    #[error(
+        "System V key {key:#x} is held by a segment that is not a ringport ring: pick another          key (or ftok project id); `ipcs -m` lists them"
+    )]
+    KeyInUse {
+        /// The key.
+        key: i32,
+    },
+    /// A limit of the system refuses a segment this large (or one more segment).
+    #[error(
+        "the system's {limit} refuses a segment of {len} bytes: raise it (sysctl) or ask for a          smaller ring"
+    )]
+    SystemLimit {
+        /// The limit, as sysctl names it.
+        limit: &'static str,
+        /// The segment's size in bytes.
+        len: u64,
+    },
+    /// Huge pages were asked for and the system has too few free (or none reserved).
+    #[error(
+        "no {len} bytes of huge pages free: reserve them (sysctl vm.nr_hugepages, or          /sys/kernel/mm/hugepages), or create the ring without huge_pages(true)"
+    )]
+    NoHugePages {
+        /// The segment's size in bytes, rounded up to whole huge pages.
+        len: u64,
+    },
+    /// The ring's memory could not be locked (`mlock`): the process's lock limit is lower.
+    #[error(
+        "cannot lock {len} bytes in memory: the limit is {limit} bytes (raise `ulimit -l`, or          grant CAP_IPC_LOCK), or create the ring without lock_in_memory(true)"
+    )]
+    MemoryLock {
+        /// The bytes to lock.
+        len: u64,
+        /// RLIMIT_MEMLOCK's soft limit (u64::MAX: unlimited).
+        limit: u64,
+    },
     /// The kernel lacks something ringport needs.
     #[error("unsupported: {0}")]
     Unsupported(&'static str),

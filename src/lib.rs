@@ -42,6 +42,7 @@ mod frame;
 pub mod fuzzing;
 pub mod harness;
 mod layout;
+mod location;
 pub mod mpmc;
 mod options;
 mod os;
@@ -58,6 +59,7 @@ mod wait;
 
 pub use channel::{Channel, ChannelOptions, Listener, Policy};
 pub use error::{Error, Result, Role};
+pub use location::Location;
 pub use mpmc::MpmcOptions;
 pub use os::remove_segment;
 pub use role::PeerStatus;

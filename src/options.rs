@@ -13,7 +13,7 @@ pub(crate) struct Access {
 }
 
 /// Adds the shared setters to an options builder whose fields are named `spin`, `prefault`,
-/// `symmetric_fences` and `access`.
+/// `huge_pages`, `lock_in_memory`, `symmetric_fences` and `access`.
 macro_rules! shared_ring_setters {
     () => {
         /// How long a blocking call spins before it sleeps (zero: sleep at once).
@@ -31,6 +31,28 @@ macro_rules! shared_ring_setters {
         #[must_use]
         pub fn prefault(mut self, prefault: bool) -> Self {
             self.prefault = prefault;
+            self
+        }
+
+        /// Back a new ring with huge pages (2 MiB on x86_64): fewer TLB misses for a large
+        /// ring. For a memfd, a System V segment, or a file on hugetlbfs (which is huge pages
+        /// whatever this says); the size is rounded up to whole pages. The system must have
+        /// them reserved (`sysctl vm.nr_hugepages`), or creating fails with
+        /// [`Error::NoHugePages`](crate::Error::NoHugePages); a POSIX name (`/dev/shm`) has
+        /// none ([`Error::Unsupported`](crate::Error::Unsupported)).
+        #[must_use]
+        pub fn huge_pages(mut self, huge: bool) -> Self {
+            self.huge_pages = huge;
+            self
+        }
+
+        /// Lock the ring's memory when it is created or opened (`mlock`), so that its pages are
+        /// never paged out or swapped: no major fault on the hot path however long the ring
+        /// idles. The process's lock limit (`ulimit -l`) must allow the whole segment, or
+        /// [`Error::MemoryLock`](crate::Error::MemoryLock) says what to raise.
+        #[must_use]
+        pub fn lock_in_memory(mut self, lock: bool) -> Self {
+            self.lock_in_memory = lock;
             self
         }
 

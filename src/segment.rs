@@ -1,15 +1,16 @@
-//! Where a ring's memory comes from: the heap, a named POSIX segment, a sealed memfd, a
-//! descriptor received from a peer, or (for the fuzz bodies) a segment image. A new segment's
-//! header is initialized and published here; an existing one's is validated here, once, before
-//! any endpoint uses it. The rings above take a [`Segment`] and cannot tell where it came from.
+//! Where a ring's memory comes from: the heap, a named segment (POSIX, System V, a mapped
+//! file), a sealed memfd, a descriptor received from a peer, or (for the fuzz bodies) a
+//! segment image. A new segment's header is initialized and published here; an existing one's
+//! is validated here, once, before any endpoint uses it. The rings above take a [`Segment`] and cannot tell where it came from.
 
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::layout::RingParams;
+use crate::location::Location;
 use crate::options::Access;
-use crate::os::shm::SharedMemory;
+use crate::os::shm::{Creation, SharedMemory};
 use crate::os::{Kernel, Memory, HOST};
 
 /// A ring kind's geometry rule: what is wrong with a capacity and maximum frame, if anything.
@@ -28,37 +29,48 @@ impl Segment {
         Segment::initialized(Memory::heap(capacity), params)
     }
 
-    /// Creates a named shared segment (exclusive, mode 0600) and initializes its header; its
-    /// name is unlinked when the mapping goes if `unlink`.
-    pub(crate) fn create_named(
-        name: &str,
+    /// Creates a shared segment at `location` (exclusive, mode 0600 or as `access` says) and
+    /// initializes its header; removed when the mapping goes if `remove`.
+    pub(crate) fn create_at(
+        location: &Location,
         params: &RingParams,
-        unlink: bool,
+        remove: bool,
         access: &Access,
+        huge_pages: bool,
     ) -> Result<Segment> {
-        let shm = SharedMemory::create(name, mapping_len(params)?, unlink, access.group)?;
+        let creation = Creation {
+            len: mapping_len(params)?,
+            remove_on_drop: remove,
+            group: access.group,
+            huge_pages,
+        };
+        let shm = SharedMemory::create(location, &creation)?;
         Ok(Segment::initialized(
             Memory::mapped(shm, params.capacity as usize),
             params,
         ))
     }
 
-    /// Creates an anonymous segment (memfd) sealed against any change of size, and initializes
-    /// its header; the descriptor is for passing to the peer.
-    pub(crate) fn create_memfd(params: &RingParams) -> Result<(Segment, OwnedFd)> {
-        let (shm, fd) = SharedMemory::create_memfd(mapping_len(params)?)?;
+    /// Creates an anonymous segment (memfd) sealed against any change of size, on huge pages
+    /// if asked, and initializes its header; the descriptor is for passing to the peer.
+    pub(crate) fn create_memfd(
+        params: &RingParams,
+        huge_pages: bool,
+    ) -> Result<(Segment, OwnedFd)> {
+        let (shm, fd) = SharedMemory::create_memfd(mapping_len(params)?, huge_pages)?;
         let memory = Memory::mapped(shm, params.capacity as usize);
         Ok((Segment::initialized(memory, params), fd))
     }
 
-    /// Opens a named shared segment holding a ring of `kind`, and validates its header.
-    pub(crate) fn open_named(
-        name: &str,
+    /// Opens the shared segment at `location` holding a ring of `kind`, and validates its
+    /// header.
+    pub(crate) fn open_at(
+        location: &Location,
         kind: u32,
         geometry: Geometry,
         access: &Access,
     ) -> Result<Segment> {
-        Segment::validated(SharedMemory::open(name, access)?, kind, geometry)
+        Segment::validated(SharedMemory::open(location, access)?, kind, geometry)
     }
 
     /// Maps a segment received as a descriptor (a sealed memfd) and validates its header.
@@ -85,6 +97,14 @@ impl Segment {
     /// [`Error::Os`] if the system cannot back them.
     pub(crate) fn populate(&self) -> Result<()> {
         self.memory.populate()
+    }
+
+    /// Locks the segment's pages in memory (see `Memory::lock`).
+    ///
+    /// # Errors
+    /// [`Error::MemoryLock`]; [`Error::Os`].
+    pub(crate) fn lock(&self) -> Result<()> {
+        self.memory.lock()
     }
 
     fn initialized(memory: Memory, params: &RingParams) -> Segment {

@@ -31,7 +31,8 @@ enum Command {
     /// A demo target for `harness`: answers each case with its length, aborts on cases that
     /// start with "crash", hangs on "hang".
     HarnessTarget,
-    /// List the segments in /dev/shm: kind, size, fill, role holders and whether they live.
+    /// List the segments in /dev/shm and System V: kind, size, fill, role holders and whether
+    /// they live.
     Ls(segments::LsArgs),
     /// A ring's traffic, fill and waits from its segment's counters (rates with --watch).
     Stat(stat::StatArgs),

@@ -1,17 +1,18 @@
-//! `ringport ls`, `ringport rm` and `ringport gc`: what lives in `/dev/shm`, as `ipcs` and
-//! `ipcrm` show System V objects (see `ringport::segments`).
+//! `ringport ls`, `ringport rm` and `ringport gc`: what lives in `/dev/shm` and System V
+//! shared memory, as `ipcs` and `ipcrm` show System V objects (see `ringport::segments`), and
+//! `ringport send` and `recv`.
 
 use std::io::Write;
 use std::time::SystemTime;
 
 use ringport::segments::{self, Holder, HolderState, RingKind, SegmentInfo};
-use ringport::Role;
+use ringport::{Location, Role};
 
 use crate::bench::json_string;
 
 #[derive(clap::Args, Debug)]
 pub struct LsArgs {
-    /// Every segment in /dev/shm, not only ringport's
+    /// Every segment in /dev/shm and System V, not only ringport's
     #[arg(long)]
     all: bool,
     /// One JSON object a segment (JSON Lines) instead of a table
@@ -21,7 +22,7 @@ pub struct LsArgs {
 
 #[derive(clap::Args, Debug)]
 pub struct RmArgs {
-    /// The segments to remove
+    /// The segments to remove: NAME, sysv:KEY or file:PATH
     #[arg(required = true, value_name = "NAME")]
     names: Vec<String>,
     /// Remove a segment even if a process uses it (its mappings stay; only the name goes)
@@ -34,7 +35,7 @@ pub struct GcArgs {
     /// Say what would be removed, and remove nothing
     #[arg(long)]
     dry_run: bool,
-    /// Only segments whose names start with this
+    /// Only segments whose names start with this (sysv: for the System V ones)
     #[arg(value_name = "PREFIX", default_value = "")]
     prefix: String,
 }
@@ -104,7 +105,9 @@ fn age_seconds(info: &SegmentInfo) -> u64 {
 /// ring of this build's or cannot be read.
 fn fill(info: &SegmentInfo) -> Option<f64> {
     info.ring.as_ref()?;
-    segments::stat(&info.name).ok().map(|stats| stats.fill())
+    segments::stat(info.location.clone())
+        .ok()
+        .map(|stats| stats.fill())
 }
 
 fn json(info: &SegmentInfo) -> String {
@@ -163,7 +166,8 @@ pub fn ls(args: &LsArgs) -> Result<(), Box<dyn std::error::Error>> {
 
 pub fn rm(args: &RmArgs) -> Result<(), Box<dyn std::error::Error>> {
     for name in &args.names {
-        let info = segments::inspect(name).map_err(|e| format!("{name}: {e}"))?;
+        let location = Location::parse(name).map_err(|e| format!("{name}: {e}"))?;
+        let info = segments::inspect(location.clone()).map_err(|e| format!("{name}: {e}"))?;
         if info.in_use() && !args.force {
             return Err(format!(
                 "{name} is in use (users {:?}; holders: {}): not removed (--force removes it)",
@@ -172,7 +176,7 @@ pub fn rm(args: &RmArgs) -> Result<(), Box<dyn std::error::Error>> {
             )
             .into());
         }
-        ringport::remove_segment(name).map_err(|e| format!("{name}: {e}"))?;
+        ringport::remove_segment(location).map_err(|e| format!("{name}: {e}"))?;
         println!("removed {name}");
     }
     Ok(())
@@ -199,7 +203,7 @@ pub fn gc(args: &GcArgs) -> Result<(), Box<dyn std::error::Error>> {
 
 #[derive(clap::Args, Debug)]
 pub struct SendArgs {
-    /// The SPSC ring to send into (its producer)
+    /// The SPSC ring to send into (its producer): NAME, sysv:KEY or file:PATH
     name: String,
     /// Create the ring (1 MiB) instead of opening it
     #[arg(long)]
@@ -215,7 +219,7 @@ pub struct SendArgs {
 
 #[derive(clap::Args, Debug)]
 pub struct RecvArgs {
-    /// The SPSC ring to receive from (its consumer)
+    /// The SPSC ring to receive from (its consumer): NAME, sysv:KEY or file:PATH
     name: String,
     /// Create the ring (1 MiB) instead of opening it
     #[arg(long)]
@@ -255,10 +259,11 @@ fn open_when_there<T>(
 pub fn send(args: &SendArgs) -> Result<(), Box<dyn std::error::Error>> {
     use std::io::{BufRead, Read};
     let options = ringport::SpscOptions::new();
+    let location = Location::parse(&args.name)?;
     let mut producer = if args.create {
-        options.keep_segment(true).create_producer(&args.name)?
+        options.keep_segment(true).create_producer(&location)?
     } else {
-        open_when_there(args.wait, || options.open_producer(&args.name))?
+        open_when_there(args.wait, || options.open_producer(&location))?
     };
     let mut input = std::io::stdin().lock();
     let mut sent = 0u64;
@@ -293,10 +298,11 @@ pub fn send(args: &SendArgs) -> Result<(), Box<dyn std::error::Error>> {
 
 pub fn recv(args: &RecvArgs) -> Result<(), Box<dyn std::error::Error>> {
     let options = ringport::SpscOptions::new();
+    let location = Location::parse(&args.name)?;
     let mut consumer = if args.create {
-        options.create_consumer(&args.name)?
+        options.create_consumer(&location)?
     } else {
-        open_when_there(args.wait, || options.open_consumer(&args.name))?
+        open_when_there(args.wait, || options.open_consumer(&location))?
     };
     let mut out = std::io::stdout().lock();
     let mut received = 0u64;

@@ -11,7 +11,7 @@ use crate::segments::holder_list;
 
 #[derive(clap::Args, Debug)]
 pub struct StatArgs {
-    /// The ring's segment
+    /// The ring's segment: NAME, sysv:KEY or file:PATH
     name: String,
     /// Refresh every SECS seconds (rates are per second between refreshes), until the segment
     /// goes or the count is reached
@@ -30,7 +30,8 @@ pub fn run(args: &StatArgs) -> Result<(), Box<dyn std::error::Error>> {
     let mut previous: Option<(Instant, RingStats)> = None;
     let mut shown = 0u64;
     loop {
-        let stats = match segments::stat(&args.name) {
+        let location = ringport::Location::parse(&args.name)?;
+        let stats = match segments::stat(location) {
             Ok(stats) => stats,
             // The ring went while we watched it: that is where a watch ends.
             Err(ringport::Error::NotFound) if previous.is_some() => {

@@ -7,6 +7,7 @@ use super::slot::{check_geometry, slot_stride};
 use super::Ring;
 use crate::error::{Error, Result};
 use crate::layout::{RingParams, KIND_MPMC};
+use crate::location::Location;
 use crate::options::Access;
 use crate::os::HOST;
 use crate::segment::Segment;
@@ -26,6 +27,8 @@ pub struct MpmcOptions {
     symmetric_fences: bool,
     access: Access,
     prefault: bool,
+    huge_pages: bool,
+    lock_in_memory: bool,
 }
 
 impl Default for MpmcOptions {
@@ -39,6 +42,8 @@ impl Default for MpmcOptions {
             symmetric_fences: false,
             access: Access::default(),
             prefault: true,
+            huge_pages: false,
+            lock_in_memory: false,
         }
     }
 }
@@ -105,6 +110,9 @@ impl MpmcOptions {
         if self.prefault {
             segment.populate()?;
         }
+        if self.lock_in_memory {
+            segment.lock()?;
+        }
         let policy = WaitPolicy {
             spin: self.spin,
             liveness_interval: self.liveness_interval,
@@ -122,16 +130,20 @@ impl MpmcOptions {
         self.ring(Segment::heap(&self.params()?))
     }
 
-    /// Creates the named segment.
+    /// Creates the ring's segment at `location`: a POSIX name (a `&str`), a System V key or
+    /// a file (see [`Location`]).
     ///
     /// # Errors
-    /// [`Error::InvalidName`], [`Error::InvalidConfig`], [`Error::AlreadyExists`], [`Error::Os`].
-    pub fn create(&self, name: &str) -> Result<Ring> {
-        self.ring(Segment::create_named(
-            name,
+    /// [`Error::InvalidName`], [`Error::InvalidConfig`], [`Error::AlreadyExists`],
+    /// [`Error::KeyInUse`], [`Error::NoSpace`], [`Error::SystemLimit`],
+    /// [`Error::NoHugePages`], [`Error::MemoryLock`], [`Error::Os`].
+    pub fn create(&self, location: impl Into<Location>) -> Result<Ring> {
+        self.ring(Segment::create_at(
+            &location.into(),
             &self.params()?,
             !self.keep_segment,
             &self.access,
+            self.huge_pages,
         )?)
     }
 
@@ -141,14 +153,15 @@ impl MpmcOptions {
         self.ring(Segment::from_image(bytes, KIND_MPMC, check_geometry)?)
     }
 
-    /// Opens the named segment.
+    /// Opens the ring's segment at `location`.
     ///
     /// # Errors
     /// [`Error::NotFound`], [`Error::TooSmall`], [`Error::BadMagic`], [`Error::VersionMismatch`],
-    /// [`Error::WrongKind`], [`Error::Corrupted`], [`Error::Unsupported`].
-    pub fn open(&self, name: &str) -> Result<Ring> {
-        self.ring(Segment::open_named(
-            name,
+    /// [`Error::WrongKind`], [`Error::Corrupted`], [`Error::NotOwner`],
+    /// [`Error::SharedWritable`], [`Error::Unsupported`].
+    pub fn open(&self, location: impl Into<Location>) -> Result<Ring> {
+        self.ring(Segment::open_at(
+            &location.into(),
             KIND_MPMC,
             check_geometry,
             &self.access,

@@ -50,14 +50,22 @@ pub(crate) fn declare_dead(_who: ProcessIdentity) -> crate::error::Result<()> {
     ))
 }
 
-/// Removes a named segment (`shm_unlink`). Mappings that exist stay valid until unmapped; a
-/// segment left by a process that crashed is removed this way.
+/// Removes a named ring's segment: its POSIX name (`shm_unlink`), its System V segment
+/// (`IPC_RMID`, only a ringport ring's), or its file. Mappings that exist stay valid until
+/// unmapped; a segment left by a process that crashed is removed this way. A `&str` names a
+/// POSIX segment.
 ///
 /// # Errors
 /// [`Error::InvalidName`](crate::error::Error::InvalidName), [`Error::NotFound`](crate::error::Error::NotFound)
-/// if no segment has that name, or [`Error::Os`](crate::error::Error::Os).
-pub fn remove_segment(name: &str) -> crate::error::Result<()> {
-    shm::remove_segment(name)
+/// if there is none, [`Error::KeyInUse`](crate::error::Error::KeyInUse) for a System V segment
+/// that is not a ringport ring, or [`Error::Os`](crate::error::Error::Os).
+pub fn remove_segment(location: impl Into<crate::location::Location>) -> crate::error::Result<()> {
+    shm::remove_segment(&location.into())
+}
+
+/// A System V key from a path and a project id (`ftok`).
+pub(crate) fn sysv_key(path: &std::path::Path, project: u8) -> crate::error::Result<i32> {
+    shm::sysv_key(path, project)
 }
 
 /// What the algorithms ask of the operating system. Implemented by the Linux layer, by the loom

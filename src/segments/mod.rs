@@ -24,6 +24,7 @@ pub use stat::{stat, RingStats, SideCounts, Traffic};
 
 use crate::error::{Error, Result, Role};
 use crate::layout::{SegmentHeader, DATA_OFFSET, KIND_MPMC, KIND_SPSC, LAYOUT_VERSION, MAGIC};
+use crate::location::Location;
 use crate::os::inventory;
 use crate::os::{Kernel, Liveness, Memory, HOST};
 use crate::role::{slot_state, SlotState};
@@ -79,10 +80,13 @@ pub struct RingInfo {
     pub holders: Vec<Holder>,
 }
 
-/// A segment in `/dev/shm`.
+/// A segment in `/dev/shm` or a System V segment (or a mapped file, when inspected).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SegmentInfo {
-    /// Its name, without the leading '/'.
+    /// Where it is.
+    pub location: Location,
+    /// Its name as `ringport`'s commands take it ([`Location`]'s display): a POSIX name
+    /// without its leading '/', `sysv:KEY`, or `file:PATH`.
     pub name: String,
     /// Its size in bytes.
     pub len: u64,
@@ -98,6 +102,8 @@ pub struct SegmentInfo {
     pub ring: Option<RingInfo>,
     /// The processes that map it or hold it open (as far as `/proc` shows them).
     pub users: Vec<u32>,
+    /// System V: how many attachments the kernel counts (processes we cannot look at too).
+    pub attachments: Option<u64>,
     /// Whether a process we could not look at (another user's) may use it: some were hidden
     /// from us and its mode lets others than its owner open it.
     pub may_have_hidden_users: bool,
@@ -113,7 +119,10 @@ impl SegmentInfo {
                 .iter()
                 .any(|h| matches!(h.state, HolderState::Alive | HolderState::Unknown))
         });
-        !self.users.is_empty() || held || self.may_have_hidden_users
+        !self.users.is_empty()
+            || held
+            || self.may_have_hidden_users
+            || self.attachments.is_some_and(|n| n > 0)
     }
 
     /// Whether [`collect`] removes it: a ringport segment of this layout that nothing uses.
@@ -123,8 +132,9 @@ impl SegmentInfo {
     }
 }
 
-/// Every segment in `/dev/shm` (ringport's and others'), sorted by name; those that cannot be
-/// read (another user's) are left out.
+/// Every segment in `/dev/shm` and every System V segment with a key (ringport's and others'),
+/// the POSIX ones first, each kind sorted; those that cannot be read (another user's) are left
+/// out.
 ///
 /// # Errors
 /// [`Error::Os`] if `/dev/shm` cannot be read.
@@ -132,26 +142,41 @@ pub fn list() -> Result<Vec<SegmentInfo>> {
     let (users, hidden) = inventory::users();
     let mut segments = Vec::new();
     for name in inventory::names()? {
-        if let Ok(info) = describe(&name, &users, hidden) {
+        if let Ok(info) = describe(&Location::Shm(name), &users, hidden, None) {
+            segments.push(info);
+        }
+    }
+    let mut sysv = inventory::sysv_segments();
+    sysv.sort_by_key(|(location, _)| location.to_string());
+    for (location, attached) in sysv {
+        if let Ok(info) = describe(&location, &users, hidden, Some(attached)) {
             segments.push(info);
         }
     }
     Ok(segments)
 }
 
-/// The segment named `name` (with or without its leading '/').
+/// The segment at `location`: a POSIX name (a `&str`, with or without its leading '/'), a
+/// System V key, or a mapped file.
 ///
 /// # Errors
 /// [`Error::InvalidName`]; [`Error::NotFound`]; [`Error::Os`] if it cannot be read.
-pub fn inspect(name: &str) -> Result<SegmentInfo> {
-    let name = bare(name)?;
+pub fn inspect(location: impl Into<Location>) -> Result<SegmentInfo> {
+    let location = checked(location.into())?;
     let (users, hidden) = inventory::users();
-    describe(name, &users, hidden)
+    let attached = match &location {
+        Location::SysV(key) => inventory::sysv_segments()
+            .into_iter()
+            .find(|(l, _)| *l == Location::SysV(*key))
+            .map(|(_, n)| n),
+        _ => None,
+    };
+    describe(&location, &users, hidden, attached)
 }
 
 /// Removes every stale segment ([`SegmentInfo::is_stale`]), or none with `dry_run`; returns
 /// them. A segment that another process opens between the look and the removal keeps its
-/// mapping (only the name goes).
+/// mapping (only the name or key goes).
 ///
 /// # Errors
 /// As [`list`]; [`Error::Os`] if a removal fails (the segments removed before it stay removed).
@@ -160,7 +185,7 @@ pub fn collect(dry_run: bool) -> Result<Vec<SegmentInfo>> {
 }
 
 /// As [`collect`], for the segments whose names start with `prefix` alone (an application's
-/// own, say).
+/// own, say; `sysv:` for the System V ones).
 ///
 /// # Errors
 /// As [`collect`].
@@ -172,13 +197,21 @@ pub fn collect_matching(prefix: &str, dry_run: bool) -> Result<Vec<SegmentInfo>>
         .collect();
     if !dry_run {
         for segment in &stale {
-            match crate::os::remove_segment(&segment.name) {
+            match crate::os::remove_segment(segment.location.clone()) {
                 Ok(()) | Err(Error::NotFound) => {}
                 Err(e) => return Err(e),
             }
         }
     }
     Ok(stale)
+}
+
+/// A POSIX name without its leading '/', if it can name a segment; other locations as given.
+fn checked(location: Location) -> Result<Location> {
+    match location {
+        Location::Shm(name) => bare(&name).map(|bare| Location::Shm(bare.to_string())),
+        other => Ok(other),
+    }
 }
 
 /// `name` without its leading '/', if it can name a segment.
@@ -193,21 +226,29 @@ fn bare(name: &str) -> Result<&str> {
 }
 
 fn describe(
-    name: &str,
+    location: &Location,
     users: &std::collections::HashMap<String, Vec<u32>>,
     hidden: usize,
+    attachments: Option<u64>,
 ) -> Result<SegmentInfo> {
-    let (head, facts) = inventory::head(name, DATA_OFFSET)?;
+    let (head, facts) = inventory::head(location, DATA_OFFSET)?;
     let (ringport_version, ring) = read_ring(&head);
+    let name = location.to_string();
+    let users = match location {
+        Location::File(path) => inventory::file_users(path),
+        _ => users.get(&name).cloned().unwrap_or_default(),
+    };
     Ok(SegmentInfo {
-        name: name.to_string(),
+        location: location.clone(),
+        users,
+        name,
         len: facts.len,
         uid: facts.uid,
         mode: facts.mode,
         modified: facts.modified,
         ringport_version,
         ring,
-        users: users.get(name).cloned().unwrap_or_default(),
+        attachments,
         may_have_hidden_users: hidden > 0 && facts.mode & 0o077 != 0,
     })
 }

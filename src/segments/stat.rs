@@ -5,11 +5,12 @@
 
 use std::time::{Duration, SystemTime};
 
-use super::{bare, holder, Holder, RingKind};
+use super::{checked, holder, Holder, RingKind};
 use crate::counters::{Passed, Waits};
 use crate::error::{Error, Result, Role};
 use crate::frame::{self, frame_size, Frame};
 use crate::layout::{role_index, SegmentHeader, DATA_OFFSET, KIND_MPMC, KIND_SPSC};
+use crate::location::Location;
 use crate::os::inventory::SegmentFile;
 use crate::os::Memory;
 use crate::sync::Ordering;
@@ -77,7 +78,7 @@ pub struct SideCounts {
 /// What a ring did and holds, read from outside ([`stat`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RingStats {
-    /// The segment's name, without its leading '/'.
+    /// The segment's name, as [`Location`]'s display gives it.
     pub name: String,
     /// The kind of ring.
     pub kind: RingKind,
@@ -125,9 +126,10 @@ impl RingStats {
 /// How many times [`stat`] reads again a ring whose consumer moved on while it was read.
 const ATTEMPTS: usize = 8;
 
-/// The traffic, fill and waits of the ring in segment `name` (with or without its leading
-/// '/'), read without attaching to it: its header and its unread frames are read with `pread`
-/// (never mapped: a segment truncated meanwhile cannot fault the caller), so the peers are not
+/// The traffic, fill and waits of the ring at `location` (a POSIX name, with or without its
+/// leading '/', a System V key, or a mapped file), read without attaching to it: its header and
+/// its unread frames are read with `pread` (never mapped: a segment truncated meanwhile cannot
+/// fault the caller; a System V segment, which cannot shrink, through a read-only attachment), so the peers are not
 /// disturbed beyond the cache lines read. An SPSC ring's unread frames are walked, at most one
 /// lap: the cost of a look grows with the fill.
 ///
@@ -144,9 +146,11 @@ const ATTEMPTS: usize = 8;
 /// segment; [`Error::VersionMismatch`] if another build's layout; [`Error::WrongKind`] for a
 /// kind this build does not know; [`Error::Corrupted`] or [`Error::TooSmall`] if its header
 /// breaks the rules; [`Error::Os`] if it cannot be read (another user's, mode 0600).
-pub fn stat(name: &str) -> Result<RingStats> {
-    let name = bare(name)?;
-    let file = SegmentFile::open(name)?;
+pub fn stat(location: impl Into<Location>) -> Result<RingStats> {
+    let location = checked(location.into())?;
+    let file = SegmentFile::open(&location)?;
+    let name = location.to_string();
+    let name = name.as_str();
     let mut last = None;
     for _ in 0..ATTEMPTS {
         let first = read_header(&file)?;
@@ -276,7 +280,8 @@ fn walk_unread(
     let mut window = Window::new(file, capacity);
     let mut unread = Traffic::new(0, 0);
     let mut position = from;
-    if from % 8 != 0 {
+    // A hostile position: no walk (and no arithmetic that could overflow).
+    if from % 8 != 0 || from > crate::layout::MAX_POSITION {
         return Ok((unread, 0));
     }
     while position - from < capacity {

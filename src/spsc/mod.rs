@@ -52,6 +52,7 @@ use crate::counters::Tally;
 use crate::error::{Error, Result, Role};
 use crate::frame::{check_geometry, largest_frame};
 use crate::layout::{RingParams, KIND_SPSC};
+use crate::location::Location;
 use crate::options::Access;
 use crate::os::{Host, Kernel, RingMemory, HOST};
 use crate::role::{mark_departed, mark_role_departed, role_index, Predecessor, RoleHold};
@@ -78,6 +79,8 @@ pub struct SpscOptions {
     symmetric_fences: bool,
     access: Access,
     prefault: bool,
+    huge_pages: bool,
+    lock_in_memory: bool,
     redeliver_in_hand: bool,
 }
 
@@ -93,6 +96,8 @@ impl Default for SpscOptions {
             symmetric_fences: false,
             access: Access::default(),
             prefault: true,
+            huge_pages: false,
+            lock_in_memory: false,
             redeliver_in_hand: false,
         }
     }
@@ -212,6 +217,9 @@ impl SpscOptions {
         if self.prefault {
             segment.populate()?;
         }
+        if self.lock_in_memory {
+            segment.lock()?;
+        }
         Ok(())
     }
 
@@ -258,51 +266,56 @@ impl SpscOptions {
         Ok((self.producer(&segment)?, consumer))
     }
 
-    /// Creates the named segment and becomes its producer.
+    /// Creates the ring's segment at `location` and becomes its producer: a POSIX name (a
+    /// `&str`), a System V key or a file (see [`Location`]).
     ///
     /// # Errors
-    /// [`Error::InvalidName`], [`Error::InvalidConfig`], [`Error::AlreadyExists`], [`Error::Os`].
-    pub fn create_producer(&self, name: &str) -> Result<Producer> {
-        self.producer(&self.create_named(name)?)
+    /// [`Error::InvalidName`], [`Error::InvalidConfig`], [`Error::AlreadyExists`],
+    /// [`Error::KeyInUse`], [`Error::NoSpace`], [`Error::SystemLimit`],
+    /// [`Error::NoHugePages`], [`Error::MemoryLock`], [`Error::Os`].
+    pub fn create_producer(&self, location: impl Into<Location>) -> Result<Producer> {
+        self.producer(&self.create_at(&location.into())?)
     }
 
-    /// Creates the named segment and becomes its consumer.
+    /// Creates the ring's segment at `location` and becomes its consumer.
     ///
     /// # Errors
     /// As [`create_producer`](Self::create_producer).
-    pub fn create_consumer(&self, name: &str) -> Result<Consumer> {
-        self.consumer(&self.create_named(name)?)
+    pub fn create_consumer(&self, location: impl Into<Location>) -> Result<Consumer> {
+        self.consumer(&self.create_at(&location.into())?)
     }
 
-    /// Opens the named segment and becomes its producer.
+    /// Opens the ring's segment at `location` and becomes its producer.
     ///
     /// # Errors
     /// [`Error::NotFound`], [`Error::TooSmall`], [`Error::BadMagic`], [`Error::VersionMismatch`],
-    /// [`Error::WrongKind`], [`Error::Corrupted`], [`Error::RoleTaken`], [`Error::Unsupported`].
-    pub fn open_producer(&self, name: &str) -> Result<Producer> {
-        self.producer(&Segment::open_named(
-            name,
-            KIND_SPSC,
-            check_geometry,
-            &self.access,
-        )?)
+    /// [`Error::WrongKind`], [`Error::Corrupted`], [`Error::NotOwner`],
+    /// [`Error::SharedWritable`], [`Error::RoleTaken`], [`Error::MemoryLock`],
+    /// [`Error::Unsupported`].
+    pub fn open_producer(&self, location: impl Into<Location>) -> Result<Producer> {
+        self.producer(&self.open_at(&location.into())?)
     }
 
-    /// Opens the named segment and becomes its consumer.
+    /// Opens the ring's segment at `location` and becomes its consumer.
     ///
     /// # Errors
     /// As [`open_producer`](Self::open_producer).
-    pub fn open_consumer(&self, name: &str) -> Result<Consumer> {
-        self.consumer(&Segment::open_named(
-            name,
-            KIND_SPSC,
-            check_geometry,
-            &self.access,
-        )?)
+    pub fn open_consumer(&self, location: impl Into<Location>) -> Result<Consumer> {
+        self.consumer(&self.open_at(&location.into())?)
     }
 
-    fn create_named(&self, name: &str) -> Result<Segment> {
-        Segment::create_named(name, &self.params()?, !self.keep_segment, &self.access)
+    fn create_at(&self, location: &Location) -> Result<Segment> {
+        Segment::create_at(
+            location,
+            &self.params()?,
+            !self.keep_segment,
+            &self.access,
+            self.huge_pages,
+        )
+    }
+
+    fn open_at(&self, location: &Location) -> Result<Segment> {
+        Segment::open_at(location, KIND_SPSC, check_geometry, &self.access)
     }
 }
 
@@ -316,7 +329,7 @@ impl SpscOptions {
     /// # Errors
     /// [`Error::InvalidConfig`], [`Error::Os`].
     pub fn create_producer_memfd(&self) -> Result<(Producer, OwnedFd)> {
-        let (segment, fd) = Segment::create_memfd(&self.params()?)?;
+        let (segment, fd) = Segment::create_memfd(&self.params()?, self.huge_pages)?;
         Ok((self.producer(&segment)?, fd))
     }
 
@@ -326,7 +339,7 @@ impl SpscOptions {
     /// # Errors
     /// As [`create_producer_memfd`](Self::create_producer_memfd).
     pub fn create_consumer_memfd(&self) -> Result<(Consumer, OwnedFd)> {
-        let (segment, fd) = Segment::create_memfd(&self.params()?)?;
+        let (segment, fd) = Segment::create_memfd(&self.params()?, self.huge_pages)?;
         Ok((self.consumer(&segment)?, fd))
     }
 

@@ -159,10 +159,12 @@ impl ReadCursor {
     fn fold(&mut self) {
         let span = self.position - self.run_start;
         // One frame (a stream of changing lengths) needs no division.
+        // Wrapping: the counts a successor goes on from came from shared memory, and a hostile
+        // value must not make an add overflow.
         if span == self.last_size {
-            self.frames += 1;
+            self.frames = self.frames.wrapping_add(1);
             // The low half of the header word is the length.
-            self.bytes += u64::from(self.last_head as u32);
+            self.bytes = self.bytes.wrapping_add(u64::from(self.last_head as u32));
             self.run_start = self.position;
         } else if span != 0 {
             self.fold_run_slow(span);
@@ -174,8 +176,10 @@ impl ReadCursor {
     #[inline(never)]
     fn fold_run_slow(&mut self, span: u64) {
         let frames = span / self.last_size;
-        self.frames += frames;
-        self.bytes += frames * u64::from(self.last_head as u32);
+        self.frames = self.frames.wrapping_add(frames);
+        self.bytes = self
+            .bytes
+            .wrapping_add(frames.wrapping_mul(u64::from(self.last_head as u32)));
         self.run_start = self.position;
     }
 
@@ -395,8 +399,9 @@ fn counted_up_to(region: &RingMemory, params: &RingParams, start: u64) -> Passed
             params.max_frame,
         ) {
             Ok(Frame::Data(len)) => {
-                counted.frames += 1;
-                counted.bytes += len as u64;
+                // Wrapping: the counts came from shared memory.
+                counted.frames = counted.frames.wrapping_add(1);
+                counted.bytes = counted.bytes.wrapping_add(len as u64);
                 position += frame_size(len) as u64;
             }
             Ok(Frame::Pad) => position += capacity - (position & (capacity - 1)),

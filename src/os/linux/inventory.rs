@@ -1,7 +1,8 @@
-//! What `/dev/shm` holds and who uses it, for `ringport::segments`: the names there, a
-//! segment's size, owner and first bytes (read with `pread`, never mapped, so that a segment
-//! truncated meanwhile cannot fault us), and the processes that map or hold each one open (from
-//! `/proc`).
+//! What `/dev/shm` and System V hold and who uses it, for `ringport::segments`: the names and
+//! keys there, a segment's size, owner and first bytes (a file's read with `pread`, never
+//! mapped, so that a segment truncated meanwhile cannot fault us; a System V segment's through
+//! a read-only attachment: it cannot shrink), and the processes that map or hold each one open
+//! (from `/proc`).
 
 use std::collections::HashMap;
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
@@ -9,6 +10,7 @@ use std::path::Path;
 use std::time::SystemTime;
 
 use crate::error::{Error, Result};
+use crate::location::Location;
 use crate::os::FileFacts;
 
 /// Where named POSIX segments live.
@@ -40,20 +42,40 @@ pub(crate) fn names() -> Result<Vec<String>> {
     Ok(names)
 }
 
-/// A segment opened for reading alone: its facts, and its bytes by `pread`.
+/// A segment opened for reading alone: its facts, and its bytes by `pread` (a file: a POSIX
+/// segment or a mapped file) or through a read-only attachment (System V, which cannot shrink).
 pub(crate) struct SegmentFile {
-    file: std::fs::File,
+    source: Source,
     facts: FileFacts,
 }
 
+enum Source {
+    File(std::fs::File),
+    SysV(i32),
+}
+
 impl SegmentFile {
-    /// Opens segment `name` (a bare name, checked by the caller) to read.
+    /// Opens the segment at `location` (a POSIX name checked by the caller) to read.
     ///
     /// # Errors
     /// [`Error::NotFound`], or [`Error::Os`] if it cannot be opened (another user's, mode
     /// 0600).
-    pub(crate) fn open(name: &str) -> Result<SegmentFile> {
-        let path = Path::new(SHM_DIR).join(name);
+    pub(crate) fn open(location: &Location) -> Result<SegmentFile> {
+        let path = match location {
+            Location::Shm(name) => Path::new(SHM_DIR).join(name),
+            Location::File(path) => path.clone(),
+            Location::SysV(key) => {
+                let id = super::sysv::id_of(*key)?;
+                let listed = super::sysv::list()
+                    .into_iter()
+                    .find(|l| l.id == id)
+                    .ok_or(Error::NotFound)?;
+                return Ok(SegmentFile {
+                    source: Source::SysV(id),
+                    facts: sysv_facts(&listed),
+                });
+            }
+        };
         let file = std::fs::OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
@@ -66,7 +88,10 @@ impl SegmentFile {
             mode: meta.mode() & 0o7777,
             modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
         };
-        Ok(SegmentFile { file, facts })
+        Ok(SegmentFile {
+            source: Source::File(file),
+            facts,
+        })
     }
 
     /// Its size, owner, mode and time, as they were when it was opened.
@@ -75,14 +100,21 @@ impl SegmentFile {
     }
 
     /// Reads into `buf` from byte `offset`; returns how many bytes there were (fewer than
-    /// asked at the end of the file).
+    /// asked at the end of the segment).
     ///
     /// # Errors
     /// [`Error::Os`] if the read fails.
     pub(crate) fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize> {
+        let file = match &self.source {
+            Source::File(file) => file,
+            Source::SysV(id) => {
+                let offset = usize::try_from(offset).unwrap_or(usize::MAX);
+                return super::sysv::read(*id, offset, buf);
+            }
+        };
         let mut got = 0;
         while got < buf.len() {
-            match self.file.read_at(&mut buf[got..], offset + got as u64) {
+            match file.read_at(&mut buf[got..], offset + got as u64) {
                 Ok(0) => break,
                 Ok(n) => got += n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -93,18 +125,71 @@ impl SegmentFile {
     }
 }
 
+fn sysv_facts(listed: &super::sysv::Listed) -> FileFacts {
+    FileFacts {
+        len: listed.size,
+        uid: listed.uid,
+        mode: listed.mode & 0o7777,
+        modified: SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(listed.changed),
+    }
+}
+
+/// The System V segments with a key: each one's location and how many processes attach it.
+pub(crate) fn sysv_segments() -> Vec<(Location, u64)> {
+    super::sysv::list()
+        .into_iter()
+        .map(|l| (Location::SysV(l.key), l.attached))
+        .collect()
+}
+
 /// The first `len` bytes (fewer if the file is shorter) and the facts of segment `name` (a bare
 /// name, checked by the caller).
 ///
 /// # Errors
 /// As [`SegmentFile::open`] and [`SegmentFile::read_at`].
-pub(crate) fn head(name: &str, len: usize) -> Result<(Vec<u8>, FileFacts)> {
-    let file = SegmentFile::open(name)?;
+pub(crate) fn head(location: &Location, len: usize) -> Result<(Vec<u8>, FileFacts)> {
+    let file = SegmentFile::open(location)?;
     let facts = file.facts();
     let mut bytes = vec![0u8; len.min(usize::try_from(facts.len).unwrap_or(usize::MAX))];
     let got = file.read_at(0, &mut bytes)?;
     bytes.truncate(got);
     Ok((bytes, facts))
+}
+
+/// The processes that map the file at `path` or hold it open, as far as `/proc` shows them.
+pub(crate) fn file_users(path: &Path) -> Vec<u32> {
+    let Ok(path) = path.canonicalize() else {
+        return Vec::new();
+    };
+    let Some(wanted) = path.to_str() else {
+        return Vec::new();
+    };
+    let mut users = Vec::new();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return users;
+    };
+    for entry in procs.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let maps = std::fs::read_to_string(entry.path().join("maps")).unwrap_or_default();
+        let mapped = maps.lines().any(|l| l.ends_with(wanted));
+        let open = || {
+            std::fs::read_dir(entry.path().join("fd"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|t| t == path))
+        };
+        if mapped || open() {
+            users.push(pid);
+        }
+    }
+    users
 }
 
 /// Who uses which segment: for each name in `/dev/shm`, the pids of the processes that map it
@@ -138,6 +223,12 @@ pub(crate) fn users() -> (HashMap<String, Vec<u32>>, usize) {
                 let path = &line[at + prefix.len()..];
                 if !path.ends_with(" (deleted)") {
                     names.push(path.to_string());
+                }
+            } else if let Some(at) = line.find(" /SYSV") {
+                // A System V attachment: "/SYSV<key, 8 hex digits> (deleted)" always.
+                let hex = line[at + 6..].split(' ').next().unwrap_or("");
+                if let Ok(key) = u32::from_str_radix(hex, 16) {
+                    names.push(Location::SysV(key as i32).to_string());
                 }
             }
         }

@@ -94,6 +94,18 @@ impl Memory {
             Backing::Heap(_) => Ok(()),
         }
     }
+
+    /// Locks a shared segment's pages in memory (see [`SharedMemory::lock`]); heap memory is
+    /// left as it is.
+    ///
+    /// # Errors
+    /// [`Error::MemoryLock`](crate::error::Error::MemoryLock); [`Error::Os`](crate::error::Error::Os).
+    pub(crate) fn lock(&self) -> Result<()> {
+        match &self.backing {
+            Backing::Shared(shm) => shm.lock(),
+            Backing::Heap(_) => Ok(()),
+        }
+    }
 }
 
 impl Memory {

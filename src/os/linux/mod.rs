@@ -14,6 +14,7 @@ mod memory;
 mod process;
 pub(crate) mod seqpacket;
 pub(crate) mod shm;
+pub(crate) mod sysv;
 mod watch;
 
 pub(crate) use memory::{DataArea, Memory, RingMemory};

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use super::unsupported;
 use crate::error::Result;
+use crate::location::Location;
 use crate::os::FileFacts;
 
 pub(crate) fn names() -> Result<Vec<String>> {
@@ -14,7 +15,7 @@ pub(crate) fn names() -> Result<Vec<String>> {
 pub(crate) struct SegmentFile(std::convert::Infallible);
 
 impl SegmentFile {
-    pub(crate) fn open(_name: &str) -> Result<SegmentFile> {
+    pub(crate) fn open(_location: &Location) -> Result<SegmentFile> {
         Err(unsupported())
     }
 
@@ -27,8 +28,16 @@ impl SegmentFile {
     }
 }
 
-pub(crate) fn head(_name: &str, _len: usize) -> Result<(Vec<u8>, FileFacts)> {
+pub(crate) fn head(_location: &Location, _len: usize) -> Result<(Vec<u8>, FileFacts)> {
     Err(unsupported())
+}
+
+pub(crate) fn file_users(_path: &std::path::Path) -> Vec<u32> {
+    Vec::new()
+}
+
+pub(crate) fn sysv_segments() -> Vec<(Location, u64)> {
+    Vec::new()
 }
 
 pub(crate) fn users() -> (HashMap<String, Vec<u32>>, usize) {

@@ -6,21 +6,26 @@ use std::os::fd::{BorrowedFd, OwnedFd};
 use super::unsupported;
 use crate::error::Result;
 use crate::layout::SegmentHeader;
+use crate::location::Location;
 
 /// A mapped segment: under the model, never.
 pub(crate) enum SharedMemory {}
 
+/// What a new segment is to be (see the Linux layer's).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Creation {
+    pub len: usize,
+    pub remove_on_drop: bool,
+    pub group: Option<u32>,
+    pub huge_pages: bool,
+}
+
 impl SharedMemory {
-    pub(crate) fn create(
-        _name: &str,
-        _len: usize,
-        _unlink_on_drop: bool,
-        _group: Option<u32>,
-    ) -> Result<SharedMemory> {
+    pub(crate) fn create(_location: &Location, _creation: &Creation) -> Result<SharedMemory> {
         Err(unsupported())
     }
 
-    pub(crate) fn create_memfd(_len: usize) -> Result<(SharedMemory, OwnedFd)> {
+    pub(crate) fn create_memfd(_len: usize, _huge: bool) -> Result<(SharedMemory, OwnedFd)> {
         Err(unsupported())
     }
 
@@ -28,8 +33,15 @@ impl SharedMemory {
         Err(unsupported())
     }
 
-    pub(crate) fn open(_name: &str, _access: &crate::options::Access) -> Result<SharedMemory> {
+    pub(crate) fn open(
+        _location: &Location,
+        _access: &crate::options::Access,
+    ) -> Result<SharedMemory> {
         Err(unsupported())
+    }
+
+    pub(crate) fn lock(&self) -> Result<()> {
+        match *self {}
     }
 
     pub(crate) fn header(&self) -> &SegmentHeader {
@@ -66,6 +78,10 @@ impl SharedBytes {
     }
 }
 
-pub(crate) fn remove_segment(_name: &str) -> Result<()> {
+pub(crate) fn remove_segment(_location: &Location) -> Result<()> {
+    Err(unsupported())
+}
+
+pub(crate) fn sysv_key(_path: &std::path::Path, _project: u8) -> Result<i32> {
     Err(unsupported())
 }

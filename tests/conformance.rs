@@ -1,0 +1,419 @@
+//! One suite over every kind of segment a named ring lives in (as iceoryx2 runs one suite over
+//! each backend of its shared-memory layer): a POSIX name, a System V key, a file on a tmpfs,
+//! a file on a disk, and a file on hugetlbfs where one is mounted. Each kind must stream frames
+//! to another process intact, refuse a second holder and a wrong kind, go when its creator
+//! drops it and stay when kept, be seen stale after its creator is killed and be removed, and
+//! show its counters to `segments::stat`. Memfd rings, on small pages and huge, are checked
+//! for the same stream.
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::{kill9, spawn_child_ready};
+use ringport::segments::{self, HolderState};
+use ringport::{Error, Location, MpmcOptions, Role, SpscOptions};
+
+/// A unique location of each kind, removed when dropped (whatever the test left there).
+struct Place {
+    location: Location,
+    /// Whether `segments::list` sees this kind.
+    listed: bool,
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        let _ = ringport::remove_segment(self.location.clone());
+    }
+}
+
+static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+fn unique(tag: &str) -> String {
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("ringport-conf-{tag}-{}-{n}", std::process::id())
+}
+
+/// The kinds, each with a fresh place; `None` (and a printed reason) where the machine has none.
+fn places(tag: &str) -> Vec<(&'static str, Place)> {
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    // A key of our own: "RP" in the top byte, then the pid and a counter.
+    let key = (0x5250_0000u32 | ((std::process::id() & 0xfff) << 4) | (n & 0xf)) as i32;
+    let mut places = vec![
+        (
+            "posix",
+            Place {
+                location: Location::Shm(unique(tag)),
+                listed: true,
+            },
+        ),
+        (
+            "sysv",
+            Place {
+                location: Location::SysV(key),
+                listed: true,
+            },
+        ),
+        (
+            "file-tmpfs",
+            Place {
+                // Listed too, but as the POSIX name it also is.
+                location: Location::File(PathBuf::from("/dev/shm").join(unique(tag))),
+                listed: false,
+            },
+        ),
+        (
+            "file-disk",
+            Place {
+                location: Location::File(
+                    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(unique(tag)),
+                ),
+                listed: false,
+            },
+        ),
+    ];
+    match hugetlbfs_mount() {
+        Some(dir) => places.push((
+            "file-hugetlbfs",
+            Place {
+                location: Location::File(dir.join(unique(tag))),
+                listed: false,
+            },
+        )),
+        None => eprintln!("skipped file-hugetlbfs: no hugetlbfs is mounted"),
+    }
+    places
+}
+
+fn hugetlbfs_mount() -> Option<PathBuf> {
+    let mounts = std::fs::read_to_string("/proc/mounts").ok()?;
+    mounts
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|f| f.get(2) == Some(&"hugetlbfs"))
+        .map(|f| PathBuf::from(f[1]))
+}
+
+const FRAMES: u64 = 20_000;
+
+/// Frame `i`: 1 to 300 bytes, each a function of `i`.
+fn frame(i: u64) -> Vec<u8> {
+    let len = 1 + (i * 37 % 300) as usize;
+    (0..len).map(|j| (i as usize * 31 + j) as u8).collect()
+}
+
+/// A child that opens the consumer of the ring at the location in its argument and checks
+/// every frame of the stream.
+#[test]
+#[ignore = "child process of the conformance tests"]
+fn conformance_consumer() {
+    let Some(arg) = common::child_arg() else {
+        return;
+    };
+    let location = Location::parse(&arg).unwrap();
+    let mut consumer = SpscOptions::new().open_consumer(location).unwrap();
+    for i in 0..FRAMES {
+        let got = consumer.recv_timeout(Duration::from_secs(20)).unwrap();
+        assert_eq!(&*got, &frame(i)[..], "frame {i}");
+    }
+    println!("ready");
+}
+
+#[test]
+fn every_kind_streams_to_another_process_intact() {
+    for (kind, place) in places("stream") {
+        let options = SpscOptions::new().capacity(64 << 10);
+        let mut producer = options
+            .create_producer(&place.location)
+            .unwrap_or_else(|e| panic!("{kind}: {e}"));
+        let child = spawn_child_ready_after("conformance_consumer", &place.location, || {
+            for i in 0..FRAMES {
+                producer
+                    .send_timeout(&frame(i), Duration::from_secs(20))
+                    .unwrap_or_else(|e| panic!("{kind}, frame {i}: {e}"));
+            }
+        });
+        child.wait_success();
+        let stats = segments::stat(place.location.clone()).unwrap();
+        assert_eq!(stats.committed.frames, FRAMES, "{kind}");
+        assert_eq!(stats.received.frames, FRAMES, "{kind}: the consumer counted as it went");
+    }
+}
+
+/// Spawns the child test `name` for `location`, runs `work` while it runs, then waits for its
+/// "ready".
+fn spawn_child_ready_after(
+    name: &str,
+    location: &Location,
+    work: impl FnOnce(),
+) -> common::ChildGuard {
+    let mut child = common::spawn_child_piped(name, &location.to_string());
+    work();
+    let stdout = child.stdout.take().unwrap();
+    let guard = common::ChildGuard(Some(child));
+    let mut reader = std::io::BufReader::new(stdout);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(
+            std::io::BufRead::read_line(&mut reader, &mut line).unwrap() > 0,
+            "child died before it was done"
+        );
+        if line.trim_end().ends_with("ready") {
+            return guard;
+        }
+    }
+}
+
+#[test]
+fn every_kind_refuses_a_second_holder_a_wrong_kind_and_a_second_creation() {
+    for (kind, place) in places("roles") {
+        let options = SpscOptions::new().capacity(4096);
+        let _producer = options.create_producer(&place.location).unwrap();
+        assert!(
+            matches!(
+                options.open_producer(&place.location),
+                Err(Error::RoleTaken {
+                    role: Role::Producer,
+                    ..
+                })
+            ),
+            "{kind}"
+        );
+        assert!(
+            matches!(
+                MpmcOptions::new().open(&place.location),
+                Err(Error::WrongKind { .. })
+            ),
+            "{kind}"
+        );
+        assert!(
+            matches!(
+                options.create_consumer(&place.location),
+                Err(Error::AlreadyExists)
+            ),
+            "{kind}"
+        );
+        let mut consumer = options.open_consumer(&place.location).unwrap();
+        assert!(matches!(consumer.try_recv(), Err(Error::Empty)), "{kind}");
+    }
+}
+
+#[test]
+fn every_kind_goes_with_its_creator_unless_kept() {
+    for (kind, place) in places("life") {
+        let options = SpscOptions::new().capacity(4096);
+        drop(options.create_producer(&place.location).unwrap());
+        assert!(
+            matches!(
+                options.open_consumer(&place.location),
+                Err(Error::NotFound)
+            ),
+            "{kind}: removed with its creator"
+        );
+        drop(
+            options
+                .clone()
+                .keep_segment(true)
+                .create_producer(&place.location)
+                .unwrap(),
+        );
+        let mut consumer = options.open_consumer(&place.location).unwrap();
+        assert!(matches!(consumer.try_recv(), Err(Error::PeerGone(_))), "{kind}");
+        drop(consumer);
+        ringport::remove_segment(place.location.clone()).unwrap();
+        assert!(
+            matches!(
+                options.open_consumer(&place.location),
+                Err(Error::NotFound)
+            ),
+            "{kind}: removed"
+        );
+    }
+}
+
+/// A child that creates an MPMC ring at the location in its argument, sends a message, says it
+/// is ready, and waits to be killed.
+#[test]
+#[ignore = "child process of the conformance tests"]
+fn conformance_creator() {
+    let Some(arg) = common::child_arg() else {
+        return;
+    };
+    let ring = MpmcOptions::new()
+        .slots(64)
+        .slot_size(32)
+        .create(Location::parse(&arg).unwrap())
+        .unwrap();
+    ring.producer().send(b"left behind").unwrap();
+    println!("ready");
+    std::thread::sleep(Duration::from_secs(60));
+}
+
+#[test]
+fn every_kind_left_by_a_killed_creator_is_stale_and_collected() {
+    for (kind, place) in places("stale") {
+        let mut child = spawn_child_ready("conformance_creator", &place.location.to_string());
+        let live = segments::inspect(place.location.clone()).unwrap();
+        assert!(live.in_use() && !live.is_stale(), "{kind}: {live:?}");
+        kill9(&mut child);
+        let info = segments::inspect(place.location.clone()).unwrap();
+        assert!(info.is_stale(), "{kind}: {info:?}");
+        // What it left is there to read, by another process.
+        let ring = MpmcOptions::new().open(&place.location).unwrap();
+        assert_eq!(&*ring.consumer().recv().unwrap(), b"left behind", "{kind}");
+        drop(ring);
+        if place.listed {
+            let listed = segments::list().unwrap();
+            assert!(
+                listed.iter().any(|s| s.location == place.location),
+                "{kind}: not listed"
+            );
+            let removed = segments::collect_matching(&info.name, false).unwrap();
+            assert_eq!(removed.len(), 1, "{kind}");
+        } else {
+            ringport::remove_segment(place.location.clone()).unwrap();
+        }
+        assert!(
+            matches!(
+                segments::inspect(place.location.clone()),
+                Err(Error::NotFound)
+            ),
+            "{kind}"
+        );
+    }
+}
+
+#[test]
+fn a_live_holder_is_seen_alive_in_every_kind() {
+    for (kind, place) in places("holders") {
+        let _producer = SpscOptions::new()
+            .capacity(4096)
+            .create_producer(&place.location)
+            .unwrap();
+        let info = segments::inspect(place.location.clone()).unwrap();
+        let ring = info.ring.as_ref().expect("a ringport ring");
+        assert_eq!(ring.holders[0].state, HolderState::Alive, "{kind}");
+        assert!(!segments::collect_matching(&info.name, false)
+            .unwrap()
+            .iter()
+            .any(|s| s.location == place.location));
+    }
+}
+
+#[test]
+fn a_system_v_key_held_by_another_program_is_left_alone() {
+    let key = (0x5251_0000u32 | (std::process::id() & 0xffff)) as i32;
+    // SAFETY: shmget takes plain values.
+    let id = unsafe { libc::shmget(key, 4096, libc::IPC_CREAT | libc::IPC_EXCL | 0o600) };
+    assert!(id >= 0, "shmget: {}", std::io::Error::last_os_error());
+    struct Foreign(i32);
+    impl Drop for Foreign {
+        fn drop(&mut self) {
+            // SAFETY: IPC_RMID takes no buffer.
+            unsafe { libc::shmctl(self.0, libc::IPC_RMID, std::ptr::null_mut()) };
+        }
+    }
+    let _foreign = Foreign(id);
+    let location = Location::SysV(key);
+    assert!(matches!(
+        SpscOptions::new().create_producer(&location),
+        Err(Error::KeyInUse { key: k }) if k == key
+    ));
+    assert!(matches!(
+        SpscOptions::new().open_consumer(&location),
+        Err(Error::TooSmall { .. } | Error::BadMagic { .. })
+    ));
+    assert!(matches!(
+        ringport::remove_segment(location.clone()),
+        Err(Error::KeyInUse { .. })
+    ));
+    let info = segments::inspect(location).unwrap();
+    assert!(info.ring.is_none() && !info.is_stale());
+}
+
+#[test]
+fn ftok_gives_every_process_the_same_key_and_a_missing_path_is_not_found() {
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let a = Location::sysv_from_path(&path, 7).unwrap();
+    let b = Location::sysv_from_path(&path, 7).unwrap();
+    assert_eq!(a, b);
+    assert_ne!(a, Location::sysv_from_path(&path, 8).unwrap());
+    assert!(matches!(
+        Location::sysv_from_path("/no/such/path", 7),
+        Err(Error::NotFound)
+    ));
+}
+
+#[test]
+fn memfd_rings_stream_on_small_and_huge_pages() {
+    for huge in [false, true] {
+        let options = SpscOptions::new().capacity(2 << 20).huge_pages(huge);
+        let (mut producer, fd) = match options.create_producer_memfd() {
+            Ok(made) => made,
+            Err(Error::NoHugePages { len }) if huge => {
+                assert!(len >= 2 << 20);
+                eprintln!("skipped the huge-page stream: no huge pages free ({len} bytes asked)");
+                continue;
+            }
+            Err(e) => panic!("huge {huge}: {e}"),
+        };
+        let mut consumer = SpscOptions::new().open_consumer_fd(&fd).unwrap();
+        for i in 0..2000 {
+            producer.send(&frame(i)).unwrap();
+            assert_eq!(&*consumer.recv().unwrap(), &frame(i)[..]);
+        }
+    }
+}
+
+#[test]
+fn huge_pages_where_there_are_none_is_a_clear_error() {
+    let posix = unique("huge");
+    assert!(matches!(
+        SpscOptions::new().huge_pages(true).create_producer(posix.as_str()),
+        Err(Error::Unsupported(_))
+    ));
+    let file = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(unique("huge"));
+    assert!(matches!(
+        SpscOptions::new()
+            .huge_pages(true)
+            .create_producer(Location::File(file.clone())),
+        Err(Error::Unsupported(_))
+    ));
+    assert!(!file.exists(), "the refused file is removed");
+    let free = std::fs::read_to_string("/proc/meminfo")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("HugePages_Free:").map(|v| v.trim().parse::<u64>().unwrap()))
+        .unwrap_or(0);
+    if free == 0 {
+        assert!(matches!(
+            SpscOptions::new().huge_pages(true).create_producer_memfd(),
+            Err(Error::NoHugePages { .. })
+        ));
+    } else {
+        eprintln!("skipped the no-huge-pages error: {free} huge pages are free");
+    }
+}
+
+#[test]
+fn memory_locked_rings_work_or_say_what_to_raise() {
+    let place = Place {
+        location: Location::Shm(unique("locked")),
+        listed: true,
+    };
+    match SpscOptions::new()
+        .capacity(64 << 10)
+        .lock_in_memory(true)
+        .create_producer(&place.location)
+    {
+        Ok(mut producer) => {
+            producer.send(b"locked").unwrap();
+            let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+            assert!(smaps.contains("Locked:"), "smaps shows locks");
+        }
+        Err(Error::MemoryLock { len, limit }) => assert!(len > limit),
+        Err(e) => panic!("{e}"),
+    }
+}
