@@ -86,10 +86,10 @@ fn child(spec: &str) {
     }
     let blocking = kind == "blocking";
     let mut rx = options(blocking)
-        .open_consumer(&format!("{name}-ping"))
+        .open_consumer(format!("{name}-ping"))
         .unwrap();
     let mut tx = options(blocking)
-        .open_producer(&format!("{name}-pong"))
+        .open_producer(format!("{name}-pong"))
         .unwrap();
     let mut msg = [0u8; MSG];
     loop {
@@ -125,10 +125,10 @@ fn ringport_spsc(c: &mut Criterion) {
     for (kind, blocking) in [("busy", false), ("blocking", true)] {
         let name = SegmentName::new("cross-spsc");
         let mut tx = options(blocking)
-            .create_producer(&format!("{}-ping", name.as_str()))
+            .create_producer(format!("{}-ping", name.as_str()))
             .unwrap();
         let mut rx = options(blocking)
-            .create_consumer(&format!("{}-pong", name.as_str()))
+            .create_consumer(format!("{}-pong", name.as_str()))
             .unwrap();
         let mut peer = spawn(kind, name.as_str());
         let mut msg = [0u8; MSG];

@@ -184,10 +184,10 @@ fn pong(kind: PingPong, base: &str, n: u64) {
         | PingPong::RingportBlockingSymmetric => {
             let blocking = kind != PingPong::RingportSpin;
             let mut rx = ring_options(kind)
-                .open_consumer(&format!("{base}-ping"))
+                .open_consumer(format!("{base}-ping"))
                 .unwrap();
             let mut tx = ring_options(kind)
-                .open_producer(&format!("{base}-pong"))
+                .open_producer(format!("{base}-pong"))
                 .unwrap();
             let mut msg = [0u8; MSG];
             for i in 0..n {
@@ -268,10 +268,10 @@ fn ping(kind: PingPong, n: u64) -> f64 {
         | PingPong::RingportBlockingSymmetric => {
             let blocking = kind != PingPong::RingportSpin;
             let mut tx = ring_options(kind)
-                .create_producer(&format!("{base}-ping"))
+                .create_producer(format!("{base}-ping"))
                 .unwrap();
             let mut rx = ring_options(kind)
-                .create_consumer(&format!("{base}-pong"))
+                .create_consumer(format!("{base}-pong"))
                 .unwrap();
             child = spawn();
             let mut msg = [0u8; MSG];

@@ -42,7 +42,6 @@ mod frame;
 pub mod fuzzing;
 pub mod harness;
 mod layout;
-mod location;
 pub mod mpmc;
 mod options;
 mod os;
@@ -59,9 +58,9 @@ mod wait;
 
 pub use channel::{Channel, ChannelOptions, Listener, Policy};
 pub use error::{Error, Result, Role};
-pub use location::Location;
 pub use mpmc::MpmcOptions;
 pub use os::remove_segment;
+pub use os::Location;
 pub use role::PeerStatus;
 pub use spsc::SpscOptions;
 pub use wait::WaitStats;

@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::layout::RingParams;
-use crate::location::Location;
 use crate::options::Access;
 use crate::os::shm::{Creation, SharedMemory};
+use crate::os::Location;
 use crate::os::{Kernel, Memory, HOST};
 
 /// A ring kind's geometry rule: what is wrong with a capacity and maximum frame, if anything.

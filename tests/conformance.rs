@@ -137,33 +137,31 @@ fn every_kind_streams_to_another_process_intact() {
         child.wait_success();
         let stats = segments::stat(place.location.clone()).unwrap();
         assert_eq!(stats.committed.frames, FRAMES, "{kind}");
-        assert_eq!(stats.received.frames, FRAMES, "{kind}: the consumer counted as it went");
+        assert_eq!(
+            stats.received.frames, FRAMES,
+            "{kind}: the consumer counted as it went"
+        );
     }
 }
 
-/// Spawns the child test `name` for `location`, runs `work` while it runs, then waits for its
-/// "ready".
+/// Spawns the child test `name` for `location`, runs `work` while it runs, then reads its
+/// output to the end (it must have said "ready") and returns it to be waited for.
 fn spawn_child_ready_after(
     name: &str,
     location: &Location,
     work: impl FnOnce(),
 ) -> common::ChildGuard {
     let mut child = common::spawn_child_piped(name, &location.to_string());
-    work();
-    let stdout = child.stdout.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
     let guard = common::ChildGuard(Some(child));
-    let mut reader = std::io::BufReader::new(stdout);
-    let mut line = String::new();
-    loop {
-        line.clear();
-        assert!(
-            std::io::BufRead::read_line(&mut reader, &mut line).unwrap() > 0,
-            "child died before it was done"
-        );
-        if line.trim_end().ends_with("ready") {
-            return guard;
-        }
-    }
+    work();
+    let mut output = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut output).unwrap();
+    assert!(
+        output.contains("ready"),
+        "the child did not finish: {output}"
+    );
+    guard
 }
 
 #[test]
@@ -206,10 +204,7 @@ fn every_kind_goes_with_its_creator_unless_kept() {
         let options = SpscOptions::new().capacity(4096);
         drop(options.create_producer(&place.location).unwrap());
         assert!(
-            matches!(
-                options.open_consumer(&place.location),
-                Err(Error::NotFound)
-            ),
+            matches!(options.open_consumer(&place.location), Err(Error::NotFound)),
             "{kind}: removed with its creator"
         );
         drop(
@@ -220,14 +215,14 @@ fn every_kind_goes_with_its_creator_unless_kept() {
                 .unwrap(),
         );
         let mut consumer = options.open_consumer(&place.location).unwrap();
-        assert!(matches!(consumer.try_recv(), Err(Error::PeerGone(_))), "{kind}");
+        assert!(
+            matches!(consumer.try_recv(), Err(Error::PeerGone(_))),
+            "{kind}"
+        );
         drop(consumer);
         ringport::remove_segment(place.location.clone()).unwrap();
         assert!(
-            matches!(
-                options.open_consumer(&place.location),
-                Err(Error::NotFound)
-            ),
+            matches!(options.open_consumer(&place.location), Err(Error::NotFound)),
             "{kind}: removed"
         );
     }
@@ -346,54 +341,128 @@ fn ftok_gives_every_process_the_same_key_and_a_missing_path_is_not_found() {
     ));
 }
 
-#[test]
-fn memfd_rings_stream_on_small_and_huge_pages() {
-    for huge in [false, true] {
-        let options = SpscOptions::new().capacity(2 << 20).huge_pages(huge);
-        let (mut producer, fd) = match options.create_producer_memfd() {
-            Ok(made) => made,
-            Err(Error::NoHugePages { len }) if huge => {
-                assert!(len >= 2 << 20);
-                eprintln!("skipped the huge-page stream: no huge pages free ({len} bytes asked)");
-                continue;
-            }
-            Err(e) => panic!("huge {huge}: {e}"),
-        };
-        let mut consumer = SpscOptions::new().open_consumer_fd(&fd).unwrap();
-        for i in 0..2000 {
-            producer.send(&frame(i)).unwrap();
-            assert_eq!(&*consumer.recv().unwrap(), &frame(i)[..]);
+fn free_huge_pages() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("HugePages_Free:")
+                .map(|v| v.trim().parse::<u64>().unwrap())
+        })
+        .unwrap_or(0)
+}
+
+/// Streams 2,000 frames through a ring made by `options` at `location` (a memfd if `None`).
+fn stream(options: &SpscOptions, location: Option<&Location>) -> ringport::Result<()> {
+    let (mut producer, mut consumer) = match location {
+        Some(location) => (
+            options.create_producer(location)?,
+            SpscOptions::new().open_consumer(location)?,
+        ),
+        None => {
+            let (producer, fd) = options.create_producer_memfd()?;
+            (producer, SpscOptions::new().open_consumer_fd(&fd)?)
         }
+    };
+    for i in 0..2000 {
+        producer.send(&frame(i))?;
+        assert_eq!(&*consumer.recv()?, &frame(i)[..]);
+    }
+    Ok(())
+}
+
+/// Huge pages reserved for a test, and a hugetlbfs mounted, undone on drop.
+struct Reserved {
+    before: String,
+    mount: Option<PathBuf>,
+}
+
+impl Drop for Reserved {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.mount {
+            let _ = std::process::Command::new("umount").arg(dir).status();
+            let _ = std::fs::remove_dir(dir);
+        }
+        let _ = std::fs::write("/proc/sys/vm/nr_hugepages", &self.before);
     }
 }
 
 #[test]
-fn huge_pages_where_there_are_none_is_a_clear_error() {
+fn huge_pages_are_used_where_reserved_and_refused_clearly_where_not() {
+    let options = SpscOptions::new().capacity(2 << 20).huge_pages(true);
     let posix = unique("huge");
     assert!(matches!(
-        SpscOptions::new().huge_pages(true).create_producer(posix.as_str()),
+        options.create_producer(posix.as_str()),
         Err(Error::Unsupported(_))
     ));
     let file = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(unique("huge"));
     assert!(matches!(
-        SpscOptions::new()
-            .huge_pages(true)
-            .create_producer(Location::File(file.clone())),
+        options.create_producer(Location::File(file.clone())),
         Err(Error::Unsupported(_))
     ));
     assert!(!file.exists(), "the refused file is removed");
-    let free = std::fs::read_to_string("/proc/meminfo")
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("HugePages_Free:").map(|v| v.trim().parse::<u64>().unwrap()))
-        .unwrap_or(0);
-    if free == 0 {
+    if free_huge_pages() == 0 {
+        // The ring and its header round up to two pages.
         assert!(matches!(
-            SpscOptions::new().huge_pages(true).create_producer_memfd(),
-            Err(Error::NoHugePages { .. })
+            stream(&options, None),
+            Err(Error::NoHugePages { len }) if len == 4 << 20
         ));
+        let key = Location::SysV((0x5252_0000u32 | (std::process::id() & 0xffff)) as i32);
+        assert!(matches!(
+            stream(&options, Some(&key)),
+            Err(Error::NoHugePages { .. } | Error::Unsupported(_))
+        ));
+    }
+    // Root reserves some for the rest (and gives them back); others need them reserved.
+    if !nix::unistd::geteuid().is_root() && free_huge_pages() < 6 {
+        eprintln!("skipped the huge-page streams: fewer than 6 huge pages free, and not root");
+        return;
+    }
+    let before = std::fs::read_to_string("/proc/sys/vm/nr_hugepages").unwrap();
+    let mut reserved = Reserved {
+        before: before.clone(),
+        mount: None,
+    };
+    if free_huge_pages() < 6 {
+        let want = before.trim().parse::<u64>().unwrap() + 6;
+        std::fs::write("/proc/sys/vm/nr_hugepages", want.to_string()).unwrap();
+        if free_huge_pages() < 6 {
+            eprintln!("skipped the huge-page streams: the kernel would not reserve 6 pages");
+            return;
+        }
+    }
+    stream(&options, None).expect("a memfd on huge pages");
+    let key = Location::SysV((0x5253_0000u32 | (std::process::id() & 0xffff)) as i32);
+    let _place = Place {
+        location: key.clone(),
+        listed: true,
+    };
+    stream(&options, Some(&key)).expect("a System V segment on huge pages");
+    drop(_place);
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(unique("hugetlbfs"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "hugetlbfs", "none"])
+        .arg(&dir)
+        .status()
+        .is_ok_and(|s| s.success());
+    reserved.mount = Some(dir.clone());
+    if mounted {
+        let place = Place {
+            location: Location::File(dir.join("ring")),
+            listed: false,
+        };
+        // Huge pages whatever the options say: the file system's.
+        stream(&SpscOptions::new().capacity(2 << 20), Some(&place.location))
+            .expect("a file on hugetlbfs");
+        let _producer = SpscOptions::new()
+            .capacity(2 << 20)
+            .create_producer(&place.location)
+            .unwrap();
+        let len = std::fs::metadata(dir.join("ring")).unwrap().len();
+        assert_eq!(len, 4 << 20, "sized in whole huge pages");
     } else {
-        eprintln!("skipped the no-huge-pages error: {free} huge pages are free");
+        eprintln!("skipped the hugetlbfs file: mount -t hugetlbfs failed");
     }
 }
 
@@ -416,4 +485,9 @@ fn memory_locked_rings_work_or_say_what_to_raise() {
         Err(Error::MemoryLock { len, limit }) => assert!(len > limit),
         Err(e) => panic!("{e}"),
     }
+}
+
+#[test]
+fn a_memfd_ring_streams_through_its_descriptor() {
+    stream(&SpscOptions::new().capacity(64 << 10), None).unwrap();
 }

@@ -27,12 +27,14 @@ mod copy;
 pub(crate) mod fake;
 #[cfg(not(loom))]
 mod linux;
+mod location;
 #[cfg(loom)]
 mod model;
 
 pub(crate) use copy::copy_frame;
 #[cfg(not(loom))]
 pub(crate) use linux::{inventory, seqpacket, shm, DataArea, Host, Memory, RingMemory, HOST};
+pub use location::Location;
 #[cfg(loom)]
 pub(crate) use model::{inventory, seqpacket, shm, DataArea, Host, Memory, RingMemory, HOST};
 
@@ -59,7 +61,7 @@ pub(crate) fn declare_dead(_who: ProcessIdentity) -> crate::error::Result<()> {
 /// [`Error::InvalidName`](crate::error::Error::InvalidName), [`Error::NotFound`](crate::error::Error::NotFound)
 /// if there is none, [`Error::KeyInUse`](crate::error::Error::KeyInUse) for a System V segment
 /// that is not a ringport ring, or [`Error::Os`](crate::error::Error::Os).
-pub fn remove_segment(location: impl Into<crate::location::Location>) -> crate::error::Result<()> {
+pub fn remove_segment(location: impl Into<Location>) -> crate::error::Result<()> {
     shm::remove_segment(&location.into())
 }
 

@@ -24,8 +24,8 @@ pub use stat::{stat, RingStats, SideCounts, Traffic};
 
 use crate::error::{Error, Result, Role};
 use crate::layout::{SegmentHeader, DATA_OFFSET, KIND_MPMC, KIND_SPSC, LAYOUT_VERSION, MAGIC};
-use crate::location::Location;
 use crate::os::inventory;
+use crate::os::Location;
 use crate::os::{Kernel, Liveness, Memory, HOST};
 use crate::role::{slot_state, SlotState};
 use crate::sync::Ordering;

@@ -10,8 +10,8 @@ use crate::counters::{Passed, Waits};
 use crate::error::{Error, Result, Role};
 use crate::frame::{self, frame_size, Frame};
 use crate::layout::{role_index, SegmentHeader, DATA_OFFSET, KIND_MPMC, KIND_SPSC};
-use crate::location::Location;
 use crate::os::inventory::SegmentFile;
+use crate::os::Location;
 use crate::os::Memory;
 use crate::sync::Ordering;
 

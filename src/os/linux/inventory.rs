@@ -10,8 +10,8 @@ use std::path::Path;
 use std::time::SystemTime;
 
 use crate::error::{Error, Result};
-use crate::location::Location;
 use crate::os::FileFacts;
+use crate::os::Location;
 
 /// Where named POSIX segments live.
 const SHM_DIR: &str = "/dev/shm";

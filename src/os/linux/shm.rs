@@ -16,8 +16,8 @@ use nix::sys::stat::Mode;
 use super::os_error;
 use crate::error::{Error, Result};
 use crate::layout::{SegmentHeader, DATA_OFFSET};
-use crate::location::Location;
 use crate::options::Access;
+use crate::os::Location;
 use crate::sync::{AtomicU64, AtomicU8};
 
 /// The longest name `shm_open` accepts here: NAME_MAX (255) less the leading '/'.
@@ -191,7 +191,7 @@ impl SharedMemory {
         } else {
             (sealed_memfd(c"ringport", len)?, len)
         };
-        let map = map_shared(&fd, len)?;
+        let map = map_shared(&fd, len).map_err(|e| huge_refusal(e, huge_pages, len))?;
         Ok((
             SharedMemory {
                 mapping: Mapping::Mmap(map),
@@ -373,7 +373,19 @@ fn size_and_map(fd: &OwnedFd, creation: &Creation, huge: bool) -> Result<MmapRaw
     };
     check_space(fd, len, huge)?;
     set_len(fd, len)?;
-    map_shared(fd, len)
+    map_shared(fd, len).map_err(|e| huge_refusal(e, huge, len))
+}
+
+/// A mapping refused for want of memory is, on huge pages, a want of huge pages: a shared
+/// hugetlb mapping takes its pages when it is made.
+fn huge_refusal(e: Error, huge: bool, len: usize) -> Error {
+    match e {
+        Error::Os {
+            source: Errno::ENOMEM,
+            ..
+        } if huge => Error::NoHugePages { len: len as u64 },
+        e => e,
+    }
 }
 
 /// A sealed memfd of plain bytes with no ring header (the harness's coverage map), seen as

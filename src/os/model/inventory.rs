@@ -4,8 +4,8 @@ use std::collections::HashMap;
 
 use super::unsupported;
 use crate::error::Result;
-use crate::location::Location;
 use crate::os::FileFacts;
+use crate::os::Location;
 
 pub(crate) fn names() -> Result<Vec<String>> {
     Err(unsupported())

@@ -6,13 +6,14 @@ use std::os::fd::{BorrowedFd, OwnedFd};
 use super::unsupported;
 use crate::error::Result;
 use crate::layout::SegmentHeader;
-use crate::location::Location;
+use crate::os::Location;
 
 /// A mapped segment: under the model, never.
 pub(crate) enum SharedMemory {}
 
-/// What a new segment is to be (see the Linux layer's).
+/// What a new segment is to be (see the Linux layer's; the model makes none, so reads none).
 #[derive(Debug, Clone, Copy)]
+#[allow(dead_code)]
 pub(crate) struct Creation {
     pub len: usize,
     pub remove_on_drop: bool,
@@ -38,10 +39,6 @@ impl SharedMemory {
         _access: &crate::options::Access,
     ) -> Result<SharedMemory> {
         Err(unsupported())
-    }
-
-    pub(crate) fn lock(&self) -> Result<()> {
-        match *self {}
     }
 
     pub(crate) fn header(&self) -> &SegmentHeader {

@@ -47,7 +47,7 @@ impl Location {
     /// [`Error::NotFound`] if the path does not exist; [`Error::InvalidName`] if it holds a
     /// NUL byte; [`Error::Os`].
     pub fn sysv_from_path(path: impl AsRef<Path>, project: u8) -> Result<Location> {
-        crate::os::sysv_key(path.as_ref(), project).map(Location::SysV)
+        super::sysv_key(path.as_ref(), project).map(Location::SysV)
     }
 
     /// Reads `NAME` (a POSIX name), `sysv:KEY` (decimal, or hexadecimal after `0x`) or
