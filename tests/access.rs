@@ -68,7 +68,7 @@ fn another_users_segment_is_refused_even_by_root_unless_trusted() {
 }
 
 /// A child that drops to uid nobody (in group `SHARED_GID` if its argument says `in-group`),
-/// opens the segment named after the colon as a consumer trusting root and shared write, and
+/// opens the ring at the location after the colon (`Location::parse`) as a consumer trusting root and shared write, and
 /// prints what it got.
 #[test]
 #[ignore = "child process of the access tests"]
@@ -86,7 +86,7 @@ fn access_child_as_nobody() {
     nix::unistd::setgid(nix::unistd::Gid::from_raw(NOBODY)).unwrap();
     nix::unistd::setuid(nix::unistd::Uid::from_raw(NOBODY)).unwrap();
     let options = SpscOptions::new().trust_owner(0).allow_shared_write(true);
-    match options.open_consumer(name) {
+    match options.open_consumer(ringport::Location::parse(name).unwrap()) {
         Ok(mut consumer) => {
             let frame = consumer.recv().unwrap();
             println!("RESULT got {}", String::from_utf8_lossy(&frame));
@@ -122,6 +122,27 @@ fn a_segment_shared_with_a_group_opens_for_its_members_and_no_one_else() {
         "access_child_as_nobody",
         &format!("in-group:{}", name.as_str()),
     );
+    let lines = common::result_lines(ChildGuard(Some(member)));
+    assert_eq!(lines, ["got for the group"]);
+}
+
+#[test]
+fn a_served_ring_is_served_to_its_group_and_no_one_else() {
+    if !is_root() {
+        eprintln!("skipped: dropping a child to uid nobody needs root");
+        return;
+    }
+    let location = ringport::Location::Served(format!("access-served-{}", std::process::id()));
+    let mut producer = SpscOptions::new()
+        .capacity(4096)
+        .share_with_group(SHARED_GID)
+        .create_producer(&location)
+        .unwrap();
+    producer.send(b"for the group").unwrap();
+    let outsider = spawn_child_piped("access_child_as_nobody", &format!("alone:{location}"));
+    let lines = common::result_lines(ChildGuard(Some(outsider)));
+    assert_eq!(lines, ["refused Refused"]);
+    let member = spawn_child_piped("access_child_as_nobody", &format!("in-group:{location}"));
     let lines = common::result_lines(ChildGuard(Some(member)));
     assert_eq!(lines, ["got for the group"]);
 }

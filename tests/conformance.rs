@@ -1,6 +1,7 @@
 //! One suite over every kind of segment a named ring lives in (as iceoryx2 runs one suite over
 //! each backend of its shared-memory layer): a POSIX name, a System V key, a file on a tmpfs,
-//! a file on a disk, and a file on hugetlbfs where one is mounted. Each kind must stream frames
+//! a file on a disk, a file on hugetlbfs where one is mounted, and a ring served by name (a
+//! sealed memfd its creator hands out on an abstract socket). Each kind must stream frames
 //! to another process intact, refuse a second holder and a wrong kind, go when its creator
 //! drops it and stay when kept, be seen stale after its creator is killed and be removed, and
 //! show its counters to `segments::stat`. Memfd rings, on small pages and huge, are checked
@@ -73,6 +74,13 @@ fn places(tag: &str) -> Vec<(&'static str, Place)> {
             },
         ),
     ];
+    places.push((
+        "served",
+        Place {
+            location: Location::Served(unique(tag)),
+            listed: true,
+        },
+    ));
     match hugetlbfs_mount() {
         Some(dir) => places.push((
             "file-hugetlbfs",
@@ -220,6 +228,14 @@ fn every_kind_goes_with_its_creator_unless_kept() {
             "{kind}"
         );
         drop(consumer);
+        if let Location::Served(_) = place.location {
+            // Served until this process exits: no one else can take its name away.
+            assert!(matches!(
+                ringport::remove_segment(place.location.clone()),
+                Err(Error::Unsupported(_))
+            ));
+            continue;
+        }
         ringport::remove_segment(place.location.clone()).unwrap();
         assert!(
             matches!(options.open_consumer(&place.location), Err(Error::NotFound)),
@@ -253,6 +269,18 @@ fn every_kind_left_by_a_killed_creator_is_stale_and_collected() {
         let live = segments::inspect(place.location.clone()).unwrap();
         assert!(live.in_use() && !live.is_stale(), "{kind}: {live:?}");
         kill9(&mut child);
+        if let Location::Served(_) = place.location {
+            // Nothing is left: the name went with its server.
+            assert!(matches!(
+                segments::inspect(place.location.clone()),
+                Err(Error::NotFound)
+            ));
+            assert!(matches!(
+                MpmcOptions::new().open(&place.location),
+                Err(Error::NotFound)
+            ));
+            continue;
+        }
         let info = segments::inspect(place.location.clone()).unwrap();
         assert!(info.is_stale(), "{kind}: {info:?}");
         // What it left is there to read, by another process.
@@ -290,6 +318,15 @@ fn a_live_holder_is_seen_alive_in_every_kind() {
         let info = segments::inspect(place.location.clone()).unwrap();
         let ring = info.ring.as_ref().expect("a ringport ring");
         assert_eq!(ring.holders[0].state, HolderState::Alive, "{kind}");
+        if place.listed {
+            assert!(
+                segments::list()
+                    .unwrap()
+                    .iter()
+                    .any(|s| s.location == place.location && s.in_use()),
+                "{kind}: listed, in use"
+            );
+        }
         assert!(!segments::collect_matching(&info.name, false)
             .unwrap()
             .iter()

@@ -13,15 +13,21 @@ use crate::error::{Error, Result};
 /// | [`Shm`](Location::Shm) | a name in `/dev/shm` | the name | yes |
 /// | [`SysV`](Location::SysV) | a key (`ftok` or chosen) | the segment (`ipcs -m`) | yes |
 /// | [`File`](Location::File) | a path (tmpfs, hugetlbfs, disk) | the file | no |
+/// | [`Served`](Location::Served) | a name its creator serves | nothing | yes |
+///
+/// A served ring is the one kind that no one can truncate and that leaves nothing behind: its
+/// memory is a sealed memfd, handed to openers by its creator on an abstract Unix socket, and
+/// both go with the creator however it dies.
 ///
 /// A `&str` or `String` converts to [`Location::Shm`]; [`parse`](Location::parse) reads the
-/// forms `ringport`'s commands take (`NAME`, `sysv:KEY`, `file:PATH`).
+/// forms `ringport`'s commands take (`NAME`, `sysv:KEY`, `file:PATH`, `@NAME`).
 ///
 /// ```
 /// use ringport::Location;
 /// assert_eq!(Location::from("my-ring"), Location::Shm("my-ring".into()));
 /// assert_eq!(Location::parse("sysv:0x2a").unwrap(), Location::SysV(42));
 /// assert_eq!(Location::parse("file:/tmp/ring").unwrap(), Location::File("/tmp/ring".into()));
+/// assert_eq!(Location::parse("@feed").unwrap(), Location::Served("feed".into()));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -37,6 +43,12 @@ pub enum Location {
     /// (its size rounded up to the page), on a disk it is written back. Removed by the creator
     /// when it goes (unless kept).
     File(PathBuf),
+    /// A sealed memfd that the creator's process serves under this name, on an abstract Unix
+    /// socket (`@ringport-ring/NAME`), to processes of its uid (or its group, when shared with
+    /// one); an opener takes it only from a server of its own uid (or one it trusts). The name
+    /// goes when the creator's endpoint goes (or, if kept, when its process exits, however it
+    /// exits); the ring stays with those that have it.
+    Served(String),
 }
 
 impl Location {
@@ -50,8 +62,8 @@ impl Location {
         super::sysv_key(path.as_ref(), project).map(Location::SysV)
     }
 
-    /// Reads `NAME` (a POSIX name), `sysv:KEY` (decimal, or hexadecimal after `0x`) or
-    /// `file:PATH`.
+    /// Reads `NAME` (a POSIX name), `sysv:KEY` (decimal, or hexadecimal after `0x`),
+    /// `file:PATH` or `@NAME` (a served ring).
     ///
     /// # Errors
     /// [`Error::InvalidName`] if a key does not parse or a form is empty.
@@ -72,6 +84,12 @@ impl Location {
             }
             return Ok(Location::File(PathBuf::from(path)));
         }
+        if let Some(name) = text.strip_prefix('@') {
+            if name.is_empty() {
+                return Err(bad("a served ring needs a name"));
+            }
+            return Ok(Location::Served(name.to_string()));
+        }
         Ok(Location::Shm(text.to_string()))
     }
 }
@@ -83,6 +101,7 @@ impl std::fmt::Display for Location {
             Location::Shm(name) => f.write_str(name),
             Location::SysV(key) => write!(f, "sysv:{:#x}", *key as u32),
             Location::File(path) => write!(f, "file:{}", path.display()),
+            Location::Served(name) => write!(f, "@{name}"),
         }
     }
 }

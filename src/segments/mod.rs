@@ -132,9 +132,9 @@ impl SegmentInfo {
     }
 }
 
-/// Every segment in `/dev/shm` and every System V segment with a key (ringport's and others'),
-/// the POSIX ones first, each kind sorted; those that cannot be read (another user's) are left
-/// out.
+/// Every segment in `/dev/shm`, every System V segment with a key (ringport's and others'), and
+/// every ring served by name, in that order, each kind sorted; those that cannot be read
+/// (another user's) are left out.
 ///
 /// # Errors
 /// [`Error::Os`] if `/dev/shm` cannot be read.
@@ -150,6 +150,11 @@ pub fn list() -> Result<Vec<SegmentInfo>> {
     sysv.sort_by_key(|(location, _)| location.to_string());
     for (location, attached) in sysv {
         if let Ok(info) = describe(&location, &users, hidden, Some(attached)) {
+            segments.push(info);
+        }
+    }
+    for location in inventory::served_rings() {
+        if let Ok(info) = describe(&location, &users, hidden, None) {
             segments.push(info);
         }
     }
@@ -231,11 +236,13 @@ fn describe(
     hidden: usize,
     attachments: Option<u64>,
 ) -> Result<SegmentInfo> {
-    let (head, facts) = inventory::head(location, DATA_OFFSET)?;
+    let (head, facts, server) = inventory::head(location, DATA_OFFSET)?;
     let (ringport_version, ring) = read_ring(&head);
     let name = location.to_string();
     let users = match location {
         Location::File(path) => inventory::file_users(path),
+        // The process that serves it, alive as long as it is listed.
+        Location::Served(_) => server.into_iter().collect(),
         _ => users.get(&name).cloned().unwrap_or_default(),
     };
     Ok(SegmentInfo {

@@ -47,6 +47,8 @@ pub(crate) fn names() -> Result<Vec<String>> {
 pub(crate) struct SegmentFile {
     source: Source,
     facts: FileFacts,
+    /// A served ring's: the process that serves it.
+    server_pid: Option<u32>,
 }
 
 enum Source {
@@ -64,6 +66,21 @@ impl SegmentFile {
         let path = match location {
             Location::Shm(name) => Path::new(SHM_DIR).join(name),
             Location::File(path) => path.clone(),
+            Location::Served(name) => {
+                let (fd, server) = super::served::fetch(name, &crate::options::Access::default())?;
+                let file = std::fs::File::from(fd);
+                let len = file.metadata().map_err(|e| io_error("fstat", &e))?.len();
+                return Ok(SegmentFile {
+                    source: Source::File(file),
+                    facts: FileFacts {
+                        len,
+                        uid: server.uid,
+                        mode: 0o600,
+                        modified: SystemTime::now(),
+                    },
+                    server_pid: u32::try_from(server.pid).ok(),
+                });
+            }
             Location::SysV(key) => {
                 let id = super::sysv::id_of(*key)?;
                 let listed = super::sysv::list()
@@ -73,6 +90,7 @@ impl SegmentFile {
                 return Ok(SegmentFile {
                     source: Source::SysV(id),
                     facts: sysv_facts(&listed),
+                    server_pid: None,
                 });
             }
         };
@@ -91,7 +109,13 @@ impl SegmentFile {
         Ok(SegmentFile {
             source: Source::File(file),
             facts,
+            server_pid: None,
         })
+    }
+
+    /// A served ring's server process.
+    pub(crate) fn server_pid(&self) -> Option<u32> {
+        self.server_pid
     }
 
     /// Its size, owner, mode and time, as they were when it was opened.
@@ -142,18 +166,26 @@ pub(crate) fn sysv_segments() -> Vec<(Location, u64)> {
         .collect()
 }
 
-/// The first `len` bytes (fewer if the file is shorter) and the facts of segment `name` (a bare
-/// name, checked by the caller).
+/// The first `len` bytes (fewer if the file is shorter), the facts of the segment at
+/// `location` (a POSIX name checked by the caller), and a served ring's server.
 ///
 /// # Errors
 /// As [`SegmentFile::open`] and [`SegmentFile::read_at`].
-pub(crate) fn head(location: &Location, len: usize) -> Result<(Vec<u8>, FileFacts)> {
+pub(crate) fn head(location: &Location, len: usize) -> Result<(Vec<u8>, FileFacts, Option<u32>)> {
     let file = SegmentFile::open(location)?;
     let facts = file.facts();
     let mut bytes = vec![0u8; len.min(usize::try_from(facts.len).unwrap_or(usize::MAX))];
     let got = file.read_at(0, &mut bytes)?;
     bytes.truncate(got);
-    Ok((bytes, facts))
+    Ok((bytes, facts, file.server_pid()))
+}
+
+/// The rings served on this machine (see `served`).
+pub(crate) fn served_rings() -> Vec<Location> {
+    super::served::names()
+        .into_iter()
+        .map(Location::Served)
+        .collect()
 }
 
 /// The processes that map the file at `path` or hold it open, as far as `/proc` shows them.

@@ -13,6 +13,7 @@ mod membarrier;
 mod memory;
 mod process;
 pub(crate) mod seqpacket;
+mod served;
 pub(crate) mod shm;
 pub(crate) mod sysv;
 mod watch;

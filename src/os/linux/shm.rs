@@ -78,6 +78,7 @@ enum Mapping {
 /// What a creator removes when it goes.
 enum Cleanup {
     Nothing,
+    Served(super::served::Server),
     ShmName(CString),
     SysV(super::sysv::Attached),
     File(std::path::PathBuf),
@@ -164,6 +165,16 @@ impl SharedMemory {
                     },
                 })
             }
+            Location::Served(name) => {
+                let (mut shm, fd) = SharedMemory::create_memfd(creation.len, creation.huge_pages)?;
+                let server = super::served::Server::start(name, fd, creation.group)?;
+                if creation.remove_on_drop {
+                    shm.cleanup = Cleanup::Served(server);
+                } else {
+                    server.keep();
+                }
+                Ok(shm)
+            }
             Location::SysV(key) => {
                 let attached = super::sysv::create(*key, creation)?;
                 let mapping = Mapping::SysV(attached.clone());
@@ -244,6 +255,10 @@ impl SharedMemory {
                     mapping: Mapping::SysV(attached),
                     cleanup: Cleanup::Nothing,
                 });
+            }
+            Location::Served(name) => {
+                let (fd, _server) = super::served::fetch(name, access)?;
+                return SharedMemory::from_fd(fd.as_fd());
             }
         };
         let st = nix::sys::stat::fstat(&fd).map_err(|e| os_error("fstat", e))?;
@@ -331,6 +346,8 @@ impl Drop for SharedMemory {
     fn drop(&mut self) {
         match &self.cleanup {
             Cleanup::Nothing => {}
+            // Its thread is joined when the cleanup drops, after this.
+            Cleanup::Served(server) => server.stop(),
             Cleanup::ShmName(path) => {
                 let _ = nix::sys::mman::shm_unlink(path.as_c_str());
             }
@@ -580,6 +597,9 @@ pub(crate) fn remove_segment(location: &Location) -> Result<()> {
             std::io::ErrorKind::NotFound => Error::NotFound,
             _ => crate::os::io_error("remove a mapped file", &e),
         }),
+        Location::Served(_) => Err(Error::Unsupported(
+            "a served ring's name goes with its creator: it cannot be removed by another",
+        )),
     }
 }
 

@@ -28,8 +28,12 @@ impl SegmentFile {
     }
 }
 
-pub(crate) fn head(_location: &Location, _len: usize) -> Result<(Vec<u8>, FileFacts)> {
+pub(crate) fn head(_location: &Location, _len: usize) -> Result<(Vec<u8>, FileFacts, Option<u32>)> {
     Err(unsupported())
+}
+
+pub(crate) fn served_rings() -> Vec<Location> {
+    Vec::new()
 }
 
 pub(crate) fn file_users(_path: &std::path::Path) -> Vec<u32> {
