@@ -158,3 +158,43 @@ fn a_path_listeners_socket_is_its_owners_alone() {
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(mode, 0o600);
 }
+
+/// A child that drops to uid nobody with a lock limit of 4 KiB and makes a memfd ring of
+/// 64 KiB locked in memory; prints what it got.
+#[test]
+#[ignore = "child process of the access tests"]
+fn access_child_lock() {
+    if common::child_arg().is_none() {
+        return;
+    }
+    nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_MEMLOCK, 4096, 4096)
+        .unwrap();
+    nix::unistd::setgroups(&[]).unwrap();
+    nix::unistd::setgid(nix::unistd::Gid::from_raw(NOBODY)).unwrap();
+    nix::unistd::setuid(nix::unistd::Uid::from_raw(NOBODY)).unwrap();
+    match SpscOptions::new()
+        .capacity(64 << 10)
+        .lock_in_memory(true)
+        .create_producer_memfd()
+    {
+        Ok(_) => println!("RESULT locked"),
+        Err(e) => println!("RESULT refused {e:?} | {e}"),
+    }
+}
+
+#[test]
+fn a_ring_that_cannot_be_locked_says_what_to_raise() {
+    if !is_root() {
+        eprintln!("skipped: dropping a child to uid nobody (and its lock limit) needs root");
+        return;
+    }
+    let child = spawn_child_piped("access_child_lock", "go");
+    let lines = common::result_lines(ChildGuard(Some(child)));
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let line = &lines[0];
+    assert!(
+        line.starts_with("refused MemoryLock { len: ") && line.contains("limit: 4096 }"),
+        "{line}"
+    );
+    assert!(line.contains("ulimit -l"), "{line}");
+}

@@ -183,3 +183,45 @@ fn stat_shows_a_rings_counters_and_rates_between_refreshes() {
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no-such-ring"));
 }
+
+#[test]
+fn a_system_v_ring_is_listed_stat_and_collected_by_its_key() {
+    let key = (0x5254_0000u32 | (std::process::id() & 0xffff)) as i32;
+    let location = ringport::Location::SysV(key);
+    let name = location.to_string();
+    struct Remove(ringport::Location);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            let _ = ringport::remove_segment(self.0.clone());
+        }
+    }
+    let _remove = Remove(location.clone());
+    let ring = ringport::MpmcOptions::new()
+        .slots(64)
+        .slot_size(16)
+        .keep_segment(true)
+        .create(&location)
+        .unwrap();
+    ring.producer().send(b"kept").unwrap();
+    let ls = String::from_utf8(ringport(&["ls", "--json"]).stdout).unwrap();
+    let line = ls
+        .lines()
+        .find(|l| l.contains(&format!("\"name\":\"{name}\"")))
+        .unwrap_or_else(|| panic!("{name} not in {ls}"));
+    assert!(line.contains(r#""kind":"mpmc""#), "{line}");
+    assert!(line.contains(r#""status":"in use""#), "{line}");
+    let stat = ringport(&["stat", &name, "--json"]);
+    let stat = String::from_utf8(stat.stdout).unwrap();
+    assert!(
+        stat.contains(r#""committed":{"frames":1,"bytes":null}"#),
+        "{stat}"
+    );
+    // Left by its creator (kept, and no longer attached): stale, and collected by its key.
+    drop(ring);
+    let gc = ringport(&["gc", &name]);
+    let out = String::from_utf8_lossy(&gc.stdout);
+    assert!(out.contains(&format!("removed {name}")), "{out}");
+    let rm = ringport(&["rm", &name]);
+    assert_eq!(rm.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&rm.stderr).contains("nothing of that name"));
+}
