@@ -91,6 +91,37 @@ pub(crate) fn decode(word: u64, position: u64, capacity: u64, max_frame: u32) ->
     }
 }
 
+/// Walks the frames published from ring position `from` (a frame boundary) while they start
+/// before `end`, calling `each(position, len)` for every data frame and stepping over padding.
+/// `word(position)` is the header word there, or `None` where there is none to read. Stops at
+/// the first slot that holds no frame, at `end`, or where `word` has none; returns where it
+/// stopped, and the error of a header that broke the rules if that is what stopped it.
+pub(crate) fn walk(
+    from: u64,
+    end: u64,
+    capacity: u64,
+    max_frame: u32,
+    mut word: impl FnMut(u64) -> Option<u64>,
+    mut each: impl FnMut(u64, usize),
+) -> (u64, Option<Error>) {
+    let mut position = from;
+    while position < end {
+        let Some(header) = word(position) else {
+            break;
+        };
+        match decode(header, position, capacity, max_frame) {
+            Ok(Frame::Data(len)) => {
+                each(position, len);
+                position += frame_size(len) as u64;
+            }
+            Ok(Frame::Pad) => position += capacity - (position & (capacity - 1)),
+            Ok(Frame::Empty) => break,
+            Err(e) => return (position, Some(e)),
+        }
+    }
+    (position, None)
+}
+
 /// The largest frame payload that [`check_geometry`] allows for `capacity`.
 pub(crate) fn largest_frame(capacity: u64) -> u64 {
     // frame_size(len) + 8 <= capacity / 2, with frame_size(len) = 8 + len rounded up to 8.

@@ -164,42 +164,43 @@ fn text(out: &mut impl Write, stats: &RingStats, rates: Option<&Rates>) -> std::
             String::new()
         }
     )?;
-    writeln!(
-        out,
-        "{:<10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>9}",
-        "", "waits", "sleeps", "barriers", "pauses", "takeovers", "woken", "sleeping"
-    )?;
+    write!(out, "{:<10}", "")?;
+    for (name, _) in side_fields(&stats.producing) {
+        write!(out, " {name:>10}")?;
+    }
+    writeln!(out)?;
     for (side, counts) in [
         ("producing", &stats.producing),
         ("consuming", &stats.consuming),
     ] {
-        writeln!(
-            out,
-            "{side:<10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>9}",
-            counts.waits,
-            counts.sleeps,
-            counts.barriers,
-            counts.stream_pauses,
-            counts.takeovers,
-            counts.wakes,
-            counts.sleeping
-        )?;
+        write!(out, "{side:<10}")?;
+        for (_, value) in side_fields(counts) {
+            write!(out, " {value:>10}")?;
+        }
+        writeln!(out)?;
     }
     Ok(())
 }
 
+/// A side's counts, named as the table and the JSON name them.
+fn side_fields(counts: &SideCounts) -> [(&'static str, u64); 7] {
+    [
+        ("waits", counts.waits),
+        ("sleeps", counts.sleeps),
+        ("barriers", counts.barriers),
+        ("pauses", counts.stream_pauses),
+        ("takeovers", counts.takeovers),
+        ("woken", u64::from(counts.wakes)),
+        ("sleeping", u64::from(counts.sleeping)),
+    ]
+}
+
 fn side_json(counts: &SideCounts) -> String {
-    format!(
-        "{{\"waits\":{},\"sleeps\":{},\"barriers\":{},\"stream_pauses\":{},\"takeovers\":{},\
-         \"woken\":{},\"sleeping\":{}}}",
-        counts.waits,
-        counts.sleeps,
-        counts.barriers,
-        counts.stream_pauses,
-        counts.takeovers,
-        counts.wakes,
-        counts.sleeping
-    )
+    let fields: Vec<String> = side_fields(counts)
+        .iter()
+        .map(|(name, value)| format!("\"{name}\":{value}"))
+        .collect();
+    format!("{{{}}}", fields.join(","))
 }
 
 fn json(stats: &RingStats, rates: Option<&Rates>) -> String {

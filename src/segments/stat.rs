@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use super::{checked, holder, Holder, RingKind};
 use crate::counters::{Passed, Waits};
 use crate::error::{Error, Result, Role};
-use crate::frame::{self, frame_size, Frame};
+use crate::frame;
 use crate::layout::{role_index, SegmentHeader, DATA_OFFSET, KIND_MPMC, KIND_SPSC};
 use crate::os::inventory::SegmentFile;
 use crate::os::Location;
@@ -279,25 +279,29 @@ fn walk_unread(
     let capacity = params.capacity;
     let mut window = Window::new(file, capacity);
     let mut unread = Traffic::new(0, 0);
-    let mut position = from;
     // A hostile position: no walk (and no arithmetic that could overflow).
     if from % 8 != 0 || from > crate::layout::MAX_POSITION {
         return Ok((unread, 0));
     }
-    while position - from < capacity {
-        let Some(word) = window.word(position & (capacity - 1))? else {
-            break;
-        };
-        match frame::decode(word, position, capacity, params.max_frame) {
-            Ok(Frame::Data(len)) => {
-                unread = unread + Traffic::new(1, len as u64);
-                position += frame_size(len) as u64;
+    let mut failed = None;
+    let (end, _) = frame::walk(
+        from,
+        from + capacity,
+        capacity,
+        params.max_frame,
+        |at| match window.word(at & (capacity - 1)) {
+            Ok(word) => word,
+            Err(e) => {
+                failed = Some(e);
+                None
             }
-            Ok(Frame::Pad) => position += capacity - (position & (capacity - 1)),
-            Ok(Frame::Empty) | Err(_) => break,
-        }
+        },
+        |_, len| unread = unread + Traffic::new(1, len as u64),
+    );
+    if let Some(e) = failed {
+        return Err(e);
     }
-    Ok((unread, (position - from).min(capacity)))
+    Ok((unread, (end - from).min(capacity)))
 }
 
 /// The data area read a window at a time, so that a walk over small frames takes one `pread`

@@ -389,25 +389,25 @@ fn counted_up_to(region: &RingMemory, params: &RingParams, start: u64) -> Passed
     if counted.at > start || start - counted.at > capacity || counted.at % 8 != 0 {
         return counted;
     }
-    let mut position = counted.at;
-    while position < start {
-        let word = region.frame_word((position & (capacity - 1)) as usize);
-        match frame::decode(
-            word.load(Ordering::Acquire),
-            position,
-            capacity,
-            params.max_frame,
-        ) {
-            Ok(Frame::Data(len)) => {
-                // Wrapping: the counts came from shared memory.
-                counted.frames = counted.frames.wrapping_add(1);
-                counted.bytes = counted.bytes.wrapping_add(len as u64);
-                position += frame_size(len) as u64;
-            }
-            Ok(Frame::Pad) => position += capacity - (position & (capacity - 1)),
-            Ok(Frame::Empty) | Err(_) => break,
-        }
-    }
+    frame::walk(
+        counted.at,
+        start,
+        capacity,
+        params.max_frame,
+        // Acquire: as in `poll`.
+        |at| {
+            Some(
+                region
+                    .frame_word((at & (capacity - 1)) as usize)
+                    .load(Ordering::Acquire),
+            )
+        },
+        // Wrapping: the counts came from shared memory.
+        |_, len| {
+            counted.frames = counted.frames.wrapping_add(1);
+            counted.bytes = counted.bytes.wrapping_add(len as u64);
+        },
+    );
     counted
 }
 

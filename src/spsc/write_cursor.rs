@@ -64,23 +64,24 @@ impl WriteCursor {
         // walk forward over published frames from the consumer's position (a frame boundary;
         // every frame from it on is intact, as no producer writes behind it), noting the last.
         // Bounded: at most one lap.
-        let mut position = consumer;
         let mut last = None;
-        while position - consumer < capacity {
-            let word = region.frame_word((position & (capacity - 1)) as usize);
-            match frame::decode(
-                word.load(Ordering::Acquire),
-                position,
-                capacity,
-                params.max_frame,
-            )? {
-                Frame::Empty => break,
-                Frame::Data(len) => {
-                    last = Some((position, len));
-                    position += frame_size(len) as u64;
-                }
-                Frame::Pad => position += capacity - (position & (capacity - 1)),
-            }
+        let (position, broken) = frame::walk(
+            consumer,
+            consumer + capacity,
+            capacity,
+            params.max_frame,
+            // Acquire: the frame's payload is visible once its header is.
+            |at| {
+                Some(
+                    region
+                        .frame_word((at & (capacity - 1)) as usize)
+                        .load(Ordering::Acquire),
+                )
+            },
+            |at, len| last = Some((at, len)),
+        );
+        if let Some(e) = broken {
+            return Err(e);
         }
         // A producer position beyond the walk's end is from a producer that died in a batch
         // (its padding published, its first header not): the batch was never published, and

@@ -188,6 +188,18 @@ pub(crate) fn served_rings() -> Vec<Location> {
         .collect()
 }
 
+/// Every process in `/proc`: its pid and its directory there.
+fn processes() -> impl Iterator<Item = (u32, std::path::PathBuf)> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let pid = entry.file_name().to_str()?.parse::<u32>().ok()?;
+            Some((pid, entry.path()))
+        })
+}
+
 /// The processes that map the file at `path` or hold it open, as far as `/proc` shows them.
 pub(crate) fn file_users(path: &Path) -> Vec<u32> {
     let Ok(path) = path.canonicalize() else {
@@ -197,21 +209,11 @@ pub(crate) fn file_users(path: &Path) -> Vec<u32> {
         return Vec::new();
     };
     let mut users = Vec::new();
-    let Ok(procs) = std::fs::read_dir("/proc") else {
-        return users;
-    };
-    for entry in procs.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let maps = std::fs::read_to_string(entry.path().join("maps")).unwrap_or_default();
+    for (pid, dir) in processes() {
+        let maps = std::fs::read_to_string(dir.join("maps")).unwrap_or_default();
         let mapped = maps.lines().any(|l| l.ends_with(wanted));
         let open = || {
-            std::fs::read_dir(entry.path().join("fd"))
+            std::fs::read_dir(dir.join("fd"))
                 .into_iter()
                 .flatten()
                 .flatten()
@@ -230,21 +232,11 @@ pub(crate) fn file_users(path: &Path) -> Vec<u32> {
 pub(crate) fn users() -> (HashMap<String, Vec<u32>>, usize) {
     let mut users: HashMap<String, Vec<u32>> = HashMap::new();
     let mut hidden = 0;
-    let Ok(procs) = std::fs::read_dir("/proc") else {
-        return (users, 0);
-    };
     let prefix = format!("{SHM_DIR}/");
-    for entry in procs.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
+    for (pid, dir) in processes() {
         let mut names: Vec<String> = Vec::new();
-        let maps = std::fs::read_to_string(entry.path().join("maps"));
-        let fds = std::fs::read_dir(entry.path().join("fd"));
+        let maps = std::fs::read_to_string(dir.join("maps"));
+        let fds = std::fs::read_dir(dir.join("fd"));
         if maps.is_err() && fds.is_err() {
             hidden += 1;
             continue;
