@@ -57,6 +57,7 @@ use crate::os::Location;
 use crate::os::{Host, Kernel, RingMemory, HOST};
 use crate::role::{mark_departed, mark_role_departed, role_index, Predecessor, RoleHold};
 use crate::segment::Segment;
+use crate::sync::Ordering;
 use crate::wait::{Doorbell, Fences, Limit, Look, Notifier, Peer, WaitPolicy, WaitStats, Waiter};
 
 /// Index of the producer's published position.
@@ -501,6 +502,26 @@ fn peer_of(region: &RingMemory, hold: &mut RoleHold<Host>, look: Look) -> Peer {
             bell_of(header, ours).ring(&mut Notifier::fixed(Fences::Symmetric, HOST));
         })
     })
+}
+
+/// `frame::walk` over the frames published in `region` from `from` to `end` (see there).
+fn walk_published(
+    region: &RingMemory,
+    params: &RingParams,
+    from: u64,
+    end: u64,
+    each: impl FnMut(u64, usize),
+) -> (u64, Option<Error>) {
+    let mask = params.capacity - 1;
+    // Acquire: a frame's payload is visible once its header is.
+    let word = |at: u64| {
+        Some(
+            region
+                .frame_word((at & mask) as usize)
+                .load(Ordering::Acquire),
+        )
+    };
+    crate::frame::walk(from, end, params.capacity, params.max_frame, word, each)
 }
 
 /// The bell a role sleeps on.

@@ -389,19 +389,11 @@ fn counted_up_to(region: &RingMemory, params: &RingParams, start: u64) -> Passed
     if counted.at > start || start - counted.at > capacity || counted.at % 8 != 0 {
         return counted;
     }
-    frame::walk(
+    super::walk_published(
+        region,
+        params,
         counted.at,
         start,
-        capacity,
-        params.max_frame,
-        // Acquire: as in `poll`.
-        |at| {
-            Some(
-                region
-                    .frame_word((at & (capacity - 1)) as usize)
-                    .load(Ordering::Acquire),
-            )
-        },
         // Wrapping: the counts came from shared memory.
         |_, len| {
             counted.frames = counted.frames.wrapping_add(1);

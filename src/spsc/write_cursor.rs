@@ -65,21 +65,10 @@ impl WriteCursor {
         // every frame from it on is intact, as no producer writes behind it), noting the last.
         // Bounded: at most one lap.
         let mut last = None;
-        let (position, broken) = frame::walk(
-            consumer,
-            consumer + capacity,
-            capacity,
-            params.max_frame,
-            // Acquire: the frame's payload is visible once its header is.
-            |at| {
-                Some(
-                    region
-                        .frame_word((at & (capacity - 1)) as usize)
-                        .load(Ordering::Acquire),
-                )
-            },
-            |at, len| last = Some((at, len)),
-        );
+        let (position, broken) =
+            super::walk_published(region, params, consumer, consumer + capacity, |at, len| {
+                last = Some((at, len));
+            });
         if let Some(e) = broken {
             return Err(e);
         }
