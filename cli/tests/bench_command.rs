@@ -57,6 +57,7 @@ fn records(json: &str) -> Vec<(String, String, String, usize, String)> {
 fn every_mechanism_gives_figures_and_ratios_to_the_baseline() {
     let _check = shm_check();
     let shm_before = shm_entries();
+    let sysv_before = sysv_objects();
     let dir = std::env::temp_dir().join(format!("ringport-bench-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let csv = dir.join("out.csv");
@@ -93,12 +94,20 @@ fn every_mechanism_gives_figures_and_ratios_to_the_baseline() {
         "unix-seqpacket",
         "tcp",
         "mq",
+        "sysv-mq",
+        "raw-sysv",
+        "raw-file-tmpfs",
+        "raw-file-disk",
+        "eventfd",
     ];
     for metric in ["round_trip", "throughput"] {
         for mechanism in mechanisms {
             for mode in ["spin", "block"] {
-                if (metric, mechanism, mode) == ("throughput", "raw", "block") {
-                    continue; // the raw stream has only a busy form
+                if mechanism.starts_with("raw") && (metric, mode) == ("throughput", "block") {
+                    continue; // the raw streams have only a busy form
+                }
+                if mechanism == "eventfd" && (metric, mode) != ("round_trip", "block") {
+                    continue; // an eventfd is a way to sleep: a blocking round trip
                 }
                 for size in [8, 4096] {
                     let found: Vec<_> = records
@@ -164,6 +173,11 @@ fn every_mechanism_gives_figures_and_ratios_to_the_baseline() {
         shm_before,
         "the bench left something in /dev/shm"
     );
+    let left: Vec<String> = sysv_objects()
+        .into_iter()
+        .filter(|o| !sysv_before.contains(o))
+        .collect();
+    assert!(left.is_empty(), "the bench left System V objects: {left:?}");
 }
 
 #[test]
@@ -212,6 +226,43 @@ fn a_size_a_mechanism_cannot_carry_is_reported_not_fatal() {
             .any(|l| l.starts_with("round_trip,raw,block,65536,50,")),
         "{csv}"
     );
+}
+
+#[test]
+fn the_list_says_what_each_mechanism_does() {
+    let output = ringport().args(["bench", "--list"]).output().unwrap();
+    assert_succeeded(&output);
+    let list = String::from_utf8(output.stdout).unwrap();
+    for (name, words) in [
+        ("sysv-mq", "msgsnd"),
+        ("raw-sysv", "shmget"),
+        ("raw-file-tmpfs", "tmpfs"),
+        ("raw-file-disk", "disk"),
+        ("eventfd", "eventfd"),
+        ("pipe", "pipes"),
+    ] {
+        let line = list
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("{name} not in {list}"));
+        assert!(line.contains(words), "{line}");
+    }
+    assert_eq!(list.lines().count(), 14, "{list}");
+}
+
+/// The System V objects (queues and segments) with their ids: what a run must leave as it found.
+fn sysv_objects() -> Vec<String> {
+    ["/proc/sysvipc/msg", "/proc/sysvipc/shm"]
+        .iter()
+        .flat_map(|p| {
+            std::fs::read_to_string(p)
+                .unwrap_or_default()
+                .lines()
+                .skip(1)
+                .map(|l| l.split_whitespace().take(2).collect::<Vec<_>>().join(" "))
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 #[test]

@@ -12,15 +12,29 @@ use memmap2::MmapMut;
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 
-/// A shared mapping of a whole memfd or named POSIX segment.
+/// A shared mapping of a whole memfd, named POSIX segment, file, or System V segment.
 pub struct SharedMap {
     /// The mapping's first byte, taken once from the unique borrow (every access goes through
     /// it, never through a pointer derived from a shared borrow of `map`); dangling when empty.
     base: *mut u8,
     len: usize,
-    /// None for an empty segment, which cannot be mapped.
+    /// None for an empty segment, which cannot be mapped, and for a System V attachment
+    /// (detached on drop).
     _map: Option<MmapMut>,
-    fd: OwnedFd,
+    /// None for a System V attachment, which has no descriptor.
+    fd: Option<OwnedFd>,
+    /// A System V attachment's segment id.
+    sysv: Option<i32>,
+}
+
+impl Drop for SharedMap {
+    fn drop(&mut self) {
+        if self.sysv.is_some() {
+            // SAFETY: `base` is what shmat returned, detached once, here; no reference into
+            // the mapping outlives `self`.
+            unsafe { libc::shmdt(self.base.cast()) };
+        }
+    }
 }
 
 // SAFETY: the mapping is owned; every access through `base` is atomic or stays inside a range
@@ -98,14 +112,85 @@ impl SharedMap {
             base,
             len,
             _map: map,
-            fd,
+            fd: Some(fd),
+            sysv: None,
+        })
+    }
+
+    /// A new zeroed file of `len` bytes with no name, in directory `dir` (`O_TMPFILE`: on a
+    /// tmpfs it is memory, on a disk a file written back), mapped shared; nothing of it is left
+    /// however the processes end. Pass the descriptor on as a memfd's.
+    ///
+    /// # Errors
+    /// If the file system cannot make such a file, or it cannot be sized or mapped.
+    pub fn create_unnamed_file(dir: &Path, len: usize) -> io::Result<SharedMap> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .mode(0o600)
+            .custom_flags(libc::O_TMPFILE | libc::O_CLOEXEC)
+            .open(dir)?;
+        file.set_len(len as u64)?;
+        Self::map(OwnedFd::from(file))
+    }
+
+    /// A new zeroed System V segment of `len` bytes (`IPC_PRIVATE`, mode 0600), attached; its
+    /// id is for the peer ([`SharedMap::attach_sysv`]) and for [`remove_sysv`] once the peer has
+    /// attached.
+    ///
+    /// # Errors
+    /// If the system refuses the segment (its limits) or the attachment.
+    pub fn create_sysv(len: usize) -> io::Result<(SharedMap, i32)> {
+        // SAFETY: plain values.
+        let id = unsafe { libc::shmget(libc::IPC_PRIVATE, len, libc::IPC_CREAT | 0o600) };
+        if id == -1 {
+            return Err(io::Error::last_os_error());
+        }
+        match Self::attach_sysv(id) {
+            Ok(map) => Ok((map, id)),
+            Err(e) => {
+                remove_sysv(id);
+                Err(e)
+            }
+        }
+    }
+
+    /// Attaches the System V segment `id` whole.
+    ///
+    /// # Errors
+    /// If it does not exist or cannot be attached.
+    pub fn attach_sysv(id: i32) -> io::Result<SharedMap> {
+        // SAFETY: shmid_ds is plain data, filled by IPC_STAT.
+        let mut ds: libc::shmid_ds = unsafe { std::mem::zeroed() };
+        // SAFETY: a valid, writable shmid_ds.
+        if unsafe { libc::shmctl(id, libc::IPC_STAT, &raw mut ds) } == -1 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: a null address lets the kernel place it.
+        let base = unsafe { libc::shmat(id, std::ptr::null(), 0) };
+        if base as isize == -1 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(SharedMap {
+            base: base.cast(),
+            len: ds.shm_segsz,
+            _map: None,
+            fd: None,
+            sysv: Some(id),
         })
     }
 
     /// The descriptor, to pass to the peer.
+    ///
+    /// # Panics
+    /// For a System V attachment, which has none (pass its id).
     #[must_use]
     pub fn fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
+        self.fd
+            .as_ref()
+            .expect("a System V attachment has no descriptor")
+            .as_fd()
     }
 
     /// The mapping's length in bytes.
@@ -201,6 +286,12 @@ impl SharedMap {
             self.u64_at(offset).store(word, Ordering::Relaxed);
         }
     }
+}
+
+/// Marks the System V segment `id` removed: it goes with its last detach.
+pub fn remove_sysv(id: i32) {
+    // SAFETY: IPC_RMID takes no buffer.
+    unsafe { libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()) };
 }
 
 /// A unique name for a named segment, removed (`shm_unlink`) when dropped, also while unwinding

@@ -75,6 +75,11 @@ fn colour(mechanism: Mechanism) -> RGBColor {
         Mechanism::UnixSeqpacket => RGBColor(23, 190, 207),
         Mechanism::Tcp => RGBColor(148, 103, 189),
         Mechanism::Mq => RGBColor(140, 86, 75),
+        Mechanism::SysvMq => RGBColor(188, 189, 34),
+        Mechanism::RawSysv => RGBColor(90, 90, 90),
+        Mechanism::RawFileTmpfs => RGBColor(130, 130, 130),
+        Mechanism::RawFileDisk => RGBColor(170, 170, 170),
+        Mechanism::Eventfd => RGBColor(23, 100, 60),
         Mechanism::Iceoryx2 => RGBColor(227, 119, 194),
     }
 }

@@ -93,6 +93,9 @@ pub struct BenchArgs {
     /// protocol over pipes, an AFL++-style forkserver and, where installed, AFL++ itself.
     #[arg(long, conflicts_with_all = ["notice_only", "no_notice", "chart", "csv"])]
     harness: bool,
+    /// Say what each mechanism does, in one line each, and measure nothing.
+    #[arg(long)]
+    list: bool,
 }
 
 /// The crash-notice and idle measurements (see `benches/support/crash_notice.rs`): as many
@@ -302,6 +305,21 @@ fn write_output(path: &Path, text: &str) -> Result<(), BoxError> {
 
 /// Runs `ringport bench`.
 pub fn run(args: &BenchArgs) -> Result<(), BoxError> {
+    if args.list {
+        for mechanism in Mechanism::ALL {
+            let built = if mechanism.built() {
+                ""
+            } else {
+                " (not in this build)"
+            };
+            println!(
+                "{:<16} {}{built}",
+                mechanism.name(),
+                mechanism.description()
+            );
+        }
+        return Ok(());
+    }
     if args.harness {
         return harness_only(args);
     }

@@ -23,12 +23,22 @@ pub enum Mechanism {
     Tcp,
     /// Two POSIX message queues.
     Mq,
+    /// Two System V message queues (`msgsnd`, `msgrcv`).
+    SysvMq,
+    /// The raw baseline over a System V segment (`shmget`, `shmat`).
+    RawSysv,
+    /// The raw baseline over a mapped file on a tmpfs (`/dev/shm`, unnamed).
+    RawFileTmpfs,
+    /// The raw baseline over a mapped file on the disk, in the working directory (unnamed).
+    RawFileDisk,
+    /// The raw slot ring, woken by an eventfd each way instead of a futex (blocking only).
+    Eventfd,
     /// iceoryx2 publish-subscribe (build with `--features iceoryx2`).
     Iceoryx2,
 }
 
 impl Mechanism {
-    pub const ALL: [Mechanism; 9] = [
+    pub const ALL: [Mechanism; 14] = [
         Mechanism::Raw,
         Mechanism::RingportSpsc,
         Mechanism::RingportMpmc,
@@ -37,6 +47,11 @@ impl Mechanism {
         Mechanism::UnixSeqpacket,
         Mechanism::Tcp,
         Mechanism::Mq,
+        Mechanism::SysvMq,
+        Mechanism::RawSysv,
+        Mechanism::RawFileTmpfs,
+        Mechanism::RawFileDisk,
+        Mechanism::Eventfd,
         Mechanism::Iceoryx2,
     ];
 
@@ -50,7 +65,39 @@ impl Mechanism {
             Mechanism::UnixSeqpacket => "unix-seqpacket",
             Mechanism::Tcp => "tcp",
             Mechanism::Mq => "mq",
+            Mechanism::SysvMq => "sysv-mq",
+            Mechanism::RawSysv => "raw-sysv",
+            Mechanism::RawFileTmpfs => "raw-file-tmpfs",
+            Mechanism::RawFileDisk => "raw-file-disk",
+            Mechanism::Eventfd => "eventfd",
             Mechanism::Iceoryx2 => "iceoryx2",
+        }
+    }
+
+    /// What it does, in one line (`ringport bench --list`).
+    pub fn description(self) -> &'static str {
+        match self {
+            Mechanism::Raw => {
+                "the limit: a slot ring (a stamp word and the message) or an index ring in a memfd, \
+                 none of ringport's code; blocking by a raw futex ping-pong"
+            }
+            Mechanism::RingportSpsc => "ringport's SPSC ring of frames, in a sealed memfd",
+            Mechanism::RingportMpmc => "ringport's MPMC ring of slots, one producer, one consumer",
+            Mechanism::Pipe => "two pipes: a write and a read each way (copied twice)",
+            Mechanism::UnixStream => "a Unix stream socket pair",
+            Mechanism::UnixSeqpacket => "a Unix seqpacket socket pair (message boundaries kept)",
+            Mechanism::Tcp => "TCP over loopback, TCP_NODELAY",
+            Mechanism::Mq => "two POSIX message queues (mq_send, mq_receive)",
+            Mechanism::SysvMq => "two System V message queues (msgsnd, msgrcv)",
+            Mechanism::RawSysv => "the raw rings in a System V segment (shmget, shmat)",
+            Mechanism::RawFileTmpfs => "the raw rings in a mapped file on a tmpfs (/dev/shm)",
+            Mechanism::RawFileDisk => {
+                "the raw rings in a mapped file on the disk of the working directory"
+            }
+            Mechanism::Eventfd => {
+                "the raw slot ring, each side woken by an eventfd write and asleep in its read"
+            }
+            Mechanism::Iceoryx2 => "iceoryx2 publish-subscribe (build with --features iceoryx2)",
         }
     }
 
@@ -117,11 +164,17 @@ impl Contender {
         }
     }
 
-    /// Whether the mechanism supports this mode and metric.
+    /// Whether the mechanism supports this mode and metric: the raw rings stream busy only,
+    /// and an eventfd is a way to sleep, so it has only a blocking round trip.
     pub fn measures(self, metric: Metric) -> bool {
-        !(self.mechanism == Mechanism::Raw
-            && self.mode == Mode::Block
-            && metric == Metric::Throughput)
+        match self.mechanism {
+            Mechanism::Raw
+            | Mechanism::RawSysv
+            | Mechanism::RawFileTmpfs
+            | Mechanism::RawFileDisk => !(self.mode == Mode::Block && metric == Metric::Throughput),
+            Mechanism::Eventfd => self.mode == Mode::Block && metric == Metric::RoundTrip,
+            _ => true,
+        }
     }
 }
 

@@ -13,6 +13,7 @@ mod iox;
 mod kernel;
 mod raw;
 mod rings;
+mod sysv;
 
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
@@ -136,7 +137,17 @@ impl Pending {
     ) -> Result<Pending, BoxError> {
         let Contender { mechanism, mode } = contender;
         let link = match mechanism {
-            Mechanism::Raw => AnyLink::Raw(raw::RawLink::create(mode, metric, size, handoff)?),
+            Mechanism::Raw
+            | Mechanism::RawSysv
+            | Mechanism::RawFileTmpfs
+            | Mechanism::RawFileDisk
+            | Mechanism::Eventfd => {
+                let (memory, eventfd) = raw_kind(mechanism);
+                AnyLink::Raw(raw::RawLink::create(
+                    memory, eventfd, mode, metric, size, handoff,
+                )?)
+            }
+            Mechanism::SysvMq => AnyLink::SysvMq(sysv::SysvMqLink::create(mode, size, handoff)?),
             Mechanism::RingportSpsc => AnyLink::Spsc(rings::SpscLink::create(mode, size, handoff)?),
             Mechanism::RingportMpmc => AnyLink::Mpmc(rings::MpmcLink::create(mode, size, handoff)?),
             Mechanism::Pipe | Mechanism::UnixStream | Mechanism::UnixSeqpacket => {
@@ -165,6 +176,17 @@ impl Pending {
     }
 }
 
+/// The memory a raw-ring mechanism runs over, and whether it wakes by eventfd.
+fn raw_kind(mechanism: Mechanism) -> (raw::Memory, bool) {
+    match mechanism {
+        Mechanism::RawSysv => (raw::Memory::SysV, false),
+        Mechanism::RawFileTmpfs => (raw::Memory::FileTmpfs, false),
+        Mechanism::RawFileDisk => (raw::Memory::FileDisk, false),
+        Mechanism::Eventfd => (raw::Memory::Memfd, true),
+        _ => (raw::Memory::Memfd, false),
+    }
+}
+
 #[cfg(not(feature = "iceoryx2"))]
 const NOT_BUILT: &str = "iceoryx2 is not in this build (cargo build --release --features iceoryx2)";
 
@@ -177,7 +199,17 @@ pub fn open_peer(
 ) -> Result<AnyLink, BoxError> {
     let Contender { mechanism, mode } = contender;
     Ok(match mechanism {
-        Mechanism::Raw => AnyLink::Raw(raw::RawLink::open(mode, metric, size, end)?),
+        Mechanism::Raw
+        | Mechanism::RawSysv
+        | Mechanism::RawFileTmpfs
+        | Mechanism::RawFileDisk
+        | Mechanism::Eventfd => {
+            let (memory, eventfd) = raw_kind(mechanism);
+            AnyLink::Raw(raw::RawLink::open(
+                memory, eventfd, mode, metric, size, end,
+            )?)
+        }
+        Mechanism::SysvMq => AnyLink::SysvMq(sysv::SysvMqLink::open(mode, size, end)?),
         Mechanism::RingportSpsc => AnyLink::Spsc(rings::SpscLink::open(mode, size, end)?),
         Mechanism::RingportMpmc => AnyLink::Mpmc(rings::MpmcLink::open(mode, size, end)?),
         Mechanism::Pipe | Mechanism::UnixStream | Mechanism::UnixSeqpacket | Mechanism::Tcp => {
@@ -202,6 +234,7 @@ pub enum AnyLink {
     Mpmc(rings::MpmcLink),
     Fd(kernel::FdLink),
     Mq(kernel::MqLink),
+    SysvMq(sysv::SysvMqLink),
     #[cfg(feature = "iceoryx2")]
     Iox(iox::IoxLink),
 }
@@ -213,6 +246,7 @@ impl AnyLink {
         match self {
             AnyLink::Mpmc(link) => link.forget_names(),
             AnyLink::Mq(link) => link.forget_names(),
+            AnyLink::Raw(link) => link.forget_names(),
             _ => {}
         }
     }
@@ -227,6 +261,7 @@ macro_rules! with_link {
             $crate::bench::links::AnyLink::Mpmc($link) => $body,
             $crate::bench::links::AnyLink::Fd($link) => $body,
             $crate::bench::links::AnyLink::Mq($link) => $body,
+            $crate::bench::links::AnyLink::SysvMq($link) => $body,
             #[cfg(feature = "iceoryx2")]
             $crate::bench::links::AnyLink::Iox($link) => $body,
         }
