@@ -99,6 +99,10 @@ fn every_mechanism_gives_figures_and_ratios_to_the_baseline() {
         "raw-file-tmpfs",
         "raw-file-disk",
         "eventfd",
+        "pthread-cond",
+        "sem-posix",
+        "sem-sysv",
+        "mq-turns",
     ];
     for metric in ["round_trip", "throughput"] {
         for mechanism in mechanisms {
@@ -108,6 +112,9 @@ fn every_mechanism_gives_figures_and_ratios_to_the_baseline() {
                 }
                 if mechanism == "eventfd" && (metric, mode) != ("round_trip", "block") {
                     continue; // an eventfd is a way to sleep: a blocking round trip
+                }
+                if mechanism == "pthread-cond" && mode == "spin" {
+                    continue; // a condition variable only blocks
                 }
                 for size in [8, 4096] {
                     let found: Vec<_> = records
@@ -239,6 +246,10 @@ fn the_list_says_what_each_mechanism_does() {
         ("raw-file-tmpfs", "tmpfs"),
         ("raw-file-disk", "disk"),
         ("eventfd", "eventfd"),
+        ("pthread-cond", "mutex"),
+        ("sem-posix", "POSIX semaphores"),
+        ("sem-sysv", "System V semaphore"),
+        ("mq-turns", "tokens"),
         ("pipe", "pipes"),
     ] {
         let line = list
@@ -247,22 +258,27 @@ fn the_list_says_what_each_mechanism_does() {
             .unwrap_or_else(|| panic!("{name} not in {list}"));
         assert!(line.contains(words), "{line}");
     }
-    assert_eq!(list.lines().count(), 14, "{list}");
+    assert_eq!(list.lines().count(), 18, "{list}");
 }
 
-/// The System V objects (queues and segments) with their ids: what a run must leave as it found.
+/// The System V objects (queues, segments, semaphore sets) with their ids: what a run must
+/// leave as it found.
 fn sysv_objects() -> Vec<String> {
-    ["/proc/sysvipc/msg", "/proc/sysvipc/shm"]
-        .iter()
-        .flat_map(|p| {
-            std::fs::read_to_string(p)
-                .unwrap_or_default()
-                .lines()
-                .skip(1)
-                .map(|l| l.split_whitespace().take(2).collect::<Vec<_>>().join(" "))
-                .collect::<Vec<_>>()
-        })
-        .collect()
+    [
+        "/proc/sysvipc/msg",
+        "/proc/sysvipc/shm",
+        "/proc/sysvipc/sem",
+    ]
+    .iter()
+    .flat_map(|p| {
+        std::fs::read_to_string(p)
+            .unwrap_or_default()
+            .lines()
+            .skip(1)
+            .map(|l| l.split_whitespace().take(2).collect::<Vec<_>>().join(" "))
+            .collect::<Vec<_>>()
+    })
+    .collect()
 }
 
 #[test]

@@ -205,6 +205,18 @@ impl SharedMap {
         self.len == 0
     }
 
+    /// The address of byte `offset`, for objects that live in the mapping and are used only
+    /// through their own calls (a process-shared mutex, condition variable or semaphore).
+    ///
+    /// # Panics
+    /// If `offset + len` is past the mapping.
+    #[must_use]
+    pub fn ptr_at(&self, offset: usize, len: usize) -> *mut u8 {
+        assert!(offset + len <= self.len);
+        // SAFETY: in bounds (checked); an address, not a reference: no aliasing is claimed.
+        unsafe { self.base.add(offset) }
+    }
+
     /// The 32-bit word at byte `offset`.
     ///
     /// # Panics

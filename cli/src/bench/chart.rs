@@ -80,6 +80,10 @@ fn colour(mechanism: Mechanism) -> RGBColor {
         Mechanism::RawFileTmpfs => RGBColor(130, 130, 130),
         Mechanism::RawFileDisk => RGBColor(170, 170, 170),
         Mechanism::Eventfd => RGBColor(23, 100, 60),
+        Mechanism::PthreadCond => RGBColor(120, 60, 160),
+        Mechanism::SemPosix => RGBColor(60, 120, 200),
+        Mechanism::SemSysv => RGBColor(200, 120, 60),
+        Mechanism::MqTurns => RGBColor(160, 40, 90),
         Mechanism::Iceoryx2 => RGBColor(227, 119, 194),
     }
 }

@@ -33,12 +33,21 @@ pub enum Mechanism {
     RawFileDisk,
     /// The raw slot ring, woken by an eventfd each way instead of a futex (blocking only).
     Eventfd,
+    /// A bounded buffer in a memfd, turns taken with a process-shared pthread mutex and
+    /// condition variables (blocking only).
+    PthreadCond,
+    /// A bounded buffer in a memfd, turns taken with POSIX unnamed semaphores in the segment.
+    SemPosix,
+    /// A bounded buffer in a memfd, turns taken with a System V semaphore set.
+    SemSysv,
+    /// A bounded buffer in a memfd, turns taken with POSIX queues of "full" and "empty" tokens.
+    MqTurns,
     /// iceoryx2 publish-subscribe (build with `--features iceoryx2`).
     Iceoryx2,
 }
 
 impl Mechanism {
-    pub const ALL: [Mechanism; 14] = [
+    pub const ALL: [Mechanism; 18] = [
         Mechanism::Raw,
         Mechanism::RingportSpsc,
         Mechanism::RingportMpmc,
@@ -52,6 +61,10 @@ impl Mechanism {
         Mechanism::RawFileTmpfs,
         Mechanism::RawFileDisk,
         Mechanism::Eventfd,
+        Mechanism::PthreadCond,
+        Mechanism::SemPosix,
+        Mechanism::SemSysv,
+        Mechanism::MqTurns,
         Mechanism::Iceoryx2,
     ];
 
@@ -70,6 +83,10 @@ impl Mechanism {
             Mechanism::RawFileTmpfs => "raw-file-tmpfs",
             Mechanism::RawFileDisk => "raw-file-disk",
             Mechanism::Eventfd => "eventfd",
+            Mechanism::PthreadCond => "pthread-cond",
+            Mechanism::SemPosix => "sem-posix",
+            Mechanism::SemSysv => "sem-sysv",
+            Mechanism::MqTurns => "mq-turns",
             Mechanism::Iceoryx2 => "iceoryx2",
         }
     }
@@ -97,6 +114,12 @@ impl Mechanism {
             Mechanism::Eventfd => {
                 "the raw slot ring, each side woken by an eventfd write and asleep in its read"
             }
+            Mechanism::PthreadCond => {
+                "slots in a memfd, turns taken with a process-shared pthread mutex and conditions"
+            }
+            Mechanism::SemPosix => "slots in a memfd, turns taken with POSIX semaphores in it",
+            Mechanism::SemSysv => "slots in a memfd, turns taken with a System V semaphore set",
+            Mechanism::MqTurns => "slots in a memfd, turns taken with POSIX queues of tokens",
             Mechanism::Iceoryx2 => "iceoryx2 publish-subscribe (build with --features iceoryx2)",
         }
     }
@@ -164,8 +187,9 @@ impl Contender {
         }
     }
 
-    /// Whether the mechanism supports this mode and metric: the raw rings stream busy only,
-    /// and an eventfd is a way to sleep, so it has only a blocking round trip.
+    /// Whether the mechanism supports this mode and metric: the raw rings stream busy only, an
+    /// eventfd is a way to sleep, so it has only a blocking round trip, and a condition
+    /// variable only blocks.
     pub fn measures(self, metric: Metric) -> bool {
         match self.mechanism {
             Mechanism::Raw
@@ -173,6 +197,7 @@ impl Contender {
             | Mechanism::RawFileTmpfs
             | Mechanism::RawFileDisk => !(self.mode == Mode::Block && metric == Metric::Throughput),
             Mechanism::Eventfd => self.mode == Mode::Block && metric == Metric::RoundTrip,
+            Mechanism::PthreadCond => self.mode == Mode::Block,
             _ => true,
         }
     }

@@ -13,6 +13,7 @@ mod iox;
 mod kernel;
 mod raw;
 mod rings;
+mod sync;
 mod sysv;
 
 use std::os::fd::OwnedFd;
@@ -148,6 +149,16 @@ impl Pending {
                 )?)
             }
             Mechanism::SysvMq => AnyLink::SysvMq(sysv::SysvMqLink::create(mode, size, handoff)?),
+            Mechanism::PthreadCond
+            | Mechanism::SemPosix
+            | Mechanism::SemSysv
+            | Mechanism::MqTurns => AnyLink::Sync(sync::SyncLink::create(
+                turns(mechanism),
+                mode,
+                metric,
+                size,
+                handoff,
+            )?),
             Mechanism::RingportSpsc => AnyLink::Spsc(rings::SpscLink::create(mode, size, handoff)?),
             Mechanism::RingportMpmc => AnyLink::Mpmc(rings::MpmcLink::create(mode, size, handoff)?),
             Mechanism::Pipe | Mechanism::UnixStream | Mechanism::UnixSeqpacket => {
@@ -187,6 +198,16 @@ fn raw_kind(mechanism: Mechanism) -> (raw::Memory, bool) {
     }
 }
 
+/// How a bounded-buffer mechanism takes turns.
+fn turns(mechanism: Mechanism) -> sync::Turns {
+    match mechanism {
+        Mechanism::PthreadCond => sync::Turns::PthreadCond,
+        Mechanism::SemPosix => sync::Turns::SemPosix,
+        Mechanism::SemSysv => sync::Turns::SemSysv,
+        _ => sync::Turns::MqTokens,
+    }
+}
+
 #[cfg(not(feature = "iceoryx2"))]
 const NOT_BUILT: &str = "iceoryx2 is not in this build (cargo build --release --features iceoryx2)";
 
@@ -210,6 +231,15 @@ pub fn open_peer(
             )?)
         }
         Mechanism::SysvMq => AnyLink::SysvMq(sysv::SysvMqLink::open(mode, size, end)?),
+        Mechanism::PthreadCond | Mechanism::SemPosix | Mechanism::SemSysv | Mechanism::MqTurns => {
+            AnyLink::Sync(sync::SyncLink::open(
+                turns(mechanism),
+                mode,
+                metric,
+                size,
+                end,
+            )?)
+        }
         Mechanism::RingportSpsc => AnyLink::Spsc(rings::SpscLink::open(mode, size, end)?),
         Mechanism::RingportMpmc => AnyLink::Mpmc(rings::MpmcLink::open(mode, size, end)?),
         Mechanism::Pipe | Mechanism::UnixStream | Mechanism::UnixSeqpacket | Mechanism::Tcp => {
@@ -235,6 +265,7 @@ pub enum AnyLink {
     Fd(kernel::FdLink),
     Mq(kernel::MqLink),
     SysvMq(sysv::SysvMqLink),
+    Sync(sync::SyncLink),
     #[cfg(feature = "iceoryx2")]
     Iox(iox::IoxLink),
 }
@@ -247,6 +278,7 @@ impl AnyLink {
             AnyLink::Mpmc(link) => link.forget_names(),
             AnyLink::Mq(link) => link.forget_names(),
             AnyLink::Raw(link) => link.forget_names(),
+            AnyLink::Sync(link) => link.forget_names(),
             _ => {}
         }
     }
@@ -262,6 +294,7 @@ macro_rules! with_link {
             $crate::bench::links::AnyLink::Fd($link) => $body,
             $crate::bench::links::AnyLink::Mq($link) => $body,
             $crate::bench::links::AnyLink::SysvMq($link) => $body,
+            $crate::bench::links::AnyLink::Sync($link) => $body,
             #[cfg(feature = "iceoryx2")]
             $crate::bench::links::AnyLink::Iox($link) => $body,
         }
