@@ -389,3 +389,51 @@ fn crash_notices_and_idle_endpoints_are_measured_against_a_pipe() {
         "the bench left something in /dev/shm"
     );
 }
+
+#[test]
+fn system_calls_are_counted_four_per_pipe_round_trip_and_none_for_ringport_busy() {
+    let _check = shm_check();
+    let output = ringport()
+        .args([
+            "bench",
+            "--syscalls",
+            "--mechanisms",
+            "pipe,ringport-spsc",
+            "--metrics",
+            "round-trip",
+            "--sizes",
+            "64",
+            "--iterations",
+            "2000",
+            "--no-progress",
+            "--json",
+            "-",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if !output.status.success() && stderr.contains("cannot count system calls") {
+        eprintln!("skipped: {stderr}");
+        return;
+    }
+    assert_succeeded(&output);
+    let json = String::from_utf8(output.stdout).unwrap();
+    assert!(json.contains("raw_syscalls:sys_enter"), "{json}");
+    let calls = |mechanism: &str, mode: &str| -> f64 {
+        let key = format!("\"mechanism\":\"{mechanism}\",\"mode\":\"{mode}\"");
+        let line = json
+            .lines()
+            .find(|l| l.contains(&key))
+            .unwrap_or_else(|| panic!("{key} not in {json}"));
+        let value = line.split("\"syscalls_per_message\":").nth(1).unwrap();
+        value.trim_end_matches(['}', ',']).parse().unwrap()
+    };
+    // Two writes and two reads a round trip, blocking.
+    assert!((calls("pipe", "block") - 4.0).abs() < 0.02, "{json}");
+    // ringport's busy path enters the kernel for no message while the peer is awake.
+    assert!(calls("ringport-spsc", "spin") < 0.005, "{json}");
+    assert!(
+        calls("ringport-spsc", "block") > 1.0,
+        "a blocking round trip sleeps: {json}"
+    );
+}

@@ -156,19 +156,72 @@ pub fn sample(case: Case, budget: Budget, cpu: Option<usize>) -> Result<Sample, 
     }
     link.forget_names();
     let result = with_link!(&mut link, l => match case.metric {
-        Metric::RoundTrip => round_trips(l, case.size, budget).map(Sample::RoundTrips),
-        Metric::Throughput => stream(l, &mut peer, case.size, budget).map(Sample::Rate),
+        Metric::RoundTrip => round_trips(l, case.size, budget, || {}).map(Sample::RoundTrips),
+        Metric::Throughput => stream(l, &mut peer, case.size, budget, || {}).map(Sample::Rate),
     })?;
     peer.finish()?;
     Ok(result)
 }
 
+/// The system calls of both processes per message of `case` (per round trip, or per message
+/// streamed), not timed: counted over a sample of `messages` and over one of three times as
+/// many, and their difference divided by the difference of messages, so that what a sample
+/// does once (a death notice set up at the first empty poll, the set-up of a connection) falls
+/// out.
+pub fn syscalls_per_message(
+    case: Case,
+    messages: u64,
+    cpu: Option<usize>,
+    tracepoint: u64,
+) -> Result<f64, BoxError> {
+    let (few, calls_few) = syscalls_of_sample(case, messages, cpu, tracepoint)?;
+    let (many, calls_many) = syscalls_of_sample(case, 3 * messages, cpu, tracepoint)?;
+    Ok(calls_many.saturating_sub(calls_few) as f64 / (many - few) as f64)
+}
+
+/// One sample of `messages` under the counters: how many messages passed, and the system calls
+/// of both processes meanwhile.
+fn syscalls_of_sample(
+    case: Case,
+    messages: u64,
+    cpu: Option<usize>,
+    tracepoint: u64,
+) -> Result<(u64, u64), BoxError> {
+    let mut handoff = Handoff::default();
+    let pending = Pending::create(case.contender, case.metric, case.size, &mut handoff)?;
+    let mut peer = Peer::spawn(case, cpu, &handoff.peer)?;
+    drop(handoff);
+    let mut link = pending.connect()?;
+    let ready = peer.line()?;
+    if ready != "ready" {
+        return Err(format!("the peer said {ready:?}, not ready").into());
+    }
+    link.forget_names();
+    let counters = super::syscalls::Counters::attach(tracepoint, peer.child.id())?;
+    let before = counters.before();
+    let budget = Budget::Messages(messages);
+    // Up to the stop message of a round trip, up to the peer's word of a stream: the peer's
+    // exit after them is no message's.
+    let mut calls = 0;
+    let at_stop = || calls = counters.after() - before;
+    let passed = with_link!(&mut link, l => match case.metric {
+        Metric::RoundTrip => round_trips(l, case.size, budget, at_stop)
+            .map(|_| messages + messages / u64::from(WARM_UP)),
+        Metric::Throughput => {
+            stream(l, &mut peer, case.size, budget, at_stop).map(|_| messages.next_multiple_of(64))
+        }
+    })?;
+    peer.finish()?;
+    Ok((passed, calls))
+}
+
 /// Ping-pong: sends a message, waits for its echo, records the time between successive
-/// arrivals (one clock read per round trip).
+/// arrivals (one clock read per round trip); `at_stop` runs before the stop message.
 fn round_trips<L: Link>(
     link: &mut L,
     size: usize,
     budget: Budget,
+    at_stop: impl FnOnce(),
 ) -> Result<Histogram<u64>, BoxError> {
     let mut msg = message(size);
     let mut histogram = Histogram::<u64>::new(3)?;
@@ -196,6 +249,7 @@ fn round_trips<L: Link>(
             }
         }
     }
+    at_stop();
     msg[..8].copy_from_slice(&STOP.to_le_bytes());
     link.send(&msg)?;
     link.recv()?;
@@ -203,12 +257,14 @@ fn round_trips<L: Link>(
 }
 
 /// One-way: sends messages until the budget is spent, then the stop tag; the rate counts from
-/// the first send to the peer's word that it has received them all.
+/// the first send to the peer's word that it has received them all. `at_stop` runs once the
+/// peer has said so (its word is one write).
 fn stream<L: Link>(
     link: &mut L,
     peer: &mut Peer,
     size: usize,
     budget: Budget,
+    at_stop: impl FnOnce(),
 ) -> Result<f64, BoxError> {
     let mut msg = message(size);
     let started = Instant::now();
@@ -227,6 +283,7 @@ fn stream<L: Link>(
     msg[..8].copy_from_slice(&STOP.to_le_bytes());
     link.send(&msg)?;
     let done = peer.line()?;
+    at_stop();
     let elapsed = started.elapsed();
     let counted: u64 = done
         .strip_prefix("done ")

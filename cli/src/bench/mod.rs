@@ -15,6 +15,7 @@ mod measure;
 mod notice;
 mod plan;
 mod report;
+mod syscalls;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -96,6 +97,11 @@ pub struct BenchArgs {
     /// Say what each mechanism does, in one line each, and measure nothing.
     #[arg(long)]
     list: bool,
+    /// Only count the system calls of each case (both processes, per round trip or message
+    /// streamed), in a pass of --iterations messages (default 10,000), with the raw_syscalls
+    /// tracepoint (needs root or a permissive kernel.perf_event_paranoid).
+    #[arg(long, conflicts_with_all = ["harness", "notice_only", "chart", "csv"])]
+    syscalls: bool,
 }
 
 /// The crash-notice and idle measurements (see `benches/support/crash_notice.rs`): as many
@@ -323,6 +329,9 @@ pub fn run(args: &BenchArgs) -> Result<(), BoxError> {
     if args.harness {
         return harness_only(args);
     }
+    if args.syscalls {
+        return syscalls_only(args);
+    }
     let cases = if args.notice_only {
         Vec::new()
     } else {
@@ -424,6 +433,68 @@ pub fn run(args: &BenchArgs) -> Result<(), BoxError> {
     if let Some(path) = &args.chart {
         chart::draw(&results, path)?;
         eprintln!("chart written to {}", path.display());
+    }
+    Ok(())
+}
+
+/// `ringport bench --syscalls`: the system calls of every case, counted (see `syscalls`).
+fn syscalls_only(args: &BenchArgs) -> Result<(), BoxError> {
+    let cases = args.cases()?;
+    let cpus = args.cpus()?;
+    if let Some((mine, _)) = cpus {
+        ringport_measure::pin::pin_to(mine).map_err(|e| format!("pinning to core {mine}: {e}"))?;
+    }
+    let messages = args.iterations.unwrap_or(10_000).max(10);
+    let tracepoint =
+        syscalls::tracepoint().map_err(|why| format!("cannot count system calls: {why}"))?;
+    let mut lines = Vec::new();
+    let mut json = Vec::new();
+    for case in cases {
+        let counted =
+            measure::syscalls_per_message(case, messages, cpus.map(|(_, p)| p), tracepoint);
+        let (shown, value) = match counted {
+            Ok(n) => (format!("{n:.2}"), format!("{n:.4}")),
+            Err(e) => (format!("n/a: {e}"), "null".to_string()),
+        };
+        lines.push(format!(
+            "{:<8} {:<16} {:<6} {:<11} {}",
+            show_size(case.size),
+            case.contender.mechanism.name(),
+            case.contender.mode.name(),
+            match case.metric {
+                Metric::RoundTrip => "round trip",
+                Metric::Throughput => "one way",
+            },
+            shown
+        ));
+        json.push(format!(
+            "{{\"metric\":\"{}\",\"mechanism\":\"{}\",\"mode\":\"{}\",\"size\":{},\"syscalls_per_message\":{value}}}",
+            case.metric.name(),
+            case.contender.mechanism.name(),
+            case.contender.mode.name(),
+            case.size
+        ));
+    }
+    if let Some(path) = &args.json {
+        let body = format!(
+            "{{\"method\":\"perf_event_open on the raw_syscalls:sys_enter tracepoint, the bench's thread and every thread of its peer, {messages} messages a case, not timed\",\"records\":[\n{}\n]}}\n",
+            json.join(",\n")
+        );
+        write_output(path, &body)?;
+        if path.as_os_str() == "-" {
+            return Ok(());
+        }
+    }
+    println!(
+        "System calls per round trip or message, both processes ({messages} messages a case; \
+         perf_event_open on the raw_syscalls:sys_enter tracepoint, not timed)"
+    );
+    println!(
+        "{:<8} {:<16} {:<6} {:<11} calls",
+        "size", "mechanism", "mode", "metric"
+    );
+    for line in lines {
+        println!("{line}");
     }
     Ok(())
 }
