@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
-use super::links::{open_peer, with_link, Handoff, Link, PeerEnd, Pending};
+use super::links::{open_peer, with_link, AnyLink, Handoff, Link, PeerEnd, Pending};
 use super::plan::{Case, Contender, Mechanism, Metric, Mode};
 use super::BoxError;
 
@@ -143,8 +143,9 @@ impl Drop for Peer {
     }
 }
 
-/// Runs one sample of `case`, with the peer pinned to `cpu`.
-pub fn sample(case: Case, budget: Budget, cpu: Option<usize>) -> Result<Sample, BoxError> {
+/// Sets `case` up: the bench's end, and the peer (pinned to `cpu`) once it has said it is
+/// ready, with the names it opened its end by removed.
+fn start(case: Case, cpu: Option<usize>) -> Result<(AnyLink, Peer), BoxError> {
     let mut handoff = Handoff::default();
     let pending = Pending::create(case.contender, case.metric, case.size, &mut handoff)?;
     let mut peer = Peer::spawn(case, cpu, &handoff.peer)?;
@@ -155,6 +156,12 @@ pub fn sample(case: Case, budget: Budget, cpu: Option<usize>) -> Result<Sample, 
         return Err(format!("the peer said {ready:?}, not ready").into());
     }
     link.forget_names();
+    Ok((link, peer))
+}
+
+/// Runs one sample of `case`, with the peer pinned to `cpu`.
+pub fn sample(case: Case, budget: Budget, cpu: Option<usize>) -> Result<Sample, BoxError> {
+    let (mut link, mut peer) = start(case, cpu)?;
     let result = with_link!(&mut link, l => match case.metric {
         Metric::RoundTrip => round_trips(l, case.size, budget, || {}).map(Sample::RoundTrips),
         Metric::Throughput => stream(l, &mut peer, case.size, budget, || {}).map(Sample::Rate),
@@ -187,16 +194,7 @@ fn syscalls_of_sample(
     cpu: Option<usize>,
     tracepoint: u64,
 ) -> Result<(u64, u64), BoxError> {
-    let mut handoff = Handoff::default();
-    let pending = Pending::create(case.contender, case.metric, case.size, &mut handoff)?;
-    let mut peer = Peer::spawn(case, cpu, &handoff.peer)?;
-    drop(handoff);
-    let mut link = pending.connect()?;
-    let ready = peer.line()?;
-    if ready != "ready" {
-        return Err(format!("the peer said {ready:?}, not ready").into());
-    }
-    link.forget_names();
+    let (mut link, mut peer) = start(case, cpu)?;
     let counters = super::syscalls::Counters::attach(tracepoint, peer.child.id())?;
     let before = counters.before();
     let budget = Budget::Messages(messages);

@@ -137,17 +137,16 @@ impl Pending {
         handoff: &mut Handoff,
     ) -> Result<Pending, BoxError> {
         let Contender { mechanism, mode } = contender;
+        if let Some((memory, eventfd)) = raw_kind(mechanism) {
+            let link = raw::RawLink::create(memory, eventfd, mode, metric, size, handoff)?;
+            return Ok(Pending::Ready(Box::new(AnyLink::Raw(link))));
+        }
         let link = match mechanism {
             Mechanism::Raw
             | Mechanism::RawSysv
             | Mechanism::RawFileTmpfs
             | Mechanism::RawFileDisk
-            | Mechanism::Eventfd => {
-                let (memory, eventfd) = raw_kind(mechanism);
-                AnyLink::Raw(raw::RawLink::create(
-                    memory, eventfd, mode, metric, size, handoff,
-                )?)
-            }
+            | Mechanism::Eventfd => unreachable!("the raw rings are made above"),
             Mechanism::SysvMq => AnyLink::SysvMq(sysv::SysvMqLink::create(mode, size, handoff)?),
             Mechanism::PthreadCond
             | Mechanism::SemPosix
@@ -187,15 +186,16 @@ impl Pending {
     }
 }
 
-/// The memory a raw-ring mechanism runs over, and whether it wakes by eventfd.
-fn raw_kind(mechanism: Mechanism) -> (raw::Memory, bool) {
-    match mechanism {
+/// The memory a raw-ring mechanism runs over, and whether it wakes by eventfd (None: not one).
+fn raw_kind(mechanism: Mechanism) -> Option<(raw::Memory, bool)> {
+    Some(match mechanism {
+        Mechanism::Raw => (raw::Memory::Memfd, false),
         Mechanism::RawSysv => (raw::Memory::SysV, false),
         Mechanism::RawFileTmpfs => (raw::Memory::FileTmpfs, false),
         Mechanism::RawFileDisk => (raw::Memory::FileDisk, false),
         Mechanism::Eventfd => (raw::Memory::Memfd, true),
-        _ => (raw::Memory::Memfd, false),
-    }
+        _ => return None,
+    })
 }
 
 /// How a bounded-buffer mechanism takes turns.
@@ -219,17 +219,16 @@ pub fn open_peer(
     end: &PeerEnd,
 ) -> Result<AnyLink, BoxError> {
     let Contender { mechanism, mode } = contender;
+    if let Some((memory, eventfd)) = raw_kind(mechanism) {
+        let link = raw::RawLink::open(memory, eventfd, mode, metric, size, end)?;
+        return Ok(AnyLink::Raw(link));
+    }
     Ok(match mechanism {
         Mechanism::Raw
         | Mechanism::RawSysv
         | Mechanism::RawFileTmpfs
         | Mechanism::RawFileDisk
-        | Mechanism::Eventfd => {
-            let (memory, eventfd) = raw_kind(mechanism);
-            AnyLink::Raw(raw::RawLink::open(
-                memory, eventfd, mode, metric, size, end,
-            )?)
-        }
+        | Mechanism::Eventfd => unreachable!("the raw rings are opened above"),
         Mechanism::SysvMq => AnyLink::SysvMq(sysv::SysvMqLink::open(mode, size, end)?),
         Mechanism::PthreadCond | Mechanism::SemPosix | Mechanism::SemSysv | Mechanism::MqTurns => {
             AnyLink::Sync(sync::SyncLink::open(
