@@ -426,7 +426,7 @@ fn system_calls_are_counted_four_per_pipe_round_trip_and_none_for_ringport_busy(
             .find(|l| l.contains(&key))
             .unwrap_or_else(|| panic!("{key} not in {json}"));
         let value = line.split("\"syscalls_per_message\":").nth(1).unwrap();
-        value.trim_end_matches(['}', ',']).parse().unwrap()
+        value.split([',', '}']).next().unwrap().parse().unwrap()
     };
     // Two writes and two reads a round trip, blocking.
     assert!((calls("pipe", "block") - 4.0).abs() < 0.02, "{json}");
@@ -436,4 +436,15 @@ fn system_calls_are_counted_four_per_pipe_round_trip_and_none_for_ringport_busy(
         calls("ringport-spsc", "block") > 1.0,
         "a blocking round trip sleeps: {json}"
     );
+    // A round trip through pipes copies each of its two messages in and out of the kernel;
+    // through shared memory, each into it.
+    let copies = |mechanism: &str| {
+        json.lines()
+            .find(|l| l.contains(&format!("\"mechanism\":\"{mechanism}\"")))
+            .and_then(|l| l.split("\"copies_by_design\":").nth(1))
+            .and_then(|v| v.split([',', '}']).next())
+            .map(str::to_string)
+    };
+    assert_eq!(copies("pipe").as_deref(), Some("4"), "{json}");
+    assert_eq!(copies("ringport-spsc").as_deref(), Some("2"), "{json}");
 }

@@ -456,8 +456,14 @@ fn syscalls_only(args: &BenchArgs) -> Result<(), BoxError> {
             Ok(n) => (format!("{n:.2}"), format!("{n:.4}")),
             Err(e) => (format!("n/a: {e}"), "null".to_string()),
         };
+        // A round trip carries two messages.
+        let copies = case.contender.mechanism.copies()
+            * match case.metric {
+                Metric::RoundTrip => 2,
+                Metric::Throughput => 1,
+            };
         lines.push(format!(
-            "{:<8} {:<16} {:<6} {:<11} {}",
+            "{:<8} {:<16} {:<6} {:<11} {:>8} {:>7}",
             show_size(case.size),
             case.contender.mechanism.name(),
             case.contender.mode.name(),
@@ -465,10 +471,11 @@ fn syscalls_only(args: &BenchArgs) -> Result<(), BoxError> {
                 Metric::RoundTrip => "round trip",
                 Metric::Throughput => "one way",
             },
-            shown
+            shown,
+            copies
         ));
         json.push(format!(
-            "{{\"metric\":\"{}\",\"mechanism\":\"{}\",\"mode\":\"{}\",\"size\":{},\"syscalls_per_message\":{value}}}",
+            "{{\"metric\":\"{}\",\"mechanism\":\"{}\",\"mode\":\"{}\",\"size\":{},\"syscalls_per_message\":{value},\"copies_by_design\":{copies}}}",
             case.metric.name(),
             case.contender.mechanism.name(),
             case.contender.mode.name(),
@@ -487,11 +494,12 @@ fn syscalls_only(args: &BenchArgs) -> Result<(), BoxError> {
     }
     println!(
         "System calls per round trip or message, both processes ({messages} messages a case; \
-         perf_event_open on the raw_syscalls:sys_enter tracepoint, not timed)"
+         perf_event_open on the raw_syscalls:sys_enter tracepoint, not timed), and the copies \
+         of the messages that each mechanism makes by design"
     );
     println!(
-        "{:<8} {:<16} {:<6} {:<11} calls",
-        "size", "mechanism", "mode", "metric"
+        "{:<8} {:<16} {:<6} {:<11} {:>8} {:>7}",
+        "size", "mechanism", "mode", "metric", "calls", "copies"
     );
     for line in lines {
         println!("{line}");

@@ -124,6 +124,33 @@ impl Mechanism {
         }
     }
 
+    /// The copies of each message the mechanism makes by design, the sender's included (the
+    /// bench's rule: a sender copies its message into the mechanism; a receiver reads it in
+    /// place where the mechanism lets it): through the kernel, one in and one out; through
+    /// shared memory, the one into it.
+    pub fn copies(self) -> u32 {
+        match self {
+            Mechanism::Pipe
+            | Mechanism::UnixStream
+            | Mechanism::UnixSeqpacket
+            | Mechanism::Tcp
+            | Mechanism::Mq
+            | Mechanism::SysvMq => 2,
+            Mechanism::Raw
+            | Mechanism::RingportSpsc
+            | Mechanism::RingportMpmc
+            | Mechanism::RawSysv
+            | Mechanism::RawFileTmpfs
+            | Mechanism::RawFileDisk
+            | Mechanism::Eventfd
+            | Mechanism::PthreadCond
+            | Mechanism::SemPosix
+            | Mechanism::SemSysv
+            | Mechanism::MqTurns
+            | Mechanism::Iceoryx2 => 1,
+        }
+    }
+
     /// Whether this build can run it.
     pub fn built(self) -> bool {
         self != Mechanism::Iceoryx2 || cfg!(feature = "iceoryx2")
