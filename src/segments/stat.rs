@@ -7,7 +7,9 @@ use std::time::{Duration, SystemTime};
 
 use super::{checked, holder, Holder, RingKind};
 use crate::counters::{Passed, Waits};
-use crate::error::{Error, Result, Role};
+#[allow(unused_imports, reason = "named by the docs' links")]
+use crate::error::Error;
+use crate::error::{Result, Role};
 use crate::frame;
 use crate::layout::{role_index, SegmentHeader, DATA_OFFSET, KIND_MPMC, KIND_SPSC};
 use crate::os::inventory::SegmentFile;
@@ -189,18 +191,17 @@ fn describe(name: &str, file: &SegmentFile, header: &SegmentHeader) -> Result<(R
     // Relaxed: the magic, as every other word here, is a copy in our own memory.
     let kind = header.identity.kind.load(Ordering::Relaxed);
     let geometry = match kind {
-        KIND_SPSC => frame::check_geometry,
         KIND_MPMC => crate::mpmc::slot::check_geometry,
-        found => {
-            // Magic and version first: a foreign segment is not a wrong kind.
-            header.validate(KIND_SPSC, file.facts().len, frame::check_geometry)?;
-            return Err(Error::WrongKind {
-                found,
-                expected: KIND_SPSC,
-            });
-        }
+        // Any other kind is validated as SPSC: magic and version first (a foreign segment is
+        // not a wrong kind), then `WrongKind`.
+        _ => frame::check_geometry,
     };
-    let params = header.validate(kind, file.facts().len, geometry)?;
+    let expected = if kind == KIND_MPMC {
+        KIND_MPMC
+    } else {
+        KIND_SPSC
+    };
+    let params = header.validate(expected, file.facts().len, geometry)?;
     let side = |role: Role| side_counts(header, role);
     let id = &header.identity;
     let created =

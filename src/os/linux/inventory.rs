@@ -53,7 +53,8 @@ pub(crate) struct SegmentFile {
 
 enum Source {
     File(std::fs::File),
-    SysV(i32),
+    /// Attached read-only once, for every read.
+    SysV(super::sysv::Attached),
 }
 
 impl SegmentFile {
@@ -88,7 +89,7 @@ impl SegmentFile {
                     .find(|l| l.id == id)
                     .ok_or(Error::NotFound)?;
                 return Ok(SegmentFile {
-                    source: Source::SysV(id),
+                    source: Source::SysV(super::sysv::attach_to_read(id)?),
                     facts: sysv_facts(&listed),
                     server_pid: None,
                 });
@@ -131,9 +132,9 @@ impl SegmentFile {
     pub(crate) fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize> {
         let file = match &self.source {
             Source::File(file) => file,
-            Source::SysV(id) => {
+            Source::SysV(attached) => {
                 let offset = usize::try_from(offset).unwrap_or(usize::MAX);
-                return super::sysv::read(*id, offset, buf);
+                return Ok(attached.read(offset, buf));
             }
         };
         let mut got = 0;

@@ -192,25 +192,31 @@ fn find(key: i32) -> Result<i32> {
     Ok(id)
 }
 
-/// The first `len` bytes of segment `id` (fewer if it is smaller), read through a read-only
-/// attachment (a System V segment cannot shrink, so the read cannot fault).
-pub(crate) fn read(id: i32, offset: usize, buf: &mut [u8]) -> Result<usize> {
+/// A read-only attachment of segment `id`, for reading it whole without a descriptor (a System
+/// V segment cannot shrink, so reads through it cannot fault).
+pub(crate) fn attach_to_read(id: i32) -> Result<Attached> {
     let size = stat(id)?.shm_segsz;
-    let attached = attach(id, size, true)?;
-    let n = buf.len().min(size.saturating_sub(offset));
-    // SAFETY: offset + n <= the attachment's size; the attachment lives until the end of this
-    // function. Another process may write these bytes meanwhile: they are copied as bytes, and
-    // the caller validates what it makes of them.
-    unsafe {
-        std::ptr::copy_nonoverlapping(attached.base().as_ptr().add(offset), buf.as_mut_ptr(), n);
+    attach(id, size, true)
+}
+
+impl Attached {
+    /// Copies into `buf` from byte `offset`; returns how many bytes there were.
+    pub(crate) fn read(&self, offset: usize, buf: &mut [u8]) -> usize {
+        let n = buf.len().min(self.len().saturating_sub(offset));
+        // SAFETY: offset + n <= the attachment's size, alive as long as `self`. Another process
+        // may write these bytes meanwhile: they are copied as bytes, and the caller validates
+        // what it makes of them.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.base().as_ptr().add(offset), buf.as_mut_ptr(), n);
+        }
+        n
     }
-    Ok(n)
 }
 
 /// Whether the segment of `key` starts with ringport's magic.
 fn is_ringport(key: i32) -> Result<bool> {
     let mut magic = [0u8; 8];
-    let n = read(find(key)?, 0, &mut magic)?;
+    let n = attach_to_read(find(key)?)?.read(0, &mut magic);
     Ok(n == 8 && u64::from_le_bytes(magic) == MAGIC)
 }
 

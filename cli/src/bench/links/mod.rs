@@ -67,6 +67,32 @@ impl Patience {
     }
 }
 
+/// Calls `op` (a libc call that fails with -1 and `errno`) until it succeeds, retrying on
+/// `EINTR` and, spinning under a [`Patience`], on the `busy` errors (the ring or queue is not
+/// ready); returns what it returned.
+///
+/// # Errors
+/// Any other error, named after `call`; a wait with no progress for [`STALL`].
+pub fn retry_busy(
+    call: &str,
+    busy: &[i32],
+    mut op: impl FnMut() -> isize,
+) -> Result<isize, BoxError> {
+    let mut patience = Patience::new();
+    loop {
+        let rc = op();
+        if rc != -1 {
+            return Ok(rc);
+        }
+        let errno = std::io::Error::last_os_error();
+        match errno.raw_os_error() {
+            Some(libc::EINTR) => {}
+            Some(e) if busy.contains(&e) => patience.spin()?,
+            _ => return Err(format!("{call}: {errno}").into()),
+        }
+    }
+}
+
 /// Reads a byte of every cache line of `message` (as a receiver that uses it would) and
 /// returns its sequence number.
 #[inline]

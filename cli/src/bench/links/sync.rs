@@ -11,7 +11,7 @@ use std::ffi::CString;
 use ringport_measure::fds::adopt_inherited;
 use ringport_measure::shm::SharedMap;
 
-use super::{Handoff, Patience, PeerEnd, STALL};
+use super::{retry_busy, Handoff, PeerEnd, STALL};
 use crate::bench::plan::{Metric, Mode};
 use crate::bench::BoxError;
 
@@ -352,7 +352,6 @@ impl SyncLink {
 
     /// Takes one of ring `ring`'s slots (`full`: a full one, else an empty one).
     fn take(&self, ring: &Ring, full: bool) -> Result<(), BoxError> {
-        let mut patience = Patience::new();
         let spin = self.mode == Mode::Spin;
         match self.turns {
             Turns::PthreadCond => {
@@ -398,27 +397,21 @@ impl SyncLink {
                         &raw mut (*sync).empty
                     }
                 };
-                loop {
+                // A blocking wait is cut into seconds, so that a dead peer is noticed.
+                retry_busy("sem_wait", &[libc::EAGAIN, libc::ETIMEDOUT], || {
                     // SAFETY: as above.
-                    let rc = unsafe {
+                    unsafe {
                         if spin {
-                            libc::sem_trywait(sem)
+                            libc::sem_trywait(sem) as isize
                         } else {
                             let mut until: libc::timespec = std::mem::zeroed();
                             libc::clock_gettime(libc::CLOCK_REALTIME, &mut until);
                             until.tv_sec += 1;
-                            libc::sem_timedwait(sem, &until)
+                            libc::sem_timedwait(sem, &until) as isize
                         }
-                    };
-                    if rc == 0 {
-                        return Ok(());
                     }
-                    match std::io::Error::last_os_error().raw_os_error() {
-                        Some(libc::EAGAIN | libc::ETIMEDOUT) => patience.spin()?,
-                        Some(libc::EINTR) => {}
-                        _ => return Err(os_error("sem_wait")),
-                    }
-                }
+                })
+                .map(drop)
             }
             Turns::SemSysv => {
                 let (id, _) = self.sem_set.expect("a set");
@@ -427,36 +420,21 @@ impl SyncLink {
                     sem_op: -1,
                     sem_flg: if spin { libc::IPC_NOWAIT as i16 } else { 0 },
                 };
-                loop {
-                    // SAFETY: one sembuf.
-                    if unsafe { libc::semop(id, &mut op, 1) } == 0 {
-                        return Ok(());
-                    }
-                    match std::io::Error::last_os_error().raw_os_error() {
-                        Some(libc::EAGAIN) => patience.spin()?,
-                        Some(libc::EINTR) => {}
-                        _ => return Err(os_error("semop")),
-                    }
-                }
+                // SAFETY: one sembuf.
+                retry_busy("semop", &[libc::EAGAIN], || unsafe {
+                    libc::semop(id, &mut op, 1) as isize
+                })
+                .map(drop)
             }
             Turns::MqTokens => {
                 let (full_q, empty_q) = ring.queues.expect("queues");
                 let q = if full { full_q } else { empty_q };
                 let mut token = [0u8; 1];
-                loop {
-                    // SAFETY: one byte into a live buffer.
-                    let n = unsafe {
-                        libc::mq_receive(q, token.as_mut_ptr().cast(), 1, std::ptr::null_mut())
-                    };
-                    if n == 1 {
-                        return Ok(());
-                    }
-                    match std::io::Error::last_os_error().raw_os_error() {
-                        Some(libc::EAGAIN) => patience.spin()?,
-                        Some(libc::EINTR) => {}
-                        _ => return Err(os_error("mq_receive")),
-                    }
-                }
+                // SAFETY: one byte into a live buffer.
+                retry_busy("mq_receive", &[libc::EAGAIN], || unsafe {
+                    libc::mq_receive(q, token.as_mut_ptr().cast(), 1, std::ptr::null_mut())
+                })
+                .map(drop)
             }
         }
     }
@@ -513,18 +491,11 @@ impl SyncLink {
             Turns::MqTokens => {
                 let (full_q, empty_q) = ring.queues.expect("queues");
                 let q = if full { full_q } else { empty_q };
-                let mut patience = Patience::new();
-                loop {
-                    // SAFETY: one byte from a live buffer.
-                    if unsafe { libc::mq_send(q, c"t".as_ptr(), 1, 0) } == 0 {
-                        return Ok(());
-                    }
-                    match std::io::Error::last_os_error().raw_os_error() {
-                        Some(libc::EAGAIN) => patience.spin()?,
-                        Some(libc::EINTR) => {}
-                        _ => return Err(os_error("mq_send")),
-                    }
-                }
+                // SAFETY: one byte from a live buffer.
+                retry_busy("mq_send", &[libc::EAGAIN], || unsafe {
+                    libc::mq_send(q, c"t".as_ptr(), 1, 0) as isize
+                })
+                .map(drop)
             }
         }
     }

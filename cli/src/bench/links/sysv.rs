@@ -3,7 +3,7 @@
 //! `IPC_NOWAIT`, retried. The bench removes both queues when its end goes (a System V queue is
 //! destroyed at once by `IPC_RMID`, so not before the sample ends).
 
-use super::{look_at, Handoff, Patience, PeerEnd};
+use super::{look_at, retry_busy, Handoff, PeerEnd};
 use crate::bench::plan::Mode;
 use crate::bench::BoxError;
 
@@ -102,48 +102,26 @@ impl super::Link for SysvMqLink {
         let head = std::mem::size_of::<libc::c_long>();
         self.buf[..head].copy_from_slice(&MTYPE.to_ne_bytes());
         self.buf[head..head + msg.len()].copy_from_slice(msg);
-        let mut patience = Patience::new();
-        loop {
-            // SAFETY: `buf` holds an mtype and `msg.len()` bytes after it.
-            let sent =
-                unsafe { libc::msgsnd(self.tx, self.buf.as_ptr().cast(), msg.len(), self.flags()) };
-            if sent == 0 {
-                return Ok(());
-            }
-            match std::io::Error::last_os_error().raw_os_error() {
-                Some(libc::EAGAIN) => patience.spin()?,
-                Some(libc::EINTR) => {}
-                _ => return Err(last_error("msgsnd")),
-            }
-        }
+        let (tx, flags, buf) = (self.tx, self.flags(), &self.buf);
+        // SAFETY: `buf` holds an mtype and `msg.len()` bytes after it.
+        retry_busy("msgsnd", &[libc::EAGAIN], || unsafe {
+            libc::msgsnd(tx, buf.as_ptr().cast(), msg.len(), flags) as isize
+        })
+        .map(drop)
     }
 
     #[inline]
     fn recv(&mut self) -> Result<u64, BoxError> {
         let head = std::mem::size_of::<libc::c_long>();
-        let mut patience = Patience::new();
-        loop {
-            // SAFETY: `buf` has room for an mtype and `size` bytes.
-            let n = unsafe {
-                libc::msgrcv(
-                    self.rx,
-                    self.buf.as_mut_ptr().cast(),
-                    self.size,
-                    0,
-                    self.flags(),
-                )
-            };
-            if n >= 0 {
-                if n as usize != self.size {
-                    return Err(format!("a message of {n} bytes, expected {}", self.size).into());
-                }
-                return look_at(&self.buf[head..head + self.size]);
-            }
-            match std::io::Error::last_os_error().raw_os_error() {
-                Some(libc::ENOMSG) => patience.spin()?,
-                Some(libc::EINTR) => {}
-                _ => return Err(last_error("msgrcv")),
-            }
+        let (rx, flags, size) = (self.rx, self.flags(), self.size);
+        let buf = &mut self.buf;
+        // SAFETY: `buf` has room for an mtype and `size` bytes.
+        let n = retry_busy("msgrcv", &[libc::ENOMSG], || unsafe {
+            libc::msgrcv(rx, buf.as_mut_ptr().cast(), size, 0, flags)
+        })?;
+        if n as usize != size {
+            return Err(format!("a message of {n} bytes, expected {size}").into());
         }
+        look_at(&self.buf[head..head + size])
     }
 }
