@@ -51,6 +51,9 @@ enum Command {
     /// The second process of `bench` (started by it).
     #[command(hide = true)]
     BenchPeer(bench::PeerArgs),
+    /// The second process of `bench --setup` (started by it).
+    #[command(hide = true)]
+    BenchSetupPeer(bench::SetupPeerArgs),
 }
 
 fn main() {
@@ -71,6 +74,9 @@ fn main() {
         Command::Send(args) => segments::send(&args),
         Command::Recv(args) => segments::recv(&args),
         Command::BenchPeer(args) => bench::peer(&args).map_err(|e| e as Box<dyn std::error::Error>),
+        Command::BenchSetupPeer(args) => {
+            bench::setup_peer(&args).map_err(|e| e as Box<dyn std::error::Error>)
+        }
     };
     if let Err(e) = result {
         eprintln!("ringport: {e}");

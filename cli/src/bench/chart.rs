@@ -1,5 +1,6 @@
-//! The chart: round-trip latency (median) and throughput against message size, log-log, one
-//! line per mechanism and mode (solid: busy-polling; dashed: blocking).
+//! The chart: round-trip latency (median), throughput and system calls per round trip against
+//! message size (log-log, and log-linear for the calls), one line per mechanism and mode
+//! (solid: busy-polling; dashed: blocking).
 
 use std::path::Path;
 use std::sync::OnceLock;
@@ -8,7 +9,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::{register_font, FontStyle};
 
-use super::plan::{Mechanism, Metric, Mode};
+use super::plan::{Mechanism, Mode};
 use super::report::{Figures, Results};
 use super::BoxError;
 
@@ -52,7 +53,7 @@ fn load_font() -> Result<(), BoxError> {
 /// Draws the chart to `path` (.svg or .png).
 pub fn draw(results: &Results, path: &Path) -> Result<(), BoxError> {
     check_path(path)?;
-    let size = (1400, 560);
+    let size = (2100, 560);
     if path.extension().and_then(|e| e.to_str()) == Some("png") {
         let root = BitMapBackend::new(path, size).into_drawing_area();
         draw_on(results, &root)?;
@@ -91,15 +92,28 @@ fn colour(mechanism: Mechanism) -> RGBColor {
 /// The points of one line: (size, value) for each size the case was measured at.
 type Line = (Mechanism, Mode, Vec<(f64, f64)>);
 
-fn lines(results: &Results, metric: Metric) -> Vec<Line> {
+/// What a line of the chart shows.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shown {
+    Latency,
+    Throughput,
+    /// System calls per round trip.
+    Calls,
+}
+
+fn lines(results: &Results, shown: Shown) -> Vec<Line> {
     let mut out: Vec<Line> = Vec::new();
     for record in results.records() {
         let c = record.case.contender;
-        let value = match (&record.figures, metric) {
-            (Figures::RoundTrip { nanos, .. }, Metric::RoundTrip) => nanos[0] as f64 / 1e3,
-            (Figures::Throughput { messages_per_s, .. }, Metric::Throughput) => {
+        let value = match (&record.figures, shown) {
+            (Figures::RoundTrip { nanos, .. }, Shown::Latency) => nanos[0] as f64 / 1e3,
+            (Figures::Throughput { messages_per_s, .. }, Shown::Throughput) => {
                 messages_per_s * record.case.size as f64 / 1e9
             }
+            (Figures::RoundTrip { .. }, Shown::Calls) => match record.syscalls {
+                Some(Ok(calls)) => calls,
+                _ => continue,
+            },
             _ => continue,
         };
         let point = (record.case.size as f64, value);
@@ -211,12 +225,14 @@ where
         &format!("ringport bench: {}, {}, {}", m.cpu, m.date, m.pinning),
         ("sans-serif", 16),
     )?;
-    let (left, right) = root.split_horizontally(root.dim_in_pixel().0 / 2);
+    let third = root.dim_in_pixel().0 / 3;
+    let (left, rest) = root.split_horizontally(third);
+    let (middle, right) = rest.split_horizontally(third);
     panel(
         &left,
         "Round trip, median",
         "microseconds",
-        &lines(results, Metric::RoundTrip),
+        &lines(results, Shown::Latency),
         None,
     )?;
     let memcpy: Vec<(f64, f64)> = results
@@ -225,11 +241,59 @@ where
         .filter_map(|&s| results.memcpy_rate(s).map(|r| (s as f64, r / 1e9)))
         .collect();
     panel(
-        &right,
+        &middle,
         "Throughput, one way",
         "GB/s",
-        &lines(results, Metric::Throughput),
+        &lines(results, Shown::Throughput),
         (!memcpy.is_empty()).then_some(("memcpy, one process", memcpy)),
     )?;
+    calls_panel(&right, &lines(results, Shown::Calls))
+}
+
+/// System calls per round trip (both processes) against size: a linear scale, since the
+/// shared-memory mechanisms' busy forms make none.
+fn calls_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    lines: &[Line],
+) -> Result<(), BoxError>
+where
+    DB::ErrorType: 'static,
+{
+    let ((x0, x1), _) = bounds(lines, &[]);
+    let top = lines
+        .iter()
+        .flat_map(|l| l.2.iter().map(|p| p.1))
+        .fold(4.0f64, f64::max)
+        * 1.1;
+    let mut sizes: Vec<f64> = lines.iter().flat_map(|l| l.2.iter().map(|p| p.0)).collect();
+    sizes.sort_by(f64::total_cmp);
+    sizes.dedup();
+    let caption = if lines.is_empty() {
+        "System calls per round trip (not counted)"
+    } else {
+        "System calls per round trip, both processes"
+    };
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d((x0..x1).log_scale().with_key_points(sizes), -0.5..top)?;
+    chart
+        .configure_mesh()
+        .x_desc("message size")
+        .y_desc("system calls")
+        .x_label_formatter(&size_label)
+        .label_style(("sans-serif", 13))
+        .draw()?;
+    for (mechanism, mode, points) in lines {
+        let colour = colour(*mechanism);
+        let style = colour.stroke_width(2);
+        match mode {
+            Mode::Spin => chart.draw_series(LineSeries::new(points.clone(), style))?,
+            Mode::Block => chart.draw_series(DashedLineSeries::new(points.clone(), 6, 4, style))?,
+        };
+        chart.draw_series(points.iter().map(|&p| Circle::new(p, 3, colour.filled())))?;
+    }
     Ok(())
 }

@@ -15,6 +15,7 @@ mod measure;
 mod notice;
 mod plan;
 mod report;
+mod setup;
 mod syscalls;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -31,7 +32,8 @@ use measure::{Budget, Sample};
 pub use notice::child_if_asked;
 use plan::{parse_size, show_size, Case, Contender, Mechanism, Metric, Mode};
 pub(crate) use report::json_string;
-use report::{Machine, Notices, Outcome, Results};
+use report::{Crossings, Machine, Notices, Outcome, Results};
+pub use setup::{peer as setup_peer, PeerArgs as SetupPeerArgs};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -100,8 +102,158 @@ pub struct BenchArgs {
     /// Only count the system calls of each case (both processes, per round trip or message
     /// streamed), in a pass of --iterations messages (default 10,000), with the raw_syscalls
     /// tracepoint (needs root or a permissive kernel.perf_event_paranoid).
-    #[arg(long, conflicts_with_all = ["harness", "notice_only", "chart", "csv"])]
+    #[arg(long, conflicts_with_all = ["harness", "notice_only", "chart", "csv", "no_syscalls"])]
     syscalls: bool,
+    /// Skip the untimed pass that counts each case's system calls for the calls column.
+    #[arg(long)]
+    no_syscalls: bool,
+    /// Only copy versus map: the set-up of each kind of shared memory (create, size, map,
+    /// fault in, first message) against sending the bytes through a socket, at each size, and
+    /// after how many messages mapping pays (--sizes, --rounds, --json, --quick apply).
+    #[arg(long, conflicts_with_all = ["harness", "notice_only", "chart", "csv", "syscalls", "mechanisms", "modes", "metrics"])]
+    setup: bool,
+}
+
+/// Sizes of `--setup` unless `--sizes` says otherwise: the table's, and up to 8 MiB, where a
+/// single message may pay for a mapping.
+const SETUP_SIZES: [usize; 9] = [
+    8,
+    64,
+    512,
+    4 << 10,
+    32 << 10,
+    256 << 10,
+    1 << 20,
+    4 << 20,
+    8 << 20,
+];
+
+/// `ringport bench --setup` (see `setup`).
+fn setup_only(args: &BenchArgs) -> Result<(), BoxError> {
+    let sizes = if args.sizes.is_empty() {
+        SETUP_SIZES.to_vec()
+    } else {
+        args.sizes.iter().map(|&s| s.max(8)).collect()
+    };
+    let cpus = args.cpus()?;
+    if let Some((mine, _)) = cpus {
+        ringport_measure::pin::pin_to(mine).map_err(|e| format!("pinning to core {mine}: {e}"))?;
+    }
+    // Each round runs every kind at every size under both waits, three samples of each.
+    let rounds = args
+        .rounds
+        .unwrap_or(if args.quick { 3 } else { 15 })
+        .max(1);
+    let progress = if args.no_progress {
+        ProgressBar::hidden()
+    } else {
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template("{bar:30} {pos}/{len} samples, {elapsed} {msg}")
+                .expect("a valid template"),
+        );
+        bar
+    };
+    let rows = setup::run(&sizes, rounds, args.quick, cpus.map(|(_, p)| p), &progress)?;
+    progress.finish_and_clear();
+    let m = machine(args, cpus, args.budget(), rounds);
+    let header = format!(
+        "{} ({} cores), Linux {}, {}; {}\n{rounds} interleaved rounds, each kind at each size \
+         once busy and once blocking a round",
+        m.cpu, m.cores, m.kernel, m.date, m.pinning
+    );
+    let to_stdout = args.json.as_deref() == Some(Path::new("-"));
+    if !to_stdout {
+        print!("{}", setup::table(&rows, &header));
+    }
+    if let Some(path) = &args.json {
+        let machine = format!(
+            "{{\"cpu\":{},\"cores\":{},\"kernel\":{},\"date\":{},\"pinning\":{},\"rounds\":{rounds}}}",
+            json_string(&m.cpu),
+            m.cores,
+            json_string(&m.kernel),
+            json_string(&m.date),
+            json_string(&m.pinning)
+        );
+        write_output(path, &setup::json(&rows, &machine))?;
+    }
+    Ok(())
+}
+
+/// Messages of the untimed pass that counts system calls for the table (and three times as
+/// many: see `measure::syscalls_per_message`): up to this many, fewer for large messages (64 MiB
+/// a pass, at least 100), whose counts are large and steady.
+const COUNTED_MESSAGES: u64 = 1_000;
+const COUNTED_MESSAGES_QUICK: u64 = 300;
+const COUNTED_BYTES: u64 = 64 << 20;
+
+fn counted_messages(most: u64, size: usize) -> u64 {
+    (COUNTED_BYTES / size as u64).clamp(100, most)
+}
+
+/// Counts the system calls of every case that ran, in an untimed pass after the timed rounds,
+/// into its outcome; returns how, or why not.
+fn count_crossings(
+    outcomes: &mut BTreeMap<Case, Outcome>,
+    most: u64,
+    cpus: Option<(usize, usize)>,
+    watchdog: &Watchdog,
+    progress: &ProgressBar,
+) -> Crossings {
+    let tracepoint = match syscalls::tracepoint() {
+        Ok(id) => id,
+        Err(why) => return Crossings::Refused(why),
+    };
+    let runnable: Vec<Case> = outcomes
+        .iter()
+        .filter(|(_, o)| o.error.is_none())
+        .map(|(c, _)| *c)
+        .collect();
+    progress.set_length(runnable.len() as u64);
+    progress.set_position(0);
+    let mut refused = None;
+    for case in runnable {
+        progress.inc(1);
+        progress.set_message(format!(
+            "system calls: {} {} {}",
+            case.contender,
+            case.metric.name(),
+            show_size(case.size)
+        ));
+        watchdog.arm(
+            Budget::Messages(most).limit(),
+            format!("counting the system calls of {}", case.contender),
+        );
+        let messages = counted_messages(most, case.size);
+        let counted =
+            measure::syscalls_per_message(case, messages, cpus.map(|(_, p)| p), tracepoint)
+                .map_err(|e| e.to_string());
+        watchdog.disarm();
+        // perf refusing the first case refuses them all: say so once, and stop.
+        if let Err(why) = &counted {
+            if why.starts_with("perf_event_open refused") {
+                refused = Some(why.clone());
+                break;
+            }
+        }
+        outcomes
+            .get_mut(&case)
+            .expect("every case has an outcome")
+            .syscalls = Some(counted);
+    }
+    match refused {
+        Some(why) => {
+            outcomes.values_mut().for_each(|o| o.syscalls = None);
+            Crossings::Refused(why)
+        }
+        None => Crossings::Counted {
+            method: format!(
+                "perf_event_open on the raw_syscalls:sys_enter tracepoint, untimed passes of n \
+                 and 3n messages a case, the difference; n = {most}, fewer above {}",
+                show_size((COUNTED_BYTES / most) as usize)
+            ),
+        },
+    }
 }
 
 /// The crash-notice and idle measurements (see `benches/support/crash_notice.rs`): as many
@@ -332,6 +484,9 @@ pub fn run(args: &BenchArgs) -> Result<(), BoxError> {
     if args.syscalls {
         return syscalls_only(args);
     }
+    if args.setup {
+        return setup_only(args);
+    }
     let cases = if args.notice_only {
         Vec::new()
     } else {
@@ -412,12 +567,23 @@ pub fn run(args: &BenchArgs) -> Result<(), BoxError> {
             }
         }
     }
+    let crossings = if args.no_syscalls || outcomes.is_empty() {
+        Crossings::Skipped
+    } else {
+        let messages = if args.quick {
+            COUNTED_MESSAGES_QUICK
+        } else {
+            COUNTED_MESSAGES
+        };
+        count_crossings(&mut outcomes, messages, cpus, &watchdog, &progress)
+    };
     progress.finish_and_clear();
     let notices = (!args.no_notice).then(|| notices(args, rounds, cpus));
     let results = Results {
         outcomes,
         memcpy,
         notices,
+        crossings,
         machine: machine(args, cpus, budget, rounds),
     };
     let to_stdout = |p: &Option<PathBuf>| p.as_deref() == Some(Path::new("-"));

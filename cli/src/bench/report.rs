@@ -18,6 +18,39 @@ pub struct Outcome {
     pub rates: Vec<f64>,
     /// Why the case could not run (the first failure; the case is then dropped).
     pub error: Option<String>,
+    /// System calls of both processes per round trip or message streamed, from the untimed
+    /// counting pass (None: not counted; the reason is in [`Crossings`]).
+    pub syscalls: Option<Result<f64, String>>,
+}
+
+/// How the system calls were counted, or why they were not.
+pub enum Crossings {
+    /// Counted as `method` says, each case's in its outcome.
+    Counted { method: String },
+    /// The machine refused (the reason); the run went on without them.
+    Refused(String),
+    /// `--no-syscalls`.
+    Skipped,
+}
+
+/// The copies of the messages that `case`'s mechanism makes by design, per round trip (two
+/// messages) or per message streamed.
+pub fn copies(case: &Case) -> u32 {
+    case.contender.mechanism.copies()
+        * match case.metric {
+            Metric::RoundTrip => 2,
+            Metric::Throughput => 1,
+        }
+}
+
+fn show_calls(calls: Option<&Result<f64, String>>) -> String {
+    match calls {
+        Some(Ok(n)) if *n < 0.005 => "0".to_owned(),
+        Some(Ok(n)) if *n < 10.0 => format!("{n:.2}"),
+        Some(Ok(n)) => format!("{n:.1}"),
+        Some(Err(_)) => "n/a".to_owned(),
+        None => "-".to_owned(),
+    }
 }
 
 /// Where and when the figures were taken.
@@ -43,6 +76,8 @@ pub const PERCENTILES: [(&str, f64); 5] = [
 pub struct Record {
     pub case: Case,
     pub figures: Figures,
+    /// System calls per round trip or message (see [`Outcome::syscalls`]).
+    pub syscalls: Option<Result<f64, String>>,
 }
 
 pub enum Figures {
@@ -76,6 +111,7 @@ pub struct Results {
     pub memcpy: BTreeMap<usize, Vec<f64>>,
     /// The crash-notice and idle measurements, unless skipped.
     pub notices: Option<Notices>,
+    pub crossings: Crossings,
     pub machine: Machine,
 }
 
@@ -199,6 +235,7 @@ impl Results {
                 Record {
                     case: *case,
                     figures,
+                    syscalls: outcome.syscalls.clone(),
                 }
             })
             .collect()
@@ -255,6 +292,15 @@ pub fn table(results: &Results) -> String {
         m.cpu, m.cores, m.kernel, m.date, m.pinning
     );
     let _ = writeln!(out, "{}", m.settings);
+    let _ = match &results.crossings {
+        Crossings::Counted { method } => writeln!(
+            out,
+            "calls: system calls of both processes per round trip or message ({method}); \
+             copies: of the message, by design"
+        ),
+        Crossings::Refused(why) => writeln!(out, "calls: not counted: {why}"),
+        Crossings::Skipped => writeln!(out, "calls: not counted (--no-syscalls)"),
+    };
     for mode in [super::plan::Mode::Spin, super::plan::Mode::Block] {
         let rows: Vec<&Record> = records
             .iter()
@@ -271,7 +317,11 @@ pub fn table(results: &Results) -> String {
             out,
             "\nRound trip, {title} (x: over the {base} at the same size and percentile)"
         );
-        let _ = write!(out, "{:<8} {:<16}", "size", "mechanism");
+        let _ = write!(
+            out,
+            "{:<8} {:<16} {:>6} {:>6}",
+            "size", "mechanism", "calls", "copies"
+        );
         for (name, _) in PERCENTILES {
             let _ = write!(out, " {name:>10} {:>7}", "x");
         }
@@ -279,7 +329,13 @@ pub fn table(results: &Results) -> String {
         let mut last_size = 0;
         for r in rows {
             let size = size_cell(r.case.size, &mut last_size);
-            let _ = write!(out, "{size:<8} {:<16}", r.case.contender.mechanism.name());
+            let _ = write!(
+                out,
+                "{size:<8} {:<16} {:>6} {:>6}",
+                r.case.contender.mechanism.name(),
+                show_calls(r.syscalls.as_ref()),
+                copies(&r.case)
+            );
             match &r.figures {
                 Figures::RoundTrip { nanos, ratios, .. } => {
                     for (ns, ratio) in nanos.iter().zip(ratios) {
@@ -305,8 +361,8 @@ pub fn table(results: &Results) -> String {
         );
         let _ = writeln!(
             out,
-            "{:<8} {:<22} {:>13} {:>13} {:>7} {:>7}",
-            "size", "mechanism", "messages/s", "bytes/s", "x", "memcpy"
+            "{:<8} {:<22} {:>6} {:>6} {:>13} {:>13} {:>7} {:>7}",
+            "size", "mechanism", "calls", "copies", "messages/s", "bytes/s", "x", "memcpy"
         );
         let mut last_size = 0;
         for r in rows {
@@ -318,8 +374,10 @@ pub fn table(results: &Results) -> String {
             {
                 let _ = writeln!(
                     out,
-                    "{size:<8} {:<22} {:>13} {:>13} {:>7} {:>7}",
+                    "{size:<8} {:<22} {:>6} {:>6} {:>13} {:>13} {:>7} {:>7}",
                     "memcpy",
+                    "0",
+                    "1",
                     "",
                     show_rate(copy, "B/s"),
                     "",
@@ -327,7 +385,13 @@ pub fn table(results: &Results) -> String {
                 );
                 size.clear();
             }
-            let _ = write!(out, "{size:<8} {:<22}", r.case.contender.to_string());
+            let _ = write!(
+                out,
+                "{size:<8} {:<22} {:>6} {:>6}",
+                r.case.contender.to_string(),
+                show_calls(r.syscalls.as_ref()),
+                copies(&r.case)
+            );
             match &r.figures {
                 Figures::Throughput {
                     messages_per_s,
@@ -403,6 +467,11 @@ pub fn json(results: &Results) -> String {
             ",\"baseline\":{}",
             json_string(&r.case.contender.baseline(r.case.metric).to_string())
         );
+        let crossings = format!(
+            ",\"syscalls_per_message\":{},\"copies_by_design\":{}",
+            json_number(r.syscalls.as_ref().and_then(|c| c.as_ref().ok()).copied()),
+            copies(&r.case)
+        );
         let body = match &r.figures {
             Figures::RoundTrip { count, nanos, ratios } => {
                 let mut s = format!(",\"round_trips\":{count}");
@@ -421,7 +490,7 @@ pub fn json(results: &Results) -> String {
             ),
             Figures::Failed(why) => format!(",\"error\":{}", json_string(why)),
         };
-        records.push(format!("    {{{head}{body}}}"));
+        records.push(format!("    {{{head}{body}{crossings}}}"));
     }
     for size in results.memcpy.keys() {
         if let Some(rate) = results.memcpy_rate(*size) {
@@ -436,8 +505,15 @@ pub fn json(results: &Results) -> String {
         .as_ref()
         .map(Notices::json)
         .unwrap_or_default();
+    let syscalls = match &results.crossings {
+        Crossings::Counted { method } => {
+            format!("{{\"counted\":true,\"method\":{}}}", json_string(method))
+        }
+        Crossings::Refused(why) => format!("{{\"counted\":false,\"why\":{}}}", json_string(why)),
+        Crossings::Skipped => "{\"counted\":false,\"why\":\"--no-syscalls\"}".to_owned(),
+    };
     format!(
-        "{{\n  \"machine\":{{\"cpu\":{},\"cores\":{},\"kernel\":{},\"date\":{},\"pinning\":{},\"settings\":{}}},\n  \"records\":[\n{}\n  ]{notices}\n}}\n",
+        "{{\n  \"machine\":{{\"cpu\":{},\"cores\":{},\"kernel\":{},\"date\":{},\"pinning\":{},\"settings\":{}}},\n  \"syscalls\":{syscalls},\n  \"records\":[\n{}\n  ]{notices}\n}}\n",
         json_string(&m.cpu),
         m.cores,
         json_string(&m.kernel),
@@ -451,7 +527,7 @@ pub fn json(results: &Results) -> String {
 /// CSV: a header, then one line per mechanism, mode, size and metric.
 pub fn csv(results: &Results) -> String {
     let mut out = String::from(
-        "metric,mechanism,mode,size,round_trips,p50_ns,p90_ns,p99_ns,p999_ns,max_ns,messages_per_s,bytes_per_s,baseline,ratio,memcpy_ratio,error\n",
+        "metric,mechanism,mode,size,round_trips,p50_ns,p90_ns,p99_ns,p999_ns,max_ns,messages_per_s,bytes_per_s,baseline,ratio,memcpy_ratio,syscalls_per_message,copies_by_design,error\n",
     );
     let num = |x: Option<f64>| x.map_or(String::new(), |x| format!("{x:.4}"));
     for r in results.records() {
@@ -465,6 +541,7 @@ pub fn csv(results: &Results) -> String {
             r.case.size
         );
         let baseline = c.baseline(r.case.metric).to_string();
+        let mut error = String::new();
         match &r.figures {
             Figures::RoundTrip {
                 count,
@@ -472,31 +549,34 @@ pub fn csv(results: &Results) -> String {
                 ratios,
             } => {
                 let n = nanos.map(|n| n.to_string()).join(",");
-                let _ = writeln!(out, "{count},{n},,,{baseline},{},,", num(ratios[0]));
+                let _ = write!(out, "{count},{n},,,{baseline},{},", num(ratios[0]));
             }
             Figures::Throughput {
                 messages_per_s,
                 ratio,
                 memcpy_ratio,
             } => {
-                let _ = writeln!(
+                let _ = write!(
                     out,
-                    ",,,,,,{messages_per_s:.1},{:.1},{baseline},{},{},",
+                    ",,,,,,{messages_per_s:.1},{:.1},{baseline},{},{}",
                     messages_per_s * r.case.size as f64,
                     num(*ratio),
                     num(*memcpy_ratio)
                 );
             }
             Figures::Failed(why) => {
-                let _ = writeln!(out, ",,,,,,,,,,,\"{}\"", why.replace('"', "\"\""));
+                out.push_str(",,,,,,,,,,");
+                error = format!("\"{}\"", why.replace('"', "\"\""));
             }
         }
+        let calls = num(r.syscalls.as_ref().and_then(|c| c.as_ref().ok()).copied());
+        let _ = writeln!(out, ",{calls},{},{error}", copies(&r.case));
     }
     for size in results.memcpy.keys() {
         if let Some(rate) = results.memcpy_rate(*size) {
             let _ = writeln!(
                 out,
-                "throughput,memcpy,one process,{size},,,,,,,{:.1},{rate:.1},,,,",
+                "throughput,memcpy,one process,{size},,,,,,,{:.1},{rate:.1},,,,0,1,",
                 rate / *size as f64
             );
         }
