@@ -74,9 +74,21 @@ pub fn fail(status: RpStatus, message: &str) -> RpStatus {
     status
 }
 
-/// The status of `error`, with its message recorded.
-#[cold]
+/// The status of `error`, with its message recorded; the ordinary outcomes (full, empty, a
+/// timeout) record none: a busy `try_` loop meets them on every poll, and a message each time
+/// (formatted, allocated) cost such a loop more than the call itself.
+#[inline]
 pub fn from_error(error: Error) -> RpStatus {
+    match error {
+        Error::Full => RpStatus::Full,
+        Error::Empty => RpStatus::Empty,
+        Error::Timeout => RpStatus::Timeout,
+        _ => error_status(error),
+    }
+}
+
+#[cold]
+fn error_status(error: Error) -> RpStatus {
     let status = match error {
         Error::Full => RpStatus::Full,
         Error::Empty => RpStatus::Empty,
