@@ -1,0 +1,772 @@
+//! ringport for Python (`import ringport`): the SPSC and MPMC rings and the Channel. A received
+//! frame is a zero-copy buffer over the ring (`memoryview(frame)`, `numpy.frombuffer(frame)`)
+//! that stays valid until it is released; releasing it while a view of it is alive is refused
+//! (`BufferError`), and reading it after is an error, never a read of memory the producer has
+//! reused. The GIL is released while a call waits.
+#![deny(unsafe_op_in_unsafe_fn)]
+
+use std::ffi::{c_int, c_void};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use pyo3::exceptions::{
+    PyBufferError, PyException, PyFileExistsError, PyFileNotFoundError, PyPermissionError,
+    PyTimeoutError, PyValueError,
+};
+use pyo3::ffi;
+use pyo3::prelude::*;
+
+use ringport::{
+    mpmc, spsc, Channel as RChannel, Error, Listener as RListener, MpmcOptions, SpscOptions,
+};
+
+pyo3::create_exception!(
+    _ringport,
+    RingportError,
+    PyException,
+    "A ringport call failed."
+);
+pyo3::create_exception!(
+    _ringport,
+    PeerGone,
+    RingportError,
+    "The peer detached or died, and nothing more can arrive (or be read)."
+);
+pyo3::create_exception!(
+    _ringport,
+    Corrupted,
+    RingportError,
+    "A value read from shared memory broke the ring's invariants."
+);
+
+/// The Python exception for `error`.
+fn py_err(error: Error) -> PyErr {
+    let text = error.to_string();
+    match error {
+        Error::PeerGone(_) => PeerGone::new_err(text),
+        Error::Timeout => PyTimeoutError::new_err(text),
+        Error::Corrupted { .. } => Corrupted::new_err(text),
+        Error::InvalidName { .. } | Error::InvalidConfig(_) | Error::InvalidLength { .. } => {
+            PyValueError::new_err(text)
+        }
+        Error::NotFound => PyFileNotFoundError::new_err(text),
+        Error::AlreadyExists => PyFileExistsError::new_err(text),
+        Error::NotOwner { .. }
+        | Error::SharedWritable { .. }
+        | Error::PeerRefused { .. }
+        | Error::Refused => PyPermissionError::new_err(text),
+        _ => RingportError::new_err(text),
+    }
+}
+
+trait OrPy<T> {
+    fn or_py(self) -> PyResult<T>;
+}
+
+impl<T> OrPy<T> for ringport::Result<T> {
+    fn or_py(self) -> PyResult<T> {
+        self.map_err(py_err)
+    }
+}
+
+/// How a call waits: `timeout` None blocks, 0 tries once, otherwise seconds.
+#[derive(Clone, Copy)]
+enum Wait {
+    Try,
+    Block,
+    For(Duration),
+}
+
+fn wait_of(timeout: Option<f64>) -> PyResult<Wait> {
+    match timeout {
+        None => Ok(Wait::Block),
+        Some(0.0) => Ok(Wait::Try),
+        Some(t) if t > 0.0 && t.is_finite() => Ok(Wait::For(Duration::from_secs_f64(t))),
+        Some(t) => Err(PyValueError::new_err(format!(
+            "timeout {t}: seconds, 0 or more"
+        ))),
+    }
+}
+
+/// Runs `f` on the bytes of any object with the buffer protocol: in place when they are
+/// contiguous (no copy before the ring's own), else copied out in order (`memoryview.tobytes`).
+fn with_bytes<R>(data: &Bound<'_, PyAny>, f: impl FnOnce(&[u8]) -> R) -> PyResult<R> {
+    let mut view = std::mem::MaybeUninit::<ffi::Py_buffer>::uninit();
+    // SAFETY: a live object and a Py_buffer to fill; PyBUF_SIMPLE asks for contiguous bytes.
+    if unsafe { ffi::PyObject_GetBuffer(data.as_ptr(), view.as_mut_ptr(), ffi::PyBUF_SIMPLE) } == 0
+    {
+        // SAFETY: filled by the successful call above.
+        let view = unsafe { view.assume_init_mut() };
+        let bytes = if view.len <= 0 || view.buf.is_null() {
+            &[][..]
+        } else {
+            // SAFETY: the exporter's contiguous `len` bytes, kept alive and unmoved (a
+            // bytearray cannot be resized while exported) until PyBuffer_Release below.
+            unsafe { std::slice::from_raw_parts(view.buf as *const u8, view.len as usize) }
+        };
+        let result = f(bytes);
+        // SAFETY: the view from PyObject_GetBuffer, released once.
+        unsafe { ffi::PyBuffer_Release(view) };
+        return Ok(result);
+    }
+    // Not contiguous, or no buffer at all (then memoryview raises TypeError).
+    drop(PyErr::take(data.py()));
+    let copy: Vec<u8> = pyo3::types::PyMemoryView::from(data)?
+        .call_method0("tobytes")?
+        .extract()?;
+    Ok(f(&copy))
+}
+
+/// An endpoint in a box of its own, which a frame or reservation borrows while it is held: the
+/// Python object that owns the box outlives every frame (each frame holds a reference to it),
+/// and while one is held the endpoint refuses every other call (`busy`).
+struct Boxed<E> {
+    endpoint: *mut E,
+    busy: Arc<AtomicBool>,
+}
+
+impl<E> Boxed<E> {
+    fn new(endpoint: E) -> Boxed<E> {
+        Boxed {
+            endpoint: Box::into_raw(Box::new(endpoint)),
+            busy: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    fn get(&mut self) -> PyResult<&mut E> {
+        if self.busy.load(Ordering::Relaxed) {
+            return Err(PyBufferError::new_err(
+                "a frame or reservation of this endpoint is held: release (or commit) it first",
+            ));
+        }
+        // SAFETY: the box lives as long as `self`; nothing borrows it (not busy), and `&mut
+        // self` makes this the only reference.
+        Ok(unsafe { &mut *self.endpoint })
+    }
+
+    /// The endpoint for a frame that borrows it until the frame marks it not busy again.
+    ///
+    /// # Safety
+    /// The caller marks it busy (`busy`) before it returns, and the frame made from it keeps
+    /// the Python object that owns `self` alive.
+    unsafe fn lend(&mut self) -> PyResult<&'static mut E> {
+        self.get()?;
+        // SAFETY: as in `get`; the 'static borrow is bounded by the rule above.
+        Ok(unsafe { &mut *self.endpoint })
+    }
+}
+
+// SAFETY: the endpoint is reached only through `&mut self` (pyo3's exclusive borrow of the
+// owning object, held across a released GIL too, so a second thread's call is refused), or by
+// the one frame that borrows it while `busy`; it moves between threads as the endpoint may.
+unsafe impl<E: Send> Send for Boxed<E> {}
+// SAFETY: as above: no `&self` method reaches the endpoint.
+unsafe impl<E: Send> Sync for Boxed<E> {}
+
+impl<E> Drop for Boxed<E> {
+    fn drop(&mut self) {
+        // SAFETY: the box from `new`; no frame is alive (each holds a reference to our owner).
+        drop(unsafe { Box::from_raw(self.endpoint) });
+    }
+}
+
+/// A received frame's grant, of either ring.
+enum Grant {
+    Spsc(spsc::ReadGrant<'static>),
+    Mpmc(mpmc::ReadGrant<'static>),
+}
+
+// SAFETY: a grant is reached only through its frame, under pyo3's borrow of the frame (with
+// the GIL held: no frame method releases it); it reads the frame's bytes and, when dropped,
+// hands them back, which its endpoint (Send) allows from any thread.
+unsafe impl Send for Grant {}
+// SAFETY: as above.
+unsafe impl Sync for Grant {}
+
+impl Grant {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Grant::Spsc(g) => g,
+            Grant::Mpmc(g) => g,
+        }
+    }
+}
+
+/// A frame received in place: a read-only buffer over the ring, valid until `release()` (or the
+/// end of a `with` block). `memoryview(frame)` and `numpy.frombuffer(frame, ...)` read it in
+/// place; `bytes(frame)` copies it.
+#[pyclass(module = "ringport")]
+struct Frame {
+    grant: Option<Grant>,
+    /// Views of the frame alive now (the buffer protocol's exports).
+    exports: usize,
+    busy: Arc<AtomicBool>,
+    /// The endpoint's Python object, kept alive while the grant borrows its box.
+    _owner: PyObject,
+}
+
+impl Frame {
+    fn held(&self) -> PyResult<&Grant> {
+        self.grant
+            .as_ref()
+            .ok_or_else(|| PyValueError::new_err("the frame was released"))
+    }
+
+    fn give_back(&mut self) -> PyResult<()> {
+        if self.exports > 0 {
+            return Err(PyBufferError::new_err(format!(
+                "{} view(s) of the frame are alive (memoryview, numpy array): release them first",
+                self.exports
+            )));
+        }
+        if self.grant.take().is_some() {
+            self.busy.store(false, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Frame {
+    fn drop(&mut self) {
+        // No view can be alive: each holds a reference to this object.
+        if self.grant.take().is_some() {
+            self.busy.store(false, Ordering::Relaxed);
+        }
+    }
+}
+
+#[pymethods]
+impl Frame {
+    /// Hands the frame back to the producer. Refused while a view of it is alive.
+    fn release(&mut self) -> PyResult<()> {
+        self.give_back()
+    }
+
+    /// Whether it was released.
+    #[getter]
+    fn released(&self) -> bool {
+        self.grant.is_none()
+    }
+
+    fn __len__(&self) -> PyResult<usize> {
+        Ok(self.held()?.bytes().len())
+    }
+
+    /// A copy of the bytes.
+    fn __bytes__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
+        Ok(pyo3::types::PyBytes::new(py, self.held()?.bytes()))
+    }
+
+    fn __enter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
+        slf
+    }
+
+    fn __exit__(
+        &mut self,
+        _kind: Option<PyObject>,
+        _value: Option<PyObject>,
+        _traceback: Option<PyObject>,
+    ) -> PyResult<bool> {
+        self.give_back()?;
+        Ok(false)
+    }
+
+    unsafe fn __getbuffer__(
+        slf: Bound<'_, Self>,
+        view: *mut ffi::Py_buffer,
+        flags: c_int,
+    ) -> PyResult<()> {
+        if view.is_null() {
+            return Err(PyBufferError::new_err("no view to fill"));
+        }
+        if flags & ffi::PyBUF_WRITABLE == ffi::PyBUF_WRITABLE {
+            return Err(PyBufferError::new_err("a received frame is read-only"));
+        }
+        let (ptr, len) = {
+            let this = slf.borrow();
+            let bytes = this.held()?.bytes();
+            (bytes.as_ptr(), bytes.len())
+        };
+        slf.borrow_mut().exports += 1;
+        // SAFETY: `view` is the interpreter's Py_buffer to fill (non-null, checked); the bytes
+        // stay valid while this object holds the grant, which it keeps while `exports` > 0
+        // (`release` refuses), and the view holds a reference to this object (`obj`).
+        unsafe {
+            (*view).obj = slf.into_any().into_ptr();
+            (*view).buf = ptr as *mut c_void;
+            (*view).len = len as ffi::Py_ssize_t;
+            (*view).readonly = 1;
+            (*view).itemsize = 1;
+            (*view).format = if flags & ffi::PyBUF_FORMAT == ffi::PyBUF_FORMAT {
+                c"B".as_ptr() as *mut _
+            } else {
+                std::ptr::null_mut()
+            };
+            (*view).ndim = 1;
+            (*view).shape = if flags & ffi::PyBUF_ND == ffi::PyBUF_ND {
+                &mut (*view).len
+            } else {
+                std::ptr::null_mut()
+            };
+            (*view).strides = if flags & ffi::PyBUF_STRIDES == ffi::PyBUF_STRIDES {
+                &mut (*view).itemsize
+            } else {
+                std::ptr::null_mut()
+            };
+            (*view).suboffsets = std::ptr::null_mut();
+            (*view).internal = std::ptr::null_mut();
+        }
+        Ok(())
+    }
+
+    unsafe fn __releasebuffer__(&mut self, _view: *mut ffi::Py_buffer) {
+        self.exports -= 1;
+    }
+
+    fn __repr__(&self) -> String {
+        match &self.grant {
+            Some(g) => format!("<ringport.Frame of {} bytes>", g.bytes().len()),
+            None => "<ringport.Frame, released>".to_owned(),
+        }
+    }
+}
+
+/// Makes a frame of `grant`, which borrows `owner`'s endpoint (marked busy here).
+fn frame(owner: PyObject, busy: &Arc<AtomicBool>, grant: Grant) -> Frame {
+    busy.store(true, Ordering::Relaxed);
+    Frame {
+        grant: Some(grant),
+        exports: 0,
+        busy: Arc::clone(busy),
+        _owner: owner,
+    }
+}
+
+fn spsc_options(
+    capacity: usize,
+    max_frame: Option<usize>,
+    keep_segment: bool,
+    spin: Option<f64>,
+) -> PyResult<SpscOptions> {
+    let mut options = SpscOptions::new()
+        .capacity(capacity)
+        .keep_segment(keep_segment);
+    if let Some(spin) = spin {
+        options = options.spin(seconds(spin)?);
+    }
+    Ok(match max_frame {
+        Some(m) => options.max_frame(m),
+        None => options,
+    })
+}
+
+fn seconds(s: f64) -> PyResult<Duration> {
+    Duration::try_from_secs_f64(s)
+        .map_err(|_| PyValueError::new_err(format!("{s}: seconds, 0 or more")))
+}
+
+/// The writing end of an SPSC ring.
+#[pyclass(module = "ringport")]
+struct Producer {
+    inner: Boxed<spsc::Producer>,
+}
+
+#[pymethods]
+impl Producer {
+    /// Creates the ring at `location` (`NAME`, `sysv:KEY`, `file:PATH`, `@NAME`) and takes its
+    /// producer role.
+    #[staticmethod]
+    #[pyo3(signature = (location, capacity = 1 << 20, max_frame = None, keep_segment = false, spin = None))]
+    fn create(
+        location: &str,
+        capacity: usize,
+        max_frame: Option<usize>,
+        keep_segment: bool,
+        spin: Option<f64>,
+    ) -> PyResult<Producer> {
+        let loc = ringport::Location::parse(location).or_py()?;
+        let producer = spsc_options(capacity, max_frame, keep_segment, spin)?
+            .create_producer(loc)
+            .or_py()?;
+        Ok(Producer {
+            inner: Boxed::new(producer),
+        })
+    }
+
+    /// Opens the ring another process made and takes its producer role (`spin`: seconds a
+    /// blocking call spins before it sleeps; default 20 us).
+    #[staticmethod]
+    #[pyo3(signature = (location, spin = None))]
+    fn open(location: &str, spin: Option<f64>) -> PyResult<Producer> {
+        let loc = ringport::Location::parse(location).or_py()?;
+        let producer = spsc_options(1 << 20, None, false, spin)?
+            .open_producer(loc)
+            .or_py()?;
+        Ok(Producer {
+            inner: Boxed::new(producer),
+        })
+    }
+
+    /// Copies `data` (bytes, bytearray, memoryview, a numpy array: any buffer) into the ring as
+    /// one frame, waiting for room (`timeout`: None waits, 0 tries once, else seconds); the GIL
+    /// is released while it waits. Returns False when it tried and the ring was full.
+    #[pyo3(signature = (data, timeout = None))]
+    fn send(
+        &mut self,
+        py: Python<'_>,
+        data: &Bound<'_, PyAny>,
+        timeout: Option<f64>,
+    ) -> PyResult<bool> {
+        let wait = wait_of(timeout)?;
+        let producer = self.inner.get()?;
+        // While the GIL is released, this object stays borrowed: another thread's call on it
+        // is refused, not run alongside.
+        let sent = with_bytes(data, |bytes| match wait {
+            Wait::Try => producer.try_send(bytes),
+            Wait::Block => py.allow_threads(|| producer.send(bytes)),
+            Wait::For(t) => py.allow_threads(|| producer.send_timeout(bytes, t)),
+        })?;
+        match sent {
+            Ok(()) => Ok(true),
+            Err(Error::Full) => Ok(false),
+            Err(e) => Err(py_err(e)),
+        }
+    }
+
+    /// The data area and the largest frame, in bytes.
+    #[getter]
+    fn capacity(&mut self) -> PyResult<usize> {
+        Ok(self.inner.get()?.capacity())
+    }
+
+    #[getter]
+    fn max_frame(&mut self) -> PyResult<usize> {
+        Ok(self.inner.get()?.max_frame())
+    }
+}
+
+/// The reading end of an SPSC ring.
+#[pyclass(module = "ringport")]
+struct Consumer {
+    inner: Boxed<spsc::Consumer>,
+}
+
+#[pymethods]
+impl Consumer {
+    /// Creates the ring at `location` and takes its consumer role.
+    #[staticmethod]
+    #[pyo3(signature = (location, capacity = 1 << 20, max_frame = None, keep_segment = false, spin = None))]
+    fn create(
+        location: &str,
+        capacity: usize,
+        max_frame: Option<usize>,
+        keep_segment: bool,
+        spin: Option<f64>,
+    ) -> PyResult<Consumer> {
+        let loc = ringport::Location::parse(location).or_py()?;
+        let consumer = spsc_options(capacity, max_frame, keep_segment, spin)?
+            .create_consumer(loc)
+            .or_py()?;
+        Ok(Consumer {
+            inner: Boxed::new(consumer),
+        })
+    }
+
+    /// Opens the ring another process made and takes its consumer role (`spin` as for
+    /// `Producer.open`).
+    #[staticmethod]
+    #[pyo3(signature = (location, spin = None))]
+    fn open(location: &str, spin: Option<f64>) -> PyResult<Consumer> {
+        let loc = ringport::Location::parse(location).or_py()?;
+        let consumer = spsc_options(1 << 20, None, false, spin)?
+            .open_consumer(loc)
+            .or_py()?;
+        Ok(Consumer {
+            inner: Boxed::new(consumer),
+        })
+    }
+
+    /// The next frame, in place (see `Frame`), waiting for one (`timeout`: None waits, 0 tries
+    /// once, else seconds; the GIL is released while it waits). None when it tried and the ring
+    /// was empty. `PeerGone` once the producer has gone and everything it sent was received.
+    #[pyo3(signature = (timeout = None))]
+    fn recv(slf: Bound<'_, Self>, timeout: Option<f64>) -> PyResult<Option<Frame>> {
+        let py = slf.py();
+        let wait = wait_of(timeout)?;
+        let mut this = slf.borrow_mut();
+        let busy = Arc::clone(&this.inner.busy);
+        // SAFETY: marked busy by `frame` below, and the frame holds `slf`.
+        let consumer = unsafe { this.inner.lend()? };
+        let got = match wait {
+            Wait::Try => consumer.try_recv(),
+            Wait::Block => py.allow_threads(|| consumer.recv()),
+            Wait::For(t) => py.allow_threads(|| consumer.recv_timeout(t)),
+        };
+        drop(this);
+        match got {
+            Ok(grant) => Ok(Some(frame(
+                slf.into_any().unbind(),
+                &busy,
+                Grant::Spsc(grant),
+            ))),
+            Err(Error::Empty) => Ok(None),
+            Err(e) => Err(py_err(e)),
+        }
+    }
+
+    /// The next frame, copied into a `bytes` (None when it tried and the ring was empty).
+    #[pyo3(signature = (timeout = None))]
+    fn recv_bytes(&mut self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<PyObject>> {
+        let wait = wait_of(timeout)?;
+        let consumer = self.inner.get()?;
+        let mut buf = Vec::new();
+        let got = match wait {
+            Wait::Try => consumer.try_recv_into(&mut buf),
+            Wait::Block => py.allow_threads(|| consumer.recv_into(&mut buf)),
+            Wait::For(t) => py.allow_threads(|| consumer.recv_into_timeout(&mut buf, t)),
+        };
+        match got {
+            Ok(_) => Ok(Some(
+                pyo3::types::PyBytes::new(py, &buf).into_any().unbind(),
+            )),
+            Err(Error::Empty) => Ok(None),
+            Err(e) => Err(py_err(e)),
+        }
+    }
+}
+
+/// A ring of slots shared by any number of producers and consumers, in any processes.
+#[pyclass(module = "ringport")]
+struct MpmcRing {
+    ring: Exclusive<mpmc::Ring>,
+}
+
+/// A value reached only through `&mut` (pyo3's exclusive borrow of its owner), so that a
+/// value that is Send but not Sync can live in a class that threads share.
+struct Exclusive<T>(T);
+
+// SAFETY: no `&self` access reaches the value (see `get`); it moves as T may.
+unsafe impl<T: Send> Sync for Exclusive<T> {}
+
+impl<T> Exclusive<T> {
+    fn get(&mut self) -> &mut T {
+        &mut self.0
+    }
+}
+
+#[pymethods]
+impl MpmcRing {
+    /// Creates the ring at `location`: `slots` slots of `slot_size` bytes.
+    #[staticmethod]
+    #[pyo3(signature = (location, slots = 1024, slot_size = 256, keep_segment = false))]
+    fn create(
+        location: &str,
+        slots: usize,
+        slot_size: usize,
+        keep_segment: bool,
+    ) -> PyResult<MpmcRing> {
+        let loc = ringport::Location::parse(location).or_py()?;
+        let ring = MpmcOptions::new()
+            .slots(slots)
+            .slot_size(slot_size)
+            .keep_segment(keep_segment)
+            .create(loc)
+            .or_py()?;
+        Ok(MpmcRing {
+            ring: Exclusive(ring),
+        })
+    }
+
+    /// Opens the ring another process made.
+    #[staticmethod]
+    fn open(location: &str) -> PyResult<MpmcRing> {
+        let loc = ringport::Location::parse(location).or_py()?;
+        Ok(MpmcRing {
+            ring: Exclusive(MpmcOptions::new().open(loc).or_py()?),
+        })
+    }
+
+    /// A new producer.
+    fn producer(&mut self) -> MpmcProducer {
+        MpmcProducer {
+            inner: Boxed::new(self.ring.get().producer()),
+        }
+    }
+
+    /// A new consumer.
+    fn consumer(&mut self) -> MpmcConsumer {
+        MpmcConsumer {
+            inner: Boxed::new(self.ring.get().consumer()),
+        }
+    }
+
+    /// Slots completed on behalf of handles that died holding them.
+    #[getter]
+    fn recovered_slots(&mut self) -> u64 {
+        self.ring.get().recovered_slots()
+    }
+}
+
+/// A producer of an MPMC ring.
+#[pyclass(module = "ringport")]
+struct MpmcProducer {
+    inner: Boxed<mpmc::Producer>,
+}
+
+#[pymethods]
+impl MpmcProducer {
+    /// As `Producer.send`: one message, at most the slot size.
+    #[pyo3(signature = (data, timeout = None))]
+    fn send(
+        &mut self,
+        py: Python<'_>,
+        data: &Bound<'_, PyAny>,
+        timeout: Option<f64>,
+    ) -> PyResult<bool> {
+        let wait = wait_of(timeout)?;
+        let producer = self.inner.get()?;
+        let sent = with_bytes(data, |bytes| match wait {
+            Wait::Try => producer.try_send(bytes),
+            Wait::Block => py.allow_threads(|| producer.send(bytes)),
+            Wait::For(t) => py.allow_threads(|| producer.send_timeout(bytes, t)),
+        })?;
+        match sent {
+            Ok(()) => Ok(true),
+            Err(Error::Full) => Ok(false),
+            Err(e) => Err(py_err(e)),
+        }
+    }
+}
+
+/// A consumer of an MPMC ring.
+#[pyclass(module = "ringport")]
+struct MpmcConsumer {
+    inner: Boxed<mpmc::Consumer>,
+}
+
+#[pymethods]
+impl MpmcConsumer {
+    /// As `Consumer.recv`: the next message in place.
+    #[pyo3(signature = (timeout = None))]
+    fn recv(slf: Bound<'_, Self>, timeout: Option<f64>) -> PyResult<Option<Frame>> {
+        let py = slf.py();
+        let wait = wait_of(timeout)?;
+        let mut this = slf.borrow_mut();
+        let busy = Arc::clone(&this.inner.busy);
+        // SAFETY: marked busy by `frame` below, and the frame holds `slf`.
+        let consumer = unsafe { this.inner.lend()? };
+        let got = match wait {
+            Wait::Try => consumer.try_recv(),
+            Wait::Block => py.allow_threads(|| consumer.recv()),
+            Wait::For(t) => py.allow_threads(|| consumer.recv_timeout(t)),
+        };
+        drop(this);
+        match got {
+            Ok(grant) => Ok(Some(frame(
+                slf.into_any().unbind(),
+                &busy,
+                Grant::Mpmc(grant),
+            ))),
+            Err(Error::Empty) => Ok(None),
+            Err(e) => Err(py_err(e)),
+        }
+    }
+}
+
+/// A listener for Channels at a path (`@NAME`: an abstract socket).
+#[pyclass(module = "ringport")]
+struct Listener {
+    listener: RListener,
+}
+
+#[pymethods]
+impl Listener {
+    #[new]
+    fn new(path: &str) -> PyResult<Listener> {
+        Ok(Listener {
+            listener: RListener::bind(path).or_py()?,
+        })
+    }
+
+    /// The next client's channel (`timeout` in seconds, None: wait).
+    #[pyo3(signature = (timeout = None))]
+    fn accept(&mut self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Channel> {
+        let listener = &self.listener;
+        let channel = match wait_of(timeout)? {
+            Wait::Block => py.allow_threads(|| listener.accept()),
+            Wait::Try => listener.accept_timeout(Duration::ZERO),
+            Wait::For(t) => py.allow_threads(|| listener.accept_timeout(t)),
+        }
+        .or_py()?;
+        Ok(Channel { channel })
+    }
+}
+
+/// Messages between two processes: a Unix socket, then shared rings when the traffic pays.
+#[pyclass(module = "ringport")]
+struct Channel {
+    channel: RChannel,
+}
+
+#[pymethods]
+impl Channel {
+    /// Connects to the listener at `path`.
+    #[staticmethod]
+    fn connect(path: &str) -> PyResult<Channel> {
+        Ok(Channel {
+            channel: RChannel::connect(path).or_py()?,
+        })
+    }
+
+    /// Sends `data` (any buffer) as one message.
+    fn send(&mut self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        let channel = &mut self.channel;
+        with_bytes(data, |bytes| py.allow_threads(|| channel.send(bytes)))?.or_py()
+    }
+
+    /// The next message as `bytes` (`timeout`: None waits, 0 tries once; None when it tried
+    /// and nothing was there). `PeerGone` once the peer closed and all was received.
+    #[pyo3(signature = (timeout = None))]
+    fn recv(&mut self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<PyObject>> {
+        let wait = wait_of(timeout)?;
+        let channel = &mut self.channel;
+        let mut buf = Vec::new();
+        let got = match wait {
+            Wait::Try => channel.try_recv(&mut buf),
+            Wait::Block => py.allow_threads(|| channel.recv(&mut buf)),
+            Wait::For(t) => py.allow_threads(|| channel.recv_timeout(&mut buf, t)),
+        };
+        match got {
+            Ok(_) => Ok(Some(
+                pyo3::types::PyBytes::new(py, &buf).into_any().unbind(),
+            )),
+            Err(Error::Empty) => Ok(None),
+            Err(e) => Err(py_err(e)),
+        }
+    }
+}
+
+/// Removes a named segment (what a creator with keep_segment=True left).
+#[pyfunction]
+fn remove_segment(location: &str) -> PyResult<()> {
+    let loc = ringport::Location::parse(location).or_py()?;
+    ringport::remove_segment(loc).or_py()
+}
+
+#[pymodule]
+fn _ringport(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Producer>()?;
+    m.add_class::<Consumer>()?;
+    m.add_class::<Frame>()?;
+    m.add_class::<MpmcRing>()?;
+    m.add_class::<MpmcProducer>()?;
+    m.add_class::<MpmcConsumer>()?;
+    m.add_class::<Listener>()?;
+    m.add_class::<Channel>()?;
+    m.add_function(wrap_pyfunction!(remove_segment, m)?)?;
+    m.add("RingportError", m.py().get_type::<RingportError>())?;
+    m.add("PeerGone", m.py().get_type::<PeerGone>())?;
+    m.add("Corrupted", m.py().get_type::<Corrupted>())?;
+    Ok(())
+}
