@@ -151,6 +151,33 @@ impl Handled for SpscConsumer {
 
 // ---- making and freeing ----
 
+/// Makes or opens a named ring's endpoint with `make` and gives its handle in `*out_id`.
+///
+/// # Safety
+/// `location` a NUL-terminated string; `options` null or valid; `out_id` valid for a write.
+unsafe fn named<E: 'static, G: 'static>(
+    location: *const c_char,
+    options: *const RpSpscOptions,
+    out_id: *mut u64,
+    make: impl FnOnce(SpscOptions, Location) -> ringport::Result<E>,
+) -> RpStatus
+where
+    Holder<E, G>: Handled,
+{
+    guard(|| {
+        // SAFETY: forwarded from the caller's contract.
+        let (loc, opts, out) = unsafe {
+            (
+                self::location(location)?,
+                spsc_options(options)?,
+                out(out_id, "out")?,
+            )
+        };
+        *out = handles::insert(Holder::<E, G>::new(make(opts, loc).or_status()?))?;
+        Ok(())
+    })
+}
+
 /// Creates a named ring (`location`: `NAME`, `sysv:KEY`, `file:PATH` or `@NAME`) and takes its
 /// producer role. `options` may be null (the defaults).
 ///
@@ -162,19 +189,12 @@ pub unsafe extern "C" fn rp_spsc_create_producer(
     options: *const RpSpscOptions,
     out_producer: *mut RpProducer,
 ) -> RpStatus {
-    guard(|| {
-        // SAFETY: forwarded from the caller's contract.
-        let (loc, opts, out) = unsafe {
-            (
-                self::location(location)?,
-                spsc_options(options)?,
-                out(out_producer, "out_producer")?,
-            )
-        };
-        let producer = opts.create_producer(loc).or_status()?;
-        out.id = handles::insert(Holder::new(producer))?;
-        Ok(())
-    })
+    // SAFETY: forwarded from the caller's contract; the handle is a one-field repr(C) struct.
+    unsafe {
+        named::<Producer, WriteGrant<'static>>(location, options, out_producer.cast(), |o, l| {
+            o.create_producer(l)
+        })
+    }
 }
 
 /// Creates a named ring and takes its consumer role.
@@ -187,19 +207,12 @@ pub unsafe extern "C" fn rp_spsc_create_consumer(
     options: *const RpSpscOptions,
     out_consumer: *mut RpConsumer,
 ) -> RpStatus {
-    guard(|| {
-        // SAFETY: forwarded from the caller's contract.
-        let (loc, opts, out) = unsafe {
-            (
-                self::location(location)?,
-                spsc_options(options)?,
-                out(out_consumer, "out_consumer")?,
-            )
-        };
-        let consumer = opts.create_consumer(loc).or_status()?;
-        out.id = handles::insert(Holder::new(consumer))?;
-        Ok(())
-    })
+    // SAFETY: forwarded from the caller's contract; the handle is a one-field repr(C) struct.
+    unsafe {
+        named::<Consumer, ReadGrant<'static>>(location, options, out_consumer.cast(), |o, l| {
+            o.create_consumer(l)
+        })
+    }
 }
 
 /// Opens a named ring another process made and takes its producer role.
@@ -212,19 +225,12 @@ pub unsafe extern "C" fn rp_spsc_open_producer(
     options: *const RpSpscOptions,
     out_producer: *mut RpProducer,
 ) -> RpStatus {
-    guard(|| {
-        // SAFETY: forwarded from the caller's contract.
-        let (loc, opts, out) = unsafe {
-            (
-                self::location(location)?,
-                spsc_options(options)?,
-                out(out_producer, "out_producer")?,
-            )
-        };
-        let producer = opts.open_producer(loc).or_status()?;
-        out.id = handles::insert(Holder::new(producer))?;
-        Ok(())
-    })
+    // SAFETY: forwarded from the caller's contract; the handle is a one-field repr(C) struct.
+    unsafe {
+        named::<Producer, WriteGrant<'static>>(location, options, out_producer.cast(), |o, l| {
+            o.open_producer(l)
+        })
+    }
 }
 
 /// Opens a named ring another process made and takes its consumer role.
@@ -237,19 +243,12 @@ pub unsafe extern "C" fn rp_spsc_open_consumer(
     options: *const RpSpscOptions,
     out_consumer: *mut RpConsumer,
 ) -> RpStatus {
-    guard(|| {
-        // SAFETY: forwarded from the caller's contract.
-        let (loc, opts, out) = unsafe {
-            (
-                self::location(location)?,
-                spsc_options(options)?,
-                out(out_consumer, "out_consumer")?,
-            )
-        };
-        let consumer = opts.open_consumer(loc).or_status()?;
-        out.id = handles::insert(Holder::new(consumer))?;
-        Ok(())
-    })
+    // SAFETY: forwarded from the caller's contract; the handle is a one-field repr(C) struct.
+    unsafe {
+        named::<Consumer, ReadGrant<'static>>(location, options, out_consumer.cast(), |o, l| {
+            o.open_consumer(l)
+        })
+    }
 }
 
 /// Creates an unnamed ring in a sealed memfd and takes its producer role; `*out_fd` is the

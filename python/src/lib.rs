@@ -332,6 +332,100 @@ impl Frame {
     }
 }
 
+/// The copying send of either ring's producer, by how it waits.
+trait Sends: Send {
+    fn send_by(&mut self, data: &[u8], wait: Wait) -> ringport::Result<()>;
+}
+
+macro_rules! sends {
+    ($producer:ty) => {
+        impl Sends for $producer {
+            fn send_by(&mut self, data: &[u8], wait: Wait) -> ringport::Result<()> {
+                match wait {
+                    Wait::Try => self.try_send(data),
+                    Wait::Block => self.send(data),
+                    Wait::For(t) => self.send_timeout(data, t),
+                }
+            }
+        }
+    };
+}
+sends!(spsc::Producer);
+sends!(mpmc::Producer);
+
+/// `send` of either producer class: False when it tried and the ring was full. The GIL is
+/// released while it waits; the producer's object stays borrowed meanwhile, so another
+/// thread's call on it is refused, not run alongside.
+fn send_any<P: Sends>(
+    py: Python<'_>,
+    producer: &mut P,
+    data: &Bound<'_, PyAny>,
+    timeout: Option<f64>,
+) -> PyResult<bool> {
+    let wait = wait_of(timeout)?;
+    let sent = with_bytes(data, |bytes| match wait {
+        Wait::Try => producer.send_by(bytes, wait),
+        _ => py.allow_threads(|| producer.send_by(bytes, wait)),
+    })?;
+    match sent {
+        Ok(()) => Ok(true),
+        Err(Error::Full) => Ok(false),
+        Err(e) => Err(py_err(e)),
+    }
+}
+
+/// The in-place receive of either ring's consumer, by how it waits.
+trait Receives: Send + 'static {
+    fn recv_by(&'static mut self, wait: Wait) -> ringport::Result<Grant>;
+}
+
+macro_rules! receives {
+    ($consumer:ty, $variant:ident) => {
+        impl Receives for $consumer {
+            fn recv_by(&'static mut self, wait: Wait) -> ringport::Result<Grant> {
+                match wait {
+                    Wait::Try => self.try_recv(),
+                    Wait::Block => self.recv(),
+                    Wait::For(t) => self.recv_timeout(t),
+                }
+                .map(Grant::$variant)
+            }
+        }
+    };
+}
+receives!(spsc::Consumer, Spsc);
+receives!(mpmc::Consumer, Mpmc);
+
+/// `recv` of either consumer class: the next frame in place, None when it tried and the ring
+/// was empty.
+fn recv_any<C, T>(
+    slf: Bound<'_, T>,
+    timeout: Option<f64>,
+    inner: impl FnOnce(&mut T) -> &mut Boxed<C>,
+) -> PyResult<Option<Frame>>
+where
+    C: Receives,
+    T: pyo3::PyClass<Frozen = pyo3::pyclass::boolean_struct::False>,
+{
+    let py = slf.py();
+    let wait = wait_of(timeout)?;
+    let mut this = slf.borrow_mut();
+    let boxed = inner(&mut this);
+    let busy = Arc::clone(&boxed.busy);
+    // SAFETY: marked busy by `frame` below, and the frame holds `slf`.
+    let consumer = unsafe { boxed.lend()? };
+    let got = match wait {
+        Wait::Try => consumer.recv_by(wait),
+        _ => py.allow_threads(|| consumer.recv_by(wait)),
+    };
+    drop(this);
+    match got {
+        Ok(grant) => Ok(Some(frame(slf.into_any().unbind(), &busy, grant))),
+        Err(Error::Empty) => Ok(None),
+        Err(e) => Err(py_err(e)),
+    }
+}
+
 /// Makes a frame of `grant`, which borrows `owner`'s endpoint (marked busy here).
 fn frame(owner: PyObject, busy: &Arc<AtomicBool>, grant: Grant) -> Frame {
     busy.store(true, Ordering::Relaxed);
@@ -418,20 +512,7 @@ impl Producer {
         data: &Bound<'_, PyAny>,
         timeout: Option<f64>,
     ) -> PyResult<bool> {
-        let wait = wait_of(timeout)?;
-        let producer = self.inner.get()?;
-        // While the GIL is released, this object stays borrowed: another thread's call on it
-        // is refused, not run alongside.
-        let sent = with_bytes(data, |bytes| match wait {
-            Wait::Try => producer.try_send(bytes),
-            Wait::Block => py.allow_threads(|| producer.send(bytes)),
-            Wait::For(t) => py.allow_threads(|| producer.send_timeout(bytes, t)),
-        })?;
-        match sent {
-            Ok(()) => Ok(true),
-            Err(Error::Full) => Ok(false),
-            Err(e) => Err(py_err(e)),
-        }
+        send_any(py, self.inner.get()?, data, timeout)
     }
 
     /// The data area and the largest frame, in bytes.
@@ -492,27 +573,7 @@ impl Consumer {
     /// was empty. `PeerGone` once the producer has gone and everything it sent was received.
     #[pyo3(signature = (timeout = None))]
     fn recv(slf: Bound<'_, Self>, timeout: Option<f64>) -> PyResult<Option<Frame>> {
-        let py = slf.py();
-        let wait = wait_of(timeout)?;
-        let mut this = slf.borrow_mut();
-        let busy = Arc::clone(&this.inner.busy);
-        // SAFETY: marked busy by `frame` below, and the frame holds `slf`.
-        let consumer = unsafe { this.inner.lend()? };
-        let got = match wait {
-            Wait::Try => consumer.try_recv(),
-            Wait::Block => py.allow_threads(|| consumer.recv()),
-            Wait::For(t) => py.allow_threads(|| consumer.recv_timeout(t)),
-        };
-        drop(this);
-        match got {
-            Ok(grant) => Ok(Some(frame(
-                slf.into_any().unbind(),
-                &busy,
-                Grant::Spsc(grant),
-            ))),
-            Err(Error::Empty) => Ok(None),
-            Err(e) => Err(py_err(e)),
-        }
+        recv_any(slf, timeout, |c: &mut Self| &mut c.inner)
     }
 
     /// The next frame, copied into a `bytes` (None when it tried and the ring was empty).
@@ -624,18 +685,7 @@ impl MpmcProducer {
         data: &Bound<'_, PyAny>,
         timeout: Option<f64>,
     ) -> PyResult<bool> {
-        let wait = wait_of(timeout)?;
-        let producer = self.inner.get()?;
-        let sent = with_bytes(data, |bytes| match wait {
-            Wait::Try => producer.try_send(bytes),
-            Wait::Block => py.allow_threads(|| producer.send(bytes)),
-            Wait::For(t) => py.allow_threads(|| producer.send_timeout(bytes, t)),
-        })?;
-        match sent {
-            Ok(()) => Ok(true),
-            Err(Error::Full) => Ok(false),
-            Err(e) => Err(py_err(e)),
-        }
+        send_any(py, self.inner.get()?, data, timeout)
     }
 }
 
@@ -650,27 +700,7 @@ impl MpmcConsumer {
     /// As `Consumer.recv`: the next message in place.
     #[pyo3(signature = (timeout = None))]
     fn recv(slf: Bound<'_, Self>, timeout: Option<f64>) -> PyResult<Option<Frame>> {
-        let py = slf.py();
-        let wait = wait_of(timeout)?;
-        let mut this = slf.borrow_mut();
-        let busy = Arc::clone(&this.inner.busy);
-        // SAFETY: marked busy by `frame` below, and the frame holds `slf`.
-        let consumer = unsafe { this.inner.lend()? };
-        let got = match wait {
-            Wait::Try => consumer.try_recv(),
-            Wait::Block => py.allow_threads(|| consumer.recv()),
-            Wait::For(t) => py.allow_threads(|| consumer.recv_timeout(t)),
-        };
-        drop(this);
-        match got {
-            Ok(grant) => Ok(Some(frame(
-                slf.into_any().unbind(),
-                &busy,
-                Grant::Mpmc(grant),
-            ))),
-            Err(Error::Empty) => Ok(None),
-            Err(e) => Err(py_err(e)),
-        }
+        recv_any(slf, timeout, |c: &mut Self| &mut c.inner)
     }
 }
 
