@@ -172,3 +172,10 @@ def test_mpmc_and_channel_across_processes(name):
         assert channel.recv(timeout=10) == message[::-1]
     del channel
     assert p.wait(timeout=10) == 0
+
+
+def test_the_numpy_example_runs():
+    example = os.path.join(os.path.dirname(__file__), "..", "examples", "numpy_frames.py")
+    out = subprocess.run([sys.executable, example], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "1000 frames of 4096 samples read in place" in out.stdout
