@@ -215,16 +215,7 @@ fn every_mechanism_gives_figures_and_ratios_to_the_baseline() {
     );
 
     std::fs::remove_dir_all(&dir).unwrap();
-    assert_eq!(
-        shm_entries(),
-        shm_before,
-        "the bench left something in /dev/shm"
-    );
-    let left: Vec<String> = sysv_objects()
-        .into_iter()
-        .filter(|o| !sysv_before.contains(o))
-        .collect();
-    assert!(left.is_empty(), "the bench left System V objects: {left:?}");
+    assert_left_as_found(&shm_before, &sysv_before);
 }
 
 #[test]
@@ -299,6 +290,20 @@ fn the_list_says_what_each_mechanism_does() {
         assert!(line.contains(words), "{line}");
     }
     assert_eq!(list.lines().count(), 18, "{list}");
+}
+
+/// Fails if /dev/shm or the System V objects are not as they were before the run.
+fn assert_left_as_found(shm_before: &[String], sysv_before: &[String]) {
+    assert_eq!(
+        shm_entries(),
+        shm_before,
+        "the bench left something in /dev/shm"
+    );
+    let left: Vec<String> = sysv_objects()
+        .into_iter()
+        .filter(|o| !sysv_before.contains(o))
+        .collect();
+    assert!(left.is_empty(), "the bench left System V objects: {left:?}");
 }
 
 /// The System V objects (queues, segments, semaphore sets) with their ids: what a run must
@@ -571,17 +576,5 @@ fn copy_versus_map_sets_up_every_kind_of_shared_memory_against_a_socket() {
             }
         }
     }
-    assert_eq!(
-        shm_entries(),
-        shm_before,
-        "the bench left something in /dev/shm"
-    );
-    let left: Vec<String> = sysv_objects()
-        .into_iter()
-        .filter(|o| !sysv_before.contains(o))
-        .collect();
-    assert!(
-        left.is_empty(),
-        "the bench left System V segments: {left:?}"
-    );
+    assert_left_as_found(&shm_before, &sysv_before);
 }
