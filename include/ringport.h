@@ -289,7 +289,7 @@ RpStatus rp_listener_free(RpListener listener);
 RpStatus rp_channel_connect(const char *path,
                             RpChannel *out_channel);
 
-// Closes the channel (the peer's receives end with `RP_PEER_GONE` after what was sent).
+// Closes the channel (the peer's receives end with `RP_STATUS_PEER_GONE` after what was sent).
 RpStatus rp_channel_free(RpChannel channel);
 
 // Sends `len` bytes as one message, waiting while the path is full.
@@ -309,7 +309,7 @@ RpStatus rp_channel_send_timeout(RpChannel channel,
                                  size_t len,
                                  uint64_t timeout_ns);
 
-// Receives the next message, failing at once with `RP_EMPTY`: `*out_data` and `*out_len` are
+// Receives the next message, failing at once with `RP_STATUS_EMPTY`: `*out_data` and `*out_len` are
 // its bytes, in the handle's buffer, valid until the handle's next call.
 //
 // # Safety
@@ -385,7 +385,7 @@ RpStatus rp_mpmc_producer_free(RpMpmcProducer producer);
 RpStatus rp_mpmc_consumer_free(RpMpmcConsumer consumer);
 
 // Claims a slot for a message of `len` bytes (at most the slot size), failing at once with
-// `RP_FULL`; `*out_data` is where to write it. Then commit or abort.
+// `RP_STATUS_FULL`; `*out_data` is where to write it. Then commit or abort.
 //
 // # Safety
 // `out_data` valid for a write; the bytes are the caller's until the commit or abort.
@@ -418,7 +418,7 @@ RpStatus rp_mpmc_commit(RpMpmcProducer producer,
 // Drops the reservation.
 RpStatus rp_mpmc_abort(RpMpmcProducer producer);
 
-// Copies `len` bytes into a slot as one message, failing at once with `RP_FULL`.
+// Copies `len` bytes into a slot as one message, failing at once with `RP_STATUS_FULL`.
 //
 // # Safety
 // `data` valid for reads of `len` bytes.
@@ -443,7 +443,7 @@ RpStatus rp_mpmc_send_timeout(RpMpmcProducer producer,
                               size_t len,
                               uint64_t timeout_ns);
 
-// Takes the next message in place, failing at once with `RP_EMPTY`; valid until
+// Takes the next message in place, failing at once with `RP_STATUS_EMPTY`; valid until
 // `rp_mpmc_release`.
 //
 // # Safety
@@ -472,8 +472,8 @@ RpStatus rp_mpmc_recv_timeout(RpMpmcConsumer consumer,
 // Hands the message's slot back.
 RpStatus rp_mpmc_release(RpMpmcConsumer consumer);
 
-// Copies the next message into `buf`, failing at once with `RP_EMPTY`; one larger than `buf`
-// is `RP_BUFFER_TOO_SMALL` (its length in `*out_len`) and is kept for the next call.
+// Copies the next message into `buf`, failing at once with `RP_STATUS_EMPTY`; one larger than `buf`
+// is `RP_STATUS_BUFFER_TOO_SMALL` (its length in `*out_len`) and is kept for the next call.
 //
 // # Safety
 // `buf` valid for writes of `capacity` bytes; `out_len` for a write.
@@ -566,7 +566,7 @@ RpStatus rp_producer_free(RpProducer producer);
 // Frees a consumer handle (a held frame is released).
 RpStatus rp_consumer_free(RpConsumer consumer);
 
-// Reserves room for a frame of `len` bytes, failing at once with `RP_FULL`; `*out_data` is
+// Reserves room for a frame of `len` bytes, failing at once with `RP_STATUS_FULL`; `*out_data` is
 // where to write it. Then `rp_producer_commit` or `rp_producer_abort`.
 //
 // # Safety
@@ -584,7 +584,7 @@ RpStatus rp_producer_reserve(RpProducer producer,
                              size_t len,
                              uint8_t **out_data);
 
-// As [`rp_producer_reserve`], for at most `timeout_ns` (then `RP_TIMEOUT`).
+// As [`rp_producer_reserve`], for at most `timeout_ns` (then `RP_STATUS_TIMEOUT`).
 //
 // # Safety
 // As [`rp_producer_try_reserve`].
@@ -594,14 +594,14 @@ RpStatus rp_producer_reserve_timeout(RpProducer producer,
                                      uint8_t **out_data);
 
 // Publishes the first `len` bytes of the reservation as a frame (`len` 0 aborts it); more
-// than was reserved is `RP_INVALID_LENGTH` and the reservation stays.
+// than was reserved is `RP_STATUS_INVALID_LENGTH` and the reservation stays.
 RpStatus rp_producer_commit(RpProducer producer,
                             size_t len);
 
 // Drops the reservation: the consumer sees nothing of it.
 RpStatus rp_producer_abort(RpProducer producer);
 
-// Copies `len` bytes at `data` into the ring as one frame, failing at once with `RP_FULL`.
+// Copies `len` bytes at `data` into the ring as one frame, failing at once with `RP_STATUS_FULL`.
 //
 // # Safety
 // `data` valid for reads of `len` bytes.
@@ -627,7 +627,7 @@ RpStatus rp_producer_send_timeout(RpProducer producer,
                                   uint64_t timeout_ns);
 
 // Copies the `count` frames at `frames` into the ring, as many as fit, published together;
-// `*out_sent` says how many. `RP_FULL` if none fit.
+// `*out_sent` says how many. `RP_STATUS_FULL` if none fit.
 //
 // # Safety
 // `frames` valid for `count` buffers, each valid for its length; `out_sent` for a write.
@@ -645,7 +645,7 @@ RpStatus rp_producer_send_many(RpProducer producer,
                                size_t count,
                                size_t *out_sent);
 
-// Borrows the next frame in place, failing at once with `RP_EMPTY`: `*out_data` and
+// Borrows the next frame in place, failing at once with `RP_STATUS_EMPTY`: `*out_data` and
 // `*out_len` are its bytes, valid until `rp_consumer_release` (or the handle's free).
 //
 // # Safety
@@ -654,7 +654,7 @@ RpStatus rp_consumer_try_recv(RpConsumer consumer,
                               const uint8_t **out_data,
                               size_t *out_len);
 
-// As [`rp_consumer_try_recv`], waiting for a frame (`RP_PEER_GONE` once the producer has gone
+// As [`rp_consumer_try_recv`], waiting for a frame (`RP_STATUS_PEER_GONE` once the producer has gone
 // and everything it committed was received).
 //
 // # Safety
@@ -675,8 +675,8 @@ RpStatus rp_consumer_recv_timeout(RpConsumer consumer,
 // Hands the borrowed frame back to the producer.
 RpStatus rp_consumer_release(RpConsumer consumer);
 
-// Copies the next frame into `buf` (`capacity` bytes), failing at once with `RP_EMPTY`;
-// `*out_len` is its length. A frame larger than `buf` is `RP_BUFFER_TOO_SMALL` with its length
+// Copies the next frame into `buf` (`capacity` bytes), failing at once with `RP_STATUS_EMPTY`;
+// `*out_len` is its length. A frame larger than `buf` is `RP_STATUS_BUFFER_TOO_SMALL` with its length
 // in `*out_len`, and is kept for the next copying receive.
 //
 // # Safety
@@ -706,7 +706,7 @@ RpStatus rp_consumer_recv_into_timeout(RpConsumer consumer,
                                        size_t *out_len);
 
 // Calls `on_frame` on up to `max` frames in place and releases them together, failing at once
-// with `RP_EMPTY`; `*out_count` says how many.
+// with `RP_STATUS_EMPTY`; `*out_count` says how many.
 //
 // # Safety
 // `on_frame` a valid function; `out_count` valid for a write.
@@ -748,7 +748,7 @@ RpStatus rp_producer_wait_for_peer(RpProducer producer,
 RpStatus rp_consumer_wait_for_peer(RpConsumer consumer,
                                    uint64_t timeout_ns);
 
-// The producer's waits, sleeps and barriers so far (`RP_GRANT_OUTSTANDING` while a
+// The producer's waits, sleeps and barriers so far (`RP_STATUS_GRANT_OUTSTANDING` while a
 // reservation is: so for the sizes).
 //
 // # Safety
@@ -782,7 +782,8 @@ RpStatus rp_ring_stat(const char *location,
 // pointer is valid until this thread's next ringport call.
 const char *rp_last_error(void);
 
-// The name of a status code, for messages ("RP_FULL"), as a static string.
+// The name of a status code as the header spells it ("RP_STATUS_FULL"), as a static string;
+// "RP_STATUS_UNKNOWN" for a number that is no status.
 const char *rp_status_name(int32_t status);
 
 // Takes the rings the driver passed in the environment (`RINGPORT_HARNESS`).
@@ -792,7 +793,7 @@ const char *rp_status_name(int32_t status);
 RpStatus rp_target_from_env(RpTarget *out_target);
 
 // Waits for the next case: its bytes, in place, valid until `rp_target_finish`, and its id.
-// `RP_PEER_GONE` when the driver is done.
+// `RP_STATUS_PEER_GONE` when the driver is done.
 //
 // # Safety
 // The out-pointers valid for writes (`out_id` may be null).

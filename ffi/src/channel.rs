@@ -127,7 +127,7 @@ pub unsafe extern "C" fn rp_channel_connect(
     })
 }
 
-/// Closes the channel (the peer's receives end with `RP_PEER_GONE` after what was sent).
+/// Closes the channel (the peer's receives end with `RP_STATUS_PEER_GONE` after what was sent).
 #[no_mangle]
 pub extern "C" fn rp_channel_free(channel: RpChannel) -> RpStatus {
     guard(|| handles::remove::<ChannelHandle>(channel.id).map(drop))
@@ -192,7 +192,7 @@ fn recv(channel: RpChannel, out_data: *mut *const u8, out_len: *mut usize, wait:
     })
 }
 
-/// Receives the next message, failing at once with `RP_EMPTY`: `*out_data` and `*out_len` are
+/// Receives the next message, failing at once with `RP_STATUS_EMPTY`: `*out_data` and `*out_len` are
 /// its bytes, in the handle's buffer, valid until the handle's next call.
 ///
 /// # Safety

@@ -30,12 +30,12 @@ pub unsafe fn out<'a, T>(ptr: *mut T, what: &str) -> Result<&'a mut T, RpStatus>
         .ok_or_else(|| fail(RpStatus::InvalidArgument, &format!("{what} is null")))
 }
 
-/// The `len` bytes at `ptr` (which may be null when `len` is 0).
+/// The `len` values at `ptr` (which may be null when `len` is 0).
 ///
 /// # Safety
-/// `ptr` is null or valid for reads of `len` bytes for the call.
+/// `ptr` is null or valid for reads of `len` values of `T` for the call.
 #[inline]
-pub unsafe fn bytes<'a>(ptr: *const u8, len: usize) -> Result<&'a [u8], RpStatus> {
+pub unsafe fn slice<'a, T>(ptr: *const T, len: usize) -> Result<&'a [T], RpStatus> {
     if ptr.is_null() {
         return if len == 0 {
             Ok(&[])
@@ -46,8 +46,18 @@ pub unsafe fn bytes<'a>(ptr: *const u8, len: usize) -> Result<&'a [u8], RpStatus
             ))
         };
     }
-    // SAFETY: non-null, valid for `len` bytes by the caller's contract.
+    // SAFETY: non-null, valid for `len` values by the caller's contract.
     Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
+}
+
+/// The `len` bytes at `ptr` (which may be null when `len` is 0).
+///
+/// # Safety
+/// As [`slice`].
+#[inline]
+pub unsafe fn bytes<'a>(ptr: *const u8, len: usize) -> Result<&'a [u8], RpStatus> {
+    // SAFETY: forwarded.
+    unsafe { slice(ptr, len) }
 }
 
 /// The `len` bytes at `ptr` to write (which may be null when `len` is 0).

@@ -127,7 +127,10 @@ fn live<T: Handled>(id: u64) -> Result<(&'static Slot, *mut T), RpStatus> {
         Some(slot) if id != 0 => slot,
         _ => return Err(invalid::<T>(id)),
     };
-    // Acquire: pairs with `insert`'s Release store.
+    // Acquire: pairs with `insert`'s Release store, so the object and kind it published are
+    // seen. Relaxed for the generation and kind: they change only under the FREE lock, in
+    // `insert` (before that Release) and in `remove`, which never runs alongside a call on the
+    // same handle (the header's rule); a stale handle's generation differs whatever the order.
     let object = slot.object.load(Ordering::Acquire);
     if object.is_null()
         || slot.generation.load(Ordering::Relaxed) != generation

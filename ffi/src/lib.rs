@@ -6,11 +6,11 @@
 //!   outcomes (full, empty, timed out, the peer gone), a negative one for an error, whose
 //!   message `rp_last_error()` gives (per thread, until the thread's next call).
 //! - Handles are 64-bit ids checked on every call: a null, freed or made-up handle, or one of
-//!   another type, is `RP_INVALID_HANDLE`, never a use of freed memory. Calls on one handle must
+//!   another type, is `RP_STATUS_INVALID_HANDLE`, never a use of freed memory. Calls on one handle must
 //!   not overlap; a handle may move between threads.
 //! - Grants: a reservation (or a borrowed frame) is held by its handle until committed, aborted
 //!   or released; its bytes are the caller's until then and no longer.
-//! - No panic crosses the boundary (`RP_PANIC`).
+//! - No panic crosses the boundary (`RP_STATUS_PANIC`).
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 

@@ -263,7 +263,7 @@ pub extern "C" fn rp_mpmc_consumer_free(consumer: RpMpmcConsumer) -> RpStatus {
 }
 
 /// Claims a slot for a message of `len` bytes (at most the slot size), failing at once with
-/// `RP_FULL`; `*out_data` is where to write it. Then commit or abort.
+/// `RP_STATUS_FULL`; `*out_data` is where to write it. Then commit or abort.
 ///
 /// # Safety
 /// `out_data` valid for a write; the bytes are the caller's until the commit or abort.
@@ -316,7 +316,7 @@ pub extern "C" fn rp_mpmc_abort(producer: RpMpmcProducer) -> RpStatus {
     endpoints::drop_grant::<Producer, WriteGrant<'static>>(producer.id)
 }
 
-/// Copies `len` bytes into a slot as one message, failing at once with `RP_FULL`.
+/// Copies `len` bytes into a slot as one message, failing at once with `RP_STATUS_FULL`.
 ///
 /// # Safety
 /// `data` valid for reads of `len` bytes.
@@ -356,7 +356,7 @@ pub unsafe extern "C" fn rp_mpmc_send_timeout(
     endpoints::send::<Producer>(producer.id, data, len, Wait::For(nanos(timeout_ns)))
 }
 
-/// Takes the next message in place, failing at once with `RP_EMPTY`; valid until
+/// Takes the next message in place, failing at once with `RP_STATUS_EMPTY`; valid until
 /// `rp_mpmc_release`.
 ///
 /// # Safety
@@ -403,8 +403,8 @@ pub extern "C" fn rp_mpmc_release(consumer: RpMpmcConsumer) -> RpStatus {
     endpoints::drop_grant::<Consumer, ReadGrant<'static>>(consumer.id)
 }
 
-/// Copies the next message into `buf`, failing at once with `RP_EMPTY`; one larger than `buf`
-/// is `RP_BUFFER_TOO_SMALL` (its length in `*out_len`) and is kept for the next call.
+/// Copies the next message into `buf`, failing at once with `RP_STATUS_EMPTY`; one larger than `buf`
+/// is `RP_STATUS_BUFFER_TOO_SMALL` (its length in `*out_len`) and is kept for the next call.
 ///
 /// # Safety
 /// `buf` valid for writes of `capacity` bytes; `out_len` for a write.

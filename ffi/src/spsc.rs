@@ -9,7 +9,7 @@ use ringport::spsc::{Consumer, Producer, ReadGrant, WriteGrant};
 use ringport::{Location, SpscOptions};
 
 use crate::common::{peer_status, Holder, RpPeerStatus, RpWaitStats, Wait};
-use crate::cptr::{bytes, nanos, out, string};
+use crate::cptr::{bytes, nanos, out, slice, string};
 use crate::endpoints::{self, endpoint_impls};
 use crate::handles::{self, Handled, Kind};
 use crate::status::{fail, guard, OrStatus, RpStatus};
@@ -318,7 +318,7 @@ pub extern "C" fn rp_consumer_free(consumer: RpConsumer) -> RpStatus {
 
 // ---- the producer ----
 
-/// Reserves room for a frame of `len` bytes, failing at once with `RP_FULL`; `*out_data` is
+/// Reserves room for a frame of `len` bytes, failing at once with `RP_STATUS_FULL`; `*out_data` is
 /// where to write it. Then `rp_producer_commit` or `rp_producer_abort`.
 ///
 /// # Safety
@@ -346,7 +346,7 @@ pub unsafe extern "C" fn rp_producer_reserve(
     endpoints::reserve::<Producer>(producer.id, len, out_data, Wait::Block)
 }
 
-/// As [`rp_producer_reserve`], for at most `timeout_ns` (then `RP_TIMEOUT`).
+/// As [`rp_producer_reserve`], for at most `timeout_ns` (then `RP_STATUS_TIMEOUT`).
 ///
 /// # Safety
 /// As [`rp_producer_try_reserve`].
@@ -361,7 +361,7 @@ pub unsafe extern "C" fn rp_producer_reserve_timeout(
 }
 
 /// Publishes the first `len` bytes of the reservation as a frame (`len` 0 aborts it); more
-/// than was reserved is `RP_INVALID_LENGTH` and the reservation stays.
+/// than was reserved is `RP_STATUS_INVALID_LENGTH` and the reservation stays.
 #[no_mangle]
 pub extern "C" fn rp_producer_commit(producer: RpProducer, len: usize) -> RpStatus {
     endpoints::commit::<Producer>(producer.id, len)
@@ -373,7 +373,7 @@ pub extern "C" fn rp_producer_abort(producer: RpProducer) -> RpStatus {
     endpoints::drop_grant::<Producer, WriteGrant<'static>>(producer.id)
 }
 
-/// Copies `len` bytes at `data` into the ring as one frame, failing at once with `RP_FULL`.
+/// Copies `len` bytes at `data` into the ring as one frame, failing at once with `RP_STATUS_FULL`.
 ///
 /// # Safety
 /// `data` valid for reads of `len` bytes.
@@ -432,22 +432,7 @@ fn send_many(
 ) -> RpStatus {
     guard(|| {
         // SAFETY: valid for `count` buffers and a write, by the caller's contract.
-        let (frames, sent) = unsafe {
-            (
-                std::slice::from_raw_parts(
-                    if count == 0 {
-                        std::ptr::NonNull::dangling().as_ptr()
-                    } else {
-                        frames
-                    },
-                    if frames.is_null() { 0 } else { count },
-                ),
-                out(out_sent, "out_sent")?,
-            )
-        };
-        if frames.len() != count {
-            return Err(fail(RpStatus::InvalidArgument, "frames is null"));
-        }
+        let (frames, sent) = unsafe { (slice(frames, count)?, out(out_sent, "out_sent")?) };
         *sent = 0;
         handles::with::<SpscProducer, _>(producer.id, |p| {
             let inner = p.endpoint()?;
@@ -490,7 +475,7 @@ fn send_many(
 }
 
 /// Copies the `count` frames at `frames` into the ring, as many as fit, published together;
-/// `*out_sent` says how many. `RP_FULL` if none fit.
+/// `*out_sent` says how many. `RP_STATUS_FULL` if none fit.
 ///
 /// # Safety
 /// `frames` valid for `count` buffers, each valid for its length; `out_sent` for a write.
@@ -520,7 +505,7 @@ pub unsafe extern "C" fn rp_producer_send_many(
 
 // ---- the consumer ----
 
-/// Borrows the next frame in place, failing at once with `RP_EMPTY`: `*out_data` and
+/// Borrows the next frame in place, failing at once with `RP_STATUS_EMPTY`: `*out_data` and
 /// `*out_len` are its bytes, valid until `rp_consumer_release` (or the handle's free).
 ///
 /// # Safety
@@ -534,7 +519,7 @@ pub unsafe extern "C" fn rp_consumer_try_recv(
     endpoints::recv::<Consumer>(consumer.id, out_data, out_len, Wait::Try)
 }
 
-/// As [`rp_consumer_try_recv`], waiting for a frame (`RP_PEER_GONE` once the producer has gone
+/// As [`rp_consumer_try_recv`], waiting for a frame (`RP_STATUS_PEER_GONE` once the producer has gone
 /// and everything it committed was received).
 ///
 /// # Safety
@@ -568,8 +553,8 @@ pub extern "C" fn rp_consumer_release(consumer: RpConsumer) -> RpStatus {
     endpoints::drop_grant::<Consumer, ReadGrant<'static>>(consumer.id)
 }
 
-/// Copies the next frame into `buf` (`capacity` bytes), failing at once with `RP_EMPTY`;
-/// `*out_len` is its length. A frame larger than `buf` is `RP_BUFFER_TOO_SMALL` with its length
+/// Copies the next frame into `buf` (`capacity` bytes), failing at once with `RP_STATUS_EMPTY`;
+/// `*out_len` is its length. A frame larger than `buf` is `RP_STATUS_BUFFER_TOO_SMALL` with its length
 /// in `*out_len`, and is kept for the next copying receive.
 ///
 /// # Safety
@@ -656,7 +641,7 @@ fn recv_many(
 }
 
 /// Calls `on_frame` on up to `max` frames in place and releases them together, failing at once
-/// with `RP_EMPTY`; `*out_count` says how many.
+/// with `RP_STATUS_EMPTY`; `*out_count` says how many.
 ///
 /// # Safety
 /// `on_frame` a valid function; `out_count` valid for a write.
@@ -746,7 +731,7 @@ pub extern "C" fn rp_consumer_wait_for_peer(consumer: RpConsumer, timeout_ns: u6
     })
 }
 
-/// The producer's waits, sleeps and barriers so far (`RP_GRANT_OUTSTANDING` while a
+/// The producer's waits, sleeps and barriers so far (`RP_STATUS_GRANT_OUTSTANDING` while a
 /// reservation is: so for the sizes).
 ///
 /// # Safety

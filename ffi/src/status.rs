@@ -1,5 +1,5 @@
 //! What every call returns: a status code, and on failure a message for this thread
-//! (`rp_last_error`). No panic crosses the boundary: one is caught and becomes `RP_PANIC`.
+//! (`rp_last_error`). No panic crosses the boundary: one is caught and becomes `RP_STATUS_PANIC`.
 
 use std::cell::RefCell;
 use std::ffi::{c_char, CString};
@@ -90,9 +90,6 @@ pub fn from_error(error: Error) -> RpStatus {
 #[cold]
 fn error_status(error: Error) -> RpStatus {
     let status = match error {
-        Error::Full => RpStatus::Full,
-        Error::Empty => RpStatus::Empty,
-        Error::Timeout => RpStatus::Timeout,
         Error::PeerGone(_) => RpStatus::PeerGone,
         Error::InvalidName { .. } | Error::InvalidConfig(_) => RpStatus::InvalidArgument,
         Error::NotFound => RpStatus::NotFound,
@@ -116,7 +113,7 @@ fn error_status(error: Error) -> RpStatus {
         | Error::MessageTooLong { .. } => RpStatus::Limit,
         Error::Protocol(_) => RpStatus::Protocol,
         Error::Unsupported(_) => RpStatus::Unsupported,
-        Error::Os { .. } => RpStatus::Os,
+        // A system call failed (`Error::Os`), or a variant a later version adds.
         _ => RpStatus::Os,
     };
     fail(status, &error.to_string())
@@ -131,7 +128,7 @@ pub fn status_of(result: Result<(), RpStatus>) -> RpStatus {
     }
 }
 
-/// Runs a call's body; a panic becomes `RP_PANIC` with its message.
+/// Runs a call's body; a panic becomes `RP_STATUS_PANIC` with its message.
 #[inline]
 pub fn guard(body: impl FnOnce() -> Result<(), RpStatus>) -> RpStatus {
     match catch_unwind(AssertUnwindSafe(body)) {
@@ -166,63 +163,41 @@ pub extern "C" fn rp_last_error() -> *const c_char {
     LAST_ERROR.with(|last| last.borrow().as_ptr())
 }
 
-/// The name of a status code, for messages ("RP_FULL"), as a static string.
+/// The name of a status code as the header spells it ("RP_STATUS_FULL"), as a static string;
+/// "RP_STATUS_UNKNOWN" for a number that is no status.
 #[no_mangle]
 pub extern "C" fn rp_status_name(status: i32) -> *const c_char {
-    use RpStatus as S;
-    let known = [
-        S::Ok,
-        S::Full,
-        S::Empty,
-        S::Timeout,
-        S::PeerGone,
-        S::BufferTooSmall,
-        S::InvalidArgument,
-        S::InvalidHandle,
-        S::GrantOutstanding,
-        S::NoGrant,
-        S::InvalidLength,
-        S::NotFound,
-        S::AlreadyExists,
-        S::RoleTaken,
-        S::NotARing,
-        S::Corrupted,
-        S::Permission,
-        S::NoSpace,
-        S::Limit,
-        S::Protocol,
-        S::Os,
-        S::Unsupported,
-        S::Panic,
-    ];
-    // Any integer is taken (C may pass one that is no status): matched against the codes.
-    let Some(status) = known.into_iter().find(|s| *s as i32 == status) else {
-        return c"RP_UNKNOWN".as_ptr();
-    };
-    let name: &'static std::ffi::CStr = match status {
-        RpStatus::Ok => c"RP_OK",
-        RpStatus::Full => c"RP_FULL",
-        RpStatus::Empty => c"RP_EMPTY",
-        RpStatus::Timeout => c"RP_TIMEOUT",
-        RpStatus::PeerGone => c"RP_PEER_GONE",
-        RpStatus::BufferTooSmall => c"RP_BUFFER_TOO_SMALL",
-        RpStatus::InvalidArgument => c"RP_INVALID_ARGUMENT",
-        RpStatus::InvalidHandle => c"RP_INVALID_HANDLE",
-        RpStatus::GrantOutstanding => c"RP_GRANT_OUTSTANDING",
-        RpStatus::NoGrant => c"RP_NO_GRANT",
-        RpStatus::InvalidLength => c"RP_INVALID_LENGTH",
-        RpStatus::NotFound => c"RP_NOT_FOUND",
-        RpStatus::AlreadyExists => c"RP_ALREADY_EXISTS",
-        RpStatus::RoleTaken => c"RP_ROLE_TAKEN",
-        RpStatus::NotARing => c"RP_NOT_A_RING",
-        RpStatus::Corrupted => c"RP_CORRUPTED",
-        RpStatus::Permission => c"RP_PERMISSION",
-        RpStatus::NoSpace => c"RP_NO_SPACE",
-        RpStatus::Limit => c"RP_LIMIT",
-        RpStatus::Protocol => c"RP_PROTOCOL",
-        RpStatus::Os => c"RP_OS",
-        RpStatus::Unsupported => c"RP_UNSUPPORTED",
-        RpStatus::Panic => c"RP_PANIC",
-    };
-    name.as_ptr()
+    // Any integer is taken (C may pass one that is no status): looked up, not converted.
+    NAMES
+        .iter()
+        .find(|(s, _)| *s as i32 == status)
+        .map_or(c"RP_STATUS_UNKNOWN", |(_, name)| name)
+        .as_ptr()
 }
+
+/// Every status and its name in the header.
+const NAMES: [(RpStatus, &std::ffi::CStr); 23] = [
+    (RpStatus::Ok, c"RP_STATUS_OK"),
+    (RpStatus::Full, c"RP_STATUS_FULL"),
+    (RpStatus::Empty, c"RP_STATUS_EMPTY"),
+    (RpStatus::Timeout, c"RP_STATUS_TIMEOUT"),
+    (RpStatus::PeerGone, c"RP_STATUS_PEER_GONE"),
+    (RpStatus::BufferTooSmall, c"RP_STATUS_BUFFER_TOO_SMALL"),
+    (RpStatus::InvalidArgument, c"RP_STATUS_INVALID_ARGUMENT"),
+    (RpStatus::InvalidHandle, c"RP_STATUS_INVALID_HANDLE"),
+    (RpStatus::GrantOutstanding, c"RP_STATUS_GRANT_OUTSTANDING"),
+    (RpStatus::NoGrant, c"RP_STATUS_NO_GRANT"),
+    (RpStatus::InvalidLength, c"RP_STATUS_INVALID_LENGTH"),
+    (RpStatus::NotFound, c"RP_STATUS_NOT_FOUND"),
+    (RpStatus::AlreadyExists, c"RP_STATUS_ALREADY_EXISTS"),
+    (RpStatus::RoleTaken, c"RP_STATUS_ROLE_TAKEN"),
+    (RpStatus::NotARing, c"RP_STATUS_NOT_A_RING"),
+    (RpStatus::Corrupted, c"RP_STATUS_CORRUPTED"),
+    (RpStatus::Permission, c"RP_STATUS_PERMISSION"),
+    (RpStatus::NoSpace, c"RP_STATUS_NO_SPACE"),
+    (RpStatus::Limit, c"RP_STATUS_LIMIT"),
+    (RpStatus::Protocol, c"RP_STATUS_PROTOCOL"),
+    (RpStatus::Os, c"RP_STATUS_OS"),
+    (RpStatus::Unsupported, c"RP_STATUS_UNSUPPORTED"),
+    (RpStatus::Panic, c"RP_STATUS_PANIC"),
+];

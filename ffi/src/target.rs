@@ -40,7 +40,7 @@ pub unsafe extern "C" fn rp_target_from_env(out_target: *mut RpTarget) -> RpStat
 }
 
 /// Waits for the next case: its bytes, in place, valid until `rp_target_finish`, and its id.
-/// `RP_PEER_GONE` when the driver is done.
+/// `RP_STATUS_PEER_GONE` when the driver is done.
 ///
 /// # Safety
 /// The out-pointers valid for writes (`out_id` may be null).

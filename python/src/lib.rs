@@ -123,6 +123,9 @@ fn with_bytes<R>(data: &Bound<'_, PyAny>, f: impl FnOnce(&[u8]) -> R) -> PyResul
 /// and while one is held the endpoint refuses every other call (`busy`).
 struct Boxed<E> {
     endpoint: *mut E,
+    /// Whether a frame borrows the endpoint. Relaxed everywhere: it is set, cleared and read
+    /// only with the GIL held (a frame is made, released and dropped under it, and `get` runs
+    /// before a call releases it), and the GIL's hand-over orders those accesses.
     busy: Arc<AtomicBool>,
 }
 

@@ -59,7 +59,7 @@ pub enum Sample {
 }
 
 /// A message of `size` bytes with some content (not all zeros, so nothing can skip the work).
-fn message(size: usize) -> Vec<u8> {
+pub(super) fn message(size: usize) -> Vec<u8> {
     (0..size).map(|i| (i % 251) as u8).collect()
 }
 

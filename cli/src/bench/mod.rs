@@ -156,25 +156,20 @@ fn setup_only(args: &BenchArgs) -> Result<(), BoxError> {
     };
     let rows = setup::run(&sizes, rounds, args.quick, cpus.map(|(_, p)| p), &progress)?;
     progress.finish_and_clear();
-    let m = machine(args, cpus, args.budget(), rounds);
+    let mut m = machine(args, cpus, args.budget(), rounds);
+    m.settings = format!(
+        "{rounds} interleaved rounds, each kind at each size once busy and once blocking a round"
+    );
     let header = format!(
-        "{} ({} cores), Linux {}, {}; {}\n{rounds} interleaved rounds, each kind at each size \
-         once busy and once blocking a round",
-        m.cpu, m.cores, m.kernel, m.date, m.pinning
+        "{} ({} cores), Linux {}, {}; {}\n{}",
+        m.cpu, m.cores, m.kernel, m.date, m.pinning, m.settings
     );
     let to_stdout = args.json.as_deref() == Some(Path::new("-"));
     if !to_stdout {
         print!("{}", setup::table(&rows, &header));
     }
     if let Some(path) = &args.json {
-        let machine = format!(
-            "{{\"cpu\":{},\"cores\":{},\"kernel\":{},\"date\":{},\"pinning\":{},\"rounds\":{rounds}}}",
-            json_string(&m.cpu),
-            m.cores,
-            json_string(&m.kernel),
-            json_string(&m.date),
-            json_string(&m.pinning)
-        );
+        let machine = m.json();
         write_output(path, &setup::json(&rows, &machine))?;
     }
     Ok(())
@@ -204,6 +199,10 @@ fn count_crossings(
         Ok(id) => id,
         Err(why) => return Crossings::Refused(why),
     };
+    // Whether perf lets us count at all, asked once (it answers every case alike).
+    if let Err(why) = syscalls::Counter::open(tracepoint, 0) {
+        return Crossings::Refused(why);
+    }
     let runnable: Vec<Case> = outcomes
         .iter()
         .filter(|(_, o)| o.error.is_none())
@@ -211,7 +210,6 @@ fn count_crossings(
         .collect();
     progress.set_length(runnable.len() as u64);
     progress.set_position(0);
-    let mut refused = None;
     for case in runnable {
         progress.inc(1);
         progress.set_message(format!(
@@ -229,30 +227,17 @@ fn count_crossings(
             measure::syscalls_per_message(case, messages, cpus.map(|(_, p)| p), tracepoint)
                 .map_err(|e| e.to_string());
         watchdog.disarm();
-        // perf refusing the first case refuses them all: say so once, and stop.
-        if let Err(why) = &counted {
-            if why.starts_with("perf_event_open refused") {
-                refused = Some(why.clone());
-                break;
-            }
-        }
         outcomes
             .get_mut(&case)
             .expect("every case has an outcome")
             .syscalls = Some(counted);
     }
-    match refused {
-        Some(why) => {
-            outcomes.values_mut().for_each(|o| o.syscalls = None);
-            Crossings::Refused(why)
-        }
-        None => Crossings::Counted {
-            method: format!(
-                "perf_event_open on the raw_syscalls:sys_enter tracepoint, untimed passes of n \
-                 and 3n messages a case, the difference; n = {most}, fewer above {}",
-                show_size((COUNTED_BYTES / most) as usize)
-            ),
-        },
+    Crossings::Counted {
+        method: format!(
+            "perf_event_open on the raw_syscalls:sys_enter tracepoint, untimed passes of n and \
+             3n messages a case, the difference; n = {most}, or 64 MiB of messages if fewer, \
+             at least 100"
+        ),
     }
 }
 
@@ -622,12 +607,7 @@ fn syscalls_only(args: &BenchArgs) -> Result<(), BoxError> {
             Ok(n) => (format!("{n:.2}"), format!("{n:.4}")),
             Err(e) => (format!("n/a: {e}"), "null".to_string()),
         };
-        // A round trip carries two messages.
-        let copies = case.contender.mechanism.copies()
-            * match case.metric {
-                Metric::RoundTrip => 2,
-                Metric::Throughput => 1,
-            };
+        let copies = report::copies(&case);
         lines.push(format!(
             "{:<8} {:<16} {:<6} {:<11} {:>8} {:>7}",
             show_size(case.size),

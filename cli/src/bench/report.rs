@@ -63,6 +63,21 @@ pub struct Machine {
     pub settings: String,
 }
 
+impl Machine {
+    /// The machine as a JSON object.
+    pub fn json(&self) -> String {
+        format!(
+            "{{\"cpu\":{},\"cores\":{},\"kernel\":{},\"date\":{},\"pinning\":{},\"settings\":{}}}",
+            json_string(&self.cpu),
+            self.cores,
+            json_string(&self.kernel),
+            json_string(&self.date),
+            json_string(&self.pinning),
+            json_string(&self.settings)
+        )
+    }
+}
+
 /// The percentiles reported for round trips.
 pub const PERCENTILES: [(&str, f64); 5] = [
     ("p50", 50.0),
@@ -513,13 +528,8 @@ pub fn json(results: &Results) -> String {
         Crossings::Skipped => "{\"counted\":false,\"why\":\"--no-syscalls\"}".to_owned(),
     };
     format!(
-        "{{\n  \"machine\":{{\"cpu\":{},\"cores\":{},\"kernel\":{},\"date\":{},\"pinning\":{},\"settings\":{}}},\n  \"syscalls\":{syscalls},\n  \"records\":[\n{}\n  ]{notices}\n}}\n",
-        json_string(&m.cpu),
-        m.cores,
-        json_string(&m.kernel),
-        json_string(&m.date),
-        json_string(&m.pinning),
-        json_string(&m.settings),
+        "{{\n  \"machine\":{},\n  \"syscalls\":{syscalls},\n  \"records\":[\n{}\n  ]{notices}\n}}\n",
+        m.json(),
         records.join(",\n")
     )
 }

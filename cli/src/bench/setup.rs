@@ -25,6 +25,7 @@ use ringport_measure::futex;
 use ringport_measure::shm::SharedMap;
 
 use super::links::{look_at, Patience, STALL};
+use super::measure::message;
 use super::plan::{show_size, Mode};
 use super::report::{json_string, show_nanos};
 use super::BoxError;
@@ -191,7 +192,6 @@ struct Segment {
     sysv: Option<i32>,
     /// A POSIX segment's name, unlinked on removal.
     name: Option<CString>,
-    attached: bool,
 }
 
 impl Segment {
@@ -202,13 +202,17 @@ impl Segment {
             fd: None,
             sysv: None,
             name: None,
-            attached: false,
         }
+    }
+
+    /// Whether it is mapped (or attached): `base` is set once the mapping is made.
+    fn attached(&self) -> bool {
+        !self.base.is_null()
     }
 
     /// The 32-bit word at `offset` (BELL or ANSWER).
     fn word(&self, offset: usize) -> &AtomicU32 {
-        assert!(self.attached && offset + 4 <= self.len && offset % 4 == 0);
+        assert!(self.attached() && offset + 4 <= self.len && offset % 4 == 0);
         // SAFETY: inside the live mapping (checked) and aligned (a page-aligned base, an offset
         // that is a multiple of 4); both processes reach it only through atomics.
         unsafe { AtomicU32::from_ptr(self.base.add(offset).cast()) }
@@ -216,7 +220,7 @@ impl Segment {
 
     /// Copies `bytes` to the message area: the peer reads it only after the bench's word says.
     fn write_message(&self, bytes: &[u8]) {
-        assert!(self.attached && MESSAGE + bytes.len() <= self.len);
+        assert!(self.attached() && MESSAGE + bytes.len() <= self.len);
         // SAFETY: inside the mapping (checked); the peer reads the range only after the
         // publication that follows (the hand-over, or a Release store of the bell).
         unsafe {
@@ -226,7 +230,7 @@ impl Segment {
 
     /// Writes a byte in every page, as the first touch of each would.
     fn fault_in(&self, page: usize) {
-        assert!(self.attached);
+        assert!(self.attached());
         for offset in (0..self.len).step_by(page) {
             // SAFETY: inside the mapping; nobody else has it yet.
             unsafe { self.base.add(offset).write_volatile(0) };
@@ -257,13 +261,12 @@ impl Segment {
             .into());
         }
         self.base = base.cast();
-        self.attached = true;
         Ok(())
     }
 
     /// Unmaps, closes and removes the name or id.
     fn remove(&mut self) {
-        if self.attached {
+        if self.attached() {
             if self.sysv.is_some() {
                 // SAFETY: the address shmat gave; detached once.
                 unsafe { libc::shmdt(self.base.cast()) };
@@ -271,7 +274,7 @@ impl Segment {
                 // SAFETY: the mapping made by map_fd; unmapped once, no reference outlives it.
                 unsafe { libc::munmap(self.base.cast(), self.len) };
             }
-            self.attached = false;
+            self.base = std::ptr::null_mut();
         }
         self.fd = None;
         if let Some(id) = self.sysv.take() {
@@ -408,7 +411,6 @@ fn set_up(kind: Kind, size: usize, phases: &mut Phases) -> Result<Segment, BoxEr
             return Err(format!("shmat: {}", std::io::Error::last_os_error()).into());
         }
         segment.base = base.cast();
-        segment.attached = true;
     } else {
         segment.map_fd(kind == Kind::MemfdHuge)?;
     }
@@ -540,11 +542,6 @@ impl Drop for Bench {
             let _ = self.peer.kill();
         }
     }
-}
-
-/// A message of `size` bytes (not all zeros), with `seq` in its first 8 bytes.
-fn message(size: usize) -> Vec<u8> {
-    (0..size).map(|i| (i % 251) as u8).collect()
 }
 
 impl Bench {

@@ -136,8 +136,8 @@ static void handles_are_checked(void) {
     EXPECT(rp_producer_try_send(producer, (const uint8_t *)"x", 1), RP_STATUS_INVALID_HANDLE);
     EXPECT(rp_producer_free(producer), RP_STATUS_INVALID_HANDLE);
     EXPECT(rp_consumer_free(consumer), RP_STATUS_INVALID_HANDLE);
-    ASSERT(strcmp(rp_status_name(RP_STATUS_FULL), "RP_FULL") == 0);
-    ASSERT(strcmp(rp_status_name(12345), "RP_UNKNOWN") == 0);
+    ASSERT(strcmp(rp_status_name(RP_STATUS_FULL), "RP_STATUS_FULL") == 0);
+    ASSERT(strcmp(rp_status_name(12345), "RP_STATUS_UNKNOWN") == 0);
 }
 
 /* Counts the frames of a batch and the damaged ones: context is int[2], {seen, bad}. */
@@ -283,7 +283,7 @@ static void stream_between_processes(void) {
 }
 
 /* kill -9 of the producer mid-stream: the consumer gets every frame committed, intact, then
- * RP_PEER_GONE, and never hangs. */
+ * RP_STATUS_PEER_GONE, and never hangs. */
 static void producer_killed(void) {
     test_name = "producer_killed";
     const char *name = unique_name("killed");
