@@ -18,7 +18,9 @@
 //!                       handle (MPMC)
 //!    896  counters[0]   producing side      outside readers (`segments::stat`)
 //!   1024  counters[1]   consuming side      outside readers
-//!   1152  data          ...
+//!   1152  data          (the ring's)        ...
+//!   1152 + capacity     subscriber slots    (publish-subscribe only: a line pair each,
+//!                                            written by its subscriber, read by the publisher)
 //! ```
 //!
 //! This file is a leaf: it holds the words and their places, not what they mean to the
@@ -41,6 +43,8 @@ pub(crate) const LAYOUT_VERSION: u32 = 6;
 pub(crate) const KIND_SPSC: u32 = 1;
 /// A multi-producer multi-consumer ring of fixed-size slots (see `mpmc`).
 pub(crate) const KIND_MPMC: u32 = 2;
+/// A publish-subscribe ring: one publisher's frames, read by every subscriber (see `pubsub`).
+pub(crate) const KIND_PUBSUB: u32 = 3;
 
 /// Where the data area starts: right after the header, cache-line aligned.
 pub(crate) const DATA_OFFSET: usize = 1152;
@@ -70,7 +74,8 @@ pub(crate) struct Identity {
     pub data_offset: AtomicU64,
     pub segment_len: AtomicU64,
     pub creator_pid: AtomicU32,
-    pub reserved: AtomicU32,
+    /// The number of subscriber slots after the data area (publish-subscribe; 0 otherwise).
+    pub subscriber_slots: AtomicU32,
     /// The inode of the creator's pid namespace (0: unknown). Pids recorded in the segment mean
     /// something only to processes in that namespace.
     pub creator_pid_ns: AtomicU64,
@@ -204,23 +209,60 @@ pub(crate) struct RingParams {
     pub capacity: u64,
     pub max_frame: u32,
     pub flags: u32,
+    /// Subscriber slots after the data area (publish-subscribe; 0 for the other kinds).
+    pub subscriber_slots: u32,
 }
 
 impl RingParams {
     pub(crate) fn segment_len(&self) -> u64 {
-        DATA_OFFSET as u64 + self.capacity
+        DATA_OFFSET as u64 + self.capacity + u64::from(self.subscriber_slots) * SUBSCRIBER_SLOT_LEN
+    }
+}
+
+/// Bytes of one subscriber slot: a line pair of its own, which only its holder writes on the
+/// hot path.
+pub(crate) const SUBSCRIBER_SLOT_LEN: u64 = 128;
+
+/// One subscriber's words in a publish-subscribe segment, in a table after the data area (at
+/// `DATA_OFFSET + capacity`). What they mean is `pubsub::table`'s.
+#[repr(C, align(128))]
+pub(crate) struct SubscriberSlot {
+    /// Who holds the slot: the role word and identity, as a role's (see `role`).
+    pub holder: RoleSlot,
+    /// The ring position of the next frame the subscriber reads, with bit 0 set while it may
+    /// be reading the frame there.
+    pub cursor: AtomicU64,
+    /// Frames the subscriber lost to overwriting (for outside readers).
+    pub lost: AtomicU64,
+    pub reserved: [AtomicU64; 2],
+}
+
+impl SubscriberSlot {
+    pub(crate) fn new() -> SubscriberSlot {
+        SubscriberSlot {
+            holder: RoleSlot::new(),
+            cursor: AtomicU64::new(0),
+            lost: AtomicU64::new(0),
+            reserved: [AtomicU64::new(0), AtomicU64::new(0)],
+        }
+    }
+}
+
+impl RoleSlot {
+    pub(crate) fn new() -> RoleSlot {
+        RoleSlot {
+            owner: AtomicU64::new(0),
+            start_time: AtomicU64::new(0),
+            pid_ns: AtomicU64::new(0),
+            reserved: AtomicU64::new(0),
+        }
     }
 }
 
 impl SegmentHeader {
     /// A zeroed header, as a fresh segment holds.
     pub(crate) fn new() -> SegmentHeader {
-        let slot = || RoleSlot {
-            owner: AtomicU64::new(0),
-            start_time: AtomicU64::new(0),
-            pid_ns: AtomicU64::new(0),
-            reserved: AtomicU64::new(0),
-        };
+        let slot = RoleSlot::new;
         SegmentHeader {
             identity: Line(Identity {
                 magic: AtomicU64::new(0),
@@ -232,7 +274,7 @@ impl SegmentHeader {
                 data_offset: AtomicU64::new(0),
                 segment_len: AtomicU64::new(0),
                 creator_pid: AtomicU32::new(0),
-                reserved: AtomicU32::new(0),
+                subscriber_slots: AtomicU32::new(0),
                 creator_pid_ns: AtomicU64::new(0),
                 created_ns: AtomicU64::new(0),
             }),
@@ -267,6 +309,8 @@ impl SegmentHeader {
         id.segment_len
             .store(params.segment_len(), Ordering::Relaxed);
         id.creator_pid.store(creator_pid, Ordering::Relaxed);
+        id.subscriber_slots
+            .store(params.subscriber_slots, Ordering::Relaxed);
         id.creator_pid_ns.store(creator_pid_ns, Ordering::Relaxed);
         id.created_ns.store(created_ns, Ordering::Relaxed);
         id.magic.store(MAGIC, Ordering::Release);
@@ -305,7 +349,17 @@ impl SegmentHeader {
             capacity: id.capacity.load(Ordering::Relaxed),
             max_frame: id.max_frame.load(Ordering::Relaxed),
             flags: id.flags.load(Ordering::Relaxed),
+            subscriber_slots: id.subscriber_slots.load(Ordering::Relaxed),
         };
+        if (kind == KIND_PUBSUB) != (params.subscriber_slots != 0)
+            || params.subscriber_slots > MAX_SUBSCRIBER_SLOTS
+        {
+            return Err(Error::corrupted(
+                "subscriber slots",
+                u64::from(params.subscriber_slots),
+                52,
+            ));
+        }
         let data_offset = id.data_offset.load(Ordering::Relaxed);
         if data_offset != DATA_OFFSET as u64 {
             return Err(Error::corrupted("data offset", data_offset, 16));
@@ -325,6 +379,9 @@ impl SegmentHeader {
         Ok(params)
     }
 }
+
+/// The most subscriber slots a segment may have.
+pub(crate) const MAX_SUBSCRIBER_SLOTS: u32 = 4096;
 
 /// The smallest data area.
 pub(crate) const MIN_CAPACITY: u64 = 64;

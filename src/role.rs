@@ -19,6 +19,9 @@ const DETACHED: u64 = 3;
 /// Marked departed by a death notice (or by a claim that found the holder dead), not by the
 /// holder itself.
 const DIED: u64 = 4;
+/// A subscriber slot whose holder the publisher dropped for stalling: still the holder's (it may
+/// be reading a frame) until it lets go or dies, but no longer waited for.
+const DROPPED: u64 = 5;
 
 /// Who held a role before this endpoint claimed it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,7 +121,7 @@ impl<K: Kernel> RoleHold<K> {
         for _ in 0..16 {
             // Acquire: pairs with the holder's Release below, so its identity words are visible.
             let current = slot.owner.load(Ordering::Acquire);
-            let (pid, state, epoch) = unpack(current);
+            let (pid, state, _) = unpack(current);
             let predecessor = match state {
                 NEVER => Predecessor::None,
                 CLAIMING | ATTACHED => {
@@ -132,19 +135,7 @@ impl<K: Kernel> RoleHold<K> {
                 // DETACHED, or garbage: nobody holds the role.
                 _ => Predecessor::Detached,
             };
-            let claiming = pack(me.pid, CLAIMING, epoch + 1);
-            // AcqRel: acquire what the previous holder published (its final position, stored
-            // before its release CAS); release nothing yet, the identity follows.
-            if slot
-                .owner
-                .compare_exchange(current, claiming, Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
-            {
-                // Relaxed: read only after the Release store of ATTACHED below publishes them.
-                slot.start_time.store(me.start_time, Ordering::Relaxed);
-                slot.pid_ns.store(me.pid_ns, Ordering::Relaxed);
-                let owner = pack(me.pid, ATTACHED, epoch + 1);
-                slot.owner.store(owner, Ordering::Release);
+            if let Some(owner) = take(slot, current, &me) {
                 return Ok(RoleHold {
                     role,
                     owner,
@@ -283,6 +274,147 @@ impl<K: Kernel> RoleHold<K> {
             // DETACHED, DIED, or a state no ringport writes: a peer we cannot wait for.
             _ => PeerStatus::Gone,
         }
+    }
+}
+
+/// Takes `slot`, whose owner word was `current`, for `me`: one compare-and-swap to CLAIMING
+/// with the next epoch, then the identity, then ATTACHED. None if the word moved meanwhile.
+fn take(slot: &RoleSlot, current: u64, me: &ProcessIdentity) -> Option<u64> {
+    let epoch = unpack(current).2;
+    let claiming = pack(me.pid, CLAIMING, epoch + 1);
+    // AcqRel: acquire what the previous holder published (its final position, stored before
+    // its release CAS); release nothing yet, the identity follows.
+    slot.owner
+        .compare_exchange(current, claiming, Ordering::AcqRel, Ordering::Relaxed)
+        .ok()?;
+    // Relaxed: read only after the Release store of ATTACHED below publishes them.
+    slot.start_time.store(me.start_time, Ordering::Relaxed);
+    slot.pid_ns.store(me.pid_ns, Ordering::Relaxed);
+    let owner = pack(me.pid, ATTACHED, epoch + 1);
+    slot.owner.store(owner, Ordering::Release);
+    Some(owner)
+}
+
+/// Slots of which a segment has many, each held by at most one process: publish-subscribe's
+/// subscriber slots. The same owner word as a role's, with one more state (DROPPED).
+pub(crate) mod many {
+    use super::*;
+
+    /// What a slot's owner word says of its holder.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub(crate) enum Holder {
+        /// Nobody holds it.
+        Free,
+        /// Held under `word` (ATTACHED, CLAIMING, or DROPPED if `dropped`).
+        Held {
+            word: u64,
+            dropped: bool,
+        },
+    }
+
+    /// The slot's holder now. Acquire: pairs with the holder's Release stores of its owner word,
+    /// so that what it published before (its cursor) is visible.
+    pub(crate) fn holder(slot: &RoleSlot) -> Holder {
+        let word = slot.owner.load(Ordering::Acquire);
+        match unpack(word).1 {
+            CLAIMING | ATTACHED => Holder::Held {
+                word,
+                dropped: false,
+            },
+            DROPPED => Holder::Held {
+                word,
+                dropped: true,
+            },
+            // NEVER, DETACHED, DIED, or garbage.
+            _ => Holder::Free,
+        }
+    }
+
+    /// The identity of the process that holds the slot under `word`.
+    pub(crate) fn identity(slot: &RoleSlot, word: u64) -> ProcessIdentity {
+        let (pid, state, _) = unpack(word);
+        // A dropped holder had attached: its start time is there.
+        let state = if state == DROPPED { ATTACHED } else { state };
+        holder_identity(slot, pid, state)
+    }
+
+    /// Takes `slot` for this process if nobody holds it, or, if `judge`, if its holder's
+    /// process is dead (`check` keeps the liveness checks' state between calls). Returns the
+    /// owner word and who held it before.
+    pub(crate) fn claim<K: Kernel>(
+        slot: &RoleSlot,
+        kernel: K,
+        check: &mut K::Check,
+        judge: bool,
+    ) -> Option<(u64, Predecessor)> {
+        let me = kernel.current_process();
+        // Acquire: as in `RoleHold::claim`.
+        let current = slot.owner.load(Ordering::Acquire);
+        let (pid, state, _) = unpack(current);
+        let predecessor = match state {
+            NEVER => Predecessor::None,
+            CLAIMING | ATTACHED | DROPPED => {
+                if !judge
+                    || pid == me.pid
+                    || kernel.liveness(check, identity(slot, current)) != Liveness::Dead
+                {
+                    return None;
+                }
+                Predecessor::Died { pid }
+            }
+            DIED => Predecessor::Died { pid },
+            _ => Predecessor::Detached,
+        };
+        take(slot, current, &me).map(|owner| (owner, predecessor))
+    }
+
+    /// Lets go of the slot held under `owner`, dropped since or not. Release: what the holder
+    /// stored before (its cursor) is visible to whoever sees the slot free.
+    pub(crate) fn release(slot: &RoleSlot, owner: u64) {
+        let (pid, _, epoch) = unpack(owner);
+        let detached = pack(pid, DETACHED, epoch);
+        for from in [owner, pack(pid, DROPPED, epoch)] {
+            // AcqRel, Relaxed: a failure means another state (or holder) is there.
+            if slot
+                .owner
+                .compare_exchange(from, detached, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
+                return;
+            }
+        }
+    }
+
+    /// Marks the holder under `word` (attached or dropped) as died: a death notice's work, or a
+    /// liveness check's. Returns whether it did (false: the word had moved on).
+    pub(crate) fn mark_died(slot: &RoleSlot, word: u64) -> bool {
+        let (pid, _, epoch) = unpack(word);
+        // AcqRel, Relaxed: as `super::mark_departed`.
+        slot.owner
+            .compare_exchange(word, pack(pid, DIED, epoch), Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// Marks the attached holder under `word` dropped. Returns whether it did.
+    pub(crate) fn mark_dropped(slot: &RoleSlot, word: u64) -> bool {
+        let (pid, state, epoch) = unpack(word);
+        // AcqRel, Relaxed: as `mark_died`.
+        state == ATTACHED
+            && slot
+                .owner
+                .compare_exchange(
+                    word,
+                    pack(pid, DROPPED, epoch),
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+    }
+
+    /// Whether the holder under `owner` still holds the slot undropped (the holder's own
+    /// check). Relaxed: the caller orders it (see `pubsub::table`).
+    pub(crate) fn still_attached(slot: &RoleSlot, owner: u64) -> bool {
+        slot.owner.load(Ordering::Relaxed) == owner
     }
 }
 

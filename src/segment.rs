@@ -26,7 +26,8 @@ impl Segment {
     /// A fresh ring on the heap (both ends in this process).
     pub(crate) fn heap(params: &RingParams) -> Segment {
         let capacity = usize::try_from(params.capacity).expect("capacity was validated");
-        Segment::initialized(Memory::heap(capacity), params)
+        let memory = Memory::heap_with_slots(capacity, params.subscriber_slots as usize);
+        Segment::initialized(memory, params)
     }
 
     /// Creates a shared segment at `location` (exclusive, mode 0600 or as `access` says) and
@@ -46,7 +47,7 @@ impl Segment {
         };
         let shm = SharedMemory::create(location, &creation)?;
         Ok(Segment::initialized(
-            Memory::mapped(shm, params.capacity as usize),
+            Memory::mapped(shm, params.capacity as usize, params.subscriber_slots as usize),
             params,
         ))
     }
@@ -58,7 +59,7 @@ impl Segment {
         huge_pages: bool,
     ) -> Result<(Segment, OwnedFd)> {
         let (shm, fd) = SharedMemory::create_memfd(mapping_len(params)?, huge_pages)?;
-        let memory = Memory::mapped(shm, params.capacity as usize);
+        let memory = Memory::mapped(shm, params.capacity as usize, params.subscriber_slots as usize);
         Ok((Segment::initialized(memory, params), fd))
     }
 
@@ -84,7 +85,12 @@ impl Segment {
     pub(crate) fn from_image(bytes: &[u8], kind: u32, geometry: Geometry) -> Result<Segment> {
         let header = Memory::image_header(bytes)?;
         let params = header.validate(kind, bytes.len() as u64, geometry)?;
-        let memory = Memory::from_image(&header, bytes, params.capacity as usize);
+        let memory = Memory::from_image(
+            &header,
+            bytes,
+            params.capacity as usize,
+            params.subscriber_slots as usize,
+        );
         Ok(Segment {
             memory: Arc::new(memory),
             params,
@@ -126,7 +132,11 @@ impl Segment {
     fn validated(shm: SharedMemory, kind: u32, geometry: Geometry) -> Result<Segment> {
         let params = shm.header().validate(kind, shm.len() as u64, geometry)?;
         Ok(Segment {
-            memory: Arc::new(Memory::mapped(shm, params.capacity as usize)),
+            memory: Arc::new(Memory::mapped(
+                shm,
+                params.capacity as usize,
+                params.subscriber_slots as usize,
+            )),
             params,
         })
     }

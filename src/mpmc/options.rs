@@ -103,6 +103,7 @@ impl MpmcOptions {
             capacity,
             max_frame: slot_size,
             flags: Fences::creation_flags(self.symmetric_fences, HOST),
+            subscriber_slots: 0,
         })
     }
 

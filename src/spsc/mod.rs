@@ -187,6 +187,7 @@ impl SpscOptions {
             capacity: self.capacity,
             max_frame,
             flags: Fences::creation_flags(self.symmetric_fences, HOST),
+            subscriber_slots: 0,
         })
     }
 

@@ -435,6 +435,7 @@ mod tests {
             capacity,
             max_frame: 100,
             flags: 0,
+            subscriber_slots: 0,
         };
         let memory = RingMemory::new(Arc::new(Memory::heap(capacity as usize)));
         (memory, params)

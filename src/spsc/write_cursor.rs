@@ -484,6 +484,7 @@ mod tests {
             capacity: CAPACITY,
             max_frame: 100,
             flags: 0,
+            subscriber_slots: 0,
         };
         let memory = RingMemory::new(Arc::new(Memory::heap(CAPACITY as usize)));
         (memory, params)

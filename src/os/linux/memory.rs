@@ -8,21 +8,25 @@ use std::sync::Arc;
 
 use super::shm::SharedMemory;
 use crate::error::Result;
-use crate::layout::{SegmentHeader, DATA_OFFSET};
+use crate::layout::{SegmentHeader, SubscriberSlot, DATA_OFFSET, SUBSCRIBER_SLOT_LEN};
 use crate::sync::AtomicU64;
 
 enum Backing {
+    /// The data area's layout (the header and the subscriber table are boxes).
     Heap(Layout),
     /// Held for its `Drop`: unmapping (and unlinking, for the creator).
     Shared(SharedMemory),
 }
 
-/// A ring's header and data area of `capacity` bytes, on the heap or in a shared mapping. The
-/// algorithms see only [`RingMemory`] views of it and cannot tell the two apart.
+/// A ring's header, data area of `capacity` bytes and subscriber table of `slots` slots (none
+/// but for publish-subscribe), on the heap or in a shared mapping. The algorithms see only
+/// [`RingMemory`] views of it and cannot tell the two apart.
 pub(crate) struct Memory {
     header: NonNull<SegmentHeader>,
     data: NonNull<u8>,
     capacity: usize,
+    table: NonNull<SubscriberSlot>,
+    slots: usize,
     backing: Backing,
 }
 
@@ -39,9 +43,20 @@ impl Memory {
     /// # Panics
     /// If `capacity` is zero or not a multiple of 8 (a caller's bug: geometries are validated
     /// first).
+    #[cfg(test)]
     pub(crate) fn heap(capacity: usize) -> Memory {
+        Memory::heap_with_slots(capacity, 0)
+    }
+
+    /// [`heap`](Self::heap) with a table of `slots` zeroed subscriber slots.
+    ///
+    /// # Panics
+    /// As [`heap`](Self::heap).
+    pub(crate) fn heap_with_slots(capacity: usize, slots: usize) -> Memory {
         assert!(capacity > 0 && capacity % 8 == 0, "capacity was validated");
         let header = NonNull::from(Box::leak(Box::new(SegmentHeader::new())));
+        let table: Box<[SubscriberSlot]> = (0..slots).map(|_| SubscriberSlot::new()).collect();
+        let table = NonNull::from(Box::leak(table)).cast::<SubscriberSlot>();
         let layout = Layout::from_size_align(capacity, 128).expect("capacity was validated");
         // SAFETY: the layout has a non-zero size (asserted above).
         let data = unsafe { std::alloc::alloc_zeroed(layout) };
@@ -52,19 +67,28 @@ impl Memory {
             header,
             data,
             capacity,
+            table,
+            slots,
             backing: Backing::Heap(layout),
         }
     }
 
-    /// A mapped segment whose header says its data area is `capacity` bytes.
+    /// A mapped segment whose header says its data area is `capacity` bytes, followed by
+    /// `slots` subscriber slots.
     ///
     /// # Panics
-    /// If the mapping is shorter than the header and data area (a caller's bug: the length is
-    /// checked against the header first).
-    pub(crate) fn mapped(shm: SharedMemory, capacity: usize) -> Memory {
+    /// If the mapping is shorter than the header, data area and table, or a table would not be
+    /// aligned to its slots (a caller's bug: the length is checked against the header first,
+    /// and a ring with slots has a capacity that is a multiple of a slot).
+    pub(crate) fn mapped(shm: SharedMemory, capacity: usize, slots: usize) -> Memory {
+        let table_len = slots * SUBSCRIBER_SLOT_LEN as usize;
         assert!(
-            shm.len() >= DATA_OFFSET + capacity,
+            shm.len() >= DATA_OFFSET + capacity + table_len,
             "mapping checked against its header"
+        );
+        assert!(
+            slots == 0 || capacity % SUBSCRIBER_SLOT_LEN as usize == 0,
+            "geometry checked"
         );
         let base = shm.base();
         Memory {
@@ -72,8 +96,16 @@ impl Memory {
             // SAFETY: DATA_OFFSET + capacity <= the mapping's length (asserted above).
             data: unsafe { base.add(DATA_OFFSET) },
             capacity,
+            // SAFETY: the table's end is within the mapping (asserted above); page-aligned
+            // base plus multiples of 128 keep it aligned to its slots.
+            table: unsafe { base.add(DATA_OFFSET + capacity) }.cast(),
+            slots,
             backing: Backing::Shared(shm),
         }
+    }
+
+    fn table_len(&self) -> usize {
+        self.slots * SUBSCRIBER_SLOT_LEN as usize
     }
 
     /// The segment header.
@@ -90,7 +122,7 @@ impl Memory {
     /// [`Error::Os`](crate::error::Error::Os) if the system cannot back the pages.
     pub(crate) fn populate(&self) -> Result<()> {
         match &self.backing {
-            Backing::Shared(shm) => shm.populate(DATA_OFFSET + self.capacity),
+            Backing::Shared(shm) => shm.populate(DATA_OFFSET + self.capacity + self.table_len()),
             Backing::Heap(_) => Ok(()),
         }
     }
@@ -141,12 +173,17 @@ impl Memory {
     ///
     /// # Panics
     /// If the image is shorter than the header and `capacity` bytes.
-    pub(crate) fn from_image(header: &SegmentHeader, bytes: &[u8], capacity: usize) -> Memory {
+    pub(crate) fn from_image(
+        header: &SegmentHeader,
+        bytes: &[u8],
+        capacity: usize,
+        slots: usize,
+    ) -> Memory {
+        let memory = Memory::heap_with_slots(capacity, slots);
         assert!(
-            bytes.len() >= DATA_OFFSET + capacity,
+            bytes.len() >= DATA_OFFSET + capacity + memory.table_len(),
             "image checked against its header"
         );
-        let memory = Memory::heap(capacity);
         // SAFETY: `memory.header` is the box `heap` leaked, and `header` a distinct, live header;
         // both are DATA_OFFSET bytes of atomics, copied before anyone else can see the memory.
         unsafe {
@@ -165,6 +202,15 @@ impl Memory {
                 capacity,
             );
         }
+        // SAFETY: the table has `table_len` bytes of atomics, which any bits make valid, and no
+        // other reference yet; the image holds them (asserted above).
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                bytes[DATA_OFFSET + capacity..].as_ptr(),
+                memory.table.as_ptr().cast::<u8>(),
+                memory.table_len(),
+            );
+        }
         memory
     }
 }
@@ -172,10 +218,15 @@ impl Memory {
 impl Drop for Memory {
     fn drop(&mut self) {
         if let Backing::Heap(layout) = self.backing {
-            // SAFETY: both were allocated in `heap` with these layouts and are freed once, here.
+            // SAFETY: all three were allocated in `heap_with_slots`, the table as a boxed slice
+            // of `slots`, and are freed once, here.
             unsafe {
                 drop(Box::from_raw(self.header.as_ptr()));
                 std::alloc::dealloc(self.data.as_ptr(), layout);
+                drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(
+                    self.table.as_ptr(),
+                    self.slots,
+                )));
             }
         }
     }
@@ -194,6 +245,8 @@ pub(crate) struct RingMemory {
     header: NonNull<SegmentHeader>,
     data: NonNull<u8>,
     mask: usize,
+    table: NonNull<SubscriberSlot>,
+    slots: usize,
 }
 
 // SAFETY: the pointers point into the memory that the `Arc<Memory>` beside them keeps alive;
@@ -208,6 +261,8 @@ impl RingMemory {
             header: memory.header,
             data: memory.data,
             mask: memory.capacity - 1,
+            table: memory.table,
+            slots: memory.slots,
             memory,
         }
     }
@@ -221,7 +276,8 @@ impl RingMemory {
     /// seeding the fuzz corpus). The caller must be the only one using the memory.
     #[cfg(feature = "testing")]
     pub(crate) fn image(&self) -> Vec<u8> {
-        let mut bytes = vec![0u8; DATA_OFFSET + self.mask + 1];
+        let table_len = self.slots * SUBSCRIBER_SLOT_LEN as usize;
+        let mut bytes = vec![0u8; DATA_OFFSET + self.mask + 1 + table_len];
         // SAFETY: both areas are live for as long as our `Arc`; the header is DATA_OFFSET bytes
         // and the data area mask + 1; no one writes them meanwhile (the caller's contract), so
         // reading the atomics' bytes plainly races with nothing.
@@ -236,6 +292,11 @@ impl RingMemory {
                 bytes[DATA_OFFSET..].as_mut_ptr(),
                 self.mask + 1,
             );
+            std::ptr::copy_nonoverlapping(
+                self.table.as_ptr().cast::<u8>(),
+                bytes[DATA_OFFSET + self.mask + 1..].as_mut_ptr(),
+                table_len,
+            );
         }
         bytes
     }
@@ -245,6 +306,24 @@ impl RingMemory {
     pub(crate) fn header(&self) -> &SegmentHeader {
         // SAFETY: a copy of the memory's own header pointer, live while our `Arc` is.
         unsafe { self.header.as_ref() }
+    }
+
+    /// Subscriber slot `index` (publish-subscribe).
+    ///
+    /// # Panics
+    /// If there is no such slot (a bug in the caller: indexes come from our own count).
+    #[inline(always)]
+    pub(crate) fn subscriber(&self, index: usize) -> &SubscriberSlot {
+        assert!(index < self.slots);
+        // SAFETY: in bounds (asserted) of the table the `Arc` keeps alive; a slot is all
+        // atomics, so shared references are fine whatever a peer writes.
+        unsafe { &*self.table.as_ptr().add(index) }
+    }
+
+    /// How many subscriber slots the segment has (0 but for publish-subscribe).
+    #[inline(always)]
+    pub(crate) fn subscriber_slots(&self) -> usize {
+        self.slots
     }
 
     /// The atomic header word of the frame at `offset` (taken modulo the capacity, rounded down
@@ -354,7 +433,8 @@ impl RingMemory {
 /// (The model builds it from loom's atomics, whose sizes differ; it is never shared.)
 mod layout_checks {
     use crate::layout::{
-        BellWords, Counters, Identity, Ledger, RoleSlot, SegmentHeader, DATA_OFFSET,
+        BellWords, Counters, Identity, Ledger, RoleSlot, SegmentHeader, SubscriberSlot,
+        DATA_OFFSET, SUBSCRIBER_SLOT_LEN,
     };
     use core::mem::{align_of, offset_of, size_of};
     use static_assertions::const_assert_eq;
@@ -381,6 +461,9 @@ mod layout_checks {
     const_assert_eq!(size_of::<Ledger>(), 16);
     const_assert_eq!(size_of::<Counters>(), 72);
     const_assert_eq!(size_of::<SegmentHeader>(), DATA_OFFSET);
+    const_assert_eq!(size_of::<SubscriberSlot>() as u64, SUBSCRIBER_SLOT_LEN);
+    const_assert_eq!(offset_of!(SubscriberSlot, cursor), 32);
+    const_assert_eq!(offset_of!(Identity, subscriber_slots), 52);
     const_assert_eq!(align_of::<SegmentHeader>(), 128);
 }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::shm::SharedMemory;
 use crate::error::Result;
-use crate::layout::SegmentHeader;
+use crate::layout::{SegmentHeader, SubscriberSlot};
 use crate::sync::{AtomicU64, TrackedCell};
 
 /// A ring's header and data area of `capacity` bytes, on the heap.
@@ -22,6 +22,8 @@ pub(crate) struct Memory {
     words: Box<[AtomicU64]>,
     /// One cell per 8 bytes of data, through which payload accesses are registered.
     cells: Box<[TrackedCell<()>]>,
+    /// The subscriber slots (publish-subscribe).
+    table: Box<[SubscriberSlot]>,
 }
 
 // SAFETY: the header and words are loom atomics; the data bytes are handed to one endpoint at a
@@ -37,6 +39,11 @@ impl Memory {
     /// If `capacity` is zero or not a multiple of 8 (a caller's bug: geometries are validated
     /// first).
     pub(crate) fn heap(capacity: usize) -> Memory {
+        Memory::heap_with_slots(capacity, 0)
+    }
+
+    /// [`heap`](Self::heap) with `slots` subscriber slots.
+    pub(crate) fn heap_with_slots(capacity: usize, slots: usize) -> Memory {
         assert!(capacity > 0 && capacity % 8 == 0, "capacity was validated");
         let layout = Layout::from_size_align(capacity, 128).expect("capacity was validated");
         // SAFETY: the layout has a non-zero size (asserted above).
@@ -50,11 +57,12 @@ impl Memory {
             layout,
             words: (0..capacity / 8).map(|_| AtomicU64::new(0)).collect(),
             cells: (0..capacity / 8).map(|_| TrackedCell::new(())).collect(),
+            table: (0..slots).map(|_| SubscriberSlot::new()).collect(),
         }
     }
 
     /// A mapped segment: never, under the model (there are none to map).
-    pub(crate) fn mapped(shm: SharedMemory, _capacity: usize) -> Memory {
+    pub(crate) fn mapped(shm: SharedMemory, _capacity: usize, _slots: usize) -> Memory {
         match shm {}
     }
 
@@ -95,7 +103,12 @@ impl Memory {
 
 #[cfg(feature = "testing")]
 impl Memory {
-    pub(crate) fn from_image(_header: &SegmentHeader, _bytes: &[u8], _capacity: usize) -> Memory {
+    pub(crate) fn from_image(
+        _header: &SegmentHeader,
+        _bytes: &[u8],
+        _capacity: usize,
+        _slots: usize,
+    ) -> Memory {
         unreachable!("no image header can be had under the model")
     }
 }
@@ -127,6 +140,16 @@ impl RingMemory {
     /// The segment header.
     pub(crate) fn header(&self) -> &SegmentHeader {
         &self.memory.header
+    }
+
+    /// Subscriber slot `index` (publish-subscribe).
+    pub(crate) fn subscriber(&self, index: usize) -> &SubscriberSlot {
+        &self.memory.table[index]
+    }
+
+    /// How many subscriber slots the segment has.
+    pub(crate) fn subscriber_slots(&self) -> usize {
+        self.memory.table.len()
     }
 
     /// The atomic header word of the frame at `offset` (modulo the capacity, rounded down to 8).
