@@ -121,6 +121,17 @@ pub enum Error {
     /// The peer detached or died, and nothing more can arrive (or be read).
     #[error("the {0} has gone")]
     PeerGone(Role),
+    /// Every subscriber slot of a publish-subscribe ring is held by a live subscriber.
+    #[error("all {slots} subscriber slots are held: close a subscriber, or create the ring with more (PubSubOptions::subscribers)")]
+    NoFreeSlot {
+        /// The ring's number of subscriber slots.
+        slots: u32,
+    },
+    /// This subscriber fell behind a publisher that blocks on its slowest subscriber for longer
+    /// than the publisher's stall timeout, and was dropped: the publisher no longer waits for
+    /// it. Open a new subscriber to read on from the newest messages.
+    #[error("this subscriber stalled the publisher past its stall timeout and was dropped: open a new subscriber")]
+    Dropped,
     /// A value read from shared memory broke the ring's invariants.
     #[error("shared memory corrupted: {what} (value {value:#x} at position {position})")]
     Corrupted {

@@ -150,6 +150,19 @@ impl<K: Kernel> RoleHold<K> {
         Err(Error::RoleTaken { role, pid })
     }
 
+    /// A hold on no role, for an endpoint that only watches the holder of `watched` (a
+    /// subscriber, watching the publisher's producer role): never claimed, never released.
+    pub(crate) fn observer(watched: Role, kernel: K) -> RoleHold<K> {
+        RoleHold {
+            role: watched.peer(),
+            owner: 0,
+            predecessor: Predecessor::None,
+            check: K::Check::default(),
+            watch: PeerWatch::Nothing,
+            kernel,
+        }
+    }
+
     /// Gives the role up (the peer then sees [`PeerStatus::Gone`]).
     pub(crate) fn release(&self, header: &SegmentHeader) {
         let (pid, _, epoch) = unpack(self.owner);
@@ -306,10 +319,7 @@ pub(crate) mod many {
         /// Nobody holds it.
         Free,
         /// Held under `word` (ATTACHED, CLAIMING, or DROPPED if `dropped`).
-        Held {
-            word: u64,
-            dropped: bool,
-        },
+        Held { word: u64, dropped: bool },
     }
 
     /// The slot's holder now. Acquire: pairs with the holder's Release stores of its owner word,
@@ -391,7 +401,12 @@ pub(crate) mod many {
         let (pid, _, epoch) = unpack(word);
         // AcqRel, Relaxed: as `super::mark_departed`.
         slot.owner
-            .compare_exchange(word, pack(pid, DIED, epoch), Ordering::AcqRel, Ordering::Relaxed)
+            .compare_exchange(
+                word,
+                pack(pid, DIED, epoch),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            )
             .is_ok()
     }
 

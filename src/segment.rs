@@ -47,7 +47,11 @@ impl Segment {
         };
         let shm = SharedMemory::create(location, &creation)?;
         Ok(Segment::initialized(
-            Memory::mapped(shm, params.capacity as usize, params.subscriber_slots as usize),
+            Memory::mapped(
+                shm,
+                params.capacity as usize,
+                params.subscriber_slots as usize,
+            ),
             params,
         ))
     }
@@ -59,7 +63,11 @@ impl Segment {
         huge_pages: bool,
     ) -> Result<(Segment, OwnedFd)> {
         let (shm, fd) = SharedMemory::create_memfd(mapping_len(params)?, huge_pages)?;
-        let memory = Memory::mapped(shm, params.capacity as usize, params.subscriber_slots as usize);
+        let memory = Memory::mapped(
+            shm,
+            params.capacity as usize,
+            params.subscriber_slots as usize,
+        );
         Ok((Segment::initialized(memory, params), fd))
     }
 
