@@ -1,6 +1,7 @@
 //! Hooks for ringport's own tests and loom models (feature `testing`; not part of the API).
 
 use crate::error::Result;
+use crate::pubsub::{History, PubSubOptions, Publisher, Subscriber};
 use crate::segment::Segment;
 use crate::spsc::{Consumer, Producer, SpscOptions};
 
@@ -57,5 +58,44 @@ impl SharedRing {
     /// As [`SpscOptions::open_consumer`].
     pub fn consumer(&self) -> Result<Consumer> {
         self.options.attach_consumer(&self.segment)
+    }
+}
+
+/// A publish-subscribe ring on the heap that subscribers join from any thread, as they would
+/// from other processes, with no handle on the publisher: for models of joining.
+pub struct SharedPubSub {
+    segment: Segment,
+    options: PubSubOptions,
+}
+
+impl SharedPubSub {
+    /// A fresh ring made with `options`.
+    ///
+    /// # Errors
+    /// As [`PubSubOptions::in_process`].
+    pub fn new(options: &PubSubOptions) -> Result<SharedPubSub> {
+        Ok(SharedPubSub {
+            segment: options.heap_segment()?,
+            options: options.clone(),
+        })
+    }
+
+    /// Takes the publisher role.
+    ///
+    /// # Errors
+    /// As [`PubSubOptions::open_publisher`].
+    pub fn publisher(&self) -> Result<Publisher> {
+        self.options.publisher(&self.segment)
+    }
+
+    /// Joins as a subscriber starting where `history` says.
+    ///
+    /// # Errors
+    /// As [`PubSubOptions::open_subscriber`].
+    pub fn subscriber(&self, history: History) -> Result<Subscriber> {
+        self.options
+            .clone()
+            .history(history)
+            .subscriber(&self.segment)
     }
 }

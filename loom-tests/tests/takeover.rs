@@ -69,7 +69,9 @@ fn consumer_killed_after(before: u8, redeliver: bool) {
         producer
     });
     let doomed = thread::spawn(move || {
-        let got: Vec<Vec<u8>> = (0..before).map(|_| recv_through_takeover(&mut first)).collect();
+        let got: Vec<Vec<u8>> = (0..before)
+            .map(|_| recv_through_takeover(&mut first))
+            .collect();
         kill_consumer(first).unwrap();
         got
     });
@@ -80,7 +82,11 @@ fn consumer_killed_after(before: u8, redeliver: bool) {
     // only it can come twice.
     let in_hand = takeover.in_hand.map(|f| f.bytes);
     if before == 1 {
-        assert_eq!(in_hand.as_ref(), got_first.last(), "released, no space handed back");
+        assert_eq!(
+            in_hand.as_ref(),
+            got_first.last(),
+            "released, no space handed back"
+        );
     } else if in_hand.is_some() {
         assert_eq!(in_hand.as_ref(), got_first.last());
     }
@@ -98,9 +104,10 @@ fn consumer_killed_after(before: u8, redeliver: bool) {
 #[test]
 fn a_successor_consumer_starts_after_the_last_frame_received() {
     for before in 1..=2 {
-        model(&format!("takeover: consumer killed after {before}"), move || {
-            consumer_killed_after(before, false)
-        });
+        model(
+            &format!("takeover: consumer killed after {before}"),
+            move || consumer_killed_after(before, false),
+        );
     }
 }
 
@@ -118,7 +125,9 @@ fn producer_killed_after(before: u8) {
     let mut first = ring.producer().unwrap();
     let mut consumer = ring.consumer().unwrap();
     let reader = thread::spawn(move || {
-        let got: Vec<Vec<u8>> = (0..FRAMES).map(|_| recv_through_takeover(&mut consumer)).collect();
+        let got: Vec<Vec<u8>> = (0..FRAMES)
+            .map(|_| recv_through_takeover(&mut consumer))
+            .collect();
         got
     });
     let doomed = thread::spawn(move || {
@@ -131,7 +140,11 @@ fn producer_killed_after(before: u8) {
     let mut second = ring.producer().unwrap();
     assert!(second.took_over_from().is_some());
     let last = second.last_committed().map(|f| f.bytes.clone());
-    assert_eq!(last, Some(frame(before, 8)), "where the dead producer stopped");
+    assert_eq!(
+        last,
+        Some(frame(before, 8)),
+        "where the dead producer stopped"
+    );
     for seq in before + 1..=FRAMES {
         send_through_takeover(&mut second, &frame(seq, 8));
     }
@@ -142,8 +155,9 @@ fn producer_killed_after(before: u8) {
 #[test]
 fn a_replacement_producer_reads_the_last_frame_committed() {
     for before in 1..=2 {
-        model(&format!("takeover: producer killed after {before}"), move || {
-            producer_killed_after(before)
-        });
+        model(
+            &format!("takeover: producer killed after {before}"),
+            move || producer_killed_after(before),
+        );
     }
 }

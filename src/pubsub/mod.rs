@@ -250,14 +250,20 @@ impl PubSubOptions {
         Ok(())
     }
 
-    fn publisher(&self, segment: &Segment) -> Result<Publisher> {
+    pub(crate) fn publisher(&self, segment: &Segment) -> Result<Publisher> {
         self.prepare(segment)?;
         Publisher::attach(segment, self)
     }
 
-    fn subscriber(&self, segment: &Segment) -> Result<Subscriber> {
+    pub(crate) fn subscriber(&self, segment: &Segment) -> Result<Subscriber> {
         self.prepare(segment)?;
         Subscriber::attach(segment, self.history, self.policy())
+    }
+
+    /// For `ringport::testing`: a heap segment that endpoints attach to.
+    #[cfg(feature = "testing")]
+    pub(crate) fn heap_segment(&self) -> Result<Segment> {
+        Ok(Segment::heap(&self.params()?))
     }
 
     /// A ring on the heap, its publisher in this process; [`Publisher::subscriber`] makes its

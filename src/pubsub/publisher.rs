@@ -53,8 +53,9 @@ pub struct Publisher {
     stalls: Vec<Option<(u64, u64, Instant)>>,
     /// The death notice on the holder of the slot that held us back last, if one is set up.
     blocker_watch: Option<BlockerWatch>,
-    /// The slot that held us back at the last failed scan (index, owner word).
-    blocker: Option<(usize, u64)>,
+    /// The slot that held us back at the last failed scan (index, owner word, and whether by
+    /// its cursor rather than a frame in hand).
+    blocker: Option<(usize, u64, bool)>,
     /// For [`subscriber`](Self::subscriber).
     options: PubSubOptions,
     params: RingParams,
@@ -374,11 +375,7 @@ impl Publisher {
         self.floor = scan.floor;
         self.refresh_limit();
         let room = end <= scan.floor + self.capacity;
-        self.blocker = if room {
-            None
-        } else {
-            scan.blocker.map(|(index, word, _)| (index, word))
-        };
+        self.blocker = if room { None } else { scan.blocker };
         Ok(room)
     }
 
@@ -478,12 +475,15 @@ impl Publisher {
     /// holder (once per holder) that marks its slot free and rings our bell; where the kernel
     /// cannot watch it, its process is checked on a thorough look.
     fn look_at_blocker(&mut self, look: Look) -> Peer {
-        let Some((index, word)) = self.blocker else {
+        let Some((index, word, by_cursor)) = self.blocker else {
             return Peer::Here { watched: true };
         };
+        // A stall timeout runs out with nobody to ring: sleep no longer than a liveness
+        // interval at a time, and drop the stalled one at the first look after its time.
+        let stalling = by_cursor && self.stall_timeout.is_some();
         if look == Look::Glance {
             return Peer::Here {
-                watched: self.blocker_watch.as_ref().is_some_and(|w| w.word == word),
+                watched: !stalling && self.blocker_watch.as_ref().is_some_and(|w| w.word == word),
             };
         }
         let slot = self.mem.subscriber(index);
@@ -521,7 +521,9 @@ impl Publisher {
             }
         }
         // The wait's attempt sees a slot marked free: the publisher itself is never gone.
-        Peer::Here { watched }
+        Peer::Here {
+            watched: watched && !stalling,
+        }
     }
 
     /// Publishes the frame of `len` payload bytes written at `offset`: the sequence number

@@ -38,6 +38,7 @@ impl Memory {
     /// # Panics
     /// If `capacity` is zero or not a multiple of 8 (a caller's bug: geometries are validated
     /// first).
+    #[cfg(test)]
     pub(crate) fn heap(capacity: usize) -> Memory {
         Memory::heap_with_slots(capacity, 0)
     }
