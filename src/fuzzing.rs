@@ -483,3 +483,169 @@ pub fn seed_image(kind: &str, frames: &[&[u8]]) -> Vec<u8> {
     image.extend_from_slice(&memory.image());
     image
 }
+
+/// What a publish-subscribe body's model knows of one subscriber.
+struct ModelSubscriber {
+    subscriber: crate::pubsub::Subscriber,
+    /// The sequence number of its next message, once it has received one.
+    next: Option<u64>,
+    /// The publisher's next sequence number when it joined.
+    joined_at: u64,
+    history: crate::pubsub::History,
+}
+
+/// Publish-subscribe operations by one publisher and up to four subscribers, interleaved in one
+/// thread, against a model of what each subscriber may see: in order, every message with the
+/// bytes committed, none skipped under back-pressure, skips only with a loss count under
+/// overwriting. Then, if the input says so, the segment is scribbled on as a hostile peer
+/// would (a cursor, `OLDEST`, `NEWEST`, the data): from there on every call must return (only
+/// `try_` forms are used) with a value or a typed error, never panic.
+pub fn pubsub_ops(data: &[u8]) {
+    use crate::pubsub::{History, Overflow, PubSubOptions};
+    let mut input = Input(data);
+    let first = input.byte();
+    let overflow = if first % 2 == 0 {
+        Overflow::Block
+    } else {
+        Overflow::Overwrite
+    };
+    let capacity = 128usize << (input.byte() % 5);
+    let max_message = 1 + usize::from(input.u16()) % (capacity / 2 - 24);
+    let options = PubSubOptions::new()
+        .capacity(capacity)
+        .max_message(max_message)
+        .subscribers(4)
+        .overflow(overflow)
+        .spin(Duration::ZERO);
+    let segment = options.heap_segment().expect("valid geometry");
+    let memory = crate::os::RingMemory::new(std::sync::Arc::clone(&segment.memory));
+    let mut publisher = options.publisher(&segment).expect("a fresh ring");
+    let mut committed: Vec<usize> = Vec::new();
+    let mut subscribers: Vec<ModelSubscriber> = Vec::new();
+    let mut hostile = false;
+    for _ in 0..MAX_OPS {
+        if input.done() {
+            break;
+        }
+        let op = input.byte();
+        match op % 8 {
+            0..=2 => {
+                let len = usize::from(input.u16()) % (max_message + 1);
+                let how = input.byte();
+                let seq = publisher.next_seq();
+                match publisher.try_reserve(len) {
+                    Ok(mut grant) => {
+                        assert_eq!(grant.seq(), seq);
+                        let bytes = pattern(seq as u32, len);
+                        grant.copy_from_slice(&bytes);
+                        match how % 3 {
+                            0 => grant.commit(),
+                            1 => grant.commit_len(usize::from(how) % (len + 1)),
+                            _ => drop(grant),
+                        }
+                        if how % 3 != 2 {
+                            let n = if how % 3 == 0 { len } else { usize::from(how) % (len + 1) };
+                            committed.push(n);
+                        }
+                        assert_eq!(publisher.next_seq(), committed.len() as u64);
+                    }
+                    Err(Error::Full) => {
+                        // Nobody has a sample in hand between operations: only back-pressure
+                        // from a subscriber that has not read everything refuses a message.
+                        assert!(
+                            hostile
+                                || overflow == Overflow::Block
+                                    && subscribers
+                                        .iter()
+                                        .any(|s| s.next.is_none_or(|n| n < committed.len() as u64)),
+                            "refused with nobody behind"
+                        );
+                    }
+                    Err(e @ Error::Corrupted { .. }) if hostile => drop(e),
+                    Err(e) => panic!("try_reserve({len}): {e}"),
+                }
+            }
+            3 | 4 => {
+                let Some(model) = subscribers.get_mut(usize::from(op >> 4) % 4) else {
+                    continue;
+                };
+                let published = committed.len() as u64;
+                match model.subscriber.try_recv() {
+                    Ok(sample) => {
+                        let seq = sample.seq();
+                        if hostile {
+                            continue;
+                        }
+                        assert!(seq < published, "message {seq} of {published}");
+                        let len = committed[seq as usize];
+                        assert_eq!(&*sample, &pattern(seq as u32, len)[..len], "message {seq}");
+                        match model.next {
+                            Some(next) => {
+                                assert_eq!(seq, next + sample.lost_before(), "after {next}");
+                                assert!(overflow == Overflow::Overwrite || sample.lost_before() == 0);
+                            }
+                            None if model.history == History::Newest => {
+                                assert!(seq + 1 >= model.joined_at, "joined at {}", model.joined_at);
+                            }
+                            None => {}
+                        }
+                        model.next = Some(seq + 1);
+                    }
+                    Err(Error::Empty) => assert!(
+                        hostile
+                            || overflow == Overflow::Overwrite
+                            || model.next.is_none_or(|n| n == published),
+                        "empty with messages to read"
+                    ),
+                    Err(Error::Corrupted { .. } | Error::Dropped) if hostile => {}
+                    Err(e) => panic!("try_recv: {e}"),
+                }
+            }
+            5 => {
+                let index = usize::from(op >> 4) % 5;
+                if index < subscribers.len() {
+                    subscribers.swap_remove(index);
+                } else {
+                    let history = if op & 0x80 == 0 {
+                        History::Newest
+                    } else {
+                        History::Oldest
+                    };
+                    match options.clone().history(history).subscriber(&segment) {
+                        Ok(subscriber) => subscribers.push(ModelSubscriber {
+                            subscriber,
+                            next: None,
+                            joined_at: publisher.next_seq(),
+                            history,
+                        }),
+                        Err(Error::NoFreeSlot { .. }) => assert!(hostile || subscribers.len() == 4),
+                        Err(Error::Corrupted { .. }) if hostile => {}
+                        Err(e) => panic!("subscribe: {e}"),
+                    }
+                }
+            }
+            6 if first & 0x80 != 0 => {
+                hostile = true;
+                let value = input.u64();
+                match input.byte() % 4 {
+                    0 => memory
+                        .subscriber(usize::from(op >> 4) % 4)
+                        .cursor
+                        .store(value, Ordering::Relaxed),
+                    1 => memory.header().positions[1].store(value, Ordering::Relaxed),
+                    2 => memory.header().positions[0].store(value, Ordering::Relaxed),
+                    _ => {
+                        let offset = (usize::from(input.u16()) % capacity) & !7;
+                        memory.word(offset).store(value, Ordering::Relaxed);
+                    }
+                }
+            }
+            _ => {
+                assert!(matches!(
+                    publisher.try_send(&vec![0; max_message + 1]),
+                    Err(Error::InvalidLength { .. })
+                ));
+            }
+        }
+    }
+}

@@ -51,6 +51,12 @@ fn mpmc_ops() {
 }
 
 #[test]
+fn pubsub_ops() {
+    assert!(replay("pubsub_ops", fuzzing::pubsub_ops) > 0, "no corpus");
+    random(fuzzing::pubsub_ops, 5, 2000);
+}
+
+#[test]
 fn attach() {
     assert!(replay("attach", fuzzing::attach) > 0, "no corpus");
     // Random bytes seldom pass the magic: mutate valid images instead.
