@@ -544,7 +544,11 @@ pub fn pubsub_ops(data: &[u8]) {
                             _ => drop(grant),
                         }
                         if how % 3 != 2 {
-                            let n = if how % 3 == 0 { len } else { usize::from(how) % (len + 1) };
+                            let n = if how % 3 == 0 {
+                                len
+                            } else {
+                                usize::from(how) % (len + 1)
+                            };
                             committed.push(n);
                         }
                         assert_eq!(publisher.next_seq(), committed.len() as u64);
@@ -582,10 +586,16 @@ pub fn pubsub_ops(data: &[u8]) {
                         match model.next {
                             Some(next) => {
                                 assert_eq!(seq, next + sample.lost_before(), "after {next}");
-                                assert!(overflow == Overflow::Overwrite || sample.lost_before() == 0);
+                                assert!(
+                                    overflow == Overflow::Overwrite || sample.lost_before() == 0
+                                );
                             }
                             None if model.history == History::Newest => {
-                                assert!(seq + 1 >= model.joined_at, "joined at {}", model.joined_at);
+                                assert!(
+                                    seq + 1 >= model.joined_at,
+                                    "joined at {}",
+                                    model.joined_at
+                                );
                             }
                             None => {}
                         }

@@ -54,6 +54,9 @@ enum Command {
     /// The second process of `bench --setup` (started by it).
     #[command(hide = true)]
     BenchSetupPeer(bench::SetupPeerArgs),
+    /// A subscriber process of `bench --pubsub` (started by it).
+    #[command(hide = true)]
+    BenchFanoutPeer(bench::FanoutPeerArgs),
 }
 
 fn main() {
@@ -74,6 +77,9 @@ fn main() {
         Command::Send(args) => segments::send(&args),
         Command::Recv(args) => segments::recv(&args),
         Command::BenchPeer(args) => bench::peer(&args).map_err(|e| e as Box<dyn std::error::Error>),
+        Command::BenchFanoutPeer(args) => {
+            bench::fanout_peer(&args).map_err(|e| e as Box<dyn std::error::Error>)
+        }
         Command::BenchSetupPeer(args) => {
             bench::setup_peer(&args).map_err(|e| e as Box<dyn std::error::Error>)
         }

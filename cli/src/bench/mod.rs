@@ -7,6 +7,7 @@
 //! every figure is then divided by the raw baseline's from the same run.
 
 mod chart;
+mod fanout;
 #[path = "../../../benches/support/harness.rs"]
 mod harness;
 mod links;
@@ -26,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+pub use fanout::{peer as fanout_peer, PeerArgs as FanoutPeerArgs};
 pub use harness::child_if_asked as harness_child_if_asked;
 pub use measure::{peer, PeerArgs};
 use measure::{Budget, Sample};
@@ -112,6 +114,15 @@ pub struct BenchArgs {
     /// after how many messages mapping pays (--sizes, --rounds, --json, --quick apply).
     #[arg(long, conflicts_with_all = ["harness", "notice_only", "chart", "csv", "syscalls", "mechanisms", "modes", "metrics"])]
     setup: bool,
+    /// Only publish-subscribe: one publisher to 1, 2 and 4 subscriber processes (or
+    /// --subscribers), at 64 B and 1 MiB (or --sizes), busy and blocking, fan-out round trip
+    /// and stream, against an SPSC ring per subscriber and, with the `iceoryx2` feature,
+    /// iceoryx2's publish-subscribe (--rounds, --duration, --json, --quick apply).
+    #[arg(long, conflicts_with_all = ["harness", "notice_only", "chart", "csv", "syscalls", "mechanisms", "modes", "metrics", "setup"])]
+    pubsub: bool,
+    /// Subscriber counts for --pubsub, comma-separated (default 1,2,4).
+    #[arg(long, value_delimiter = ',', requires = "pubsub")]
+    subscribers: Vec<u32>,
 }
 
 /// Sizes of `--setup` unless `--sizes` says otherwise: the table's, and up to 8 MiB, where a
@@ -127,6 +138,62 @@ const SETUP_SIZES: [usize; 9] = [
     4 << 20,
     8 << 20,
 ];
+
+/// `ringport bench --pubsub` (see `fanout`).
+fn pubsub_only(args: &BenchArgs) -> Result<(), BoxError> {
+    let sizes = if args.sizes.is_empty() {
+        vec![64, 1 << 20]
+    } else {
+        args.sizes.iter().map(|&s| s.max(8)).collect()
+    };
+    let fanouts = if args.subscribers.is_empty() {
+        vec![1, 2, 4]
+    } else {
+        args.subscribers.clone()
+    };
+    let cpus = args.cpus()?;
+    if let Some((mine, _)) = cpus {
+        ringport_measure::pin::pin_to(mine).map_err(|e| format!("pinning to core {mine}: {e}"))?;
+    }
+    let rounds = args.rounds.unwrap_or(if args.quick { 1 } else { 3 }).max(1);
+    let sample = Duration::from_millis(args.duration.unwrap_or(if args.quick { 50 } else { 200 }));
+    let progress = if args.no_progress {
+        ProgressBar::hidden()
+    } else {
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template("{bar:30} {pos}/{len} samples, {elapsed} {msg}")
+                .expect("a valid template"),
+        );
+        bar
+    };
+    let rows = fanout::run(
+        &sizes,
+        &fanouts,
+        rounds,
+        sample,
+        cpus.map(|(_, p)| p),
+        &progress,
+    )?;
+    progress.finish_and_clear();
+    let mut m = machine(args, cpus, args.budget(), rounds);
+    m.settings = format!(
+        "{rounds} interleaved rounds of {} ms samples; subscribers all on the peer core",
+        sample.as_millis()
+    );
+    let header = format!(
+        "{} ({} cores), Linux {}, {}; {}\n{}",
+        m.cpu, m.cores, m.kernel, m.date, m.pinning, m.settings
+    );
+    let to_stdout = args.json.as_deref() == Some(Path::new("-"));
+    if !to_stdout {
+        print!("{}", fanout::table(&rows, &header));
+    }
+    if let Some(path) = &args.json {
+        write_output(path, &fanout::json(&rows, &m.json()))?;
+    }
+    Ok(())
+}
 
 /// `ringport bench --setup` (see `setup`).
 fn setup_only(args: &BenchArgs) -> Result<(), BoxError> {
@@ -471,6 +538,9 @@ pub fn run(args: &BenchArgs) -> Result<(), BoxError> {
     }
     if args.setup {
         return setup_only(args);
+    }
+    if args.pubsub {
+        return pubsub_only(args);
     }
     let cases = if args.notice_only {
         Vec::new()
