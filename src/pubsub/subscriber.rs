@@ -48,8 +48,14 @@ struct Reader {
     fences: Fences,
     /// Where the next frame is.
     position: u64,
-    /// Our cursor says `position | IN_HAND`.
+    /// The position our cursor says, and whether with `IN_HAND`. Under back-pressure the
+    /// cursor is published lazily, a sixteenth of the ring at a time and whenever the ring
+    /// runs dry, and stays pinned while frames keep coming (`table`); under overwriting it is
+    /// pinned at each frame and moved on at each release.
+    published: u64,
     pinned: bool,
+    /// How far the cursor may lag under back-pressure.
+    lag: u64,
     /// The sequence number of the next message, once one has been received.
     expected: Option<u64>,
     /// Lapped since the last message: the next one may skip sequence numbers.
@@ -111,7 +117,9 @@ impl Subscriber {
                 overflow: overflow_of(params.flags),
                 fences,
                 position,
+                published: position,
                 pinned: false,
+                lag: params.capacity / 16,
                 expected: None,
                 lapped: false,
                 lost: 0,
@@ -266,9 +274,15 @@ impl Reader {
             let at = self.position;
             let slot = self.mem.subscriber(self.index);
             if !self.pinned {
+                // Under back-pressure the pin covers everything from the published cursor on;
+                // under overwriting, the frame at `at` alone.
+                if self.overflow == Overflow::Overwrite {
+                    self.published = at;
+                }
                 // Relaxed: the fence before the next load of shared state orders it (see
                 // `table`).
-                slot.cursor.store(at | IN_HAND, Ordering::Relaxed);
+                slot.cursor
+                    .store(self.published | IN_HAND, Ordering::Relaxed);
                 self.pinned = true;
             }
             if self.overflow == Overflow::Overwrite {
@@ -293,7 +307,7 @@ impl Reader {
                 && found != Ok(Frame::Empty)
                 && !table::still_attached(slot, self.owner, self.fences)
             {
-                self.unpin(at);
+                self.unpin();
                 return Err(Error::Dropped);
             }
             match found? {
@@ -302,7 +316,7 @@ impl Reader {
                     // comes round again.
                     let dropped = self.overflow == Overflow::Block
                         && !many::still_attached(&slot.holder, self.owner);
-                    self.unpin(at);
+                    self.unpin();
                     return if dropped {
                         Err(Error::Dropped)
                     } else {
@@ -311,7 +325,9 @@ impl Reader {
                 }
                 Frame::Pad => {
                     self.position = at + self.capacity - (at & mask);
-                    self.pinned = false;
+                    // Under back-pressure the pin from the published cursor covers the next
+                    // lap too.
+                    self.pinned &= self.overflow == Overflow::Block;
                 }
                 Frame::Data(len) => return self.data(at, len).map(Some),
             }
@@ -319,15 +335,23 @@ impl Reader {
         Ok(None)
     }
 
+    /// Publishes the cursor at `position`, unpinned: the ring ran dry (or we were dropped).
+    /// A publisher waiting for room looks again if it moved.
     #[inline(always)]
-    fn unpin(&mut self, at: u64) {
-        if self.pinned {
-            // Relaxed: dropping a claim; the publisher only ever sees it more cautious.
+    fn unpin(&mut self) {
+        if self.pinned || self.published != self.position {
+            let moved = self.published != self.position;
+            self.published = self.position;
+            // Release: our reads of the frames behind it come before the publisher's writes
+            // over them.
             self.mem
                 .subscriber(self.index)
                 .cursor
-                .store(at, Ordering::Relaxed);
+                .store(self.position, Ordering::Release);
             self.pinned = false;
+            if moved {
+                Doorbell::space(self.mem.header()).ring(&mut self.notifier);
+            }
         }
     }
 
@@ -372,19 +396,28 @@ impl Reader {
         }
     }
 
-    /// Lets the frame at the cursor go: the cursor moves past it, unpinned, with Release (our
-    /// reads of it come before the publisher's writes over it), and a publisher that waits for
-    /// room looks again.
+    /// Lets the frame at the cursor go: the cursor moves past it (under overwriting at once and
+    /// unpinned; under back-pressure once it lags a sixteenth of the ring, still pinned), with
+    /// Release (our reads of the frames behind it come before the publisher's writes over
+    /// them), and a publisher that waits for room looks again.
     #[inline(always)]
     fn release(&mut self, len: usize, seq: u64) {
         let next = self.position + frame_size(len + SEQ_LEN) as u64;
         self.position = next;
-        self.pinned = false;
         self.expected = Some(seq.wrapping_add(1));
+        let cursor = match self.overflow {
+            Overflow::Overwrite => {
+                self.pinned = false;
+                next
+            }
+            Overflow::Block if next - self.published >= self.lag => next | IN_HAND,
+            Overflow::Block => return,
+        };
+        self.published = next;
         self.mem
             .subscriber(self.index)
             .cursor
-            .store(next, Ordering::Release);
+            .store(cursor, Ordering::Release);
         Doorbell::space(self.mem.header()).ring(&mut self.notifier);
     }
 }
