@@ -565,7 +565,7 @@ pub fn pubsub_ops(data: &[u8]) {
                             "refused with nobody behind"
                         );
                     }
-                    Err(e @ Error::Corrupted { .. }) if hostile => drop(e),
+                    Err(Error::Corrupted { .. }) if hostile => {}
                     Err(e) => panic!("try_reserve({len}): {e}"),
                 }
             }

@@ -428,6 +428,7 @@ pub(crate) mod many {
 
     /// Whether the holder under `owner` still holds the slot undropped (the holder's own
     /// check). Relaxed: the caller orders it (see `pubsub::table`).
+    #[inline(always)]
     pub(crate) fn still_attached(slot: &RoleSlot, owner: u64) -> bool {
         slot.owner.load(Ordering::Relaxed) == owner
     }

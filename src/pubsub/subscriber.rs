@@ -273,19 +273,16 @@ impl Reader {
         for _ in 0..MAX_JUMPS {
             let at = self.position;
             let slot = self.mem.subscriber(self.index);
-            if !self.pinned {
-                // Under back-pressure the pin covers everything from the published cursor on;
-                // under overwriting, the frame at `at` alone.
-                if self.overflow == Overflow::Overwrite {
+            let overwrite = self.overflow == Overflow::Overwrite;
+            if overwrite {
+                // The frame at `at` pinned before OLDEST is read: then a reclaim that our load
+                // misses sees the pin (`table`).
+                if !self.pinned {
                     self.published = at;
+                    // Relaxed: the light fence below orders it before the load of OLDEST.
+                    slot.cursor.store(at | IN_HAND, Ordering::Relaxed);
+                    self.pinned = true;
                 }
-                // Relaxed: the fence before the next load of shared state orders it (see
-                // `table`).
-                slot.cursor
-                    .store(self.published | IN_HAND, Ordering::Relaxed);
-                self.pinned = true;
-            }
-            if self.overflow == Overflow::Overwrite {
                 table::light_fence(self.fences);
                 let oldest = table::oldest(&self.mem)?;
                 if at < oldest {
@@ -301,14 +298,22 @@ impl Reader {
                 .frame_word((at & mask) as usize)
                 .load(Ordering::Acquire);
             let found = frame::decode(word, at, self.capacity, self.max_frame);
-            // A dropped subscriber's next frame may be overwritten: whatever its header says,
-            // the drop is what to report.
-            if self.overflow == Overflow::Block
-                && found != Ok(Frame::Empty)
-                && !table::still_attached(slot, self.owner, self.fences)
-            {
-                self.unpin();
-                return Err(Error::Dropped);
+            // Under back-pressure the pin (everything from the published cursor on) goes up
+            // once there is a frame to read, so that polling an empty ring stores nothing, and
+            // the owner word is read after it: attached then, we are protected by the cursor
+            // until now and by the pin from now on (`table`). A dropped subscriber's frame may
+            // be overwritten: whatever its header says, the drop is what to report.
+            if !overwrite && found != Ok(Frame::Empty) {
+                if !self.pinned {
+                    // Relaxed: the light fence in `still_attached` orders it before the load.
+                    slot.cursor
+                        .store(self.published | IN_HAND, Ordering::Relaxed);
+                    self.pinned = true;
+                }
+                if !table::still_attached(slot, self.owner, self.fences) {
+                    self.unpin();
+                    return Err(Error::Dropped);
+                }
             }
             match found? {
                 Frame::Empty => {

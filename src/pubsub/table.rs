@@ -24,9 +24,12 @@
 //! new `OLDEST` stored its pin before the publisher's barrier, so the publisher's load sees it.
 //!
 //! A stalled subscriber is dropped the same way: the publisher marks its slot DROPPED, takes
-//! the barrier, then reads its cursor; the subscriber checks its owner word after reading a
-//! frame's header and before handing the frame out. A frame it already has in hand stays
-//! protected until it lets go of it.
+//! the barrier, then reads its cursor; the subscriber, having found a frame, sets `IN_HAND`
+//! (under back-pressure it then covers everything from the cursor on, and stays set while frames
+//! keep coming, the cursor itself published a sixteenth of the ring at a time), takes the
+//! light fence and checks its owner word before handing the frame out. Attached at that check,
+//! it was protected by its cursor until then, and the publisher's scan after any later drop
+//! sees the pin. A frame it already has in hand stays protected until it lets go of it.
 //!
 //! A joining subscriber publishes its cursor, fences, and reads `OLDEST` again until its cursor
 //! is not behind it: from then on every reclaim sees it (see [`join`]).
