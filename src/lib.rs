@@ -47,6 +47,7 @@ mod options;
 mod os;
 pub mod pubsub;
 mod role;
+pub mod rpc;
 mod segment;
 pub mod segments;
 pub mod spsc;

@@ -64,6 +64,34 @@ impl Consumer {
         self.recv_until(Limit::After(timeout))
     }
 
+    /// For `rpc`: the next message that `keep` accepts, at once (`wait` None) or waiting as
+    /// `wait` says (each refused message starts the wait again); the refused are released
+    /// unread, as a dropped grant is.
+    ///
+    /// # Errors
+    /// As [`try_recv`](Self::try_recv) or [`recv_timeout`](Self::recv_timeout).
+    pub(crate) fn recv_kept(
+        &mut self,
+        wait: Option<Limit>,
+        mut keep: impl FnMut(&[u8]) -> bool,
+    ) -> Result<ReadGrant<'_>> {
+        let (position, len) = loop {
+            let (position, len) = match wait {
+                None => self.handle.try_claim(End::Head)?.ok_or(Error::Empty)?,
+                Some(limit) => self.handle.claim_until(End::Head, limit)?,
+            };
+            let look = self.grant_of(position, len);
+            let kept = keep(&look);
+            // Not dropped: that would release the slot, which stays ours if it is kept.
+            std::mem::forget(look);
+            if kept {
+                break (position, len);
+            }
+            drop(self.grant_of(position, len));
+        };
+        Ok(self.grant_of(position, len))
+    }
+
     fn recv_until(&mut self, limit: Limit) -> Result<ReadGrant<'_>> {
         let (position, len) = self.handle.claim_until(End::Head, limit)?;
         Ok(self.grant_of(position, len))

@@ -148,6 +148,25 @@ impl MpmcOptions {
         )?)
     }
 
+    /// Creates an anonymous segment (a memfd sealed against any change of size) for the ring;
+    /// the descriptor is for the other processes ([`open_fd`](Self::open_fd)).
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`], [`Error::Os`].
+    pub fn create_memfd(&self) -> Result<(Ring, std::os::fd::OwnedFd)> {
+        let (segment, fd) = Segment::create_memfd(&self.params()?, self.huge_pages)?;
+        Ok((self.ring(segment)?, fd))
+    }
+
+    /// Maps a ring's segment received as a descriptor.
+    ///
+    /// # Errors
+    /// [`Error::Unsealed`] if it is not a memfd sealed against shrinking; otherwise as
+    /// [`open`](Self::open).
+    pub fn open_fd(&self, fd: impl std::os::fd::AsFd) -> Result<Ring> {
+        self.ring(Segment::open_fd(fd.as_fd(), KIND_MPMC, check_geometry)?)
+    }
+
     /// For the fuzz bodies: a ring over a copy of a segment image, attached as to a mapping.
     #[cfg(feature = "testing")]
     pub(crate) fn attach_image(&self, bytes: &[u8]) -> Result<Ring> {

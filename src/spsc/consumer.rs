@@ -199,6 +199,46 @@ impl Consumer {
         self.recv_until(Limit::After(timeout))
     }
 
+    /// For `rpc`: the next frame that `keep` accepts, waiting until `deadline` (None: as long
+    /// as it takes); the refused are released unread, as a dropped grant is.
+    ///
+    /// # Errors
+    /// As [`recv_timeout`](Self::recv_timeout).
+    pub(crate) fn recv_kept(
+        &mut self,
+        deadline: Option<std::time::Instant>,
+        mut keep: impl FnMut(&[u8]) -> bool,
+    ) -> Result<ReadGrant<'_>> {
+        let len = loop {
+            let limit = match deadline {
+                None => Limit::Forever,
+                Some(d) => Limit::After(d.saturating_duration_since(std::time::Instant::now())),
+            };
+            let len = match self.cursor.poll(&self.ep.region, &mut self.ep.notifier)? {
+                Some(len) => len,
+                None => self.wait_for_frame(limit)?,
+            };
+            let look = ReadGrant {
+                consumer: self,
+                len,
+            };
+            let kept = keep(&look);
+            // Not dropped: that would release the frame, which stays ours if it is kept.
+            std::mem::forget(look);
+            if kept {
+                break len;
+            }
+            drop(ReadGrant {
+                consumer: self,
+                len,
+            });
+        };
+        Ok(ReadGrant {
+            consumer: self,
+            len,
+        })
+    }
+
     /// A ready frame is taken inline, as by `try_recv`; waiting is out of line.
     #[inline(always)]
     fn recv_until(&mut self, limit: Limit) -> Result<ReadGrant<'_>> {
