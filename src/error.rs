@@ -132,6 +132,18 @@ pub enum Error {
     /// it. Open a new subscriber to read on from the newest messages.
     #[error("this subscriber stalled the publisher past its stall timeout and was dropped: open a new subscriber")]
     Dropped,
+    /// A typed endpoint met a ring made for another message type (or for bytes): the layout
+    /// fingerprints differ.
+    #[error("the ring carries another message type (layout fingerprint {found:#x}, this end's {expected:#x}): build both ends with the same type; `ringport ls` names the ring's")]
+    TypeMismatch {
+        /// The ring's fingerprint (0: a ring of bytes).
+        found: u64,
+        /// This end's.
+        expected: u64,
+    },
+    /// A message could not be encoded or decoded (serde endpoints).
+    #[error("message encoding: {0}")]
+    Encoding(&'static str),
     /// A value read from shared memory broke the ring's invariants.
     #[error("shared memory corrupted: {what} (value {value:#x} at position {position})")]
     Corrupted {

@@ -81,6 +81,21 @@ pub(crate) struct Identity {
     pub creator_pid_ns: AtomicU64,
     /// When the ring was made, in nanoseconds since the Unix epoch (for monitoring alone).
     pub created_ns: AtomicU64,
+    /// The typed endpoints' message type (all zero: bytes): its layout fingerprint's hash,
+    /// size and alignment, and the first 32 bytes of its name (for monitoring).
+    pub message_hash: AtomicU64,
+    pub message_size: AtomicU32,
+    pub message_align: AtomicU32,
+    pub message_name: [AtomicU64; 4],
+}
+
+/// The message type a ring was made for (see `typed`); the default is bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct MessageType {
+    pub hash: u64,
+    pub size: u32,
+    pub align: u32,
+    pub name: [u8; 32],
 }
 
 /// Who holds a role. `owner` packs the holder's pid (low 32 bits), a state (bits 32..40) and an
@@ -211,9 +226,22 @@ pub(crate) struct RingParams {
     pub flags: u32,
     /// Subscriber slots after the data area (publish-subscribe; 0 for the other kinds).
     pub subscriber_slots: u32,
+    /// The message type of typed endpoints (default: bytes).
+    pub message: MessageType,
 }
 
 impl RingParams {
+    /// Whether the ring carries `expected` (None: an endpoint of bytes, which opens any).
+    pub(crate) fn check_message(&self, expected: Option<MessageType>) -> Result<()> {
+        match expected {
+            Some(expected) if self.message != expected => Err(Error::TypeMismatch {
+                found: self.message.hash,
+                expected: expected.hash,
+            }),
+            _ => Ok(()),
+        }
+    }
+
     pub(crate) fn segment_len(&self) -> u64 {
         DATA_OFFSET as u64 + self.capacity + u64::from(self.subscriber_slots) * SUBSCRIBER_SLOT_LEN
     }
@@ -277,6 +305,15 @@ impl SegmentHeader {
                 subscriber_slots: AtomicU32::new(0),
                 creator_pid_ns: AtomicU64::new(0),
                 created_ns: AtomicU64::new(0),
+                message_hash: AtomicU64::new(0),
+                message_size: AtomicU32::new(0),
+                message_align: AtomicU32::new(0),
+                message_name: [
+                    AtomicU64::new(0),
+                    AtomicU64::new(0),
+                    AtomicU64::new(0),
+                    AtomicU64::new(0),
+                ],
             }),
             roles: Line([slot(), slot()]),
             positions: [Line(AtomicU64::new(0)), Line(AtomicU64::new(0))],
@@ -313,7 +350,33 @@ impl SegmentHeader {
             .store(params.subscriber_slots, Ordering::Relaxed);
         id.creator_pid_ns.store(creator_pid_ns, Ordering::Relaxed);
         id.created_ns.store(created_ns, Ordering::Relaxed);
+        let message = &params.message;
+        id.message_hash.store(message.hash, Ordering::Relaxed);
+        id.message_size.store(message.size, Ordering::Relaxed);
+        id.message_align.store(message.align, Ordering::Relaxed);
+        for (word, bytes) in id.message_name.iter().zip(message.name.chunks(8)) {
+            word.store(
+                u64::from_le_bytes(bytes.try_into().expect("8 bytes")),
+                Ordering::Relaxed,
+            );
+        }
         id.magic.store(MAGIC, Ordering::Release);
+    }
+
+    /// The message type recorded at creation (what it means is `typed`'s: any value is safe,
+    /// since typed endpoints only compare it).
+    pub(crate) fn message_type(&self) -> MessageType {
+        let id = &self.identity;
+        let mut name = [0u8; 32];
+        for (bytes, word) in name.chunks_mut(8).zip(&id.message_name) {
+            bytes.copy_from_slice(&word.load(Ordering::Relaxed).to_le_bytes());
+        }
+        MessageType {
+            hash: id.message_hash.load(Ordering::Relaxed),
+            size: id.message_size.load(Ordering::Relaxed),
+            align: id.message_align.load(Ordering::Relaxed),
+            name,
+        }
     }
 
     /// Reads and checks the identity of a segment of `segment_len` bytes; `kind` is the kind
@@ -350,6 +413,7 @@ impl SegmentHeader {
             max_frame: id.max_frame.load(Ordering::Relaxed),
             flags: id.flags.load(Ordering::Relaxed),
             subscriber_slots: id.subscriber_slots.load(Ordering::Relaxed),
+            message: self.message_type(),
         };
         if (kind == KIND_PUBSUB) != (params.subscriber_slots != 0)
             || params.subscriber_slots > MAX_SUBSCRIBER_SLOTS

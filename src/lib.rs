@@ -56,6 +56,7 @@ mod sync;
 #[cfg(feature = "testing")]
 #[doc(hidden)]
 pub mod testing;
+pub mod typed;
 mod wait;
 
 pub use channel::{Channel, ChannelOptions, Listener, Policy};

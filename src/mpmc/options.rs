@@ -104,6 +104,7 @@ impl MpmcOptions {
             max_frame: slot_size,
             flags: Fences::creation_flags(self.symmetric_fences, HOST),
             subscriber_slots: 0,
+            message: Default::default(),
         })
     }
 

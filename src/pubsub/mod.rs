@@ -45,7 +45,9 @@ pub use subscriber::{Sample, Subscriber};
 
 use crate::error::{Error, Result};
 use crate::frame::{check_geometry, largest_frame};
-use crate::layout::{RingParams, KIND_PUBSUB, MAX_SUBSCRIBER_SLOTS, SUBSCRIBER_SLOT_LEN};
+use crate::layout::{
+    MessageType, RingParams, KIND_PUBSUB, MAX_SUBSCRIBER_SLOTS, SUBSCRIBER_SLOT_LEN,
+};
 use crate::options::Access;
 use crate::os::{Location, HOST};
 use crate::segment::Segment;
@@ -103,6 +105,8 @@ pub struct PubSubOptions {
     prefault: bool,
     huge_pages: bool,
     lock_in_memory: bool,
+    /// The message type of typed endpoints (see `typed`).
+    pub(crate) message: Option<MessageType>,
 }
 
 impl Default for PubSubOptions {
@@ -122,6 +126,7 @@ impl Default for PubSubOptions {
             prefault: true,
             huge_pages: false,
             lock_in_memory: false,
+            message: None,
         }
     }
 }
@@ -230,6 +235,7 @@ impl PubSubOptions {
             max_frame,
             flags: Fences::creation_flags(self.symmetric_fences, HOST) | overwrite,
             subscriber_slots: self.subscribers,
+            message: self.message.unwrap_or_default(),
         })
     }
 
@@ -241,6 +247,7 @@ impl PubSubOptions {
     }
 
     fn prepare(&self, segment: &Segment) -> Result<()> {
+        segment.params.check_message(self.message)?;
         if self.prefault {
             segment.populate()?;
         }

@@ -51,7 +51,7 @@ pub use takeover::{RecoveredFrame, Takeover};
 use crate::counters::Tally;
 use crate::error::{Error, Result, Role};
 use crate::frame::{check_geometry, largest_frame};
-use crate::layout::{RingParams, KIND_SPSC};
+use crate::layout::{MessageType, RingParams, KIND_SPSC};
 use crate::options::Access;
 use crate::os::Location;
 use crate::os::{Host, Kernel, RingMemory, HOST};
@@ -83,6 +83,9 @@ pub struct SpscOptions {
     huge_pages: bool,
     lock_in_memory: bool,
     redeliver_in_hand: bool,
+    /// The message type of typed endpoints (see `typed`): written at creation, checked at
+    /// attach.
+    pub(crate) message: Option<MessageType>,
 }
 
 impl Default for SpscOptions {
@@ -100,6 +103,7 @@ impl Default for SpscOptions {
             huge_pages: false,
             lock_in_memory: false,
             redeliver_in_hand: false,
+            message: None,
         }
     }
 }
@@ -188,6 +192,7 @@ impl SpscOptions {
             max_frame,
             flags: Fences::creation_flags(self.symmetric_fences, HOST),
             subscriber_slots: 0,
+            message: self.message.unwrap_or_default(),
         })
     }
 
@@ -200,12 +205,14 @@ impl SpscOptions {
 
     /// The producer of `segment`, faulted in first if these options say so.
     fn producer(&self, segment: &Segment) -> Result<Producer> {
+        segment.params.check_message(self.message)?;
         self.populate(segment)?;
         Producer::attach(segment, self.policy())
     }
 
     /// The consumer of `segment`, waiting as these options say (the stream pause is only its).
     fn consumer(&self, segment: &Segment) -> Result<Consumer> {
+        segment.params.check_message(self.message)?;
         self.populate(segment)?;
         Consumer::attach(
             segment,

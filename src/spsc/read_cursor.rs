@@ -436,6 +436,7 @@ mod tests {
             max_frame: 100,
             flags: 0,
             subscriber_slots: 0,
+            message: Default::default(),
         };
         let memory = RingMemory::new(Arc::new(Memory::heap(capacity as usize)));
         (memory, params)

@@ -439,7 +439,8 @@ mod layout_checks {
     use core::mem::{align_of, offset_of, size_of};
     use static_assertions::const_assert_eq;
 
-    const_assert_eq!(size_of::<Identity>(), 72);
+    const_assert_eq!(size_of::<Identity>(), 120);
+    const_assert_eq!(offset_of!(Identity, message_hash), 72);
     const_assert_eq!(offset_of!(Identity, created_ns), 64);
     const_assert_eq!(offset_of!(Identity, creator_pid_ns), 56);
     const_assert_eq!(offset_of!(Identity, version), 8);
