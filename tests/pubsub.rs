@@ -395,3 +395,22 @@ fn a_killed_publisher_is_heard_and_replaced() {
     let sample = subscriber.recv().unwrap();
     assert_eq!((sample.seq(), &*sample), (10, &b"after"[..]));
 }
+
+#[test]
+fn a_hostile_cursor_is_corrupted_not_a_hang() {
+    let name = ShmName::new("pubsub-hostile");
+    let mut publisher = small().create_publisher(name.as_str()).unwrap();
+    let _subscriber = small().open_subscriber(name.as_str()).unwrap();
+    let raw = common::SharedMap::open_named(name.as_str()).unwrap();
+    // Slot 0's cursor, after the 4096-byte data area: beyond anything published.
+    raw.u64_at(common::offsets::DATA + 4096 + 32)
+        .store(1 << 40, std::sync::atomic::Ordering::Relaxed);
+    let started = Instant::now();
+    let err = loop {
+        match publisher.send_timeout(&[0; 100], Duration::from_secs(5)) {
+            Ok(()) => assert!(started.elapsed() < Duration::from_secs(5)),
+            Err(e) => break e,
+        }
+    };
+    assert!(matches!(err, Error::Corrupted { .. }), "{err:?}");
+}

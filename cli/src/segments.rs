@@ -42,10 +42,17 @@ pub struct GcArgs {
 
 fn kind(info: &SegmentInfo) -> String {
     match (&info.ring, info.ringport_version) {
-        (Some(ring), _) => match ring.kind {
-            RingKind::Spsc => "spsc".into(),
-            RingKind::Mpmc => "mpmc".into(),
-        },
+        (Some(ring), _) => {
+            let kind = match ring.kind {
+                RingKind::Spsc => "spsc",
+                RingKind::Mpmc => "mpmc",
+                RingKind::PubSub => "pubsub",
+            };
+            match &ring.message_type {
+                Some(name) => format!("{kind}<{name}>"),
+                None => kind.into(),
+            }
+        }
         (None, Some(version)) => format!("ringport v{version}"),
         (None, None) => "-".into(),
     }

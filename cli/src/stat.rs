@@ -91,6 +91,7 @@ fn kind(stats: &RingStats) -> &'static str {
     match stats.kind {
         RingKind::Spsc => "spsc",
         RingKind::Mpmc => "mpmc",
+        RingKind::PubSub => "pubsub",
     }
 }
 
@@ -104,6 +105,7 @@ fn text(out: &mut impl Write, stats: &RingStats, rates: Option<&Rates>) -> std::
     let frame = match stats.kind {
         RingKind::Spsc => "max frame",
         RingKind::Mpmc => "slot size",
+        RingKind::PubSub => "max frame",
     };
     writeln!(
         out,

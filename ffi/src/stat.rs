@@ -60,6 +60,7 @@ pub unsafe extern "C" fn rp_ring_stat(
             kind: match s.kind {
                 segments::RingKind::Spsc => 1,
                 segments::RingKind::Mpmc => 2,
+                segments::RingKind::PubSub => 3,
             },
             max_frame: s.max_frame,
             capacity: s.capacity,

@@ -23,7 +23,9 @@ mod stat;
 pub use stat::{stat, RingStats, SideCounts, Traffic};
 
 use crate::error::{Error, Result, Role};
-use crate::layout::{SegmentHeader, DATA_OFFSET, KIND_MPMC, KIND_SPSC, LAYOUT_VERSION, MAGIC};
+use crate::layout::{
+    SegmentHeader, DATA_OFFSET, KIND_MPMC, KIND_PUBSUB, KIND_SPSC, LAYOUT_VERSION, MAGIC,
+};
 use crate::os::inventory;
 use crate::os::Location;
 use crate::os::{Kernel, Liveness, Memory, HOST};
@@ -37,6 +39,8 @@ pub enum RingKind {
     Spsc,
     /// Many producers and consumers, fixed-size slots.
     Mpmc,
+    /// One publisher, many subscribers, each seeing every frame.
+    PubSub,
 }
 
 /// What became of a role's holder.
@@ -76,8 +80,11 @@ pub struct RingInfo {
     pub max_frame: u32,
     /// The process that created it.
     pub creator_pid: u32,
-    /// The producer's and the consumer's holders (SPSC; MPMC handles come and go unrecorded).
+    /// The producer's and the consumer's holders (SPSC), the publisher's (publish-subscribe;
+    /// its role is the producer's); none for MPMC, whose handles come and go unrecorded.
     pub holders: Vec<Holder>,
+    /// The message type of a typed ring (the first 32 bytes of its name), if it is one.
+    pub message_type: Option<String>,
 }
 
 /// A segment in `/dev/shm` or a System V segment (or a mapped file, when inspected).
@@ -279,6 +286,7 @@ fn read_ring(head: &[u8]) -> (Option<u32>, Option<RingInfo>) {
     let kind = match id.kind.load(Ordering::Relaxed) {
         KIND_SPSC => RingKind::Spsc,
         KIND_MPMC => RingKind::Mpmc,
+        KIND_PUBSUB => RingKind::PubSub,
         _ => return (Some(version), None),
     };
     let capacity = id.capacity.load(Ordering::Relaxed);
@@ -287,14 +295,21 @@ fn read_ring(head: &[u8]) -> (Option<u32>, Option<RingInfo>) {
             .into_iter()
             .map(|role| holder(&header, role))
             .collect(),
+        RingKind::PubSub => vec![holder(&header, Role::Producer)],
         RingKind::Mpmc => Vec::new(),
     };
+    let message = header.message_type();
+    let message_type = (message.hash != 0).then(|| {
+        let len = message.name.iter().position(|&b| b == 0).unwrap_or(32);
+        String::from_utf8_lossy(&message.name[..len]).into_owned()
+    });
     let ring = RingInfo {
         kind,
         capacity,
         max_frame: id.max_frame.load(Ordering::Relaxed),
         creator_pid: id.creator_pid.load(Ordering::Relaxed),
         holders,
+        message_type,
     };
     (Some(version), Some(ring))
 }

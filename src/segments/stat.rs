@@ -167,7 +167,9 @@ pub fn stat(location: impl Into<Location>) -> Result<RingStats> {
                     && Passed::from_copies(&first.counters[consumer], &second.counters[consumer])
                         .is_some()
             }
-            RingKind::Mpmc => true,
+            // `describe` validates as SPSC or MPMC: a publish-subscribe ring is `WrongKind`
+            // there, before this.
+            RingKind::Mpmc | RingKind::PubSub => true,
         };
         if steady {
             return Ok(RingStats { steady, ..stats });
