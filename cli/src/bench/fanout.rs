@@ -68,9 +68,10 @@ fn spin_for(mode: Mode) -> Duration {
     }
 }
 
+/// Room for four messages at least, as iceoryx2's subscriber buffer holds (`iox::buffer`).
 fn capacity(size: usize) -> usize {
     let frame = 16 + size.next_multiple_of(8);
-    RING_BYTES.max(2 * (frame + 8)).next_power_of_two()
+    RING_BYTES.max(4 * (frame + 8)).next_power_of_two()
 }
 
 fn pubsub_options(mode: Mode, size: usize, subscribers: u32) -> PubSubOptions {
