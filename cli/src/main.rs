@@ -57,6 +57,9 @@ enum Command {
     /// A subscriber process of `bench --pubsub` (started by it).
     #[command(hide = true)]
     BenchFanoutPeer(bench::FanoutPeerArgs),
+    /// The server process of `bench --rpc` (started by it).
+    #[command(hide = true)]
+    BenchRpcPeer(bench::RpcPeerArgs),
 }
 
 fn main() {
@@ -77,6 +80,9 @@ fn main() {
         Command::Send(args) => segments::send(&args),
         Command::Recv(args) => segments::recv(&args),
         Command::BenchPeer(args) => bench::peer(&args).map_err(|e| e as Box<dyn std::error::Error>),
+        Command::BenchRpcPeer(args) => {
+            bench::rpc_peer(&args).map_err(|e| e as Box<dyn std::error::Error>)
+        }
         Command::BenchFanoutPeer(args) => {
             bench::fanout_peer(&args).map_err(|e| e as Box<dyn std::error::Error>)
         }

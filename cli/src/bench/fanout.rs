@@ -279,13 +279,41 @@ pub fn peer(args: &PeerArgs) -> Result<(), BoxError> {
     Ok(())
 }
 
-/// One subscriber process.
-struct Sub {
-    child: Child,
+/// A peer process of a pattern bench (a subscriber here, a server in `rpc`), killed if the
+/// sample ends early; it says `ready` once its end is open.
+pub(super) struct Sub {
+    pub(super) child: Child,
     out: BufReader<ChildStdout>,
 }
 
 impl Sub {
+    /// Starts `command` (this program, a hidden peer command) with its standard streams piped.
+    pub(super) fn spawn(mut command: Command) -> Result<Sub, BoxError> {
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let out = BufReader::new(child.stdout.take().expect("piped"));
+        Ok(Sub { child, out })
+    }
+
+    /// Waits for the peer's `ready`.
+    pub(super) fn ready(&mut self) -> Result<(), BoxError> {
+        let line = self.line()?;
+        if line != "ready" {
+            return Err(format!("a peer said {line:?}").into());
+        }
+        Ok(())
+    }
+
+    /// Tells the peer to finish (its standard input closes) and waits for it.
+    pub(super) fn finish(mut self) -> Result<(), BoxError> {
+        drop(self.child.stdin.take());
+        self.child.wait()?;
+        Ok(())
+    }
+
     fn line(&mut self) -> Result<String, BoxError> {
         let mut line = String::new();
         if self.out.read_line(&mut line)? == 0 {
@@ -372,19 +400,10 @@ fn sample(case: Case, budget: Duration, cpu: Option<usize>) -> Result<f64, BoxEr
         if let Some(cpu) = cpu {
             command.args(["--cpu", &cpu.to_string()]);
         }
-        let mut child = command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()?;
-        let out = BufReader::new(child.stdout.take().expect("piped"));
-        subs.push(Sub { child, out });
+        subs.push(Sub::spawn(command)?);
     }
     for sub in &mut subs {
-        let line = sub.line()?;
-        if line != "ready" {
-            return Err(format!("a subscriber said {line:?}").into());
-        }
+        sub.ready()?;
     }
     if let Hub::Pubsub { back, .. } = &mut hub {
         for index in 0..n {
@@ -445,9 +464,8 @@ fn sample(case: Case, budget: Duration, cpu: Option<usize>) -> Result<f64, BoxEr
         msg[..8].copy_from_slice(&STOP.to_le_bytes());
         hub.publish(mode, &msg)?;
     }
-    for mut sub in subs {
-        drop(sub.child.stdin.take());
-        sub.child.wait()?;
+    for sub in subs {
+        sub.finish()?;
     }
     Ok(result)
 }

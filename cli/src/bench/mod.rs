@@ -16,6 +16,7 @@ mod measure;
 mod notice;
 mod plan;
 mod report;
+mod rpc;
 mod setup;
 mod syscalls;
 
@@ -35,6 +36,7 @@ pub use notice::child_if_asked;
 use plan::{parse_size, show_size, Case, Contender, Mechanism, Metric, Mode};
 pub(crate) use report::json_string;
 use report::{Crossings, Machine, Notices, Outcome, Results};
+pub use rpc::{peer as rpc_peer, PeerArgs as RpcPeerArgs};
 pub use setup::{peer as setup_peer, PeerArgs as SetupPeerArgs};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -120,6 +122,12 @@ pub struct BenchArgs {
     /// iceoryx2's publish-subscribe (--rounds, --duration, --json, --quick apply).
     #[arg(long, conflicts_with_all = ["harness", "notice_only", "chart", "csv", "syscalls", "mechanisms", "modes", "metrics", "setup"])]
     pubsub: bool,
+    /// Only request-response: a call and its response (as long as the request) between the
+    /// bench and a server process, at 64 B and 1 MiB (or --sizes), busy and blocking, against
+    /// a ringport Channel ping-pong and, with the `iceoryx2` feature, iceoryx2's
+    /// request-response (--rounds, --duration, --json, --quick apply).
+    #[arg(long, conflicts_with_all = ["harness", "notice_only", "chart", "csv", "syscalls", "mechanisms", "modes", "metrics", "setup", "pubsub"])]
+    rpc: bool,
     /// Subscriber counts for --pubsub, comma-separated (default 1,2,4).
     #[arg(long, value_delimiter = ',', requires = "pubsub")]
     subscribers: Vec<u32>,
@@ -139,17 +147,12 @@ const SETUP_SIZES: [usize; 9] = [
     8 << 20,
 ];
 
-/// `ringport bench --pubsub` (see `fanout`).
-fn pubsub_only(args: &BenchArgs) -> Result<(), BoxError> {
+/// `ringport bench --pubsub` (see `fanout`) and `--rpc` (see `rpc`).
+fn patterns_only(args: &BenchArgs) -> Result<(), BoxError> {
     let sizes = if args.sizes.is_empty() {
         vec![64, 1 << 20]
     } else {
         args.sizes.iter().map(|&s| s.max(8)).collect()
-    };
-    let fanouts = if args.subscribers.is_empty() {
-        vec![1, 2, 4]
-    } else {
-        args.subscribers.clone()
     };
     let cpus = args.cpus()?;
     if let Some((mine, _)) = cpus {
@@ -167,30 +170,42 @@ fn pubsub_only(args: &BenchArgs) -> Result<(), BoxError> {
         );
         bar
     };
-    let rows = fanout::run(
-        &sizes,
-        &fanouts,
-        rounds,
-        sample,
-        cpus.map(|(_, p)| p),
-        &progress,
-    )?;
-    progress.finish_and_clear();
+    let peer = cpus.map(|(_, p)| p);
     let mut m = machine(args, cpus, args.budget(), rounds);
     m.settings = format!(
-        "{rounds} interleaved rounds of {} ms samples; subscribers all on the peer core",
-        sample.as_millis()
+        "{rounds} interleaved rounds of {} ms samples{}",
+        sample.as_millis(),
+        if args.rpc {
+            ""
+        } else {
+            "; subscribers all on the peer core"
+        }
     );
     let header = format!(
         "{} ({} cores), Linux {}, {}; {}\n{}",
         m.cpu, m.cores, m.kernel, m.date, m.pinning, m.settings
     );
-    let to_stdout = args.json.as_deref() == Some(Path::new("-"));
-    if !to_stdout {
-        print!("{}", fanout::table(&rows, &header));
+    let (table, json) = if args.rpc {
+        let rows = rpc::run(&sizes, rounds, sample, peer, &progress)?;
+        (rpc::table(&rows, &header), rpc::json(&rows, &m.json()))
+    } else {
+        let fanouts = if args.subscribers.is_empty() {
+            vec![1, 2, 4]
+        } else {
+            args.subscribers.clone()
+        };
+        let rows = fanout::run(&sizes, &fanouts, rounds, sample, peer, &progress)?;
+        (
+            fanout::table(&rows, &header),
+            fanout::json(&rows, &m.json()),
+        )
+    };
+    progress.finish_and_clear();
+    if args.json.as_deref() != Some(Path::new("-")) {
+        print!("{table}");
     }
     if let Some(path) = &args.json {
-        write_output(path, &fanout::json(&rows, &m.json()))?;
+        write_output(path, &json)?;
     }
     Ok(())
 }
@@ -539,8 +554,8 @@ pub fn run(args: &BenchArgs) -> Result<(), BoxError> {
     if args.setup {
         return setup_only(args);
     }
-    if args.pubsub {
-        return pubsub_only(args);
+    if args.pubsub || args.rpc {
+        return patterns_only(args);
     }
     let cases = if args.notice_only {
         Vec::new()
