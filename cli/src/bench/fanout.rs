@@ -482,6 +482,7 @@ pub struct Row {
 pub fn run(
     sizes: &[usize],
     fanouts: &[u32],
+    modes: &[Mode],
     rounds: usize,
     budget: Duration,
     cpu: Option<usize>,
@@ -491,7 +492,7 @@ pub fn run(
     let mut groups = Vec::new();
     for &subscribers in fanouts {
         for &size in sizes {
-            for mode in [Mode::Spin, Mode::Block] {
+            for &mode in modes {
                 for metric in [Metric::RoundTrip, Metric::Throughput] {
                     groups.push((subscribers, size, mode, metric));
                 }

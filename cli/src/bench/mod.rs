@@ -120,13 +120,13 @@ pub struct BenchArgs {
     /// --subscribers), at 64 B and 1 MiB (or --sizes), busy and blocking, fan-out round trip
     /// and stream, against an SPSC ring per subscriber and, with the `iceoryx2` feature,
     /// iceoryx2's publish-subscribe (--rounds, --duration, --json, --quick apply).
-    #[arg(long, conflicts_with_all = ["harness", "notice_only", "chart", "csv", "syscalls", "mechanisms", "modes", "metrics", "setup"])]
+    #[arg(long, conflicts_with_all = ["harness", "notice_only", "chart", "csv", "syscalls", "mechanisms", "metrics", "setup"])]
     pubsub: bool,
     /// Only request-response: a call and its response (as long as the request) between the
     /// bench and a server process, at 64 B and 1 MiB (or --sizes), busy and blocking, against
     /// a ringport Channel ping-pong and, with the `iceoryx2` feature, iceoryx2's
     /// request-response (--rounds, --duration, --json, --quick apply).
-    #[arg(long, conflicts_with_all = ["harness", "notice_only", "chart", "csv", "syscalls", "mechanisms", "modes", "metrics", "setup", "pubsub"])]
+    #[arg(long, conflicts_with_all = ["harness", "notice_only", "chart", "csv", "syscalls", "mechanisms", "metrics", "setup", "pubsub"])]
     rpc: bool,
     /// Subscriber counts for --pubsub, comma-separated (default 1,2,4).
     #[arg(long, value_delimiter = ',', requires = "pubsub")]
@@ -171,6 +171,11 @@ fn patterns_only(args: &BenchArgs) -> Result<(), BoxError> {
         bar
     };
     let peer = cpus.map(|(_, p)| p);
+    let modes = if args.modes.is_empty() {
+        vec![Mode::Spin, Mode::Block]
+    } else {
+        args.modes.clone()
+    };
     let mut m = machine(args, cpus, args.budget(), rounds);
     m.settings = format!(
         "{rounds} interleaved rounds of {} ms samples{}",
@@ -186,7 +191,7 @@ fn patterns_only(args: &BenchArgs) -> Result<(), BoxError> {
         m.cpu, m.cores, m.kernel, m.date, m.pinning, m.settings
     );
     let (table, json) = if args.rpc {
-        let rows = rpc::run(&sizes, rounds, sample, peer, &progress)?;
+        let rows = rpc::run(&sizes, &modes, rounds, sample, peer, &progress)?;
         (rpc::table(&rows, &header), rpc::json(&rows, &m.json()))
     } else {
         let fanouts = if args.subscribers.is_empty() {
@@ -194,7 +199,7 @@ fn patterns_only(args: &BenchArgs) -> Result<(), BoxError> {
         } else {
             args.subscribers.clone()
         };
-        let rows = fanout::run(&sizes, &fanouts, rounds, sample, peer, &progress)?;
+        let rows = fanout::run(&sizes, &fanouts, &modes, rounds, sample, peer, &progress)?;
         (
             fanout::table(&rows, &header),
             fanout::json(&rows, &m.json()),

@@ -2,7 +2,8 @@
 //! process pinned to the other core, the response as long as the request. Contenders,
 //! interleaved in each round:
 //!
-//! - `ringport-rpc`: `rpc::Client::call` against an `rpc::Server`;
+//! - `ringport-rpc`: `rpc::Client::send` and `recv` (the response read in place) against an
+//!   `rpc::Server`;
 //! - `channel`: the same bytes each way over a ringport `Channel` (a ping-pong: what a
 //!   request-response layer over a channel cannot beat);
 //! - `iceoryx2` (with its feature): iceoryx2's request-response, and in the blocking form an
@@ -158,7 +159,11 @@ impl Caller {
     /// One request and its response; returns the response's sequence number.
     fn call(&mut self, msg: &[u8]) -> Result<u64, BoxError> {
         match self {
-            Caller::Rpc(client) => look_at(&client.call(msg, PATIENCE)?),
+            // In place, as iceoryx2's (`call` would copy the response out).
+            Caller::Rpc(client) => {
+                client.send(msg)?;
+                look_at(&client.recv_timeout(PATIENCE)?)
+            }
             Caller::Channel(channel, buf) => {
                 channel.send(msg)?;
                 channel.recv_timeout(buf, PATIENCE)?;
@@ -257,17 +262,18 @@ pub struct Row {
 /// Runs every case `rounds` times, contenders interleaved (their order rotating each round).
 pub fn run(
     sizes: &[usize],
+    modes: &[Mode],
     rounds: usize,
     budget: Duration,
     cpu: Option<usize>,
     progress: &indicatif::ProgressBar,
 ) -> Result<Vec<Row>, BoxError> {
     let contenders = Carrier::all();
-    progress.set_length((sizes.len() * 2 * contenders.len() * rounds) as u64);
+    progress.set_length((sizes.len() * modes.len() * contenders.len() * rounds) as u64);
     let mut values: std::collections::BTreeMap<Case, Vec<f64>> = Default::default();
     for round in 0..rounds {
         for &size in sizes {
-            for mode in [Mode::Spin, Mode::Block] {
+            for &mode in modes {
                 let mut order = contenders.clone();
                 let turn = round % order.len();
                 order.rotate_left(turn);
@@ -464,6 +470,8 @@ mod iox {
                 wait(events.as_ref().map(|(_, l)| l), &mut patience, &mut slices)?;
                 continue;
             };
+            // The stall is counted from the last request.
+            (patience, slices) = (Patience::new(), 0);
             let seq = look_at(request.payload())?;
             if seq == u64::MAX {
                 return Ok(());
