@@ -98,17 +98,7 @@ pub(crate) fn mark_role_departed(header: &SegmentHeader, role: Role) {
 /// under `word`: what a death notice does (a dead process cannot detach itself). Returns whether
 /// it did. A new holder that has claimed the role since keeps it: the word is compared first.
 pub(crate) fn mark_departed(header: &SegmentHeader, role: Role, word: u64) -> bool {
-    let (pid, _, epoch) = unpack(word);
-    // AcqRel, Relaxed: as a holder's own `release`; a failure means the word moved on.
-    header.roles[role_index(role)]
-        .owner
-        .compare_exchange(
-            word,
-            pack(pid, DIED, epoch),
-            Ordering::AcqRel,
-            Ordering::Relaxed,
-        )
-        .is_ok()
+    many::mark_died(&header.roles[role_index(role)], word)
 }
 
 impl<K: Kernel> RoleHold<K> {
@@ -399,7 +389,7 @@ pub(crate) mod many {
     /// liveness check's. Returns whether it did (false: the word had moved on).
     pub(crate) fn mark_died(slot: &RoleSlot, word: u64) -> bool {
         let (pid, _, epoch) = unpack(word);
-        // AcqRel, Relaxed: as `super::mark_departed`.
+        // AcqRel, Relaxed: as a holder's own `release`; a failure means the word moved on.
         slot.owner
             .compare_exchange(
                 word,

@@ -113,6 +113,21 @@ impl Segment {
         self.memory.populate()
     }
 
+    /// What the options ask before an endpoint attaches: the pages faulted in (`prefault`),
+    /// locked in memory (`lock`).
+    ///
+    /// # Errors
+    /// As [`populate`](Self::populate) and [`lock`](Self::lock).
+    pub(crate) fn prepare(&self, prefault: bool, lock: bool) -> Result<()> {
+        if prefault {
+            self.populate()?;
+        }
+        if lock {
+            self.lock()?;
+        }
+        Ok(())
+    }
+
     /// Locks the segment's pages in memory (see `Memory::lock`).
     ///
     /// # Errors

@@ -423,12 +423,7 @@ impl<T: Message> TypedConsumer<T> {
     /// # Errors
     /// As [`spsc::Consumer::recv`]; [`Error::Corrupted`] for a frame of another size.
     pub fn recv(&mut self) -> Result<TypedFrame<'_, T>> {
-        let frame = self.inner.recv()?;
-        sized::<T>(frame.len())?;
-        Ok(TypedFrame {
-            frame,
-            _type: PhantomData,
-        })
+        TypedFrame::checked(self.inner.recv()?)
     }
 
     /// The next message, or [`Error::Empty`] at once.
@@ -436,12 +431,7 @@ impl<T: Message> TypedConsumer<T> {
     /// # Errors
     /// As [`recv`](Self::recv), and [`Error::Empty`].
     pub fn try_recv(&mut self) -> Result<TypedFrame<'_, T>> {
-        let frame = self.inner.try_recv()?;
-        sized::<T>(frame.len())?;
-        Ok(TypedFrame {
-            frame,
-            _type: PhantomData,
-        })
+        TypedFrame::checked(self.inner.try_recv()?)
     }
 
     /// The next message, waiting up to `timeout`.
@@ -449,12 +439,7 @@ impl<T: Message> TypedConsumer<T> {
     /// # Errors
     /// As [`recv`](Self::recv), and [`Error::Timeout`].
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<TypedFrame<'_, T>> {
-        let frame = self.inner.recv_timeout(timeout)?;
-        sized::<T>(frame.len())?;
-        Ok(TypedFrame {
-            frame,
-            _type: PhantomData,
-        })
+        TypedFrame::checked(self.inner.recv_timeout(timeout)?)
     }
 
     /// The byte endpoint underneath.
@@ -467,6 +452,16 @@ impl<T: Message> TypedConsumer<T> {
 pub struct TypedFrame<'a, T> {
     frame: spsc::ReadGrant<'a>,
     _type: PhantomData<fn() -> T>,
+}
+
+impl<'a, T: Message> TypedFrame<'a, T> {
+    fn checked(frame: spsc::ReadGrant<'a>) -> Result<Self> {
+        sized::<T>(frame.len())?;
+        Ok(TypedFrame {
+            frame,
+            _type: PhantomData,
+        })
+    }
 }
 
 impl<T: Message> Deref for TypedFrame<'_, T> {
@@ -539,12 +534,7 @@ impl<T: Message> TypedSubscriber<T> {
     /// # Errors
     /// As [`pubsub::Subscriber::recv`]; [`Error::Corrupted`] for a frame of another size.
     pub fn recv(&mut self) -> Result<TypedSample<'_, T>> {
-        let sample = self.inner.recv()?;
-        sized::<T>(sample.len())?;
-        Ok(TypedSample {
-            sample,
-            _type: PhantomData,
-        })
+        TypedSample::checked(self.inner.recv()?)
     }
 
     /// The next message, or [`Error::Empty`] at once.
@@ -552,12 +542,7 @@ impl<T: Message> TypedSubscriber<T> {
     /// # Errors
     /// As [`recv`](Self::recv), and [`Error::Empty`].
     pub fn try_recv(&mut self) -> Result<TypedSample<'_, T>> {
-        let sample = self.inner.try_recv()?;
-        sized::<T>(sample.len())?;
-        Ok(TypedSample {
-            sample,
-            _type: PhantomData,
-        })
+        TypedSample::checked(self.inner.try_recv()?)
     }
 
     /// The byte endpoint underneath.
@@ -570,6 +555,16 @@ impl<T: Message> TypedSubscriber<T> {
 pub struct TypedSample<'a, T> {
     sample: pubsub::Sample<'a>,
     _type: PhantomData<fn() -> T>,
+}
+
+impl<'a, T: Message> TypedSample<'a, T> {
+    fn checked(sample: pubsub::Sample<'a>) -> Result<Self> {
+        sized::<T>(sample.len())?;
+        Ok(TypedSample {
+            sample,
+            _type: PhantomData,
+        })
+    }
 }
 
 impl<T> TypedSample<'_, T> {

@@ -109,12 +109,7 @@ impl MpmcOptions {
     }
 
     fn ring(&self, segment: Segment) -> Result<Ring> {
-        if self.prefault {
-            segment.populate()?;
-        }
-        if self.lock_in_memory {
-            segment.lock()?;
-        }
+        segment.prepare(self.prefault, self.lock_in_memory)?;
         let policy = WaitPolicy {
             spin: self.spin,
             liveness_interval: self.liveness_interval,

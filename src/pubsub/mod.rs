@@ -248,13 +248,7 @@ impl PubSubOptions {
 
     fn prepare(&self, segment: &Segment) -> Result<()> {
         segment.params.check_message(self.message)?;
-        if self.prefault {
-            segment.populate()?;
-        }
-        if self.lock_in_memory {
-            segment.lock()?;
-        }
-        Ok(())
+        segment.prepare(self.prefault, self.lock_in_memory)
     }
 
     pub(crate) fn publisher(&self, segment: &Segment) -> Result<Publisher> {

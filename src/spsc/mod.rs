@@ -223,13 +223,7 @@ impl SpscOptions {
     }
 
     fn populate(&self, segment: &Segment) -> Result<()> {
-        if self.prefault {
-            segment.populate()?;
-        }
-        if self.lock_in_memory {
-            segment.lock()?;
-        }
-        Ok(())
+        segment.prepare(self.prefault, self.lock_in_memory)
     }
 
     /// A ring on the heap with both ends in this process (threads, tests).

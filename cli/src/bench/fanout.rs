@@ -551,7 +551,8 @@ pub fn run(
     Ok(rows)
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
+/// The median of one case's values over the rounds (of a pattern bench).
+pub(super) fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
 }
@@ -574,11 +575,7 @@ pub fn table(rows: &[Row], header: &str) -> String {
     );
     for row in rows {
         let c = row.case;
-        let ratios: Vec<String> = row
-            .vs
-            .iter()
-            .map(|(other, r)| format!("{r:.2}x {}", other.name()))
-            .collect();
+        let ratios = ratios_text(row.vs.iter().map(|(other, r)| (other.name(), *r)));
         out += &format!(
             "{:<5} {:>7} {:<6} {:<11} {:<16} {:>11}  {}\n",
             c.subscribers,
@@ -587,7 +584,7 @@ pub fn table(rows: &[Row], header: &str) -> String {
             c.metric.name(),
             c.contender.name(),
             show(c, row.median),
-            ratios.join(", ")
+            ratios
         );
     }
     out
@@ -599,11 +596,7 @@ pub fn json(rows: &[Row], machine: &str) -> String {
         .iter()
         .map(|row| {
             let c = row.case;
-            let vs: Vec<String> = row
-                .vs
-                .iter()
-                .map(|(other, r)| format!("{}: {r:.4}", json_string(other.name())))
-                .collect();
+            let vs = ratios_json(row.vs.iter().map(|(other, r)| (other.name(), *r)));
             format!(
                 "{{\"subscribers\": {}, \"size\": {}, \"mode\": {}, \"metric\": {}, \"contender\": {}, \"median\": {:.1}, \"ratio_to\": {{{}}}}}",
                 c.subscribers,
@@ -612,10 +605,29 @@ pub fn json(rows: &[Row], machine: &str) -> String {
                 json_string(c.metric.name()),
                 json_string(c.contender.name()),
                 row.median,
-                vs.join(", ")
+                vs
             )
         })
         .collect();
+    json_doc(machine, &rows)
+}
+
+/// A row's ratios to the other contenders, as JSON members.
+pub(super) fn ratios_json<'a>(vs: impl Iterator<Item = (&'a str, f64)>) -> String {
+    vs.map(|(other, r)| format!("{}: {r:.4}", json_string(other)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A row's ratios to the other contenders, for the table.
+pub(super) fn ratios_text<'a>(vs: impl Iterator<Item = (&'a str, f64)>) -> String {
+    vs.map(|(other, r)| format!("{r:.2}x {other}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A pattern bench's JSON document: the machine, then the rows.
+pub(super) fn json_doc(machine: &str, rows: &[String]) -> String {
     format!(
         "{{\"machine\": {machine},\n \"rows\": [\n  {}\n ]}}\n",
         rows.join(",\n  ")

@@ -147,6 +147,20 @@ const SETUP_SIZES: [usize; 9] = [
     8 << 20,
 ];
 
+/// A bar of samples done, for a bench that learns its length as it goes (none with
+/// `--no-progress`).
+fn samples_bar(args: &BenchArgs) -> ProgressBar {
+    if args.no_progress {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} samples, {elapsed} {msg}")
+            .expect("a valid template"),
+    );
+    bar
+}
+
 /// `ringport bench --pubsub` (see `fanout`) and `--rpc` (see `rpc`).
 fn patterns_only(args: &BenchArgs) -> Result<(), BoxError> {
     let sizes = if args.sizes.is_empty() {
@@ -160,16 +174,7 @@ fn patterns_only(args: &BenchArgs) -> Result<(), BoxError> {
     }
     let rounds = args.rounds.unwrap_or(if args.quick { 1 } else { 3 }).max(1);
     let sample = Duration::from_millis(args.duration.unwrap_or(if args.quick { 50 } else { 200 }));
-    let progress = if args.no_progress {
-        ProgressBar::hidden()
-    } else {
-        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-        bar.set_style(
-            ProgressStyle::with_template("{bar:30} {pos}/{len} samples, {elapsed} {msg}")
-                .expect("a valid template"),
-        );
-        bar
-    };
+    let progress = samples_bar(args);
     let peer = cpus.map(|(_, p)| p);
     let modes = if args.modes.is_empty() {
         vec![Mode::Spin, Mode::Block]
@@ -231,16 +236,7 @@ fn setup_only(args: &BenchArgs) -> Result<(), BoxError> {
         .rounds
         .unwrap_or(if args.quick { 3 } else { 15 })
         .max(1);
-    let progress = if args.no_progress {
-        ProgressBar::hidden()
-    } else {
-        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-        bar.set_style(
-            ProgressStyle::with_template("{bar:30} {pos}/{len} samples, {elapsed} {msg}")
-                .expect("a valid template"),
-        );
-        bar
-    };
+    let progress = samples_bar(args);
     let rows = setup::run(&sizes, rounds, args.quick, cpus.map(|(_, p)| p), &progress)?;
     progress.finish_and_clear();
     let mut m = machine(args, cpus, args.budget(), rounds);

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use ringport::rpc::RpcOptions;
 use ringport::{Channel, ChannelOptions, Policy, SpscOptions};
 
-use super::fanout::Sub;
+use super::fanout::{json_doc, median, ratios_json, ratios_text, Sub};
 use super::links::look_at;
 use super::measure::message;
 use super::plan::{show_size, Mode};
@@ -315,11 +315,6 @@ pub fn run(
         .collect())
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
 /// The table: the median round trip per case, with ratios.
 pub fn table(rows: &[Row], header: &str) -> String {
     let mut out = format!("{header}\n\n");
@@ -329,18 +324,14 @@ pub fn table(rows: &[Row], header: &str) -> String {
     );
     for row in rows {
         let c = row.case;
-        let ratios: Vec<String> = row
-            .vs
-            .iter()
-            .map(|(other, r)| format!("{r:.2}x {}", other.name()))
-            .collect();
+        let ratios = ratios_text(row.vs.iter().map(|(other, r)| (other.name(), *r)));
         out += &format!(
             "{:>7} {:<6} {:<14} {:>11}  {}\n",
             show_size(c.size),
             c.mode.name(),
             c.contender.name(),
             show_nanos(row.median as u64),
-            ratios.join(", ")
+            ratios
         );
     }
     out
@@ -352,25 +343,18 @@ pub fn json(rows: &[Row], machine: &str) -> String {
         .iter()
         .map(|row| {
             let c = row.case;
-            let vs: Vec<String> = row
-                .vs
-                .iter()
-                .map(|(other, r)| format!("{}: {r:.4}", json_string(other.name())))
-                .collect();
+            let vs = ratios_json(row.vs.iter().map(|(other, r)| (other.name(), *r)));
             format!(
                 "{{\"size\": {}, \"mode\": {}, \"contender\": {}, \"round_trip_ns\": {:.1}, \"ratio_to\": {{{}}}}}",
                 c.size,
                 json_string(c.mode.name()),
                 json_string(c.contender.name()),
                 row.median,
-                vs.join(", ")
+                vs
             )
         })
         .collect();
-    format!(
-        "{{\"machine\": {machine},\n \"rows\": [\n  {}\n ]}}\n",
-        rows.join(",\n  ")
-    )
+    json_doc(machine, &rows)
 }
 
 #[cfg(feature = "iceoryx2")]
