@@ -79,6 +79,20 @@ pub fn probe_mpmc_try_recv(consumer: &mut mpmc::Consumer) -> Option<u8> {
     consumer.try_recv().ok().map(|message| message[0])
 }
 
+/// `pubsub::Publisher::try_send`.
+#[no_mangle]
+#[inline(never)]
+pub fn probe_pubsub_try_send(publisher: &mut ringport::pubsub::Publisher, message: &[u8]) -> bool {
+    publisher.try_send(message).is_ok()
+}
+
+/// `pubsub::Subscriber::try_recv` and the sample's drop.
+#[no_mangle]
+#[inline(never)]
+pub fn probe_pubsub_try_recv(subscriber: &mut ringport::pubsub::Subscriber) -> Option<u8> {
+    subscriber.try_recv().ok().map(|sample| sample[0])
+}
+
 fn main() -> Result<(), ringport::Error> {
     let (mut producer, mut consumer) = ringport::SpscOptions::new().in_process()?;
     assert!(probe_spsc_try_send(&mut producer, b"a"));
@@ -102,6 +116,14 @@ fn main() -> Result<(), ringport::Error> {
     assert!(probe_mpmc_try_send(&mut producer, b"m"));
     assert_eq!(probe_mpmc_try_recv(&mut consumer), Some(b'm'));
     assert_eq!(probe_mpmc_try_recv(&mut consumer), None);
+
+    let mut publisher = ringport::pubsub::PubSubOptions::new()
+        .capacity(4096)
+        .in_process()?;
+    let mut subscriber = publisher.subscriber(ringport::pubsub::History::Oldest)?;
+    assert!(probe_pubsub_try_send(&mut publisher, b"p"));
+    assert_eq!(probe_pubsub_try_recv(&mut subscriber), Some(b'p'));
+    assert_eq!(probe_pubsub_try_recv(&mut subscriber), None);
     println!("every probe did what it says");
     Ok(())
 }

@@ -198,10 +198,10 @@ impl Publisher {
     #[inline]
     pub fn try_reserve(&mut self, len: usize) -> Result<Grant<'_>> {
         let size = self.checked(len)?;
-        if self.position + size <= self.limit || self.make_room(size)? {
+        if self.position + size <= self.limit || self.make_room_slow(size)? {
             return Ok(self.grant(len));
         }
-        self.full()
+        self.full_slow()
     }
 
     /// [`try_reserve`](Self::try_reserve), waiting for room as long as it takes.
@@ -277,14 +277,15 @@ impl Publisher {
 
     /// The full path of a `try_` form: sets up the death notice on the subscriber in the way.
     #[cold]
-    fn full<T>(&mut self) -> Result<T> {
+    #[inline(never)]
+    fn full_slow<T>(&mut self) -> Result<T> {
         self.look_at_blocker(Look::Cheap);
         Err(Error::Full)
     }
 
     fn reserve_until(&mut self, len: usize, limit: Limit) -> Result<Grant<'_>> {
         let size = self.checked(len)?;
-        if !(self.position + size <= self.limit || self.make_room(size)?) {
+        if !(self.position + size <= self.limit || self.make_room_slow(size)?) {
             self.wait_for_room(size, limit)?;
         }
         Ok(self.grant(len))
@@ -307,7 +308,7 @@ impl Publisher {
         )
         .wait(
             limit,
-            || Ok(this.borrow_mut().make_room(size)?.then_some(())),
+            || Ok(this.borrow_mut().make_room_slow(size)?.then_some(())),
             |look| this.borrow_mut().look_at_blocker(look),
         );
         // Copied back: the closures above borrow the rest of `self`.
@@ -326,7 +327,7 @@ impl Publisher {
     /// it would not fit in this one; false if the subscribers do not let us have it now.
     #[cold]
     #[inline(never)]
-    fn make_room(&mut self, size: u64) -> Result<bool> {
+    fn make_room_slow(&mut self, size: u64) -> Result<bool> {
         let offset = self.position & (self.capacity - 1);
         if offset + size > self.capacity {
             let lap_end = self.position + (self.capacity - offset);
@@ -600,6 +601,7 @@ pub struct Grant<'a> {
 
 impl Grant<'_> {
     /// Publishes the message.
+    #[inline]
     pub fn commit(self) {
         let (offset, len) = (self.offset, self.len);
         self.publisher.publish(offset, len);
@@ -609,6 +611,7 @@ impl Grant<'_> {
     ///
     /// # Panics
     /// If `len` is larger than the reserved length.
+    #[inline]
     pub fn commit_len(mut self, len: usize) {
         assert!(len <= self.len, "commit_len beyond the reservation");
         self.len = len;
@@ -617,6 +620,7 @@ impl Grant<'_> {
 
     /// The sequence number the message will carry.
     #[must_use]
+    #[inline]
     pub fn seq(&self) -> u64 {
         self.publisher.seq
     }
@@ -624,6 +628,7 @@ impl Grant<'_> {
 
 impl Deref for Grant<'_> {
     type Target = [u8];
+    #[inline]
     fn deref(&self) -> &[u8] {
         // SAFETY: the claimed range is ours alone until commit, and inside the data area.
         unsafe {
@@ -635,6 +640,7 @@ impl Deref for Grant<'_> {
 }
 
 impl DerefMut for Grant<'_> {
+    #[inline]
     fn deref_mut(&mut self) -> &mut [u8] {
         // SAFETY: as in `deref`; `&mut self` makes this the only reference to the range.
         unsafe {

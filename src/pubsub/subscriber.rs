@@ -143,11 +143,13 @@ impl Subscriber {
         if let Some(found) = self.reader.next()? {
             return Ok(self.reader.sample(found));
         }
-        self.empty()
+        self.try_recv_none()
     }
 
+    /// The empty path of `try_recv`: is the publisher gone?
     #[cold]
-    fn empty(&mut self) -> Result<Sample<'_>> {
+    #[inline(never)]
+    fn try_recv_none(&mut self) -> Result<Sample<'_>> {
         if let Peer::Gone(gone) = peer_of(&self.reader.mem, &mut self.publisher, Look::Cheap) {
             // What it published before it left is still delivered.
             return match self.reader.next()? {
@@ -410,13 +412,23 @@ impl Reader {
         let next = self.position + frame_size(len + SEQ_LEN) as u64;
         self.position = next;
         self.expected = Some(seq.wrapping_add(1));
+        if self.overflow == Overflow::Block && next - self.published < self.lag {
+            return;
+        }
+        self.publish_cursor_slow(next);
+    }
+
+    /// `release`'s store of the cursor and ring of the publisher's bell: every frame under
+    /// overwriting, a sixteenth of the ring at a time under back-pressure. Out of line, so that
+    /// a sample's drop stays small enough to inline.
+    #[inline(never)]
+    fn publish_cursor_slow(&mut self, next: u64) {
         let cursor = match self.overflow {
             Overflow::Overwrite => {
                 self.pinned = false;
                 next
             }
-            Overflow::Block if next - self.published >= self.lag => next | IN_HAND,
-            Overflow::Block => return,
+            Overflow::Block => next | IN_HAND,
         };
         self.published = next;
         self.mem
@@ -431,6 +443,7 @@ impl Sample<'_> {
     /// The message's sequence number: its place among everything the publishers of this ring
     /// have published, from 0.
     #[must_use]
+    #[inline]
     pub fn seq(&self) -> u64 {
         self.seq
     }
@@ -438,6 +451,7 @@ impl Sample<'_> {
     /// How many messages this subscriber lost to overwriting just before this one (0 but
     /// under [`Overflow::Overwrite`](super::Overflow::Overwrite)).
     #[must_use]
+    #[inline]
     pub fn lost_before(&self) -> u64 {
         self.lost_before
     }
