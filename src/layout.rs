@@ -366,6 +366,8 @@ impl SegmentHeader {
     /// The message type recorded at creation (what it means is `typed`'s: any value is safe,
     /// since typed endpoints only compare it).
     pub(crate) fn message_type(&self) -> MessageType {
+        // Relaxed throughout: read at attach after the magic's Acquire (in `validate`), or from
+        // a copy of the header, like every identity field.
         let id = &self.identity;
         let mut name = [0u8; 32];
         for (bytes, word) in name.chunks_mut(8).zip(&id.message_name) {

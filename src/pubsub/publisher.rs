@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use super::table::{self, Overflow, Scan, NEWEST, OLDEST};
 use super::{overflow_of, History, PubSubOptions, Subscriber, SEQ_LEN};
 use crate::error::{Error, Result, Role};
-use crate::frame::{self, frame_size, Frame, HEADER_LEN};
+use crate::frame::{self, frame_size, HEADER_LEN};
 use crate::layout::{RingParams, MAX_POSITION};
 use crate::os::{Host, Kernel, Liveness, RingMemory, Watched, HOST};
 use crate::role::many;
@@ -391,41 +391,46 @@ impl Publisher {
         let need = end.saturating_sub(self.capacity);
         let goal = need.max(self.oldest + self.capacity / 4).min(self.position);
         let mask = self.capacity - 1;
-        let mut at = self.oldest;
-        while at < goal {
-            // Acquire: our own stores, but a subscriber could have written anything here.
-            let word = self
-                .mem
-                .frame_word((at & mask) as usize)
-                .load(Ordering::Acquire);
-            match frame::decode(word, at, self.capacity, self.max_frame)? {
-                Frame::Data(len) => at += frame_size(len) as u64,
-                Frame::Pad => at += self.capacity - (at & mask),
-                Frame::Empty => return Err(Error::corrupted("reclaimed frame", word, at)),
-            }
+        // Acquire: our own stores, but a subscriber could have written anything here (the walk
+        // checks every header).
+        let word = |at: u64| {
+            Some(
+                self.mem
+                    .frame_word((at & mask) as usize)
+                    .load(Ordering::Acquire),
+            )
+        };
+        let walk =
+            |from, end, word: &dyn Fn(u64) -> Option<u64>, each: &mut dyn FnMut(u64, usize)| {
+                frame::walk(from, end, self.capacity, self.max_frame, word, each)
+            };
+        let (at, broken) = walk(self.oldest, goal, &word, &mut |_, _| {});
+        if let Some(e) = broken {
+            return Err(e);
+        }
+        if at < goal {
+            // An empty slot before the tail: not a ring we wrote.
+            return Err(Error::corrupted("reclaimed frame", 0, at));
         }
         if at >= self.position {
             return Ok((self.position, self.seq));
         }
-        // Skip padding: the frame at a boundary is data, or padding before one.
-        let mut first = at;
-        let word = self
-            .mem
-            .frame_word((first & mask) as usize)
-            .load(Ordering::Acquire);
-        if frame::decode(word, first, self.capacity, self.max_frame)? == Frame::Pad {
-            first += self.capacity - (first & mask);
-            if first >= self.position {
-                return Ok((self.position, self.seq));
-            }
+        // The sequence number of the first message from `at` on (padding may come first): the
+        // walk stops once it has one.
+        let first = std::cell::Cell::new(None);
+        let (stop, broken) = walk(
+            at,
+            self.position,
+            &|p| first.get().is_none().then(|| word(p)).flatten(),
+            &mut |p, len| first.set(Some((p, len))),
+        );
+        if let Some(e) = broken {
+            return Err(e);
         }
-        let word = self
-            .mem
-            .frame_word((first & mask) as usize)
-            .load(Ordering::Acquire);
-        match frame::decode(word, first, self.capacity, self.max_frame)? {
-            Frame::Data(len) => Ok((at, read_seq(&self.mem, first, len, mask)?)),
-            _ => Err(Error::corrupted("reclaimed frame", word, first)),
+        match first.get() {
+            Some((p, len)) => Ok((at, read_seq(&self.mem, p, len, mask)?)),
+            None if stop < self.position => Err(Error::corrupted("reclaimed frame", 0, stop)),
+            None => Ok((self.position, self.seq)),
         }
     }
 

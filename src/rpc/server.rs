@@ -260,6 +260,7 @@ fn set_up(
     let watch = match HOST.watch_hangup(socket.as_fd(), notice) {
         Watched::Watching(watch) => Some(watch),
         Watched::Already => {
+            // Relaxed: as the notice's store.
             gone.store(1, Ordering::Relaxed);
             None
         }

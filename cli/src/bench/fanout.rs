@@ -21,7 +21,7 @@ use ringport::pubsub::{History, PubSubOptions};
 use ringport::spsc::{Consumer, Producer};
 use ringport::{Error, SpscOptions};
 
-use super::links::{look_at, Patience};
+use super::links::{look_at, wait_by_mode, Patience};
 use super::measure::message;
 use super::plan::{show_size, Metric, Mode};
 use super::report::{json_string, show_nanos};
@@ -90,24 +90,6 @@ fn spsc_options(mode: Mode, size: usize) -> SpscOptions {
         .spin(spin_for(mode))
 }
 
-/// Waits by `mode` for a `try_` operation: busy, retrying while it says `busy`; blocking,
-/// through the blocking form.
-macro_rules! by_mode {
-    ($mode:expr, $try_op:expr, $blocking_op:expr, $busy:pat) => {{
-        let mut patience = Patience::new();
-        loop {
-            match $mode {
-                Mode::Block => break $blocking_op?,
-                Mode::Spin => match $try_op {
-                    Ok(done) => break done,
-                    Err($busy) => patience.spin()?,
-                    Err(e) => return Err(e.into()),
-                },
-            }
-        }
-    }};
-}
-
 /// The publisher's side: out to every subscriber, and each one's answers back. (One per
 /// sample, never moved on the timed path: the sizes of the variants do not matter.)
 #[allow(clippy::large_enum_variant)]
@@ -128,11 +110,11 @@ impl Hub {
     fn publish(&mut self, mode: Mode, msg: &[u8]) -> Result<(), BoxError> {
         match self {
             Hub::Pubsub { out, .. } => {
-                by_mode!(mode, out.try_send(msg), out.send(msg), Error::Full);
+                wait_by_mode!(mode, out.try_send(msg), out.send(msg), Error::Full);
             }
             Hub::Spsc { out, .. } => {
                 for ring in out {
-                    by_mode!(mode, ring.try_send(msg), ring.send(msg), Error::Full);
+                    wait_by_mode!(mode, ring.try_send(msg), ring.send(msg), Error::Full);
                 }
             }
             #[cfg(feature = "iceoryx2")]
@@ -146,12 +128,12 @@ impl Hub {
         Ok(match self {
             Hub::Pubsub { back, .. } => {
                 let ring = &mut back[index];
-                let sample = by_mode!(mode, ring.try_recv(), ring.recv(), Error::Empty);
+                let sample = wait_by_mode!(mode, ring.try_recv(), ring.recv(), Error::Empty);
                 look_at(&sample)?
             }
             Hub::Spsc { back, .. } => {
                 let ring = &mut back[index];
-                let frame = by_mode!(mode, ring.try_recv(), ring.recv(), Error::Empty);
+                let frame = wait_by_mode!(mode, ring.try_recv(), ring.recv(), Error::Empty);
                 look_at(&frame)?
             }
             #[cfg(feature = "iceoryx2")]
@@ -179,11 +161,11 @@ impl Leaf {
     fn next(&mut self, mode: Mode) -> Result<u64, BoxError> {
         Ok(match self {
             Leaf::Pubsub { input, .. } => {
-                let sample = by_mode!(mode, input.try_recv(), input.recv(), Error::Empty);
+                let sample = wait_by_mode!(mode, input.try_recv(), input.recv(), Error::Empty);
                 look_at(&sample)?
             }
             Leaf::Spsc { input, .. } => {
-                let frame = by_mode!(mode, input.try_recv(), input.recv(), Error::Empty);
+                let frame = wait_by_mode!(mode, input.try_recv(), input.recv(), Error::Empty);
                 look_at(&frame)?
             }
             #[cfg(feature = "iceoryx2")]
@@ -195,10 +177,10 @@ impl Leaf {
         let bytes = value.to_le_bytes();
         match self {
             Leaf::Pubsub { back, .. } => {
-                by_mode!(mode, back.try_send(&bytes), back.send(&bytes), Error::Full);
+                wait_by_mode!(mode, back.try_send(&bytes), back.send(&bytes), Error::Full);
             }
             Leaf::Spsc { back, .. } => {
-                by_mode!(mode, back.try_send(&bytes), back.send(&bytes), Error::Full);
+                wait_by_mode!(mode, back.try_send(&bytes), back.send(&bytes), Error::Full);
             }
             #[cfg(feature = "iceoryx2")]
             Leaf::Iox(leaf) => leaf.answer(mode, &bytes)?,

@@ -16,6 +16,9 @@ mod rings;
 mod sync;
 mod sysv;
 
+/// A `try_` operation waited on by a bench's mode (busy: retried; blocking: the blocking form).
+pub(crate) use rings::wait_by_mode;
+
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 

@@ -81,6 +81,7 @@ macro_rules! wait_by_mode {
         }
     }};
 }
+pub(crate) use wait_by_mode;
 
 /// The `Link` of a pair of rings: both ring kinds have the same reserve / commit and receive
 /// calls, so one body serves both.
