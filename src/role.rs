@@ -195,6 +195,25 @@ impl<K: Kernel> RoleHold<K> {
         matches!(unpack(word).1, CLAIMING | ATTACHED)
     }
 
+    /// Whether the peer is the holder a cheap look already settled (watched, or found
+    /// unwatchable), from its role word alone: the first look of an empty (or full) `try_`
+    /// path, one load and a compare where `peer` would build its answer. A holder that dies or
+    /// leaves changes the word (its notice or its release marks it), so a match means what
+    /// `peer(Look::Cheap)` would say, here; anything else takes that full look.
+    #[inline(always)]
+    pub(crate) fn peer_is_settled(&self, header: &SegmentHeader) -> bool {
+        // Relaxed: a match only answers "here" (the caller reports empty or full), so nothing
+        // the peer published is read on its strength; `peer`, which can answer "gone", loads
+        // with Acquire.
+        let word = header.roles[role_index(self.role.peer())]
+            .owner
+            .load(Ordering::Relaxed);
+        match self.watch {
+            PeerWatch::Watching { word: w, .. } | PeerWatch::Unwatchable { word: w } => w == word,
+            PeerWatch::Nothing => false,
+        }
+    }
+
     /// The peer, as a wait (or an empty or full `try_` path) sees it: gone if it detached or a
     /// death notice marked it so, else here. Unless `look` is a glance (the role's word alone),
     /// for a holder with no notice yet, sets one up (a few system calls, once per holder):

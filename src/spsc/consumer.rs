@@ -160,16 +160,14 @@ impl Consumer {
                 consumer: self,
                 len,
             }),
-            None => self.try_recv_none(),
+            None if !self.ep.peer_gone() => Err(Error::Empty),
+            None => self.try_recv_gone(),
         }
     }
 
     #[cold]
     #[inline(never)]
-    fn try_recv_none(&mut self) -> Result<ReadGrant<'_>> {
-        if !self.ep.peer_gone() {
-            return Err(Error::Empty);
-        }
+    fn try_recv_gone(&mut self) -> Result<ReadGrant<'_>> {
         // The detach may have landed after our look: look once more.
         match self.cursor.poll(&self.ep.region, &mut self.ep.notifier)? {
             Some(len) => Ok(ReadGrant {

@@ -452,10 +452,17 @@ impl Endpoint {
         self.hold.identity(self.region.header())
     }
 
-    /// Whether the peer has gone, for an empty (or full) `try_` path.
+    /// Whether the peer has gone, for an empty (or full) `try_` path: a busy-polling loop asks
+    /// at every turn, so the settled peer's word is compared inline, and only a change takes
+    /// the full look.
+    #[inline(always)]
+    fn peer_gone(&mut self) -> bool {
+        !self.hold.peer_is_settled(self.region.header()) && self.peer_gone_look()
+    }
+
     #[cold]
     #[inline(never)]
-    fn peer_gone(&mut self) -> bool {
+    fn peer_gone_look(&mut self) -> bool {
         matches!(self.peer(Look::Cheap), Peer::Gone(_))
     }
 
