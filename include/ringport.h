@@ -472,6 +472,33 @@ RpStatus rp_mpmc_recv_timeout(RpMpmcConsumer consumer,
 // Hands the message's slot back.
 RpStatus rp_mpmc_release(RpMpmcConsumer consumer);
 
+// Releases the message taken (if one is) and takes the next in place, failing at once with
+// `RP_STATUS_EMPTY`: `rp_mpmc_release` and `rp_mpmc_try_recv` in one call. The message is
+// released whatever the outcome; one that a copying receive kept is taken, as the next.
+//
+// # Safety
+// As [`rp_mpmc_try_recv`].
+RpStatus rp_mpmc_try_next(RpMpmcConsumer consumer,
+                          const uint8_t **out_data,
+                          size_t *out_len);
+
+// As [`rp_mpmc_try_next`], waiting for a message.
+//
+// # Safety
+// As [`rp_mpmc_try_recv`].
+RpStatus rp_mpmc_next(RpMpmcConsumer consumer,
+                      const uint8_t **out_data,
+                      size_t *out_len);
+
+// As [`rp_mpmc_next`], for at most `timeout_ns`.
+//
+// # Safety
+// As [`rp_mpmc_try_recv`].
+RpStatus rp_mpmc_next_timeout(RpMpmcConsumer consumer,
+                              uint64_t timeout_ns,
+                              const uint8_t **out_data,
+                              size_t *out_len);
+
 // Copies the next message into `buf`, failing at once with `RP_STATUS_EMPTY`; one larger than `buf`
 // is `RP_STATUS_BUFFER_TOO_SMALL` (its length in `*out_len`) and is kept for the next call.
 //
@@ -674,6 +701,34 @@ RpStatus rp_consumer_recv_timeout(RpConsumer consumer,
 
 // Hands the borrowed frame back to the producer.
 RpStatus rp_consumer_release(RpConsumer consumer);
+
+// Releases the frame borrowed (if one is) and borrows the next in place, failing at once with
+// `RP_STATUS_EMPTY`: a receive loop's `rp_consumer_release` and `rp_consumer_try_recv` in one
+// call. The frame is released whatever the outcome; a frame that a copying receive kept (too
+// large for its buffer) is not released but borrowed, as the next frame.
+//
+// # Safety
+// As [`rp_consumer_try_recv`].
+RpStatus rp_consumer_try_next(RpConsumer consumer,
+                              const uint8_t **out_data,
+                              size_t *out_len);
+
+// As [`rp_consumer_try_next`], waiting for a frame, as [`rp_consumer_recv`].
+//
+// # Safety
+// As [`rp_consumer_try_recv`].
+RpStatus rp_consumer_next(RpConsumer consumer,
+                          const uint8_t **out_data,
+                          size_t *out_len);
+
+// As [`rp_consumer_next`], for at most `timeout_ns`.
+//
+// # Safety
+// As [`rp_consumer_try_recv`].
+RpStatus rp_consumer_next_timeout(RpConsumer consumer,
+                                  uint64_t timeout_ns,
+                                  const uint8_t **out_data,
+                                  size_t *out_len);
 
 // Copies the next frame into `buf` (`capacity` bytes), failing at once with `RP_STATUS_EMPTY`;
 // `*out_len` is its length. A frame larger than `buf` is `RP_STATUS_BUFFER_TOO_SMALL` with its length

@@ -1,8 +1,11 @@
 //! A busy 64 B ping-pong between two processes through the C ABI, against the same through the
 //! Rust API: `cargo bench -p ringport-ffi --bench ping_pong [-- ROUNDS]`. Both over two named SPSC
-//! rings (`try_reserve` / commit, `try_recv` / release, 64 bytes written and the first 8 read),
-//! the two processes pinned to cores 0 and 1; rounds alternate C and Rust, and the ratio is
-//! taken within each round (the machine drifts between states for seconds at a time).
+//! rings, the two processes pinned to cores 0 and 1, in two forms: in place (`try_reserve` /
+//! commit, `try_recv` / release: four C calls a message) and copying (`try_send` from a buffer,
+//! and in C `rp_consumer_try_next`, the release and the receive in one call: two calls a
+//! message; in Rust `try_recv` and the frame's drop). 64 bytes written, the first 8 read. Each
+//! round runs the four in turn, C and Rust alternating which goes first, and the ratio of each
+//! form is taken within the round (the machine drifts between states for seconds at a time).
 
 use std::process::Command;
 use std::time::Instant;
@@ -26,6 +29,41 @@ fn send64(p: &mut Producer, seq: u64) {
     grant.commit();
 }
 
+fn send64_copy(p: &mut Producer, seq: u64) {
+    let mut message = [0x5a; 64];
+    message[..8].copy_from_slice(&seq.to_le_bytes());
+    loop {
+        match p.try_send(&message) {
+            Ok(()) => return,
+            Err(ringport::Error::Full) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+/// The two forms, as the C program names them.
+#[derive(Clone, Copy)]
+enum Form {
+    Grant,
+    Copy,
+}
+
+impl Form {
+    fn name(self) -> &'static str {
+        match self {
+            Form::Grant => "grant",
+            Form::Copy => "copy",
+        }
+    }
+
+    fn send(self, p: &mut Producer, seq: u64) {
+        match self {
+            Form::Grant => send64(p, seq),
+            Form::Copy => send64_copy(p, seq),
+        }
+    }
+}
+
 fn recv64(c: &mut Consumer) -> u64 {
     loop {
         match c.try_recv() {
@@ -41,21 +79,21 @@ fn pin(core: usize) {
 }
 
 /// The Rust ping-pong: nanoseconds per round trip.
-fn rust_round(n: u64) -> f64 {
+fn rust_round(form: Form, n: u64) -> f64 {
     let base = format!("ringport-bench-rust-{}-{}", std::process::id(), n);
     let (ping, pong) = (format!("{base}-ping"), format!("{base}-pong"));
     let options = SpscOptions::new().capacity(1 << 16);
     let mut out = options.create_producer(ping.as_str()).unwrap();
     let mut inn = options.create_consumer(pong.as_str()).unwrap();
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .env(CHILD, format!("{base} {n}"))
+        .env(CHILD, format!("{base} {n} {}", form.name()))
         .spawn()
         .unwrap();
-    send64(&mut out, 0);
+    form.send(&mut out, 0);
     recv64(&mut inn);
     let started = Instant::now();
     for i in 1..=n {
-        send64(&mut out, i);
+        form.send(&mut out, i);
         assert_eq!(recv64(&mut inn), i);
     }
     let ns = started.elapsed().as_nanos() as f64 / n as f64;
@@ -66,8 +104,18 @@ fn rust_round(n: u64) -> f64 {
 
 fn child(spec: &str) {
     pin(1);
-    let (base, n) = spec.split_once(' ').unwrap();
+    let mut words = spec.split(' ');
+    let (base, n, form) = (
+        words.next().unwrap(),
+        words.next().unwrap(),
+        words.next().unwrap(),
+    );
     let n: u64 = n.parse().unwrap();
+    let form = if form == "copy" {
+        Form::Copy
+    } else {
+        Form::Grant
+    };
     let mut inn = SpscOptions::new()
         .open_consumer(format!("{base}-ping").as_str())
         .unwrap();
@@ -76,7 +124,7 @@ fn child(spec: &str) {
         .unwrap();
     for _ in 0..=n {
         let seq = recv64(&mut inn);
-        send64(&mut out, seq);
+        form.send(&mut out, seq);
     }
 }
 
@@ -106,8 +154,12 @@ fn c_program() -> std::path::PathBuf {
     out
 }
 
-fn c_round(program: &std::path::Path, n: u64) -> f64 {
-    let output = Command::new(program).arg(n.to_string()).output().unwrap();
+fn c_round(program: &std::path::Path, form: Form, n: u64) -> f64 {
+    let output = Command::new(program)
+        .arg(n.to_string())
+        .arg(form.name())
+        .output()
+        .unwrap();
     assert!(
         output.status.success(),
         "{}",
@@ -136,29 +188,33 @@ fn main() {
         .unwrap_or(15);
     pin(0);
     let program = c_program();
-    let (mut c, mut rust, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    let forms = [(Form::Grant, "in place"), (Form::Copy, "copying")];
+    let mut figures: Vec<(Vec<f64>, Vec<f64>, Vec<f64>)> = vec![Default::default(); forms.len()];
     for round in 0..rounds {
-        // Alternate which goes first, so that neither always follows the other.
-        let (a, b) = if round % 2 == 0 {
-            let a = c_round(&program, ROUND_TRIPS);
-            (a, rust_round(ROUND_TRIPS))
-        } else {
-            let b = rust_round(ROUND_TRIPS);
-            (c_round(&program, ROUND_TRIPS), b)
-        };
-        println!(
-            "round {round:2}: C {a:7.1} ns, Rust {b:7.1} ns, C / Rust {:.3}",
-            a / b
-        );
-        c.push(a);
-        rust.push(b);
-        ratios.push(a / b);
+        let mut line = format!("round {round:2}:");
+        for (&(form, label), (c, rust, ratios)) in forms.iter().zip(figures.iter_mut()) {
+            // Alternate which goes first, so that neither always follows the other.
+            let (a, b) = if round % 2 == 0 {
+                let a = c_round(&program, form, ROUND_TRIPS);
+                (a, rust_round(form, ROUND_TRIPS))
+            } else {
+                let b = rust_round(form, ROUND_TRIPS);
+                (c_round(&program, form, ROUND_TRIPS), b)
+            };
+            line += &format!("  {label}: C {a:6.1} ns, Rust {b:6.1} ns, {:.3}", a / b);
+            c.push(a);
+            rust.push(b);
+            ratios.push(a / b);
+        }
+        println!("{line}");
     }
     let _ = std::fs::remove_file(&program);
-    println!(
-        "busy 64 B round trip, medians of {rounds} rounds of {ROUND_TRIPS}: C {:.1} ns, Rust {:.1} ns; C / Rust {:.3} (median of the rounds' ratios)",
-        median(c),
-        median(rust),
-        median(ratios)
-    );
+    for ((_, label), (c, rust, ratios)) in forms.iter().zip(figures) {
+        println!(
+            "busy 64 B round trip, {label}, medians of {rounds} rounds of {ROUND_TRIPS}: C {:.1} ns, Rust {:.1} ns; C / Rust {:.3} (median of the rounds' ratios)",
+            median(c),
+            median(rust),
+            median(ratios)
+        );
+    }
 }

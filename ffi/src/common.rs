@@ -82,7 +82,7 @@ impl<E, G> Holder<E, G> {
     }
 
     /// The endpoint, if no grant borrows it.
-    #[inline]
+    #[inline(always)]
     pub fn endpoint(&mut self) -> Result<&mut E, RpStatus> {
         if self.grant.is_some() {
             return Err(outstanding());
@@ -91,20 +91,32 @@ impl<E, G> Holder<E, G> {
         // makes this the only reference.
         Ok(unsafe { &mut *self.endpoint })
     }
+}
 
-    /// The endpoint, for a grant that the caller stores in `self.grant` (or drops) before
-    /// anything else uses the endpoint: `endpoint()` refuses while a grant is kept, and `drop`
-    /// drops the grant first, so the 'static borrow ends before the box.
+impl<E: 'static, G> Holder<E, G> {
+    /// Lends the endpoint to `make` for a grant that borrows it, and keeps the grant: every
+    /// other use of the endpoint waits until it is gone (`endpoint` and `lend` refuse while it
+    /// is kept, and `drop` drops it first, so the borrow ends before the box).
     ///
-    /// # Safety
-    /// As above: the grant made from it goes into `self.grant` or is dropped.
-    #[inline]
-    pub unsafe fn for_grant(&mut self) -> Result<&'static mut E, RpStatus> {
+    /// # Errors
+    /// `GrantOutstanding` if a grant is kept already; what `make` returns.
+    #[inline(always)]
+    pub fn lend(
+        &mut self,
+        make: impl FnOnce(&'static mut E) -> Result<G, RpStatus>,
+    ) -> Result<&mut G, RpStatus> {
         if self.grant.is_some() {
             return Err(outstanding());
         }
-        // SAFETY: as in `endpoint`; the lifetime is bounded by the rule above.
-        Ok(unsafe { &mut *self.endpoint })
+        // SAFETY: the box lives until `drop`; no grant borrows it (checked), and `&mut self`
+        // makes this the only reference. The 'static borrow lasts as long as the grant made
+        // from it, which is kept below (or dropped with `make`'s error), by the rule above.
+        let grant = make(unsafe { &mut *self.endpoint })?;
+        // The slot is empty (checked above; `make` reaches the endpoint's box, never this
+        // holder), so `take` finds nothing: forgetting it tells the compiler so, which would
+        // otherwise drop a grant there (a release, and its wake) on every call.
+        std::mem::forget(self.grant.take());
+        Ok(self.grant.insert(grant))
     }
 }
 

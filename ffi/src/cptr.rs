@@ -24,10 +24,21 @@ pub unsafe fn string<'a>(ptr: *const c_char, what: &str) -> Result<&'a str, RpSt
 ///
 /// # Safety
 /// `ptr` is null or valid for writes of a `T` for the call.
-pub unsafe fn out<'a, T>(ptr: *mut T, what: &str) -> Result<&'a mut T, RpStatus> {
-    // SAFETY: valid for writes if non-null, by the caller's contract.
-    unsafe { ptr.as_mut() }
-        .ok_or_else(|| fail(RpStatus::InvalidArgument, &format!("{what} is null")))
+#[inline(always)]
+pub unsafe fn out<'a, T>(ptr: *mut T, what: &'static str) -> Result<&'a mut T, RpStatus> {
+    if ptr.is_null() {
+        return Err(null(what));
+    }
+    // SAFETY: non-null, and valid for writes by the caller's contract.
+    Ok(unsafe { &mut *ptr })
+}
+
+/// Out of line, so that a hot call's check is a test and a branch (an inline error path had
+/// the compiler set up its message before the test, on every call).
+#[cold]
+#[inline(never)]
+fn null(what: &'static str) -> RpStatus {
+    fail(RpStatus::InvalidArgument, &format!("{what} is null"))
 }
 
 /// The `len` values at `ptr` (which may be null when `len` is 0).

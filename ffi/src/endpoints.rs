@@ -1,6 +1,6 @@
 //! The calls that SPSC and MPMC endpoints share in C, written once over two traits: reserve,
-//! commit and abort in place, the copying send, receive and release in place, the copying
-//! receive; each in its `try_`, blocking and `_timeout` forms.
+//! commit and abort in place, the copying send, receive and release in place (and both in one
+//! call, `next`), the copying receive; each in its `try_`, blocking and `_timeout` forms.
 
 use std::ops::{Deref, DerefMut};
 
@@ -27,27 +27,49 @@ macro_rules! endpoint_impls {
     ($producer:ty, $write:ty, $consumer:ty, $read:ty) => {
         impl $crate::endpoints::Writer for $producer {
             type Grant = $write;
-            #[inline]
+            #[inline(always)]
             fn reserve(
                 &'static mut self,
                 len: usize,
                 wait: $crate::common::Wait,
             ) -> ringport::Result<$write> {
+                // The waiting forms out of line: the `try_` form's call then stays small
+                // enough to inline whole (see `reserve` below).
+                #[inline(never)]
+                fn waiting(
+                    p: &'static mut $producer,
+                    len: usize,
+                    wait: $crate::common::Wait,
+                ) -> ringport::Result<$write> {
+                    match wait {
+                        $crate::common::Wait::For(t) => p.reserve_timeout(len, t),
+                        _ => <$producer>::reserve(p, len),
+                    }
+                }
                 match wait {
                     $crate::common::Wait::Try => self.try_reserve(len),
-                    $crate::common::Wait::Block => <$producer>::reserve(self, len),
-                    $crate::common::Wait::For(t) => self.reserve_timeout(len, t),
+                    _ => waiting(self, len, wait),
                 }
             }
-            #[inline]
+            #[inline(always)]
             fn send(&mut self, data: &[u8], wait: $crate::common::Wait) -> ringport::Result<()> {
+                #[inline(never)]
+                fn waiting(
+                    p: &mut $producer,
+                    data: &[u8],
+                    wait: $crate::common::Wait,
+                ) -> ringport::Result<()> {
+                    match wait {
+                        $crate::common::Wait::For(t) => p.send_timeout(data, t),
+                        _ => <$producer>::send(p, data),
+                    }
+                }
                 match wait {
                     $crate::common::Wait::Try => self.try_send(data),
-                    $crate::common::Wait::Block => <$producer>::send(self, data),
-                    $crate::common::Wait::For(t) => self.send_timeout(data, t),
+                    _ => waiting(self, data, wait),
                 }
             }
-            #[inline]
+            #[inline(always)]
             fn commit(grant: $write, len: usize) {
                 grant.commit_len(len);
             }
@@ -55,12 +77,21 @@ macro_rules! endpoint_impls {
 
         impl $crate::endpoints::Reader for $consumer {
             type Grant = $read;
-            #[inline]
+            #[inline(always)]
             fn recv(&'static mut self, wait: $crate::common::Wait) -> ringport::Result<$read> {
+                #[inline(never)]
+                fn waiting(
+                    c: &'static mut $consumer,
+                    wait: $crate::common::Wait,
+                ) -> ringport::Result<$read> {
+                    match wait {
+                        $crate::common::Wait::For(t) => c.recv_timeout(t),
+                        _ => <$consumer>::recv(c),
+                    }
+                }
                 match wait {
                     $crate::common::Wait::Try => self.try_recv(),
-                    $crate::common::Wait::Block => <$consumer>::recv(self),
-                    $crate::common::Wait::For(t) => self.recv_timeout(t),
+                    _ => waiting(self, wait),
                 }
             }
         }
@@ -69,33 +100,47 @@ macro_rules! endpoint_impls {
 pub(crate) use endpoint_impls;
 
 /// Reserves `len` bytes on writer handle `id`; `*out_data` is where to write them.
-#[inline]
+///
+/// Each form gets a body of its own, with its `Wait` a constant inside: the `try_` form's body is
+/// then small enough for the compiler to inline whole into the C call (a body shared by every
+/// form, with the wait read at run time, stayed out of line, behind the panic guard's call).
+#[inline(always)]
 pub fn reserve<W: Writer>(id: u64, len: usize, out_data: *mut *mut u8, wait: Wait) -> RpStatus
 where
     Holder<W, W::Grant>: Handled,
 {
-    guard(|| {
+    match wait {
+        Wait::Try => reserve_by::<W>(id, out_data, move |w| w.reserve(len, Wait::Try)),
+        _ => reserve_by::<W>(id, out_data, move |w| w.reserve(len, wait)),
+    }
+}
+
+#[inline(always)]
+fn reserve_by<W: Writer>(
+    id: u64,
+    out_data: *mut *mut u8,
+    make: impl FnOnce(&'static mut W) -> ringport::Result<W::Grant>,
+) -> RpStatus
+where
+    Holder<W, W::Grant>: Handled,
+{
+    guard(move || {
         // SAFETY: valid for a write, by the C caller's contract.
         let data = unsafe { out(out_data, "out_data")? };
         handles::with::<Holder<W, W::Grant>, _>(id, |h| {
-            // SAFETY: the grant goes into `h.grant` below, before anything else uses the
-            // endpoint.
-            let endpoint = unsafe { h.for_grant()? };
-            let mut grant = endpoint.reserve(len, wait).or_status()?;
-            *data = grant.as_mut_ptr();
-            h.grant = Some(grant);
+            *data = h.lend(|w| make(w).or_status())?.as_mut_ptr();
             Ok(())
         })?
     })
 }
 
 /// Publishes the first `len` bytes of the reservation (0 aborts it).
-#[inline]
+#[inline(always)]
 pub fn commit<W: Writer>(id: u64, len: usize) -> RpStatus
 where
     Holder<W, W::Grant>: Handled,
 {
-    guard(|| {
+    guard(move || {
         handles::with::<Holder<W, W::Grant>, _>(id, |h| {
             let Some(grant) = h.grant.take() else {
                 return Err(no_grant());
@@ -115,11 +160,12 @@ where
 }
 
 /// Drops the reservation (or the borrowed frame) of handle `id`.
+#[inline(always)]
 pub fn drop_grant<E: 'static, G: 'static>(id: u64) -> RpStatus
 where
     Holder<E, G>: Handled,
 {
-    guard(|| {
+    guard(move || {
         handles::with::<Holder<E, G>, _>(id, |h| {
             h.held_for_copy = false;
             match h.grant.take() {
@@ -130,21 +176,39 @@ where
     })
 }
 
-/// Copies `len` bytes at `data` into writer handle `id` as one message.
-#[inline]
+/// Copies `len` bytes at `data` into writer handle `id` as one message (each form with a body
+/// of its own, as `reserve`).
+#[inline(always)]
 pub fn send<W: Writer>(id: u64, data: *const u8, len: usize, wait: Wait) -> RpStatus
 where
     Holder<W, W::Grant>: Handled,
 {
-    guard(|| {
+    match wait {
+        Wait::Try => send_by::<W>(id, data, len, move |w, bytes| w.send(bytes, Wait::Try)),
+        _ => send_by::<W>(id, data, len, move |w, bytes| w.send(bytes, wait)),
+    }
+}
+
+#[inline(always)]
+fn send_by<W: Writer>(
+    id: u64,
+    data: *const u8,
+    len: usize,
+    send: impl FnOnce(&mut W, &[u8]) -> ringport::Result<()>,
+) -> RpStatus
+where
+    Holder<W, W::Grant>: Handled,
+{
+    guard(move || {
         // SAFETY: valid for `len` bytes, by the C caller's contract.
         let data = unsafe { bytes(data, len)? };
-        handles::with::<Holder<W, W::Grant>, _>(id, |h| h.endpoint()?.send(data, wait).or_status())?
+        handles::with::<Holder<W, W::Grant>, _>(id, |h| send(h.endpoint()?, data).or_status())?
     })
 }
 
-/// Borrows the next message of reader handle `id` in place.
-#[inline]
+/// Borrows the next message of reader handle `id` in place (each form with a body of its own,
+/// as `reserve`).
+#[inline(always)]
 pub fn recv<R: Reader>(
     id: u64,
     out_data: *mut *const u8,
@@ -154,16 +218,56 @@ pub fn recv<R: Reader>(
 where
     Holder<R, R::Grant>: Handled,
 {
-    guard(|| {
+    match wait {
+        Wait::Try => borrow_by::<R>(id, out_data, out_len, false, |r| r.recv(Wait::Try)),
+        _ => borrow_by::<R>(id, out_data, out_len, false, move |r| r.recv(wait)),
+    }
+}
+
+/// Releases the message reader handle `id` borrowed, if any, and borrows the next in place: a
+/// receive loop's release and receive in one call. A message that a copying receive kept (too
+/// large for its buffer) is not released: it is the next message, and is borrowed.
+#[inline(always)]
+pub fn next<R: Reader>(
+    id: u64,
+    out_data: *mut *const u8,
+    out_len: *mut usize,
+    wait: Wait,
+) -> RpStatus
+where
+    Holder<R, R::Grant>: Handled,
+{
+    match wait {
+        Wait::Try => borrow_by::<R>(id, out_data, out_len, true, |r| r.recv(Wait::Try)),
+        _ => borrow_by::<R>(id, out_data, out_len, true, move |r| r.recv(wait)),
+    }
+}
+
+#[inline(always)]
+fn borrow_by<R: Reader>(
+    id: u64,
+    out_data: *mut *const u8,
+    out_len: *mut usize,
+    release_first: bool,
+    make: impl FnOnce(&'static mut R) -> ringport::Result<R::Grant>,
+) -> RpStatus
+where
+    Holder<R, R::Grant>: Handled,
+{
+    guard(move || {
         // SAFETY: valid for writes, by the C caller's contract.
         let (data, len) = unsafe { (out(out_data, "out_data")?, out(out_len, "out_len")?) };
         handles::with::<Holder<R, R::Grant>, _>(id, |h| {
-            // SAFETY: the grant goes into `h.grant` below.
-            let endpoint = unsafe { h.for_grant()? };
-            let grant = endpoint.recv(wait).or_status()?;
-            *data = grant.as_ptr();
-            *len = grant.len();
-            h.grant = Some(grant);
+            let message = match h.grant {
+                Some(ref kept) if release_first && h.held_for_copy => kept,
+                _ => {
+                    if release_first {
+                        h.grant = None;
+                    }
+                    h.lend(|r| make(r).or_status())?
+                }
+            };
+            (*data, *len) = (message.as_ptr(), message.len());
             h.held_for_copy = false;
             Ok(())
         })?
@@ -182,14 +286,12 @@ pub fn recv_into<R: Reader>(
 where
     Holder<R, R::Grant>: Handled,
 {
-    guard(|| {
+    guard(move || {
         // SAFETY: valid for `capacity` bytes and a write, by the C caller's contract.
         let (buf, len) = unsafe { (bytes_mut(buf, capacity)?, out(out_len, "out_len")?) };
         handles::with::<Holder<R, R::Grant>, _>(id, |h| {
             if h.grant.is_none() {
-                // SAFETY: the grant goes into `h.grant` below.
-                let endpoint = unsafe { h.for_grant()? };
-                h.grant = Some(endpoint.recv(wait).or_status()?);
+                h.lend(|r| r.recv(wait).or_status())?;
                 h.held_for_copy = true;
             } else if !h.held_for_copy {
                 return Err(outstanding());

@@ -8,7 +8,7 @@
 //! Calls on one handle must not overlap (a handle may move between threads, as the Rust
 //! endpoint it stands for may); the header says so. Creating and freeing take a lock.
 
-use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use crate::status::{fail, RpStatus};
@@ -36,9 +36,10 @@ pub trait Handled: Sized + 'static {
 }
 
 struct Slot {
-    /// Moves on when the handle is freed; never 0 (so that id 0, the null handle, matches none).
-    generation: AtomicU32,
-    kind: AtomicU32,
+    /// The slot's generation (high half), which moves on when the handle is freed and is never
+    /// 0, and the kind of its object (low half): one word, so that a lookup checks both with
+    /// one compare.
+    tag: AtomicU64,
     /// A `Box<T>` of the slot's kind, from `Box::into_raw`; null while the slot is free.
     object: AtomicPtr<()>,
 }
@@ -53,6 +54,7 @@ static TABLE: [AtomicPtr<Slot>; CHUNKS] = [const { AtomicPtr::new(std::ptr::null
 /// Free slots' indices, and the next never-used index.
 static FREE: Mutex<(Vec<u32>, u32)> = Mutex::new((Vec::new(), 0));
 
+#[inline(always)]
 fn chunk(index: u32) -> Option<&'static [Slot]> {
     let ptr = TABLE
         .get((index >> CHUNK_BITS) as usize)?
@@ -64,6 +66,7 @@ fn chunk(index: u32) -> Option<&'static [Slot]> {
     Some(unsafe { std::slice::from_raw_parts(ptr, CHUNK) })
 }
 
+#[inline(always)]
 fn slot(index: u32) -> Option<&'static Slot> {
     chunk(index).map(|c| &c[(index as usize) & (CHUNK - 1)])
 }
@@ -78,8 +81,7 @@ fn slot_for(index: u32) -> Result<&'static Slot, RpStatus> {
         .ok_or_else(|| fail(RpStatus::Limit, "more than four million live handles"))?;
     let fresh: Box<[Slot]> = (0..CHUNK)
         .map(|_| Slot {
-            generation: AtomicU32::new(1),
-            kind: AtomicU32::new(0),
+            tag: AtomicU64::new(tag(1, 0)),
             object: AtomicPtr::new(std::ptr::null_mut()),
         })
         .collect();
@@ -110,35 +112,43 @@ pub fn insert<T: Handled>(object: T) -> Result<u64, RpStatus> {
             return Err(e);
         }
     };
-    slot.kind.store(T::KIND as u32, Ordering::Relaxed);
+    let generation = generation_of(slot.tag.load(Ordering::Relaxed));
+    slot.tag
+        .store(tag(generation, T::KIND as u32), Ordering::Relaxed);
     // Release: the object and the kind are visible to a lookup that sees the pointer.
     slot.object
         .store(Box::into_raw(Box::new(object)).cast(), Ordering::Release);
-    let generation = slot.generation.load(Ordering::Relaxed);
     Ok((u64::from(generation) << 32) | u64::from(index + 1))
 }
 
 /// The slot of `id` if it is a live handle of `T`'s kind, and its object.
-#[inline]
+#[inline(always)]
 fn live<T: Handled>(id: u64) -> Result<(&'static Slot, *mut T), RpStatus> {
+    // The null handle's index wraps to u32::MAX, past the last chunk: no slot.
     let index = (id as u32).wrapping_sub(1);
-    let generation = (id >> 32) as u32;
-    let slot = match slot(index) {
-        Some(slot) if id != 0 => slot,
-        _ => return Err(invalid::<T>(id)),
+    let Some(slot) = slot(index) else {
+        return Err(invalid::<T>(id));
     };
-    // Acquire: pairs with `insert`'s Release store, so the object and kind it published are
-    // seen. Relaxed for the generation and kind: they change only under the FREE lock, in
-    // `insert` (before that Release) and in `remove`, which never runs alongside a call on the
-    // same handle (the header's rule); a stale handle's generation differs whatever the order.
+    // Acquire: pairs with `insert`'s Release store, so the object and tag it published are
+    // seen. Relaxed for the tag: it changes only under the FREE lock, in `insert` (before that
+    // Release) and in `remove`, which never runs alongside a call on the same handle (the
+    // header's rule); a stale handle's generation differs whatever the order.
     let object = slot.object.load(Ordering::Acquire);
     if object.is_null()
-        || slot.generation.load(Ordering::Relaxed) != generation
-        || slot.kind.load(Ordering::Relaxed) != T::KIND as u32
+        || slot.tag.load(Ordering::Relaxed) != tag((id >> 32) as u32, T::KIND as u32)
     {
         return Err(invalid::<T>(id));
     }
     Ok((slot, object.cast()))
+}
+
+#[inline(always)]
+fn tag(generation: u32, kind: u32) -> u64 {
+    (u64::from(generation) << 32) | u64::from(kind)
+}
+
+fn generation_of(tag: u64) -> u32 {
+    (tag >> 32) as u32
 }
 
 #[cold]
@@ -156,7 +166,7 @@ fn invalid<T: Handled>(id: u64) -> RpStatus {
 ///
 /// # Errors
 /// `InvalidHandle` if `id` is not a live handle of `T`'s kind.
-#[inline]
+#[inline(always)]
 pub fn with<T: Handled, R>(id: u64, f: impl FnOnce(&mut T) -> R) -> Result<R, RpStatus> {
     let (_, object) = live::<T>(id)?;
     // SAFETY: a live slot's object is a `Box<T>` of the slot's kind (checked), freed only by
@@ -175,12 +185,10 @@ pub fn remove<T: Handled>(id: u64) -> Result<T, RpStatus> {
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let (slot, object) = live::<T>(id)?;
     slot.object.store(std::ptr::null_mut(), Ordering::Release);
-    let next = slot
-        .generation
-        .load(Ordering::Relaxed)
+    let next = generation_of(slot.tag.load(Ordering::Relaxed))
         .wrapping_add(1)
         .max(1);
-    slot.generation.store(next, Ordering::Relaxed);
+    slot.tag.store(tag(next, 0), Ordering::Relaxed);
     free.0.push((id as u32) - 1);
     drop(free);
     // SAFETY: the `Box<T>` that `insert` leaked; the slot no longer points at it, so nothing

@@ -403,6 +403,48 @@ pub extern "C" fn rp_mpmc_release(consumer: RpMpmcConsumer) -> RpStatus {
     endpoints::drop_grant::<Consumer, ReadGrant<'static>>(consumer.id)
 }
 
+/// Releases the message taken (if one is) and takes the next in place, failing at once with
+/// `RP_STATUS_EMPTY`: `rp_mpmc_release` and `rp_mpmc_try_recv` in one call. The message is
+/// released whatever the outcome; one that a copying receive kept is taken, as the next.
+///
+/// # Safety
+/// As [`rp_mpmc_try_recv`].
+#[no_mangle]
+pub unsafe extern "C" fn rp_mpmc_try_next(
+    consumer: RpMpmcConsumer,
+    out_data: *mut *const u8,
+    out_len: *mut usize,
+) -> RpStatus {
+    endpoints::next::<Consumer>(consumer.id, out_data, out_len, Wait::Try)
+}
+
+/// As [`rp_mpmc_try_next`], waiting for a message.
+///
+/// # Safety
+/// As [`rp_mpmc_try_recv`].
+#[no_mangle]
+pub unsafe extern "C" fn rp_mpmc_next(
+    consumer: RpMpmcConsumer,
+    out_data: *mut *const u8,
+    out_len: *mut usize,
+) -> RpStatus {
+    endpoints::next::<Consumer>(consumer.id, out_data, out_len, Wait::Block)
+}
+
+/// As [`rp_mpmc_next`], for at most `timeout_ns`.
+///
+/// # Safety
+/// As [`rp_mpmc_try_recv`].
+#[no_mangle]
+pub unsafe extern "C" fn rp_mpmc_next_timeout(
+    consumer: RpMpmcConsumer,
+    timeout_ns: u64,
+    out_data: *mut *const u8,
+    out_len: *mut usize,
+) -> RpStatus {
+    endpoints::next::<Consumer>(consumer.id, out_data, out_len, Wait::For(nanos(timeout_ns)))
+}
+
 /// Copies the next message into `buf`, failing at once with `RP_STATUS_EMPTY`; one larger than `buf`
 /// is `RP_STATUS_BUFFER_TOO_SMALL` (its length in `*out_len`) and is kept for the next call.
 ///

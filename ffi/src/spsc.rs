@@ -553,6 +553,49 @@ pub extern "C" fn rp_consumer_release(consumer: RpConsumer) -> RpStatus {
     endpoints::drop_grant::<Consumer, ReadGrant<'static>>(consumer.id)
 }
 
+/// Releases the frame borrowed (if one is) and borrows the next in place, failing at once with
+/// `RP_STATUS_EMPTY`: a receive loop's `rp_consumer_release` and `rp_consumer_try_recv` in one
+/// call. The frame is released whatever the outcome; a frame that a copying receive kept (too
+/// large for its buffer) is not released but borrowed, as the next frame.
+///
+/// # Safety
+/// As [`rp_consumer_try_recv`].
+#[no_mangle]
+pub unsafe extern "C" fn rp_consumer_try_next(
+    consumer: RpConsumer,
+    out_data: *mut *const u8,
+    out_len: *mut usize,
+) -> RpStatus {
+    endpoints::next::<Consumer>(consumer.id, out_data, out_len, Wait::Try)
+}
+
+/// As [`rp_consumer_try_next`], waiting for a frame, as [`rp_consumer_recv`].
+///
+/// # Safety
+/// As [`rp_consumer_try_recv`].
+#[no_mangle]
+pub unsafe extern "C" fn rp_consumer_next(
+    consumer: RpConsumer,
+    out_data: *mut *const u8,
+    out_len: *mut usize,
+) -> RpStatus {
+    endpoints::next::<Consumer>(consumer.id, out_data, out_len, Wait::Block)
+}
+
+/// As [`rp_consumer_next`], for at most `timeout_ns`.
+///
+/// # Safety
+/// As [`rp_consumer_try_recv`].
+#[no_mangle]
+pub unsafe extern "C" fn rp_consumer_next_timeout(
+    consumer: RpConsumer,
+    timeout_ns: u64,
+    out_data: *mut *const u8,
+    out_len: *mut usize,
+) -> RpStatus {
+    endpoints::next::<Consumer>(consumer.id, out_data, out_len, Wait::For(nanos(timeout_ns)))
+}
+
 /// Copies the next frame into `buf` (`capacity` bytes), failing at once with `RP_STATUS_EMPTY`;
 /// `*out_len` is its length. A frame larger than `buf` is `RP_STATUS_BUFFER_TOO_SMALL` with its length
 /// in `*out_len`, and is kept for the next copying receive.

@@ -129,19 +129,25 @@ pub fn status_of(result: Result<(), RpStatus>) -> RpStatus {
 }
 
 /// Runs a call's body; a panic becomes `RP_STATUS_PANIC` with its message.
-#[inline]
+#[inline(always)]
 pub fn guard(body: impl FnOnce() -> Result<(), RpStatus>) -> RpStatus {
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(result) => status_of(result),
-        Err(payload) => {
-            let what = payload
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a panic".to_owned());
-            fail(RpStatus::Panic, &format!("ringport panicked: {what}"))
-        }
+        Err(payload) => panicked(payload),
     }
+}
+
+/// A caught panic's status and message: out of line, so that each call's fast path carries
+/// none of its code (nor the registers it needs).
+#[cold]
+#[inline(never)]
+fn panicked(payload: Box<dyn std::any::Any + Send>) -> RpStatus {
+    let what = payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".to_owned());
+    fail(RpStatus::Panic, &format!("ringport panicked: {what}"))
 }
 
 /// Turns a library result into a status result.

@@ -55,9 +55,7 @@ pub unsafe extern "C" fn rp_target_next_case(
         // SAFETY: valid for writes, by the caller's contract.
         let (data, len) = unsafe { (out(out_data, "out_data")?, out(out_len, "out_len")?) };
         handles::with::<TargetHolder, _>(target.id, |h| {
-            // SAFETY: the case goes into `h.grant` below.
-            let inner = unsafe { h.for_grant()? };
-            let case = inner.next_case().or_status()?;
+            let case = h.lend(|inner| inner.next_case().or_status())?;
             let bytes = case.data();
             *data = bytes.as_ptr();
             *len = bytes.len();
@@ -65,7 +63,6 @@ pub unsafe extern "C" fn rp_target_next_case(
             if let Some(id) = unsafe { out_id.as_mut() } {
                 *id = case.id();
             }
-            h.grant = Some(case);
             Ok(())
         })?
     })

@@ -230,6 +230,80 @@ static void frames_in_one_process(void) {
     OK(rp_consumer_free(consumer));
 }
 
+/* `try_next`: the release and the receive in one call, for SPSC and MPMC. */
+static void next_releases_and_receives(void) {
+    test_name = "next_releases_and_receives";
+    RpProducer producer;
+    RpConsumer consumer;
+    int fd = -1;
+    RpSpscOptions options = rp_spsc_options_default();
+    options.capacity = 4096;
+    OK(rp_spsc_create_producer_memfd(&options, &producer, &fd));
+    OK(rp_spsc_open_consumer_fd(fd, &options, &consumer));
+    close(fd);
+
+    const uint8_t *frame = NULL;
+    size_t len = 0;
+    EXPECT(rp_consumer_try_next(consumer, &frame, &len), RP_STATUS_EMPTY);
+    EXPECT(rp_consumer_next_timeout(consumer, 1000000, &frame, &len), RP_STATUS_TIMEOUT);
+
+    /* Each call hands the last frame back: 1,000 frames of 512 bytes pass through a ring of
+     * 4 KiB, which would be full after seven if they were not. */
+    uint8_t payload[512];
+    for (uint64_t i = 0; i < 1000; i++) {
+        fill_frame(payload, i, sizeof payload);
+        OK(rp_producer_try_send(producer, payload, sizeof payload));
+        OK(rp_consumer_try_next(consumer, &frame, &len));
+        ASSERT(len == sizeof payload && bytes_ok(frame, i, len));
+        /* Borrowed until the next call. */
+        EXPECT(rp_consumer_try_recv(consumer, &frame, &len), RP_STATUS_GRANT_OUTSTANDING);
+    }
+    /* Released whatever the outcome: empty, and nothing borrowed. */
+    EXPECT(rp_consumer_try_next(consumer, &frame, &len), RP_STATUS_EMPTY);
+    EXPECT(rp_consumer_release(consumer), RP_STATUS_NO_GRANT);
+
+    /* A frame kept by a copying receive (its buffer too small) is the next frame, borrowed. */
+    OK(rp_producer_send(producer, (const uint8_t *)"kept for later", 14));
+    OK(rp_producer_send(producer, (const uint8_t *)"then this", 9));
+    uint8_t small[4];
+    EXPECT(rp_consumer_try_recv_into(consumer, small, sizeof small, &len), RP_STATUS_BUFFER_TOO_SMALL);
+    OK(rp_consumer_try_next(consumer, &frame, &len));
+    ASSERT(len == 14 && memcmp(frame, "kept for later", 14) == 0);
+    OK(rp_consumer_next(consumer, &frame, &len));
+    ASSERT(len == 9 && memcmp(frame, "then this", 9) == 0);
+
+    OK(rp_producer_free(producer));
+    EXPECT(rp_consumer_next(consumer, &frame, &len), RP_STATUS_PEER_GONE);
+    EXPECT(rp_consumer_release(consumer), RP_STATUS_NO_GRANT);
+    OK(rp_consumer_free(consumer));
+
+    /* MPMC: 1,000 messages through 4 slots. */
+    const char *name = unique_name("next");
+    RpMpmcOptions mpmc = rp_mpmc_options_default();
+    mpmc.slots = 4;
+    mpmc.slot_size = 64;
+    RpMpmcRing ring;
+    OK(rp_mpmc_create(name, &mpmc, &ring));
+    RpMpmcProducer sender;
+    RpMpmcConsumer receiver;
+    OK(rp_mpmc_producer_new(ring, &sender));
+    OK(rp_mpmc_consumer_new(ring, &receiver));
+    EXPECT(rp_mpmc_try_next(receiver, &frame, &len), RP_STATUS_EMPTY);
+    for (uint64_t i = 0; i < 1000; i++) {
+        OK(rp_mpmc_try_send(sender, (const uint8_t *)&i, sizeof i));
+        OK(rp_mpmc_try_next(receiver, &frame, &len));
+        uint64_t value;
+        ASSERT(len == sizeof value);
+        memcpy(&value, frame, sizeof value);
+        ASSERT(value == i);
+    }
+    EXPECT(rp_mpmc_next_timeout(receiver, 1000000, &frame, &len), RP_STATUS_TIMEOUT);
+    EXPECT(rp_mpmc_release(receiver), RP_STATUS_NO_GRANT);
+    OK(rp_mpmc_producer_free(sender));
+    OK(rp_mpmc_consumer_free(receiver));
+    OK(rp_mpmc_free(ring));
+}
+
 /* A named ring between two processes: 200,000 frames of varying lengths, each checked. */
 static void stream_between_processes(void) {
     test_name = "stream_between_processes";
@@ -431,6 +505,7 @@ int main(int argc, char **argv) {
     } tests[] = {
         {"handles_are_checked", handles_are_checked},
         {"frames_in_one_process", frames_in_one_process},
+        {"next_releases_and_receives", next_releases_and_receives},
         {"stream_between_processes", stream_between_processes},
         {"producer_killed", producer_killed},
         {"mpmc_between_processes", mpmc_between_processes},
