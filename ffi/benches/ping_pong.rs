@@ -8,6 +8,9 @@
 //! form is taken within the round (the machine drifts between states for seconds at a time).
 
 use std::process::Command;
+
+#[path = "support.rs"]
+mod support;
 use std::time::Instant;
 
 use ringport::spsc::{Consumer, Producer};
@@ -128,32 +131,6 @@ fn child(spec: &str) {
     }
 }
 
-fn c_program() -> std::path::PathBuf {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap();
-    let exe = std::env::current_exe().unwrap();
-    let deps = exe.parent().unwrap();
-    let lib = [deps, deps.parent().unwrap()]
-        .into_iter()
-        .map(|d| d.join("libringport_c.a"))
-        .find(|p| p.exists())
-        .expect("libringport_c.a (cargo build --release -p ringport-ffi)");
-    let out = std::env::temp_dir().join(format!("ringport-ping-pong-{}", std::process::id()));
-    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
-    let status = Command::new(cc)
-        .args(["-std=c11", "-O2", "-Wall", "-Werror", "-I"])
-        .arg(root.join("include"))
-        .arg(root.join("ffi/benches/ping_pong.c"))
-        .arg(lib)
-        .args(["-lpthread", "-ldl", "-lm", "-o"])
-        .arg(&out)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    out
-}
-
 fn c_round(program: &std::path::Path, form: Form, n: u64) -> f64 {
     let output = Command::new(program)
         .arg(n.to_string())
@@ -187,7 +164,7 @@ fn main() {
         .find_map(|a| a.parse().ok())
         .unwrap_or(15);
     pin(0);
-    let program = c_program();
+    let program = support::c_program("ping_pong.c");
     let forms = [(Form::Grant, "in place"), (Form::Copy, "copying")];
     let mut figures: Vec<(Vec<f64>, Vec<f64>, Vec<f64>)> = vec![Default::default(); forms.len()];
     for round in 0..rounds {

@@ -140,7 +140,7 @@ impl<E> Boxed<E> {
     fn get(&mut self) -> PyResult<&mut E> {
         if self.busy.load(Ordering::Relaxed) {
             return Err(PyBufferError::new_err(
-                "a frame or reservation of this endpoint is held: release (or commit) it first",
+                "a frame, reservation or case of this endpoint is held: release, commit or finish it first",
             ));
         }
         // SAFETY: the box lives as long as `self`; nothing borrows it (not busy), and `&mut
@@ -217,12 +217,7 @@ impl Frame {
     }
 
     fn give_back(&mut self) -> PyResult<()> {
-        if self.exports > 0 {
-            return Err(PyBufferError::new_err(format!(
-                "{} view(s) of the frame are alive (memoryview, numpy array): release them first",
-                self.exports
-            )));
-        }
+        no_views(self.exports, "frame")?;
         if self.grant.take().is_some() {
             self.busy.store(false, Ordering::Relaxed);
         }
@@ -280,46 +275,15 @@ impl Frame {
         view: *mut ffi::Py_buffer,
         flags: c_int,
     ) -> PyResult<()> {
-        if view.is_null() {
-            return Err(PyBufferError::new_err("no view to fill"));
-        }
-        if flags & ffi::PyBUF_WRITABLE == ffi::PyBUF_WRITABLE {
-            return Err(PyBufferError::new_err("a received frame is read-only"));
-        }
         let (ptr, len) = {
             let this = slf.borrow();
             let bytes = this.held()?.bytes();
             (bytes.as_ptr(), bytes.len())
         };
+        // SAFETY: the interpreter's view to fill; the bytes stay valid while this object holds
+        // the grant, which it keeps while `exports` > 0 (`release` refuses).
+        unsafe { export(slf.as_any(), view, flags, ptr.cast_mut(), len, false) }?;
         slf.borrow_mut().exports += 1;
-        // SAFETY: `view` is the interpreter's Py_buffer to fill (non-null, checked); the bytes
-        // stay valid while this object holds the grant, which it keeps while `exports` > 0
-        // (`release` refuses), and the view holds a reference to this object (`obj`).
-        unsafe {
-            (*view).obj = slf.into_any().into_ptr();
-            (*view).buf = ptr as *mut c_void;
-            (*view).len = len as ffi::Py_ssize_t;
-            (*view).readonly = 1;
-            (*view).itemsize = 1;
-            (*view).format = if flags & ffi::PyBUF_FORMAT == ffi::PyBUF_FORMAT {
-                c"B".as_ptr() as *mut _
-            } else {
-                std::ptr::null_mut()
-            };
-            (*view).ndim = 1;
-            (*view).shape = if flags & ffi::PyBUF_ND == ffi::PyBUF_ND {
-                &mut (*view).len
-            } else {
-                std::ptr::null_mut()
-            };
-            (*view).strides = if flags & ffi::PyBUF_STRIDES == ffi::PyBUF_STRIDES {
-                &mut (*view).itemsize
-            } else {
-                std::ptr::null_mut()
-            };
-            (*view).suboffsets = std::ptr::null_mut();
-            (*view).internal = std::ptr::null_mut();
-        }
         Ok(())
     }
 
@@ -332,6 +296,282 @@ impl Frame {
             Some(g) => format!("<ringport.Frame of {} bytes>", g.bytes().len()),
             None => "<ringport.Frame, released>".to_owned(),
         }
+    }
+}
+
+/// Fills `view`, a buffer-protocol request with `flags`, with the `len` bytes at `ptr` as one
+/// dimension of unsigned bytes, `writable` or read-only; the view holds a reference to `owner`.
+///
+/// # Safety
+/// `view` is the interpreter's Py_buffer to fill, or null (refused); the bytes stay valid and
+/// unmoved until the view is released (the owner counts its exports and refuses to let them go
+/// while any is alive).
+unsafe fn export(
+    owner: &Bound<'_, PyAny>,
+    view: *mut ffi::Py_buffer,
+    flags: c_int,
+    ptr: *mut u8,
+    len: usize,
+    writable: bool,
+) -> PyResult<()> {
+    if view.is_null() {
+        return Err(PyBufferError::new_err("no view to fill"));
+    }
+    if !writable && flags & ffi::PyBUF_WRITABLE == ffi::PyBUF_WRITABLE {
+        return Err(PyBufferError::new_err(
+            "read-only: a received frame or case cannot be written",
+        ));
+    }
+    // SAFETY: non-null (checked), the interpreter's to fill, by the caller's contract.
+    unsafe {
+        (*view).obj = owner.clone().into_ptr();
+        (*view).buf = ptr.cast::<c_void>();
+        (*view).len = len as ffi::Py_ssize_t;
+        (*view).readonly = c_int::from(!writable);
+        (*view).itemsize = 1;
+        (*view).format = if flags & ffi::PyBUF_FORMAT == ffi::PyBUF_FORMAT {
+            c"B".as_ptr() as *mut _
+        } else {
+            std::ptr::null_mut()
+        };
+        (*view).ndim = 1;
+        (*view).shape = if flags & ffi::PyBUF_ND == ffi::PyBUF_ND {
+            &mut (*view).len
+        } else {
+            std::ptr::null_mut()
+        };
+        (*view).strides = if flags & ffi::PyBUF_STRIDES == ffi::PyBUF_STRIDES {
+            &mut (*view).itemsize
+        } else {
+            std::ptr::null_mut()
+        };
+        (*view).suboffsets = std::ptr::null_mut();
+        (*view).internal = std::ptr::null_mut();
+    }
+    Ok(())
+}
+
+/// Refuses to let go of bytes that a view still shows.
+fn no_views(exports: usize, what: &str) -> PyResult<()> {
+    if exports > 0 {
+        return Err(PyBufferError::new_err(format!(
+            "{exports} view(s) of the {what} are alive (memoryview, numpy array): release them first"
+        )));
+    }
+    Ok(())
+}
+
+/// A reservation's grant, of either ring.
+enum Room {
+    Spsc(spsc::WriteGrant<'static>),
+    Mpmc(mpmc::WriteGrant<'static>),
+}
+
+// SAFETY: as for `Grant`: reached only through its reservation, under pyo3's borrow of it with
+// the GIL held; committing or dropping it publishes (or aborts) on its endpoint, which (Send)
+// allows that from any thread.
+unsafe impl Send for Room {}
+// SAFETY: as above.
+unsafe impl Sync for Room {}
+
+impl Room {
+    fn bytes(&mut self) -> &mut [u8] {
+        match self {
+            Room::Spsc(g) => g,
+            Room::Mpmc(g) => g,
+        }
+    }
+
+    /// Publishes the first `len` bytes (0 aborts); `len` is at most the reserved length.
+    fn commit(self, len: usize) {
+        match self {
+            Room::Spsc(g) => g.commit_len(len),
+            Room::Mpmc(g) => g.commit_len(len),
+        }
+    }
+}
+
+/// Room reserved in the ring, written in place: a writable buffer (`memoryview(room)`,
+/// `numpy.frombuffer(room, ...)`) until `commit()` publishes it as one frame or `abort()`
+/// drops it. As a context manager it commits what was reserved when the block ends normally
+/// (unless committed or aborted in it) and aborts when the block raises. Committing while a
+/// view of it is alive is refused (`BufferError`): a write through the view after the commit
+/// would change a published frame.
+#[pyclass(module = "ringport")]
+struct Reservation {
+    room: Option<Room>,
+    exports: usize,
+    busy: Arc<AtomicBool>,
+    /// The endpoint's Python object, kept alive while the grant borrows its box.
+    _owner: PyObject,
+}
+
+impl Reservation {
+    fn finish(&mut self, len: Option<usize>) -> PyResult<()> {
+        no_views(self.exports, "reservation")?;
+        let Some(mut room) = self.room.take() else {
+            return Err(PyValueError::new_err(
+                "the reservation was committed or aborted already",
+            ));
+        };
+        let reserved = room.bytes().len();
+        let len = len.unwrap_or(reserved);
+        if len > reserved {
+            self.room = Some(room);
+            return Err(PyValueError::new_err(format!(
+                "a commit of {len} bytes, {reserved} reserved: the reservation stays"
+            )));
+        }
+        room.commit(len);
+        self.busy.store(false, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        // Dropped unfinished (no view can be alive: each holds a reference): aborted.
+        if let Some(room) = self.room.take() {
+            room.commit(0);
+            self.busy.store(false, Ordering::Relaxed);
+        }
+    }
+}
+
+#[pymethods]
+impl Reservation {
+    /// Publishes the first `len` bytes as one frame (None: all that was reserved; 0 aborts).
+    #[pyo3(signature = (len = None))]
+    fn commit(&mut self, len: Option<usize>) -> PyResult<()> {
+        self.finish(len)
+    }
+
+    /// Drops the reservation: the consumer sees nothing of it.
+    fn abort(&mut self) -> PyResult<()> {
+        self.finish(Some(0))
+    }
+
+    /// Whether it was committed or aborted.
+    #[getter]
+    fn done(&self) -> bool {
+        self.room.is_none()
+    }
+
+    fn __len__(&mut self) -> PyResult<usize> {
+        Ok(self.held()?.bytes().len())
+    }
+
+    fn __enter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
+        slf
+    }
+
+    fn __exit__(
+        &mut self,
+        kind: Option<PyObject>,
+        _value: Option<PyObject>,
+        _traceback: Option<PyObject>,
+    ) -> PyResult<bool> {
+        if self.room.is_some() {
+            self.finish(if kind.is_some() { Some(0) } else { None })?;
+        }
+        Ok(false)
+    }
+
+    unsafe fn __getbuffer__(
+        slf: Bound<'_, Self>,
+        view: *mut ffi::Py_buffer,
+        flags: c_int,
+    ) -> PyResult<()> {
+        let (ptr, len) = {
+            let mut this = slf.borrow_mut();
+            let bytes = this.held()?.bytes();
+            (bytes.as_mut_ptr(), bytes.len())
+        };
+        // SAFETY: the interpreter's view to fill; the room stays reserved while this object
+        // holds the grant, which it keeps while `exports` > 0 (`commit` and `abort` refuse).
+        unsafe { export(slf.as_any(), view, flags, ptr, len, true) }?;
+        slf.borrow_mut().exports += 1;
+        Ok(())
+    }
+
+    unsafe fn __releasebuffer__(&mut self, _view: *mut ffi::Py_buffer) {
+        self.exports -= 1;
+    }
+
+    fn __repr__(&mut self) -> String {
+        match &mut self.room {
+            Some(room) => format!("<ringport.Reservation of {} bytes>", room.bytes().len()),
+            None => "<ringport.Reservation, done>".to_owned(),
+        }
+    }
+}
+
+impl Reservation {
+    fn held(&mut self) -> PyResult<&mut Room> {
+        self.room.as_mut().ok_or_else(|| {
+            PyValueError::new_err("the reservation was committed or aborted already")
+        })
+    }
+}
+
+/// The in-place reservation of either ring's producer, by how it waits.
+trait Reserves: Send + 'static {
+    fn reserve_by(&'static mut self, len: usize, wait: Wait) -> ringport::Result<Room>;
+}
+
+macro_rules! reserves {
+    ($producer:ty, $variant:ident) => {
+        impl Reserves for $producer {
+            fn reserve_by(&'static mut self, len: usize, wait: Wait) -> ringport::Result<Room> {
+                match wait {
+                    Wait::Try => self.try_reserve(len),
+                    Wait::Block => self.reserve(len),
+                    Wait::For(t) => self.reserve_timeout(len, t),
+                }
+                .map(Room::$variant)
+            }
+        }
+    };
+}
+reserves!(spsc::Producer, Spsc);
+reserves!(mpmc::Producer, Mpmc);
+
+/// `reserve` of either producer class: room for `len` bytes in place, None when it tried and
+/// the ring was full.
+fn reserve_any<P, T>(
+    slf: Bound<'_, T>,
+    len: usize,
+    timeout: Option<f64>,
+    inner: impl FnOnce(&mut T) -> &mut Boxed<P>,
+) -> PyResult<Option<Reservation>>
+where
+    P: Reserves,
+    T: pyo3::PyClass<Frozen = pyo3::pyclass::boolean_struct::False>,
+{
+    let py = slf.py();
+    let wait = wait_of(timeout)?;
+    let mut this = slf.borrow_mut();
+    let boxed = inner(&mut this);
+    let busy = Arc::clone(&boxed.busy);
+    // SAFETY: marked busy below, and the reservation holds `slf`.
+    let producer = unsafe { boxed.lend()? };
+    let got = match wait {
+        Wait::Try => producer.reserve_by(len, wait),
+        _ => py.allow_threads(|| producer.reserve_by(len, wait)),
+    };
+    drop(this);
+    match got {
+        Ok(room) => {
+            busy.store(true, Ordering::Relaxed);
+            Ok(Some(Reservation {
+                room: Some(room),
+                exports: 0,
+                busy,
+                _owner: slf.into_any().unbind(),
+            }))
+        }
+        Err(Error::Full) => Ok(None),
+        Err(e) => Err(py_err(e)),
     }
 }
 
@@ -518,6 +758,17 @@ impl Producer {
         send_any(py, self.inner.get()?, data, timeout)
     }
 
+    /// Room for a frame of `len` bytes, to write in place (see `Reservation`), waiting for it
+    /// (`timeout` as for `send`). None when it tried and the ring was full.
+    #[pyo3(signature = (len, timeout = None))]
+    fn reserve(
+        slf: Bound<'_, Self>,
+        len: usize,
+        timeout: Option<f64>,
+    ) -> PyResult<Option<Reservation>> {
+        reserve_any(slf, len, timeout, |p: &mut Self| &mut p.inner)
+    }
+
     /// The data area and the largest frame, in bytes.
     #[getter]
     fn capacity(&mut self) -> PyResult<usize> {
@@ -690,6 +941,16 @@ impl MpmcProducer {
     ) -> PyResult<bool> {
         send_any(py, self.inner.get()?, data, timeout)
     }
+
+    /// As `Producer.reserve`: a slot to write in place, `len` at most the slot size.
+    #[pyo3(signature = (len, timeout = None))]
+    fn reserve(
+        slf: Bound<'_, Self>,
+        len: usize,
+        timeout: Option<f64>,
+    ) -> PyResult<Option<Reservation>> {
+        reserve_any(slf, len, timeout, |p: &mut Self| &mut p.inner)
+    }
 }
 
 /// A consumer of an MPMC ring.
@@ -780,6 +1041,389 @@ impl Channel {
     }
 }
 
+// ---- the fuzzing harness ----
+
+/// The case a target holds, borrowing its `Target`'s box.
+struct HeldCase(ringport::harness::Case<'static>);
+
+// SAFETY: as for `Grant`: reached only through its `Case`, under pyo3's borrow of it with the
+// GIL held; finishing or dropping it writes to its target's rings, which (Send) allows that
+// from any thread.
+unsafe impl Send for HeldCase {}
+// SAFETY: as above.
+unsafe impl Sync for HeldCase {}
+
+/// A fuzzing target's end of a harness, in a process that a driver (`ringport harness -- ...`,
+/// `Harness`, or Rust's `ringport::harness`) started: the cases, one at a time, in place.
+#[pyclass(module = "ringport")]
+struct Target {
+    inner: Boxed<ringport::harness::Target>,
+    /// Taken at the start: the code that runs a case counts its hits while the case is held.
+    coverage: Option<ringport::harness::CoverageMap>,
+}
+
+#[pymethods]
+impl Target {
+    /// The rings the driver passed in the environment (`RINGPORT_HARNESS`); once a process.
+    #[staticmethod]
+    fn from_env() -> PyResult<Target> {
+        let target = ringport::harness::Target::from_env().or_py()?;
+        Ok(Target {
+            coverage: target.coverage(),
+            inner: Boxed::new(target),
+        })
+    }
+
+    /// The next case, in place (see `Case`), waiting for it with the GIL released. `PeerGone`
+    /// once the driver has gone: the target then ends.
+    fn next_case(slf: Bound<'_, Self>) -> PyResult<Case> {
+        let py = slf.py();
+        let mut this = slf.borrow_mut();
+        let busy = Arc::clone(&this.inner.busy);
+        // SAFETY: marked busy below, and the case holds `slf`.
+        let target = unsafe { this.inner.lend()? };
+        let got = py.allow_threads(|| target.next_case().map(HeldCase));
+        drop(this);
+        let case = got.or_py()?;
+        busy.store(true, Ordering::Relaxed);
+        Ok(Case {
+            id: case.0.id(),
+            case: Some(case),
+            exports: 0,
+            busy,
+            _owner: slf.into_any().unbind(),
+        })
+    }
+
+    /// Runs `test(case)` on every case until the driver goes, and answers each with what it
+    /// returns (any buffer; None for nothing), as `LLVMFuzzerTestOneInput` with a result. A
+    /// case that `test` crashes or hangs on is the one the driver blames.
+    fn run(slf: Bound<'_, Self>, test: &Bound<'_, PyAny>) -> PyResult<()> {
+        loop {
+            let case = match Target::next_case(slf.clone()) {
+                Ok(case) => Bound::new(slf.py(), case)?,
+                Err(e) if e.is_instance_of::<PeerGone>(slf.py()) => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            let result = test.call1((case.clone(),))?;
+            let result = if result.is_none() { None } else { Some(result) };
+            case.borrow_mut().answer(result.as_ref())?;
+        }
+    }
+
+    /// The coverage map the driver shares (`Harness(coverage=...)`), or None.
+    #[getter]
+    fn coverage(&self) -> Option<Coverage> {
+        self.coverage.clone().map(|map| Coverage { map })
+    }
+}
+
+/// A case being run: a read-only buffer of its bytes, in the ring, until `finish()`. As a
+/// context manager it finishes with no result when the block ends normally (unless finished
+/// in it); when the block raises, the case stays unanswered and the exception goes on (a
+/// target that dies of it is blamed for this case).
+#[pyclass(module = "ringport")]
+struct Case {
+    case: Option<HeldCase>,
+    /// The case's number, from 0, as the driver's verdicts name it.
+    #[pyo3(get)]
+    id: u64,
+    exports: usize,
+    busy: Arc<AtomicBool>,
+    _owner: PyObject,
+}
+
+impl Case {
+    fn held(&self) -> PyResult<&HeldCase> {
+        self.case
+            .as_ref()
+            .ok_or_else(|| PyValueError::new_err("the case was finished"))
+    }
+
+    fn answer(&mut self, result: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        no_views(self.exports, "case")?;
+        self.held()?;
+        // The case is taken only once the result's bytes are in hand: a result that is not a
+        // buffer is a TypeError, and the case stays held for a second try.
+        let mut finish = |bytes: &[u8]| {
+            let case = self.case.take().expect("held");
+            self.busy.store(false, Ordering::Relaxed);
+            case.0.finish(bytes)
+        };
+        match result {
+            Some(result) => with_bytes(result, finish)?,
+            None => finish(&[]),
+        }
+        .or_py()
+    }
+}
+
+impl Drop for Case {
+    fn drop(&mut self) {
+        // Unanswered: the driver times the case out.
+        if self.case.take().is_some() {
+            self.busy.store(false, Ordering::Relaxed);
+        }
+    }
+}
+
+#[pymethods]
+impl Case {
+    /// Answers the case with `result` (any buffer; empty by default), then frees it. The
+    /// answer goes first: a target that dies after it is not blamed for this case. Refused
+    /// while a view of the case is alive.
+    #[pyo3(signature = (result = None))]
+    fn finish(&mut self, result: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        self.answer(result)
+    }
+
+    /// Whether it was finished.
+    #[getter]
+    fn finished(&self) -> bool {
+        self.case.is_none()
+    }
+
+    fn __len__(&self) -> PyResult<usize> {
+        Ok(self.held()?.0.data().len())
+    }
+
+    /// A copy of the bytes.
+    fn __bytes__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
+        Ok(pyo3::types::PyBytes::new(py, self.held()?.0.data()))
+    }
+
+    fn __enter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
+        slf
+    }
+
+    fn __exit__(
+        &mut self,
+        kind: Option<PyObject>,
+        _value: Option<PyObject>,
+        _traceback: Option<PyObject>,
+    ) -> PyResult<bool> {
+        if kind.is_none() && self.case.is_some() {
+            self.answer(None)?;
+        }
+        Ok(false)
+    }
+
+    unsafe fn __getbuffer__(
+        slf: Bound<'_, Self>,
+        view: *mut ffi::Py_buffer,
+        flags: c_int,
+    ) -> PyResult<()> {
+        let (ptr, len) = {
+            let this = slf.borrow();
+            let bytes = this.held()?.0.data();
+            (bytes.as_ptr(), bytes.len())
+        };
+        // SAFETY: the interpreter's view to fill; the bytes stay valid while this object holds
+        // the case, which it keeps while `exports` > 0 (`finish` refuses).
+        unsafe { export(slf.as_any(), view, flags, ptr.cast_mut(), len, false) }?;
+        slf.borrow_mut().exports += 1;
+        Ok(())
+    }
+
+    unsafe fn __releasebuffer__(&mut self, _view: *mut ffi::Py_buffer) {
+        self.exports -= 1;
+    }
+
+    fn __repr__(&self) -> String {
+        match &self.case {
+            Some(c) => format!("<ringport.Case {} of {} bytes>", self.id, c.0.data().len()),
+            None => format!("<ringport.Case {}, finished>", self.id),
+        }
+    }
+}
+
+/// The coverage map a driver shares with its target: a writable buffer of hit counts
+/// (`memoryview(map)`, `numpy.frombuffer(map, numpy.uint8)`), set with plain stores, or `hit`.
+#[pyclass(module = "ringport", frozen)]
+struct Coverage {
+    map: ringport::harness::CoverageMap,
+}
+
+#[pymethods]
+impl Coverage {
+    /// Counts a hit of `index` (modulo the map's size), wrapping at 255.
+    fn hit(&self, index: usize) {
+        self.map.hit(index);
+    }
+
+    fn __len__(&self) -> usize {
+        self.map.len()
+    }
+
+    unsafe fn __getbuffer__(
+        slf: Bound<'_, Self>,
+        view: *mut ffi::Py_buffer,
+        flags: c_int,
+    ) -> PyResult<()> {
+        let (ptr, len) = (slf.get().map.as_mut_ptr(), slf.get().map.len());
+        // SAFETY: the interpreter's view to fill; the map stays mapped while this object
+        // lives, and the view holds a reference to it.
+        unsafe { export(slf.as_any(), view, flags, ptr, len, true) }
+    }
+
+    unsafe fn __releasebuffer__(&self, _view: *mut ffi::Py_buffer) {}
+}
+
+/// Makes this process a fork server if its driver asked for one (`Harness(fork_server=True)`):
+/// returns only in a forked child, each a copy of the state built so far, which goes on to
+/// `Target.from_env()`. Call it after the expensive set-up and before starting any thread.
+#[pyfunction]
+fn fork_server() -> PyResult<()> {
+    ringport::harness::fork_server().or_py()
+}
+
+/// What became of a case: `kind` is "ok" (the target answered, `result` its bytes), "crashed"
+/// (it died running the case: `signal` or `exit_code`) or "timed_out" (killed after the case
+/// timeout).
+#[pyclass(module = "ringport", frozen, get_all)]
+struct Verdict {
+    kind: &'static str,
+    id: u64,
+    result: Option<PyObject>,
+    signal: Option<i32>,
+    exit_code: Option<i32>,
+}
+
+#[pymethods]
+impl Verdict {
+    fn __repr__(&self) -> String {
+        match (self.kind, self.signal, self.exit_code) {
+            ("crashed", Some(signal), _) => {
+                format!("<Verdict {} crashed: signal {signal}>", self.id)
+            }
+            ("crashed", _, Some(code)) => format!("<Verdict {} crashed: exit {code}>", self.id),
+            (kind, _, _) => format!("<Verdict {} {kind}>", self.id),
+        }
+    }
+}
+
+fn verdict(py: Python<'_>, v: ringport::harness::Verdict) -> Verdict {
+    use ringport::harness::Verdict as V;
+    use std::os::unix::process::ExitStatusExt;
+    let (kind, id, result, status) = match v {
+        V::Ok { id, result } => (
+            "ok",
+            id,
+            Some(pyo3::types::PyBytes::new(py, &result).into_any().unbind()),
+            None,
+        ),
+        V::Crashed { id, status } => ("crashed", id, None, Some(status)),
+        V::TimedOut { id } => ("timed_out", id, None, None),
+        // A verdict a later version adds.
+        #[allow(unreachable_patterns)]
+        other => ("other", other.id(), None, None),
+    };
+    Verdict {
+        kind,
+        id,
+        result,
+        signal: status.and_then(|s| s.signal()),
+        exit_code: status.and_then(|s| s.code()),
+    }
+}
+
+/// The driver's end of a harness: starts `argv` as the target, sends it cases and gives one
+/// verdict per case, in order, restarting the target whenever it dies.
+#[pyclass(module = "ringport")]
+struct Harness {
+    driver: Exclusive<ringport::harness::Driver>,
+}
+
+#[pymethods]
+impl Harness {
+    /// `case_timeout` in seconds; `in_flight` cases sent ahead of their verdicts; `coverage` the
+    /// size of a shared coverage map (0: none); `fork_server`: the target calls `fork_server()`.
+    // One parameter a Python keyword argument.
+    #[allow(clippy::too_many_arguments)]
+    #[new]
+    #[pyo3(signature = (argv, case_timeout = 1.0, in_flight = 1, max_case = 1 << 20, max_result = 64 << 10, coverage = 0, fork_server = false))]
+    fn new(
+        py: Python<'_>,
+        argv: Vec<String>,
+        case_timeout: f64,
+        in_flight: usize,
+        max_case: usize,
+        max_result: usize,
+        coverage: usize,
+        fork_server: bool,
+    ) -> PyResult<Harness> {
+        let Some((program, args)) = argv.split_first() else {
+            return Err(PyValueError::new_err(
+                "argv is empty: the target's program and its arguments",
+            ));
+        };
+        let mut command = std::process::Command::new(program);
+        command.args(args);
+        let options = ringport::harness::HarnessOptions::new()
+            .case_timeout(seconds(case_timeout)?)
+            .in_flight(in_flight)
+            .max_case(max_case)
+            .max_result(max_result)
+            .coverage(coverage)
+            .fork_server(fork_server);
+        let driver = py.allow_threads(|| options.spawn(command)).or_py()?;
+        Ok(Harness {
+            driver: Exclusive(driver),
+        })
+    }
+
+    /// Runs one case and gives its verdict (waiting with the GIL released).
+    fn run(&mut self, py: Python<'_>, case: &Bound<'_, PyAny>) -> PyResult<Verdict> {
+        let driver = self.driver.get();
+        let got = with_bytes(case, |bytes| py.allow_threads(|| driver.run(bytes)))?;
+        Ok(verdict(py, got.or_py()?))
+    }
+
+    /// Sends a case ahead of its verdict (at most `in_flight` outstanding); returns its id.
+    fn submit(&mut self, py: Python<'_>, case: &Bound<'_, PyAny>) -> PyResult<u64> {
+        let driver = self.driver.get();
+        with_bytes(case, |bytes| py.allow_threads(|| driver.submit(bytes)))?.or_py()
+    }
+
+    /// The verdict of the oldest case sent, waiting for it.
+    fn next_verdict(&mut self, py: Python<'_>) -> PyResult<Verdict> {
+        let driver = self.driver.get();
+        let got = py.allow_threads(|| driver.next_verdict());
+        Ok(verdict(py, got.or_py()?))
+    }
+
+    /// The coverage of the cases since the last call, as a copy of the map (which is cleared),
+    /// or None without a map.
+    fn take_coverage<'py>(&mut self, py: Python<'py>) -> Option<Bound<'py, pyo3::types::PyBytes>> {
+        let map = self.driver.get().coverage()?;
+        let mut copy = vec![0; map.len()];
+        map.take(&mut copy);
+        Some(pyo3::types::PyBytes::new(py, &copy))
+    }
+
+    /// Counts so far: cases, crashes, timeouts, unattributed deaths, restarts.
+    #[getter]
+    fn stats(&mut self) -> std::collections::HashMap<&'static str, u64> {
+        let s = self.driver.get().stats();
+        [
+            ("cases", s.cases),
+            ("crashes", s.crashes),
+            ("timeouts", s.timeouts),
+            ("unattributed", s.unattributed),
+            ("restarts", s.restarts),
+            ("server_restarts", s.server_restarts),
+        ]
+        .into_iter()
+        .collect()
+    }
+
+    /// The running target's process id, if one runs.
+    #[getter]
+    fn target_pid(&mut self) -> Option<u32> {
+        self.driver.get().target_pid()
+    }
+}
+
 /// Removes a named segment (what a creator with keep_segment=True left).
 #[pyfunction]
 fn remove_segment(location: &str) -> PyResult<()> {
@@ -792,11 +1436,18 @@ fn _ringport(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Producer>()?;
     m.add_class::<Consumer>()?;
     m.add_class::<Frame>()?;
+    m.add_class::<Reservation>()?;
     m.add_class::<MpmcRing>()?;
     m.add_class::<MpmcProducer>()?;
     m.add_class::<MpmcConsumer>()?;
     m.add_class::<Listener>()?;
     m.add_class::<Channel>()?;
+    m.add_class::<Target>()?;
+    m.add_class::<Case>()?;
+    m.add_class::<Coverage>()?;
+    m.add_class::<Harness>()?;
+    m.add_class::<Verdict>()?;
+    m.add_function(wrap_pyfunction!(fork_server, m)?)?;
     m.add_function(wrap_pyfunction!(remove_segment, m)?)?;
     m.add("RingportError", m.py().get_type::<RingportError>())?;
     m.add("PeerGone", m.py().get_type::<PeerGone>())?;

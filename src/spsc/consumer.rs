@@ -160,9 +160,17 @@ impl Consumer {
                 consumer: self,
                 len,
             }),
-            None if !self.ep.peer_gone() => Err(Error::Empty),
-            None => self.try_recv_gone(),
+            None => self.try_recv_none(),
         }
+    }
+
+    /// Empty, unless the producer has gone.
+    #[inline(always)]
+    fn try_recv_none(&mut self) -> Result<ReadGrant<'_>> {
+        if self.ep.peer_gone() {
+            return self.try_recv_gone();
+        }
+        Err(Error::Empty)
     }
 
     #[cold]
