@@ -206,8 +206,7 @@ where
     })
 }
 
-/// Borrows the next message of reader handle `id` in place (each form with a body of its own,
-/// as `reserve`).
+/// Borrows the next message of reader handle `id` in place.
 #[inline(always)]
 pub fn recv<R: Reader>(
     id: u64,
@@ -218,10 +217,7 @@ pub fn recv<R: Reader>(
 where
     Holder<R, R::Grant>: Handled,
 {
-    match wait {
-        Wait::Try => borrow_by::<R>(id, out_data, out_len, false, |r| r.recv(Wait::Try)),
-        _ => borrow_by::<R>(id, out_data, out_len, false, move |r| r.recv(wait)),
-    }
+    borrow::<R, false>(id, out_data, out_len, wait)
 }
 
 /// Releases the message reader handle `id` borrowed, if any, and borrows the next in place: a
@@ -237,18 +233,31 @@ pub fn next<R: Reader>(
 where
     Holder<R, R::Grant>: Handled,
 {
+    borrow::<R, true>(id, out_data, out_len, wait)
+}
+
+/// `recv` and `next` (`RELEASE_FIRST`), each form with a body of its own, as `reserve`.
+#[inline(always)]
+fn borrow<R: Reader, const RELEASE_FIRST: bool>(
+    id: u64,
+    out_data: *mut *const u8,
+    out_len: *mut usize,
+    wait: Wait,
+) -> RpStatus
+where
+    Holder<R, R::Grant>: Handled,
+{
     match wait {
-        Wait::Try => borrow_by::<R>(id, out_data, out_len, true, |r| r.recv(Wait::Try)),
-        _ => borrow_by::<R>(id, out_data, out_len, true, move |r| r.recv(wait)),
+        Wait::Try => borrow_by::<R, RELEASE_FIRST>(id, out_data, out_len, |r| r.recv(Wait::Try)),
+        _ => borrow_by::<R, RELEASE_FIRST>(id, out_data, out_len, move |r| r.recv(wait)),
     }
 }
 
 #[inline(always)]
-fn borrow_by<R: Reader>(
+fn borrow_by<R: Reader, const RELEASE_FIRST: bool>(
     id: u64,
     out_data: *mut *const u8,
     out_len: *mut usize,
-    release_first: bool,
     make: impl FnOnce(&'static mut R) -> ringport::Result<R::Grant>,
 ) -> RpStatus
 where
@@ -259,9 +268,9 @@ where
         let (data, len) = unsafe { (out(out_data, "out_data")?, out(out_len, "out_len")?) };
         handles::with::<Holder<R, R::Grant>, _>(id, |h| {
             let message = match h.grant {
-                Some(ref kept) if release_first && h.held_for_copy => kept,
+                Some(ref kept) if RELEASE_FIRST && h.held_for_copy => kept,
                 _ => {
-                    if release_first {
+                    if RELEASE_FIRST {
                         h.grant = None;
                     }
                     h.lend(|r| make(r).or_status())?

@@ -548,29 +548,60 @@ where
     P: Reserves,
     T: pyo3::PyClass<Frozen = pyo3::pyclass::boolean_struct::False>,
 {
-    let py = slf.py();
     let wait = wait_of(timeout)?;
+    Ok(
+        lend(slf, wait, inner, |p| p.reserve_by(len, wait))?.map(|lent| Reservation {
+            room: Some(lent.grant),
+            exports: 0,
+            busy: lent.busy,
+            _owner: lent.owner,
+        }),
+    )
+}
+
+/// A grant made of an endpoint lent to it, the endpoint marked busy until the grant's holder
+/// lets it go, and the endpoint's Python object, which the holder keeps alive meanwhile.
+struct Lent<G> {
+    grant: G,
+    busy: Arc<AtomicBool>,
+    owner: PyObject,
+}
+
+/// Lends `slf`'s endpoint to `make` for a grant that borrows it (the GIL released while it
+/// waits, unless `wait` is a try): a frame, a reservation or a case. None when it tried and the
+/// ring was empty (or full).
+fn lend<E, T, G>(
+    slf: Bound<'_, T>,
+    wait: Wait,
+    inner: impl FnOnce(&mut T) -> &mut Boxed<E>,
+    make: impl FnOnce(&'static mut E) -> ringport::Result<G> + Send,
+) -> PyResult<Option<Lent<G>>>
+where
+    E: Send + 'static,
+    G: Send,
+    T: pyo3::PyClass<Frozen = pyo3::pyclass::boolean_struct::False>,
+{
+    let py = slf.py();
     let mut this = slf.borrow_mut();
     let boxed = inner(&mut this);
     let busy = Arc::clone(&boxed.busy);
-    // SAFETY: marked busy below, and the reservation holds `slf`.
-    let producer = unsafe { boxed.lend()? };
+    // SAFETY: marked busy below once the grant is made, and its holder keeps `slf` (`owner`).
+    let endpoint = unsafe { boxed.lend()? };
     let got = match wait {
-        Wait::Try => producer.reserve_by(len, wait),
-        _ => py.allow_threads(|| producer.reserve_by(len, wait)),
+        Wait::Try => make(endpoint),
+        _ => py.allow_threads(|| make(endpoint)),
     };
     drop(this);
     match got {
-        Ok(room) => {
+        Ok(grant) => {
             busy.store(true, Ordering::Relaxed);
-            Ok(Some(Reservation {
-                room: Some(room),
-                exports: 0,
+            Ok(Some(Lent {
+                grant,
                 busy,
-                _owner: slf.into_any().unbind(),
+                owner: slf.into_any().unbind(),
             }))
         }
-        Err(Error::Full) => Ok(None),
+        Err(Error::Empty | Error::Full) => Ok(None),
         Err(e) => Err(py_err(e)),
     }
 }
@@ -650,34 +681,15 @@ where
     C: Receives,
     T: pyo3::PyClass<Frozen = pyo3::pyclass::boolean_struct::False>,
 {
-    let py = slf.py();
     let wait = wait_of(timeout)?;
-    let mut this = slf.borrow_mut();
-    let boxed = inner(&mut this);
-    let busy = Arc::clone(&boxed.busy);
-    // SAFETY: marked busy by `frame` below, and the frame holds `slf`.
-    let consumer = unsafe { boxed.lend()? };
-    let got = match wait {
-        Wait::Try => consumer.recv_by(wait),
-        _ => py.allow_threads(|| consumer.recv_by(wait)),
-    };
-    drop(this);
-    match got {
-        Ok(grant) => Ok(Some(frame(slf.into_any().unbind(), &busy, grant))),
-        Err(Error::Empty) => Ok(None),
-        Err(e) => Err(py_err(e)),
-    }
-}
-
-/// Makes a frame of `grant`, which borrows `owner`'s endpoint (marked busy here).
-fn frame(owner: PyObject, busy: &Arc<AtomicBool>, grant: Grant) -> Frame {
-    busy.store(true, Ordering::Relaxed);
-    Frame {
-        grant: Some(grant),
-        exports: 0,
-        busy: Arc::clone(busy),
-        _owner: owner,
-    }
+    Ok(
+        lend(slf, wait, inner, |c| c.recv_by(wait))?.map(|lent| Frame {
+            grant: Some(lent.grant),
+            exports: 0,
+            busy: lent.busy,
+            _owner: lent.owner,
+        }),
+    )
 }
 
 fn spsc_options(
@@ -1077,21 +1089,19 @@ impl Target {
     /// The next case, in place (see `Case`), waiting for it with the GIL released. `PeerGone`
     /// once the driver has gone: the target then ends.
     fn next_case(slf: Bound<'_, Self>) -> PyResult<Case> {
-        let py = slf.py();
-        let mut this = slf.borrow_mut();
-        let busy = Arc::clone(&this.inner.busy);
-        // SAFETY: marked busy below, and the case holds `slf`.
-        let target = unsafe { this.inner.lend()? };
-        let got = py.allow_threads(|| target.next_case().map(HeldCase));
-        drop(this);
-        let case = got.or_py()?;
-        busy.store(true, Ordering::Relaxed);
+        let lent = lend(
+            slf,
+            Wait::Block,
+            |t: &mut Self| &mut t.inner,
+            |t| t.next_case().map(HeldCase),
+        )?
+        .expect("a blocking wait is never empty");
         Ok(Case {
-            id: case.0.id(),
-            case: Some(case),
+            id: lent.grant.0.id(),
+            case: Some(lent.grant),
             exports: 0,
-            busy,
-            _owner: slf.into_any().unbind(),
+            busy: lent.busy,
+            _owner: lent.owner,
         })
     }
 

@@ -2,6 +2,7 @@
 in two processes, with crashes, hangs and the coverage map."""
 
 import os
+import subprocess
 import sys
 import textwrap
 
@@ -9,21 +10,6 @@ import numpy as np
 import pytest
 
 import ringport
-
-COUNTER = [0]
-
-
-@pytest.fixture
-def name():
-    """A segment name no other test or run uses, removed afterwards whatever happened."""
-    COUNTER[0] += 1
-    n = f"ringport-pytest-reserve-{os.getpid()}-{COUNTER[0]}"
-    yield n
-    try:
-        ringport.remove_segment(n)
-    except FileNotFoundError:
-        pass
-    assert not os.path.exists(f"/dev/shm/{n}")
 
 
 def test_a_reservation_is_written_in_place_and_committed(name):
@@ -195,3 +181,10 @@ def test_a_target_outside_a_harness_is_told_so():
         ringport.Target.from_env()
     with pytest.raises(ValueError):
         ringport.Harness([])
+
+
+def test_the_harness_example_runs():
+    example = os.path.join(os.path.dirname(__file__), "..", "examples", "fuzz_harness.py")
+    out = subprocess.run([sys.executable, example], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "crashed" in out.stdout and "'crashes': 1" in out.stdout

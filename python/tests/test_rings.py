@@ -14,21 +14,6 @@ import pytest
 
 import ringport
 
-COUNTER = [0]
-
-
-@pytest.fixture
-def name():
-    """A segment name no other test or run uses, removed afterwards whatever happened."""
-    COUNTER[0] += 1
-    n = f"ringport-pytest-{os.getpid()}-{COUNTER[0]}"
-    yield n
-    try:
-        ringport.remove_segment(n)
-    except FileNotFoundError:
-        pass
-    assert not os.path.exists(f"/dev/shm/{n}")
-
 
 def child(code):
     """Runs `code` in another Python process (ringport imported)."""
