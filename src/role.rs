@@ -740,4 +740,47 @@ mod tests {
         slot.owner.store(pack(300, 0x7F, 9), Ordering::Relaxed);
         assert_eq!(producer.peer_status(&header), PeerStatus::Gone);
     }
+
+    #[test]
+    fn the_inline_look_agrees_with_a_cheap_look_and_yields_to_it_when_the_word_moves() {
+        let header = Arc::new(SegmentHeader::new());
+        let (us, them) = (process(100), process(200));
+        let runs = Arc::new(AtomicU32::new(0));
+        let mut producer = RoleHold::claim(&header, Role::Producer, &us).unwrap();
+        // Nothing settled yet: absent, then attached but not looked at.
+        assert!(!producer.peer_is_settled(&header));
+        let consumer = RoleHold::claim(&header, Role::Consumer, &them).unwrap();
+        assert!(!producer.peer_is_settled(&header));
+        // A cheap look watches it: settled, for as long as its word stays.
+        let peer = producer.peer(
+            &header,
+            Look::Cheap,
+            marking(&header, Role::Consumer, &runs),
+        );
+        assert!(matches!(peer, Peer::Here { watched: true }));
+        assert!(producer.peer_is_settled(&header));
+        // It leaves: the word moves, and the full look says gone.
+        consumer.release(&header);
+        assert!(!producer.peer_is_settled(&header));
+        assert!(is_gone(producer.peer(
+            &header,
+            Look::Cheap,
+            marking(&header, Role::Consumer, &runs)
+        )));
+        // A replacement that dies: its notice marks it, and the inline look yields at once.
+        let _consumer = RoleHold::claim(&header, Role::Consumer, &them).unwrap();
+        producer.peer(
+            &header,
+            Look::Cheap,
+            marking(&header, Role::Consumer, &runs),
+        );
+        assert!(producer.peer_is_settled(&header));
+        us.kill(200);
+        assert!(!producer.peer_is_settled(&header));
+        assert!(is_gone(producer.peer(
+            &header,
+            Look::Cheap,
+            marking(&header, Role::Consumer, &runs)
+        )));
+    }
 }
