@@ -8,6 +8,11 @@
 //!   call), in Rust `try_recv` and the frame's drop;
 //! - abort: `try_reserve` and a commit of 0;
 //! - empty: `try_recv` on an empty ring (a busy poll's turn).
+//!
+//! `-- --check` fails if a C pattern costs more over its Rust twin than `CHECKED` allows: counts,
+//! not times, so the guard holds in every machine state. The limits sit some 20 % over the
+//! counts of docs/PERFORMANCE.md ("the C calls inline whole"); a body that falls out of line
+//! again costs about a hundred more a call.
 
 use std::process::Command;
 
@@ -19,6 +24,9 @@ mod support;
 const CHILD: &str = "RINGPORT_FFI_INSTRUCTIONS_CHILD";
 const PATTERNS: [&str; 4] = ["grant", "copy", "abort", "empty"];
 const N: u64 = 100_000;
+
+/// Most instructions a message that `--check` lets a C pattern cost over its Rust twin.
+const CHECKED: [(&str, f64); 2] = [("grant", 250.0), ("copy", 150.0)];
 
 /// The Rust side: `pattern` `n` times.
 fn rust_pattern(pattern: &str, n: u64) {
@@ -86,8 +94,10 @@ fn main() {
         println!("skipped: valgrind is not installed (apt-get install valgrind)");
         return;
     }
+    let check = std::env::args().any(|a| a == "--check");
     let program = support::c_program("instructions.c");
     let me = std::env::current_exe().unwrap();
+    let mut over = Vec::new();
     println!("instructions per message, callgrind, (2N - N) / N with N = {N}:");
     for pattern in PATTERNS {
         let c = per_message(|n| {
@@ -103,6 +113,22 @@ fn main() {
             "  {pattern:6} C {c:6.0}  Rust {rust:6.0}  C - Rust {:6.0}",
             c - rust
         );
+        if let Some(&(_, limit)) = CHECKED.iter().find(|(p, _)| *p == pattern) {
+            if c - rust > limit {
+                over.push(format!(
+                    "{pattern}: C costs {:.0} over Rust, at most {limit}",
+                    c - rust
+                ));
+            }
+        }
     }
     let _ = std::fs::remove_file(&program);
+    if check && !over.is_empty() {
+        eprintln!(
+            "the C calls cost more than they did (docs/PERFORMANCE.md, \"the C calls inline \
+             whole\"): {}",
+            over.join("; ")
+        );
+        std::process::exit(1);
+    }
 }
