@@ -63,6 +63,7 @@ pub(crate) enum Frame {
 ///
 /// Every way a header can be wrong is an [`Error::Corrupted`]; a frame that passes lies wholly
 /// inside the data area.
+// Always: `try_recv_many`'s loop stopped inlining it (.ci/inline-guard).
 #[inline(always)]
 pub(crate) fn decode(word: u64, position: u64, capacity: u64, max_frame: u32) -> Result<Frame> {
     // Fast path: the upper half of a data frame's header is its kind and stamp, both known in

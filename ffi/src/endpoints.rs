@@ -33,40 +33,18 @@ macro_rules! endpoint_impls {
                 len: usize,
                 wait: $crate::common::Wait,
             ) -> ringport::Result<$write> {
-                // The waiting forms out of line: the `try_` form's call then stays small
-                // enough to inline whole (see `reserve` below).
-                #[inline(never)]
-                fn waiting(
-                    p: &'static mut $producer,
-                    len: usize,
-                    wait: $crate::common::Wait,
-                ) -> ringport::Result<$write> {
-                    match wait {
-                        $crate::common::Wait::For(t) => p.reserve_timeout(len, t),
-                        _ => <$producer>::reserve(p, len),
-                    }
-                }
                 match wait {
                     $crate::common::Wait::Try => self.try_reserve(len),
-                    _ => waiting(self, len, wait),
+                    $crate::common::Wait::Block => <$producer>::reserve(self, len),
+                    $crate::common::Wait::For(t) => self.reserve_timeout(len, t),
                 }
             }
             #[inline(always)]
             fn send(&mut self, data: &[u8], wait: $crate::common::Wait) -> ringport::Result<()> {
-                #[inline(never)]
-                fn waiting(
-                    p: &mut $producer,
-                    data: &[u8],
-                    wait: $crate::common::Wait,
-                ) -> ringport::Result<()> {
-                    match wait {
-                        $crate::common::Wait::For(t) => p.send_timeout(data, t),
-                        _ => <$producer>::send(p, data),
-                    }
-                }
                 match wait {
                     $crate::common::Wait::Try => self.try_send(data),
-                    _ => waiting(self, data, wait),
+                    $crate::common::Wait::Block => <$producer>::send(self, data),
+                    $crate::common::Wait::For(t) => self.send_timeout(data, t),
                 }
             }
             #[inline(always)]
@@ -79,19 +57,10 @@ macro_rules! endpoint_impls {
             type Grant = $read;
             #[inline(always)]
             fn recv(&'static mut self, wait: $crate::common::Wait) -> ringport::Result<$read> {
-                #[inline(never)]
-                fn waiting(
-                    c: &'static mut $consumer,
-                    wait: $crate::common::Wait,
-                ) -> ringport::Result<$read> {
-                    match wait {
-                        $crate::common::Wait::For(t) => c.recv_timeout(t),
-                        _ => <$consumer>::recv(c),
-                    }
-                }
                 match wait {
                     $crate::common::Wait::Try => self.try_recv(),
-                    _ => waiting(self, wait),
+                    $crate::common::Wait::Block => <$consumer>::recv(self),
+                    $crate::common::Wait::For(t) => self.recv_timeout(t),
                 }
             }
         }

@@ -115,7 +115,7 @@ pub fn insert<T: Handled>(object: T) -> Result<u64, RpStatus> {
     let generation = generation_of(slot.tag.load(Ordering::Relaxed));
     slot.tag
         .store(tag(generation, T::KIND as u32), Ordering::Relaxed);
-    // Release: the object and the kind are visible to a lookup that sees the pointer.
+    // Release: the object and the tag are visible to a lookup that sees the pointer.
     slot.object
         .store(Box::into_raw(Box::new(object)).cast(), Ordering::Release);
     Ok((u64::from(generation) << 32) | u64::from(index + 1))

@@ -143,6 +143,10 @@ impl Subscriber {
         if let Some(found) = self.reader.next()? {
             return Ok(self.reader.sample(found));
         }
+        // A busy poll's usual answer, from the publisher's role word alone (as SPSC's).
+        if self.publisher.peer_is_settled(self.reader.mem.header()) {
+            return Err(Error::Empty);
+        }
         self.try_recv_none()
     }
 
