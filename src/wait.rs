@@ -194,6 +194,23 @@ impl Doorbell<'_> {
         }
     }
 
+    /// `ring` for a bell with many notifiers ([`Notifier::fixed`]: fencing as `fences` says,
+    /// never switching), with no notifier state to keep: nothing of it is built on the
+    /// streaming path.
+    #[inline(always)]
+    pub(crate) fn ring_fixed<K: Kernel>(self, fences: Fences, kernel: K) {
+        if fences == Fences::Symmetric {
+            self.ring_fenced(&mut Notifier::fixed(fences, kernel));
+            return;
+        }
+        // As in `ring`: the compiler fence's partner is the sleeper's membarrier.
+        compiler_fence(Ordering::SeqCst);
+        // Relaxed: as in `ring`.
+        if self.words.sleepers.load(Ordering::Relaxed) != 0 {
+            self.wake_all(kernel);
+        }
+    }
+
     /// `ring` for a notifier that fences. Out of line: the fence costs more than the call.
     #[inline(never)]
     fn ring_fenced<K: Kernel>(self, notifier: &mut Notifier<K>) {

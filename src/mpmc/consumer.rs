@@ -3,7 +3,8 @@
 use std::ops::Deref;
 use std::time::Duration;
 
-use super::handle::{End, Handle};
+use super::handle::{End, Handle, View};
+use super::slot::Won;
 use crate::error::{Error, Result};
 use crate::os::copy_frame;
 use crate::wait::{Doorbell, Limit, WaitStats};
@@ -27,7 +28,7 @@ impl Consumer {
     #[must_use]
     #[inline]
     pub fn slot_size(&self) -> usize {
-        self.handle.slots.slot_size()
+        self.handle.view.slots.slot_size()
     }
 
     /// How often this handle's blocking calls had to wait and sleep.
@@ -43,7 +44,7 @@ impl Consumer {
     #[inline(always)]
     pub fn try_recv(&mut self) -> Result<ReadGrant<'_>> {
         match self.handle.try_claim(End::Head)? {
-            Some((position, len)) => Ok(self.grant_of(position, len)),
+            Some((view, won)) => Ok(ReadGrant { view, won }),
             None => Err(Error::Empty),
         }
     }
@@ -76,10 +77,11 @@ impl Consumer {
         mut keep: impl FnMut(&[u8]) -> bool,
     ) -> Result<ReadGrant<'_>> {
         let (position, len) = loop {
-            let (position, len) = match wait {
+            let (_, won) = match wait {
                 None => self.handle.try_claim(End::Head)?.ok_or(Error::Empty)?,
                 Some(limit) => self.handle.claim_until(End::Head, limit)?,
             };
+            let (position, len) = (won.position, won.len);
             let look = self.grant_of(position, len);
             let kept = keep(&look);
             // Not dropped: that would release the slot, which stays ours if it is kept.
@@ -93,8 +95,8 @@ impl Consumer {
     }
 
     fn recv_until(&mut self, limit: Limit) -> Result<ReadGrant<'_>> {
-        let (position, len) = self.handle.claim_until(End::Head, limit)?;
-        Ok(self.grant_of(position, len))
+        let (view, won) = self.handle.claim_until(End::Head, limit)?;
+        Ok(ReadGrant { view, won })
     }
 
     /// Copies the next message into `buf` (replacing its contents), waiting for one; returns
@@ -159,10 +161,10 @@ impl Consumer {
 
     #[inline(always)]
     fn grant_of(&mut self, position: u64, len: usize) -> ReadGrant<'_> {
+        let view = &self.handle.view;
         ReadGrant {
-            handle: &mut self.handle,
-            position,
-            len,
+            view,
+            won: view.won_at(position, len),
         }
     }
 }
@@ -170,7 +172,7 @@ impl Consumer {
 #[inline(always)]
 fn copy_out(grant: &ReadGrant<'_>, buf: &mut Vec<u8>) -> Result<usize> {
     copy_frame(grant, buf);
-    Ok(grant.len)
+    Ok(grant.won.len)
 }
 
 impl Drop for Consumer {
@@ -189,8 +191,8 @@ impl Clone for Consumer {
 impl std::fmt::Debug for Consumer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Consumer")
-            .field("slots", &self.handle.slots.count())
-            .field("slot_size", &self.handle.slots.slot_size())
+            .field("slots", &self.handle.view.slots.count())
+            .field("slot_size", &self.handle.view.slots.slot_size())
             .finish_non_exhaustive()
     }
 }
@@ -198,37 +200,42 @@ impl std::fmt::Debug for Consumer {
 /// A received message, read in place. Derefs to its bytes; dropping it frees the slot.
 #[must_use = "dropping the grant releases the message at once"]
 pub struct ReadGrant<'a> {
-    handle: &'a mut Handle,
-    position: u64,
-    len: usize,
+    /// Shared: the consumer's `&mut` borrow, which the grant's life extends, is what keeps it
+    /// the only grant.
+    view: &'a View,
+    won: Won<'a>,
 }
 
 impl Deref for ReadGrant<'_> {
     type Target = [u8];
     #[inline(always)]
     fn deref(&self) -> &[u8] {
-        let offset = self.handle.slots.payload_offset(self.position);
         // SAFETY: we claimed this slot for reading (its stamp names us, READING) after its
-        // commit, which we acquired; no producer writes it until we release it in `drop`, and
-        // `len` was checked against the slot size.
-        unsafe { self.handle.mem.slice(offset, self.len) }
+        // commit, which we acquired; no producer writes it until we release it in `drop`. In
+        // bounds: `Slots::at` checked the whole slot, and the claim checked `len` against the
+        // slot size.
+        unsafe {
+            self.view
+                .mem
+                .slice_unchecked(self.won.slot.payload, self.won.len)
+        }
     }
 }
 
 impl Drop for ReadGrant<'_> {
     #[inline(always)]
     fn drop(&mut self) {
-        let handle = &*self.handle;
-        handle.slots.release(&handle.mem, self.position);
-        handle.ring(Doorbell::space);
+        let Won { position, slot, .. } = self.won;
+        self.view.slots.release(slot, position);
+        self.view.ring(Doorbell::space);
     }
 }
 
 impl std::fmt::Debug for ReadGrant<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ReadGrant")
-            .field("position", &self.position)
-            .field("len", &self.len)
+            .field("position", &self.won.position)
+            .field("len", &self.won.len)
             .finish()
     }
 }

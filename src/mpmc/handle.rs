@@ -5,7 +5,7 @@ use std::cell::Cell;
 use std::sync::Arc;
 
 use super::recovery::{Recovery, Ring};
-use super::slot::{Claim, Slots, Stamp};
+use super::slot::{Claim, Slots, Won};
 use crate::counters::Tally;
 use crate::error::{Result, Role};
 use crate::layout::{RingParams, SegmentHeader};
@@ -26,34 +26,24 @@ pub(super) enum End {
     Head,
 }
 
-/// The ring a handle's recovery works on (from the fields, so that the others stay free).
-#[inline]
-fn recovery_ring<'a>(
-    mem: &'a RingMemory,
-    slots: &'a Slots,
-    fences: Fences,
-    policy: &WaitPolicy,
-) -> Ring<'a> {
-    Ring {
-        mem,
-        slots,
-        fences,
-        interval: policy.liveness_interval,
-    }
+/// What every handle holds: its view of the ring, which its grants borrow, and its own state.
+pub(super) struct Handle {
+    pub(super) view: View,
+    recovery: Recovery<<Host as Kernel>::Watch>,
+    pub(super) stats: WaitStats,
+    /// Its wait counts as last added to the segment's counters.
+    unpublished: Unpublished,
 }
 
-/// What every handle holds.
-pub(super) struct Handle {
+/// What a handle reads of its ring and never changes, apart from its state: a claim hands its
+/// grant a shared borrow of this while a miss's recovery takes the state mutably.
+pub(super) struct View {
     pub(super) mem: RingMemory,
     pub(super) slots: Slots,
     fences: Fences,
     policy: WaitPolicy,
     /// What our claims record: our pid, or 0 if other processes cannot judge it.
     pid: u32,
-    recovery: Recovery<<Host as Kernel>::Watch>,
-    pub(super) stats: WaitStats,
-    /// Its wait counts as last added to the segment's counters.
-    unpublished: Unpublished,
 }
 
 /// A handle's wait counts as last added to the segment's counters (see `counters`): added
@@ -93,6 +83,60 @@ impl End {
     }
 }
 
+impl View {
+    /// The first look at `end`, inline (see `Slots::first_write`, `Slots::first_read`).
+    #[inline(always)]
+    fn first(&self, end: End) -> Option<Won<'_>> {
+        let positions = &self.mem.header().positions;
+        match end {
+            End::Tail => self
+                .slots
+                .first_write(&self.mem, &positions[TAIL], self.pid),
+            End::Head => self.slots.first_read(&self.mem, &positions[HEAD], self.pid),
+        }
+    }
+
+    /// The producer's (tail) or the consumer's (head) half of the slot protocol, tried once.
+    #[inline(always)]
+    fn claim(&self, end: End) -> Result<Claim<'_>> {
+        let positions = &self.mem.header().positions;
+        match end {
+            End::Tail => self
+                .slots
+                .try_claim_write(&self.mem, &positions[TAIL], self.pid),
+            End::Head => self
+                .slots
+                .try_claim_read(&self.mem, &positions[HEAD], self.pid),
+        }
+    }
+
+    /// The claim of `position` (with `len` bytes), found again for a grant made from it.
+    pub(super) fn won_at(&self, position: u64, len: usize) -> Won<'_> {
+        Won {
+            position,
+            len,
+            slot: self.slots.at(&self.mem, position),
+        }
+    }
+
+    /// Rings `bell` (picked from the header) after a commit or a release. Many handles notify
+    /// each bell, so none may switch its fencing (see `wait::Notifier::fixed`).
+    #[inline(always)]
+    pub(super) fn ring(&self, bell: fn(&SegmentHeader) -> Doorbell<'_>) {
+        bell(self.mem.header()).ring_fixed(self.fences, HOST);
+    }
+
+    /// The ring a handle's recovery works on.
+    fn recovery_ring(&self) -> Ring<'_> {
+        Ring {
+            mem: &self.mem,
+            slots: &self.slots,
+            fences: self.fences,
+            interval: self.policy.liveness_interval,
+        }
+    }
+}
+
 impl Handle {
     /// The first handle of a ring over `segment`: the template that the ring's handles copy.
     pub(super) fn new(segment: &Segment, policy: WaitPolicy) -> Result<Handle> {
@@ -112,76 +156,64 @@ impl Handle {
         // us only there.
         let judge = me.pid_ns != 0 && me.pid_ns == creator_ns;
         Ok(Handle {
-            mem,
-            slots: Slots::new(capacity, max_frame),
-            fences,
-            policy,
-            pid: if judge { me.pid } else { 0 },
+            view: View {
+                mem,
+                slots: Slots::new(capacity, max_frame),
+                fences,
+                policy,
+                pid: if judge { me.pid } else { 0 },
+            },
             recovery: Recovery::new(judge),
             stats: WaitStats::default(),
             unpublished: Unpublished::default(),
         })
     }
 
-    /// One claim at `end`, with recovery: the position won and, at the head, the message's
-    /// length. The first try is inline; a miss (the ring full or empty, or a slot in the way)
-    /// goes to the recovery, out of line.
+    /// One claim at `end`, with recovery: the view that the grant borrows, and the claim won.
+    /// The first try is inline; a miss (the ring full or empty, or a slot in the way) goes to the
+    /// recovery, out of line.
     #[inline(always)]
-    pub(super) fn try_claim(&mut self, end: End) -> Result<Option<(u64, usize)>> {
-        match claim(&self.mem, &self.slots, end, self.pid)? {
-            Claim::Won { position, len } => {
-                self.recovery.won();
-                Ok(Some((position, len)))
-            }
-            Claim::NotReady { blocker } => self.try_claim_missed(end, blocker),
+    pub(super) fn try_claim(&mut self, end: End) -> Result<Option<(&View, Won<'_>)>> {
+        let Handle { view, recovery, .. } = self;
+        let view = &*view;
+        if let Some(won) = view.first(end) {
+            return Ok(Some((view, won)));
         }
-    }
-
-    /// `try_claim` after a first try that found `blocker` (or nothing) in the way: the
-    /// recovery's [`attempt`](Recovery::attempt) from there.
-    #[cold]
-    #[inline(never)]
-    fn try_claim_missed(
-        &mut self,
-        end: End,
-        blocker: Option<(u64, Stamp)>,
-    ) -> Result<Option<(u64, usize)>> {
-        let notice = owner_notice(&self.mem);
-        let ring = recovery_ring(&self.mem, &self.slots, self.fences, &self.policy);
-        let mut first = Some(Claim::NotReady { blocker });
-        self.recovery
-            .attempt(ring, HOST, &notice, || match first.take() {
-                Some(missed) => Ok(missed),
-                None => claim(&self.mem, &self.slots, end, self.pid),
-            })
+        Ok(try_claim_missed(view, recovery, end)?.map(|won| (view, won)))
     }
 
     /// A claim at `end`, waiting on the bell that the other end rings.
-    pub(super) fn claim_until(&mut self, end: End, limit: Limit) -> Result<(u64, usize)> {
-        if let Some(won) = self.try_claim(end)? {
-            return Ok(won);
+    pub(super) fn claim_until(&mut self, end: End, limit: Limit) -> Result<(&View, Won<'_>)> {
+        let Handle {
+            view,
+            recovery,
+            stats,
+            unpublished,
+        } = self;
+        let view = &*view;
+        if let Some(won) = view.first(end) {
+            return Ok((view, won));
         }
-        let header = self.mem.header();
+        if let Some(won) = try_claim_missed(view, recovery, end)? {
+            return Ok((view, won));
+        }
+        let header = view.mem.header();
         let bell = match end {
             End::Tail => Doorbell::space(header),
             End::Head => Doorbell::data(header),
         };
-        let notice = owner_notice(&self.mem);
-        let ring = recovery_ring(&self.mem, &self.slots, self.fences, &self.policy);
+        let notice = owner_notice(&view.mem);
+        let ring = view.recovery_ring();
         // Whether the last attempt left nothing in the way that a death notice does not cover.
         let covered = Cell::new(false);
-        // The attempt is `try_claim`'s, on the fields the waiter does not hold.
-        let (mem, unpublished) = (&self.mem, &self.unpublished);
-        let publish = |stats: &WaitStats| unpublished.publish(mem, end, stats);
-        Waiter::new(bell, self.fences, self.policy, &mut self.stats, HOST)
+        let publish = |stats: &WaitStats| unpublished.publish(&view.mem, end, stats);
+        let won = Waiter::new(bell, view.fences, view.policy, stats, HOST)
             .before_sleep(&publish)
             .wait(
                 limit,
                 || {
-                    let got = self.recovery.attempt(ring, HOST, &notice, || {
-                        claim(&self.mem, &self.slots, end, self.pid)
-                    });
-                    covered.set(self.recovery.covered());
+                    let got = recovery.attempt(ring, HOST, &notice, || view.claim(end));
+                    covered.set(recovery.covered());
                     got
                 },
                 // Handles come and go freely: no peer to be gone. A sleep lasts until a wake when
@@ -189,25 +221,22 @@ impl Handle {
                 |_| Peer::Here {
                     watched: covered.get(),
                 },
-            )
-    }
-
-    /// Rings `bell` (picked from the header) after a commit or a release. Many handles notify
-    /// each bell, so none may switch its fencing (see `wait::Notifier::fixed`).
-    #[inline(always)]
-    pub(super) fn ring(&self, bell: fn(&SegmentHeader) -> Doorbell<'_>) {
-        bell(self.mem.header()).ring(&mut Notifier::fixed(self.fences, HOST));
+            )?;
+        Ok((view, won))
     }
 
     /// Another handle on the same ring, with nothing of this one's history (stuck slot seen,
     /// wait statistics).
     pub(super) fn clone_handle(&self) -> Handle {
+        let view = &self.view;
         Handle {
-            mem: self.mem.share(),
-            slots: self.slots,
-            fences: self.fences,
-            policy: self.policy,
-            pid: self.pid,
+            view: View {
+                mem: view.mem.share(),
+                slots: view.slots,
+                fences: view.fences,
+                policy: view.policy,
+                pid: view.pid,
+            },
             recovery: self.recovery.fresh(),
             stats: WaitStats::default(),
             unpublished: Unpublished::default(),
@@ -219,8 +248,21 @@ impl Handle {
     #[cold]
     #[inline(never)]
     pub(super) fn flush_counts_slow(&mut self, end: End) {
-        self.unpublished.publish(&self.mem, end, &self.stats);
+        self.unpublished.publish(&self.view.mem, end, &self.stats);
     }
+}
+
+/// `try_claim` after a first look that did not win: the whole claim, with the recovery's
+/// [`attempt`](Recovery::attempt).
+#[cold]
+#[inline(never)]
+fn try_claim_missed<'v>(
+    view: &'v View,
+    recovery: &mut Recovery<<Host as Kernel>::Watch>,
+    end: End,
+) -> Result<Option<Won<'v>>> {
+    let notice = owner_notice(&view.mem);
+    recovery.attempt(view.recovery_ring(), HOST, &notice, || view.claim(end))
 }
 
 /// The death notice for the owner of a slot in the way: marks it dead, and rings both bells
@@ -236,14 +278,5 @@ fn owner_notice(mem: &RingMemory) -> impl Fn(Arc<AtomicU32>) -> Notice + '_ {
             Doorbell::data(header).ring(&mut Notifier::fixed(Fences::Symmetric, HOST));
             Doorbell::space(header).ring(&mut Notifier::fixed(Fences::Symmetric, HOST));
         })
-    }
-}
-
-/// The producer's (tail) or the consumer's (head) half of the slot protocol, tried once.
-#[inline(always)]
-fn claim(mem: &RingMemory, slots: &Slots, end: End, pid: u32) -> Result<Claim> {
-    match end {
-        End::Tail => slots.try_claim_write(mem, &mem.header().positions[TAIL], pid),
-        End::Head => slots.try_claim_read(mem, &mem.header().positions[HEAD], pid),
     }
 }

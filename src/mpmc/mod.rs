@@ -73,13 +73,13 @@ impl Ring {
     /// Number of slots.
     #[must_use]
     pub fn slots(&self) -> usize {
-        self.template.slots.count() as usize
+        self.template.view.slots.count() as usize
     }
 
     /// Largest message in bytes.
     #[must_use]
     pub fn slot_size(&self) -> usize {
-        self.template.slots.slot_size()
+        self.template.view.slots.slot_size()
     }
 
     /// How many slots have been recovered since the ring was made, by any handle of any
@@ -90,6 +90,7 @@ impl Ring {
     pub fn recovered_slots(&self) -> u64 {
         // Relaxed: a count, ordered with nothing.
         self.template
+            .view
             .mem
             .header()
             .ledger
@@ -100,7 +101,7 @@ impl Ring {
     /// For the fuzz bodies: the ring's memory.
     #[cfg(feature = "testing")]
     pub(crate) fn memory(&self) -> crate::os::RingMemory {
-        self.template.mem.share()
+        self.template.view.mem.share()
     }
 }
 

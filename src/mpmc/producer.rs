@@ -3,7 +3,8 @@
 use std::ops::{Deref, DerefMut};
 use std::time::Duration;
 
-use super::handle::{End, Handle};
+use super::handle::{End, Handle, View};
+use super::slot::Won;
 use crate::error::{Error, Result};
 use crate::wait::{Doorbell, Limit, WaitStats};
 
@@ -26,7 +27,7 @@ impl Producer {
     #[must_use]
     #[inline]
     pub fn slot_size(&self) -> usize {
-        self.handle.slots.slot_size()
+        self.handle.view.slots.slot_size()
     }
 
     /// How often this handle's blocking calls had to wait and sleep.
@@ -53,7 +54,7 @@ impl Producer {
     pub fn try_reserve(&mut self, len: usize) -> Result<WriteGrant<'_>> {
         self.check_len(len)?;
         match self.handle.try_claim(End::Tail)? {
-            Some((position, _)) => Ok(self.grant(position, len)),
+            Some((view, won)) => Ok(WriteGrant { view, won, len }),
             None => Err(Error::Full),
         }
     }
@@ -87,8 +88,8 @@ impl Producer {
 
     fn reserve_until(&mut self, len: usize, limit: Limit) -> Result<WriteGrant<'_>> {
         self.check_len(len)?;
-        let (position, _) = self.handle.claim_until(End::Tail, limit)?;
-        Ok(self.grant(position, len))
+        let (view, won) = self.handle.claim_until(End::Tail, limit)?;
+        Ok(WriteGrant { view, won, len })
     }
 
     /// Copies `data` into a slot, waiting for one.
@@ -124,15 +125,6 @@ impl Producer {
         grant.commit();
         Ok(())
     }
-
-    #[inline(always)]
-    fn grant(&mut self, position: u64, len: usize) -> WriteGrant<'_> {
-        WriteGrant {
-            handle: &mut self.handle,
-            position,
-            len,
-        }
-    }
 }
 
 impl Drop for Producer {
@@ -151,8 +143,8 @@ impl Clone for Producer {
 impl std::fmt::Debug for Producer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Producer")
-            .field("slots", &self.handle.slots.count())
-            .field("slot_size", &self.handle.slots.slot_size())
+            .field("slots", &self.handle.view.slots.count())
+            .field("slot_size", &self.handle.view.slots.slot_size())
             .finish_non_exhaustive()
     }
 }
@@ -163,8 +155,10 @@ impl std::fmt::Debug for Producer {
 /// prefix; dropping the grant without committing aborts it (consumers skip the slot).
 #[must_use = "a grant that is dropped is aborted; call commit()"]
 pub struct WriteGrant<'a> {
-    handle: &'a mut Handle,
-    position: u64,
+    /// Shared: the producer's `&mut` borrow, which the grant's life extends, is what keeps it
+    /// the only grant.
+    view: &'a View,
+    won: Won<'a>,
     len: usize,
 }
 
@@ -193,9 +187,9 @@ impl WriteGrant<'_> {
 
     #[inline(always)]
     fn publish(&self, len: usize) {
-        let handle = &*self.handle;
-        handle.slots.commit(&handle.mem, self.position, len);
-        handle.ring(Doorbell::data);
+        let Won { position, slot, .. } = self.won;
+        self.view.slots.commit(slot, position, len);
+        self.view.ring(Doorbell::data);
     }
 }
 
@@ -219,26 +213,33 @@ impl Deref for WriteGrant<'_> {
     type Target = [u8];
     #[inline(always)]
     fn deref(&self) -> &[u8] {
-        let offset = self.handle.slots.payload_offset(self.position);
         // SAFETY: we claimed this slot (its stamp names us, WRITING), so no consumer reads it
-        // and no producer writes it until we commit; `&self` borrows the grant.
-        unsafe { self.handle.mem.slice(offset, self.len) }
+        // and no producer writes it until we commit; `&self` borrows the grant. In bounds:
+        // `Slots::at` checked the whole slot, and `len` is at most the slot size (`check_len`).
+        unsafe {
+            self.view
+                .mem
+                .slice_unchecked(self.won.slot.payload, self.len)
+        }
     }
 }
 
 impl DerefMut for WriteGrant<'_> {
     #[inline(always)]
     fn deref_mut(&mut self) -> &mut [u8] {
-        let offset = self.handle.slots.payload_offset(self.position);
         // SAFETY: as in `deref`; `&mut self` makes this the only reference.
-        unsafe { self.handle.mem.slice_mut(offset, self.len) }
+        unsafe {
+            self.view
+                .mem
+                .slice_mut_unchecked(self.won.slot.payload, self.len)
+        }
     }
 }
 
 impl std::fmt::Debug for WriteGrant<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WriteGrant")
-            .field("position", &self.position)
+            .field("position", &self.won.position)
             .field("len", &self.len)
             .finish()
     }

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::slot::{Claim, Slots, Stamp};
+use super::slot::{Claim, Slots, Stamp, Won};
 use crate::error::Result;
 use crate::os::{Kernel, Notice, ProcessIdentity, RingMemory, Watched};
 use crate::sync::{AtomicU32, Ordering};
@@ -62,12 +62,6 @@ impl<W> Recovery<W> {
         Recovery::new(self.judge)
     }
 
-    /// A claim was won with nothing in the way: a sleep after it is covered.
-    #[inline(always)]
-    pub(super) fn won(&mut self) {
-        self.covered = true;
-    }
-
     /// Whether a sleep after the last attempt may last until a wake: nothing was in the way
     /// (a commit or a release will ring), or the owner of what was has a death notice.
     pub(super) fn covered(&self) -> bool {
@@ -79,18 +73,18 @@ impl<W> Recovery<W> {
     /// reclaimed the claim is tried once more. Returns the position won and, for a consumer,
     /// the length. `notice(died)` makes the death notice for the owner of a slot in the way:
     /// it must set `died` (Release), then ring both bells, fenced.
-    pub(super) fn attempt<K: Kernel<Watch = W>>(
+    pub(super) fn attempt<'m, K: Kernel<Watch = W>>(
         &mut self,
         ring: Ring<'_>,
         kernel: K,
         notice: &impl Fn(Arc<AtomicU32>) -> Notice,
-        mut claim: impl FnMut() -> Result<Claim>,
-    ) -> Result<Option<(u64, usize)>> {
+        mut claim: impl FnMut() -> Result<Claim<'m>>,
+    ) -> Result<Option<Won<'m>>> {
         for _ in 0..2 {
             match claim()? {
-                Claim::Won { position, len } => {
+                Claim::Won(won) => {
                     self.covered = true;
-                    return Ok(Some((position, len)));
+                    return Ok(Some(won));
                 }
                 Claim::NotReady { blocker } => {
                     if !self.recover(ring, blocker, kernel, notice) {
@@ -266,13 +260,14 @@ mod tests {
     /// A ring of two slots whose first is claimed for writing by pid 300, and whose second
     /// holds a committed message behind it; returns the second's position.
     fn stuck_behind_300(mem: &RingMemory, slots: &Slots, tail: &AtomicU64) -> u64 {
-        let Claim::Won { .. } = slots.try_claim_write(mem, tail, 300).unwrap() else {
+        let Claim::Won(_) = slots.try_claim_write(mem, tail, 300).unwrap() else {
             panic!("an empty ring has room");
         };
-        let Claim::Won { position: next, .. } = slots.try_claim_write(mem, tail, 7).unwrap() else {
+        let Claim::Won(Won { position: next, .. }) = slots.try_claim_write(mem, tail, 7).unwrap()
+        else {
             panic!("an empty ring has room");
         };
-        slots.commit(mem, next, 1);
+        slots.commit(slots.at(mem, next), next, 1);
         next
     }
 
@@ -287,9 +282,11 @@ mod tests {
             .store(1, Ordering::Relaxed);
         let mut recovery = Recovery::new(true);
         let read = |recovery: &mut Recovery<_>| {
-            recovery.attempt(on(&mem, &slots), &kernel, &no_notice, || {
-                slots.try_claim_read(&mem, &head, 9)
-            })
+            recovery
+                .attempt(on(&mem, &slots), &kernel, &no_notice, || {
+                    slots.try_claim_read(&mem, &head, 9)
+                })
+                .map(|won| won.map(|w| (w.position, w.len)))
         };
         assert_eq!(read(&mut recovery).unwrap(), None);
         assert!(recovery.covered(), "the owner's death will ring");
@@ -317,9 +314,11 @@ mod tests {
         kernel.dead.borrow_mut().push(300);
         let mut recovery = Recovery::new(true);
         let read = |recovery: &mut Recovery<_>| {
-            recovery.attempt(on(&mem, &slots), &kernel, &no_notice, || {
-                slots.try_claim_read(&mem, &head, 9)
-            })
+            recovery
+                .attempt(on(&mem, &slots), &kernel, &no_notice, || {
+                    slots.try_claim_read(&mem, &head, 9)
+                })
+                .map(|won| won.map(|w| (w.position, w.len)))
         };
         assert_eq!(read(&mut recovery).unwrap(), None, "first sighting");
         assert!(
@@ -346,7 +345,7 @@ mod tests {
                 let got = recovery.attempt(on(&mem, &slots), &kernel, &no_notice, || {
                     slots.try_claim_read(&mem, &head, 9)
                 });
-                assert_eq!(got.unwrap(), None);
+                assert!(got.unwrap().is_none());
                 kernel.advance(INTERVAL);
             }
         }

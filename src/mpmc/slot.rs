@@ -137,11 +137,19 @@ enum Lap {
     Later,
 }
 
+/// A claim won: the position, its slot and, for a consumer, the payload length.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Won<'m> {
+    pub(crate) position: u64,
+    pub(crate) len: usize,
+    pub(crate) slot: SlotAt<'m>,
+}
+
 /// What a producer's or consumer's attempt found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Claim {
-    /// The position is ours; for a consumer, with the payload length.
-    Won { position: u64, len: usize },
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Claim<'m> {
+    /// The slot is ours.
+    Won(Won<'m>),
     /// Not now (full for a producer, empty for a consumer). `blocker` is the slot in the way,
     /// if another handle is working on it: the one to check if this persists.
     NotReady { blocker: Option<(u64, Stamp)> },
@@ -152,8 +160,19 @@ pub(crate) enum Claim {
 pub(crate) struct Slots {
     count: u64,
     shift: u32,
-    stride: u64,
+    /// A slot's length in words (its stamp, then its payload padded to 8 bytes).
+    stride_words: u64,
     slot_size: u32,
+}
+
+/// A position's slot in the data area: its stamp, and where its payload starts. Found once per
+/// claim, with one bounds check for the whole slot, so that the grant's commit or release and its
+/// view of the payload reuse it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SlotAt<'m> {
+    pub(crate) stamp: &'m AtomicU64,
+    /// Byte offset of the payload; its `slot_size` bytes are in bounds (checked with the stamp).
+    pub(crate) payload: usize,
 }
 
 impl Slots {
@@ -164,7 +183,7 @@ impl Slots {
         Slots {
             count,
             shift: count.trailing_zeros(),
-            stride,
+            stride_words: stride / 8,
             slot_size,
         }
     }
@@ -178,15 +197,19 @@ impl Slots {
         self.slot_size as usize
     }
 
-    /// Byte offset of the payload of `position`'s slot.
-    #[inline]
-    pub(crate) fn payload_offset(&self, position: u64) -> usize {
-        ((position & (self.count - 1)) * self.stride + 8) as usize
+    /// `position`'s slot.
+    #[inline(always)]
+    pub(crate) fn at<'m>(&self, mem: &'m RingMemory, position: u64) -> SlotAt<'m> {
+        let word = ((position & (self.count - 1)) * self.stride_words) as usize;
+        SlotAt {
+            stamp: mem.record(word, self.stride_words as usize),
+            payload: (word + 1) * 8,
+        }
     }
 
-    #[inline]
+    #[inline(always)]
     fn stamp<'m>(&self, mem: &'m RingMemory, position: u64) -> &'m AtomicU64 {
-        mem.word(((position & (self.count - 1)) * self.stride) as usize)
+        self.at(mem, position).stamp
     }
 
     #[inline]
@@ -208,21 +231,62 @@ impl Slots {
         }
     }
 
-    /// Producer: claims the slot at the tail for `pid`.
+    /// Producer: the first look at the tail, inline: wins the slot for `pid` if it is free
+    /// on the tail's lap. Anything else (full, a slot in the way, a lost race, a counter out of
+    /// range) is for [`try_claim_write`](Self::try_claim_write).
     #[inline(always)]
-    pub(crate) fn try_claim_write(
+    pub(crate) fn first_write<'m>(
         &self,
-        mem: &RingMemory,
+        mem: &'m RingMemory,
         tail: &AtomicU64,
         pid: u32,
-    ) -> Result<Claim> {
+    ) -> Option<Won<'m>> {
+        // Relaxed: as in `try_claim_write`.
+        let position = tail.load(Ordering::Relaxed);
+        if position > MAX_POSITION {
+            return None;
+        }
+        let lap = self.lap_of(position);
+        let slot = self.at(mem, position);
+        // Acquire: as in `try_claim_write`.
+        let stamp = slot.stamp.load(Ordering::Acquire);
+        if stamp == pack(lap, FREE, 0)
+            && slot
+                .stamp
+                .compare_exchange(
+                    stamp,
+                    pack(lap, WRITING, pid),
+                    Ordering::Acquire,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+        {
+            advance(tail, position);
+            return Some(Won {
+                position,
+                len: 0,
+                slot,
+            });
+        }
+        None
+    }
+
+    /// Producer: claims the slot at the tail for `pid`.
+    #[inline(never)]
+    pub(crate) fn try_claim_write<'m>(
+        &self,
+        mem: &'m RingMemory,
+        tail: &AtomicU64,
+        pid: u32,
+    ) -> Result<Claim<'m>> {
         // Relaxed: the counter is a hint; the stamp's Acquire load below is what orders us
         // after the consumer that freed the slot.
         let mut position = tail.load(Ordering::Relaxed);
         let (mut spins, mut lost) = (0, 0);
         for _ in 0..RETRIES {
             check_counter(position)?;
-            let slot = self.stamp(mem, position);
+            let at = self.at(mem, position);
+            let slot = at.stamp;
             // Acquire: pairs with the Release that freed the slot, so the previous reader's
             // reads of the payload happen before our writes.
             let stamp = Stamp {
@@ -237,7 +301,11 @@ impl Slots {
                         .is_ok()
                     {
                         advance(tail, position);
-                        return Ok(Claim::Won { position, len: 0 });
+                        return Ok(Claim::Won(Won {
+                            position,
+                            len: 0,
+                            slot: at,
+                        }));
                     }
                     lost = back_off(lost);
                 }
@@ -268,30 +336,74 @@ impl Slots {
     /// Producer: publishes the slot it claimed at `position` with `len` payload bytes (0 aborts:
     /// consumers skip it).
     #[inline(always)]
-    pub(crate) fn commit(&self, mem: &RingMemory, position: u64, len: usize) {
+    pub(crate) fn commit(&self, slot: SlotAt<'_>, position: u64, len: usize) {
         // Release: the payload written before this is visible to the consumer that acquires it.
         // A plain store: no one else writes a slot its live owner holds (reclaim needs the
         // owner dead).
-        self.stamp(mem, position).store(
+        slot.stamp.store(
             pack(self.lap_of(position), READY, len as u32),
             Ordering::Release,
         );
     }
 
-    /// Consumer: claims the slot at the head for `pid`. Aborted slots are skipped (freed).
+    /// Consumer: the first look at the head, inline: wins the slot for `pid` if it holds a
+    /// message on the head's lap. Anything else is for [`try_claim_read`](Self::try_claim_read).
     #[inline(always)]
-    pub(crate) fn try_claim_read(
+    pub(crate) fn first_read<'m>(
         &self,
-        mem: &RingMemory,
+        mem: &'m RingMemory,
         head: &AtomicU64,
         pid: u32,
-    ) -> Result<Claim> {
+    ) -> Option<Won<'m>> {
+        // Relaxed: as in `try_claim_read`.
+        let position = head.load(Ordering::Relaxed);
+        if position > MAX_POSITION {
+            return None;
+        }
+        let lap = self.lap_of(position);
+        let slot = self.at(mem, position);
+        // Acquire: as in `try_claim_read`.
+        let stamp = slot.stamp.load(Ordering::Acquire);
+        let len = stamp as u32 as usize;
+        // READY on this lap, with a length from 1 to the slot size (0 is an aborted slot).
+        if stamp >> 32 == (lap << 2 | READY)
+            && len != 0
+            && len <= self.slot_size as usize
+            && slot
+                .stamp
+                .compare_exchange(
+                    stamp,
+                    pack(lap, READING, pid),
+                    Ordering::Acquire,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+        {
+            advance(head, position);
+            return Some(Won {
+                position,
+                len,
+                slot,
+            });
+        }
+        None
+    }
+
+    /// Consumer: claims the slot at the head for `pid`. Aborted slots are skipped (freed).
+    #[inline(never)]
+    pub(crate) fn try_claim_read<'m>(
+        &self,
+        mem: &'m RingMemory,
+        head: &AtomicU64,
+        pid: u32,
+    ) -> Result<Claim<'m>> {
         // Relaxed: a hint, as in `try_claim_write`.
         let mut position = head.load(Ordering::Relaxed);
         let (mut spins, mut lost) = (0, 0);
         for _ in 0..RETRIES {
             check_counter(position)?;
-            let slot = self.stamp(mem, position);
+            let at = self.at(mem, position);
+            let slot = at.stamp;
             // Acquire: pairs with the commit's Release: the payload is visible.
             let stamp = Stamp {
                 word: slot.load(Ordering::Acquire),
@@ -310,9 +422,13 @@ impl Slots {
                     {
                         advance(head, position);
                         if len > 0 {
-                            return Ok(Claim::Won { position, len });
+                            return Ok(Claim::Won(Won {
+                                position,
+                                len,
+                                slot: at,
+                            }));
                         }
-                        self.release(mem, position);
+                        self.release(at, position);
                     } else {
                         lost = back_off(lost);
                     }
@@ -352,10 +468,10 @@ impl Slots {
 
     /// Consumer: frees the slot it read at `position` for the next lap's producer.
     #[inline(always)]
-    pub(crate) fn release(&self, mem: &RingMemory, position: u64) {
+    pub(crate) fn release(&self, slot: SlotAt<'_>, position: u64) {
         // Release: our reads of the payload happen before the next producer's writes (it
         // acquires this). A plain store, as in `commit`.
-        self.stamp(mem, position)
+        slot.stamp
             .store(pack(self.lap_of(position) + 1, FREE, 0), Ordering::Release);
     }
 
@@ -427,6 +543,15 @@ mod tests {
     use crate::os::Memory;
     use std::sync::Arc;
 
+    impl Slots {
+        fn commit_at(&self, mem: &RingMemory, position: u64, len: usize) {
+            self.commit(self.at(mem, position), position, len);
+        }
+        fn release_at(&self, mem: &RingMemory, position: u64) {
+            self.release(self.at(mem, position), position);
+        }
+    }
+
     fn ring(slots: u64, size: u32) -> (RingMemory, Slots, AtomicU64, AtomicU64) {
         let capacity = slots * slot_stride(size);
         let mem = RingMemory::new(Arc::new(Memory::heap(capacity as usize)));
@@ -438,9 +563,9 @@ mod tests {
         )
     }
 
-    fn won(claim: Claim) -> (u64, usize) {
+    fn won(claim: Claim<'_>) -> (u64, usize) {
         match claim {
-            Claim::Won { position, len } => (position, len),
+            Claim::Won(Won { position, len, .. }) => (position, len),
             other => panic!("expected a claim, got {other:?}"),
         }
     }
@@ -452,7 +577,7 @@ mod tests {
             for i in 0..4 {
                 let (p, _) = won(slots.try_claim_write(&mem, &tail, 7).unwrap());
                 assert_eq!(p, lap * 4 + i);
-                slots.commit(&mem, p, 5);
+                slots.commit_at(&mem, p, 5);
             }
             assert!(matches!(
                 slots.try_claim_write(&mem, &tail, 7).unwrap(),
@@ -463,7 +588,7 @@ mod tests {
                     won(slots.try_claim_read(&mem, &head, 9).unwrap()),
                     (lap * 4 + i, 5)
                 );
-                slots.release(&mem, lap * 4 + i);
+                slots.release_at(&mem, lap * 4 + i);
             }
             assert!(matches!(
                 slots.try_claim_read(&mem, &head, 9).unwrap(),
@@ -477,8 +602,8 @@ mod tests {
         let (mem, slots, tail, head) = ring(4, 8);
         let (a, _) = won(slots.try_claim_write(&mem, &tail, 7).unwrap());
         let (b, _) = won(slots.try_claim_write(&mem, &tail, 7).unwrap());
-        slots.commit(&mem, a, 0);
-        slots.commit(&mem, b, 3);
+        slots.commit_at(&mem, a, 0);
+        slots.commit_at(&mem, b, 3);
         assert_eq!(won(slots.try_claim_read(&mem, &head, 9).unwrap()), (b, 3));
     }
 
@@ -487,7 +612,7 @@ mod tests {
         let (mem, slots, tail, head) = ring(2, 8);
         let (stuck, _) = won(slots.try_claim_write(&mem, &tail, 1234).unwrap());
         let (next, _) = won(slots.try_claim_write(&mem, &tail, 7).unwrap());
-        slots.commit(&mem, next, 1);
+        slots.commit_at(&mem, next, 1);
         let Claim::NotReady {
             blocker: Some(blocker),
         } = slots.try_claim_read(&mem, &head, 9).unwrap()
@@ -510,7 +635,7 @@ mod tests {
             (next, 1)
         );
         let (p, _) = won(slots.try_claim_write(&mem, &tail, 7).unwrap());
-        slots.commit(&mem, p, 1);
+        slots.commit_at(&mem, p, 1);
         let Claim::NotReady {
             blocker: Some(blocker),
         } = slots.try_claim_write(&mem, &tail, 7).unwrap()
@@ -520,7 +645,72 @@ mod tests {
         assert!(slots.reclaim(&mem, blocker, |pid| pid == 4321));
         assert!(matches!(
             slots.try_claim_write(&mem, &tail, 7).unwrap(),
-            Claim::Won { .. }
+            Claim::Won(_)
+        ));
+    }
+
+    /// The first looks win only a slot ready for them on their lap, and leave every other case
+    /// (full, empty, aborted, a slot in the way, a hostile length or counter) untouched for the
+    /// whole claim.
+    #[test]
+    fn first_looks_win_the_plain_case_and_leave_the_rest() {
+        let (mem, slots, tail, head) = ring(2, 8);
+        let stamps = |mem: &RingMemory| [0, 1].map(|p| slots.stamp(mem, p).load(Ordering::Relaxed));
+        assert!(slots.first_read(&mem, &head, 9).is_none(), "empty");
+        let first = slots.first_write(&mem, &tail, 7).expect("a free slot");
+        assert_eq!((first.position, first.len), (0, 0));
+        assert_eq!(tail.load(Ordering::Relaxed), 1);
+        assert!(
+            slots.first_read(&mem, &head, 9).is_none(),
+            "a slot being written"
+        );
+        slots.commit(first.slot, 0, 0);
+        let aborted = stamps(&mem);
+        assert!(slots.first_read(&mem, &head, 9).is_none(), "aborted");
+        assert_eq!(stamps(&mem), aborted, "left for the whole claim to skip");
+        assert_eq!(head.load(Ordering::Relaxed), 0);
+        // The whole claim skips it (freeing it for the next lap).
+        assert!(matches!(
+            slots.try_claim_read(&mem, &head, 9).unwrap(),
+            Claim::NotReady { blocker: None }
+        ));
+        let (p, _) = won(slots.try_claim_write(&mem, &tail, 7).unwrap());
+        slots.commit_at(&mem, p, 8);
+        let first = slots.first_read(&mem, &head, 9).expect("a message");
+        assert_eq!((first.position, first.len), (1, 8));
+        assert_eq!(first.slot.payload, slots.at(&mem, 1).payload);
+        slots.release(first.slot, 1);
+        // Full: positions 2 and 3 fill the two slots, and the first look at 4 finds the slot
+        // still READY on the lap before.
+        for p in 2..4 {
+            let first = slots.first_write(&mem, &tail, 7).expect("room");
+            assert_eq!(first.position, p);
+            slots.commit(first.slot, p, 3);
+        }
+        let full = stamps(&mem);
+        assert!(slots.first_write(&mem, &tail, 7).is_none(), "full");
+        assert_eq!(stamps(&mem), full);
+        // A length beyond the slot and a counter beyond MAX_POSITION: not claimed here, and the
+        // whole claim reports them.
+        slots
+            .stamp(&mem, 2)
+            .store(pack(1, READY, 9), Ordering::Relaxed);
+        assert!(slots.first_read(&mem, &head, 9).is_none());
+        assert!(matches!(
+            slots.try_claim_read(&mem, &head, 9),
+            Err(Error::Corrupted {
+                what: "slot length",
+                ..
+            })
+        ));
+        head.store(MAX_POSITION + 1, Ordering::Relaxed);
+        assert!(slots.first_read(&mem, &head, 9).is_none());
+        assert!(matches!(
+            slots.try_claim_read(&mem, &head, 9),
+            Err(Error::Corrupted {
+                what: "ring counter",
+                ..
+            })
         ));
     }
 

@@ -334,12 +334,27 @@ impl RingMemory {
         unsafe { self.data_area().frame_word(offset) }
     }
 
-    /// The atomic word at `offset`, which need not be a power-of-two ring offset (MPMC slots).
+    /// The first word of the record of `words` words that starts at word `word` (an MPMC slot:
+    /// its stamp, then its payload), with the whole record checked in bounds, so that its payload
+    /// may be taken unchecked.
     ///
     /// # Panics
-    /// If `offset` is not 8-aligned or the word is not inside the data area (a bug in the
-    /// caller: offsets come from masked positions, never straight from shared memory).
+    /// If the record is not inside the data area (a bug in the caller: indexes come from masked
+    /// positions, never straight from shared memory).
     #[inline(always)]
+    pub(crate) fn record(&self, word: usize, words: usize) -> &AtomicU64 {
+        assert!((word + words) * 8 <= self.mask + 1);
+        // SAFETY: aligned (a word index) and in bounds (asserted) of memory the `Arc` keeps
+        // alive; AtomicU64 has the layout of u64 and any bits are valid.
+        unsafe { &*self.data.as_ptr().add(word * 8).cast::<AtomicU64>() }
+    }
+
+    /// The atomic word at `offset`, which need not be a power-of-two ring offset: for the fuzz
+    /// bodies, which write hostile stamps (the rings themselves take [`record`](Self::record)).
+    ///
+    /// # Panics
+    /// If `offset` is not 8-aligned or the word is not inside the data area.
+    #[cfg(feature = "testing")]
     pub(crate) fn word(&self, offset: usize) -> &AtomicU64 {
         assert!(offset % 8 == 0 && offset + 8 <= self.mask + 1);
         // SAFETY: aligned and in bounds (asserted) of memory the `Arc` keeps alive; AtomicU64

@@ -158,7 +158,21 @@ impl RingMemory {
         &self.memory.words[(offset & self.mask) / 8]
     }
 
-    /// The atomic word at `offset` (8-aligned, inside the data area).
+    /// The first word of the record of `words` words that starts at word `word` (an MPMC slot:
+    /// its stamp, then its payload), with the whole record checked in bounds, so that its payload
+    /// may be taken unchecked.
+    ///
+    /// # Panics
+    /// If the record is not inside the data area (a bug in the caller: indexes come from masked
+    /// positions, never straight from shared memory).
+    #[inline(always)]
+    pub(crate) fn record(&self, word: usize, words: usize) -> &AtomicU64 {
+        assert!((word + words) * 8 <= self.mask + 1);
+        &self.memory.words[word]
+    }
+
+    /// The atomic word at `offset` (8-aligned, inside the data area), for the fuzz bodies.
+    #[cfg(feature = "testing")]
     pub(crate) fn word(&self, offset: usize) -> &AtomicU64 {
         assert!(offset % 8 == 0 && offset + 8 <= self.mask + 1);
         &self.memory.words[offset / 8]
