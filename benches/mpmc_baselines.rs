@@ -3,6 +3,9 @@
 //!   `ArrayQueue` with the same threads in one process (the same number of slots), every thread
 //!   of both waiting with the same backoff (64 spin hints, then a yield), sharing nothing but the
 //!   queue;
+//! - 1 and 1 again with the producer, then the consumer, doing the same fixed work per message
+//!   for both queues ([`WORK_STEPS`]): which side is faster decides whether the ring runs near
+//!   full or near empty, where the two ends share cache lines;
 //! - one producer and one consumer process streaming 8-byte messages, pinned to two cores,
 //!   against ringport's SPSC ring.
 //!
@@ -46,6 +49,23 @@ impl Backoff {
     }
 }
 
+/// The per-message work of the slower side in the unbalanced rows: steps of a loop the
+/// compiler must keep (tens of nanoseconds).
+const WORK_STEPS: u32 = 30;
+
+/// Work that one side of the unbalanced rows does per message, the same for both queues.
+#[derive(Clone, Copy, Default)]
+struct Work {
+    producer: u32,
+    consumer: u32,
+}
+
+fn busy(steps: u32) {
+    for step in 0..steps {
+        std::hint::black_box(step);
+    }
+}
+
 /// What a consumer takes as its signal to stop: sent once per consumer, after every message.
 const STOP: u64 = u64::MAX;
 
@@ -58,6 +78,7 @@ const STOP: u64 = u64::MAX;
 fn threads<P, C>(
     producers: u64,
     consumers: usize,
+    work: Work,
     make_push: impl Fn() -> P,
     make_pop: impl Fn() -> C,
 ) -> f64
@@ -77,6 +98,7 @@ where
                     pin_to(p as usize);
                     let mut backoff = Backoff::default();
                     for i in 0..per_producer {
+                        busy(work.producer);
                         while !push(p * per_producer + i) {
                             backoff.wait();
                         }
@@ -98,6 +120,7 @@ where
                             Some(STOP) => return sum,
                             Some(v) => {
                                 sum = sum.wrapping_add(v);
+                                busy(work.consumer);
                                 backoff.reset();
                             }
                             None => backoff.wait(),
@@ -121,18 +144,19 @@ where
     rate
 }
 
-fn threads_crossbeam(producers: u64, consumers: usize) -> f64 {
+fn threads_crossbeam(producers: u64, consumers: usize, work: Work) -> f64 {
     let queue = ArrayQueue::<u64>::new(SLOTS);
     let queue = &queue;
     threads(
         producers,
         consumers,
+        work,
         || move |v| queue.push(v).is_ok(),
         || move || queue.pop(),
     )
 }
 
-fn threads_ringport(producers: u64, consumers: usize) -> f64 {
+fn threads_ringport(producers: u64, consumers: usize, work: Work) -> f64 {
     let ring = MpmcOptions::new()
         .slots(SLOTS)
         .slot_size(8)
@@ -141,6 +165,7 @@ fn threads_ringport(producers: u64, consumers: usize) -> f64 {
     threads(
         producers,
         consumers,
+        work,
         || {
             let mut producer = ring.producer();
             move |v: u64| match producer.try_send(&v.to_le_bytes()) {
@@ -283,26 +308,36 @@ fn main() {
         7
     };
     println!("ringport MPMC against its baselines: {rounds} interleaved rounds, medians");
-    // crossbeam and ringport, 1 x 1 and 2 x 2 threads, then SPSC and MPMC across processes.
-    let mut threaded: [Vec<f64>; 4] = Default::default();
-    let mut procs: [Vec<f64>; 2] = Default::default();
-    type Threaded = fn(u64, usize) -> f64;
-    const THREADED: [(Threaded, u64, usize); 4] = [
-        (threads_crossbeam, 1, 1),
-        (threads_ringport, 1, 1),
-        (threads_crossbeam, 2, 2),
-        (threads_ringport, 2, 2),
+    // crossbeam and ringport: 1 x 1, 2 x 2, 1 x 1 with a slower producer, then with a slower
+    // consumer (threads); then SPSC and MPMC across processes.
+    const PAIRS: usize = 4;
+    let slower_producer = Work {
+        producer: WORK_STEPS,
+        consumer: 0,
+    };
+    let slower_consumer = Work {
+        producer: 0,
+        consumer: WORK_STEPS,
+    };
+    let rows: [(&str, u64, usize, Work); PAIRS] = [
+        ("1 producer x 1 consumer", 1, 1, Work::default()),
+        ("2 producers x 2 consumers", 2, 2, Work::default()),
+        ("1 x 1, the producer slower", 1, 1, slower_producer),
+        ("1 x 1, the consumer slower", 1, 1, slower_consumer),
     ];
-    let mut ratios: [Vec<f64>; 2] = Default::default();
+    type Threaded = fn(u64, usize, Work) -> f64;
+    const CONTENDERS: [Threaded; 2] = [threads_crossbeam, threads_ringport];
+    let mut threaded: [[Vec<f64>; 2]; PAIRS] = Default::default();
+    let mut ratios: [Vec<f64>; PAIRS] = Default::default();
+    let mut procs: [Vec<f64>; 2] = Default::default();
     for round in 0..rounds {
         let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
-        for pair in 0..2 {
+        for (row, &(_, producers, consumers, work)) in rows.iter().enumerate() {
             for &i in &order {
-                let (run, producers, consumers) = THREADED[2 * pair + i];
-                threaded[2 * pair + i].push(run(producers, consumers));
+                threaded[row][i].push(CONTENDERS[i](producers, consumers, work));
             }
-            let n = threaded[2 * pair].len() - 1;
-            ratios[pair].push(threaded[2 * pair + 1][n] / threaded[2 * pair][n]);
+            let [crossbeam, ringport] = &threaded[row];
+            ratios[row].push(ringport[round] / crossbeam[round]);
         }
         for &i in &order {
             procs[i].push(processes([Ring::Spsc, Ring::Mpmc][i]));
@@ -310,19 +345,13 @@ fn main() {
         eprint!(".");
     }
     eprintln!();
-    let medians = threaded.map(median);
-    let [one, two] = ratios.map(median);
-    for (pair, (label, ratio)) in [
-        ("1 producer x 1 consumer", one),
-        ("2 producers x 2 consumers", two),
-    ]
-    .into_iter()
-    .enumerate()
-    {
+    for (row, (label, ..)) in rows.iter().enumerate() {
+        let [crossbeam, ringport] = threaded[row].clone().map(median);
         println!(
-            "{label}, 8 B, threads, the same backoff: crossbeam ArrayQueue {:7.1} M/s   ringport MPMC {:7.1} M/s   ratio {ratio:.2}x (median of the rounds' ratios)",
-            medians[2 * pair] / 1e6,
-            medians[2 * pair + 1] / 1e6,
+            "{label}, 8 B, threads, the same backoff: crossbeam ArrayQueue {:7.1} M/s   ringport MPMC {:7.1} M/s   ratio {:.2}x (median of the rounds' ratios)",
+            crossbeam / 1e6,
+            ringport / 1e6,
+            median(ratios[row].clone()),
         );
     }
     let [spsc, mpmc] = procs.map(median);
