@@ -231,6 +231,26 @@ impl Slots {
         }
     }
 
+    /// What a first look starts from: the position `counter` gives, its lap, its slot and the
+    /// slot's stamp; none for a counter beyond [`MAX_POSITION`] (the whole claim reports it).
+    #[inline(always)]
+    fn look<'m>(
+        &self,
+        mem: &'m RingMemory,
+        counter: &AtomicU64,
+    ) -> Option<(u64, u64, SlotAt<'m>, u64)> {
+        // Relaxed: the counter is a hint; the stamp's Acquire load is what orders us (with the
+        // release that freed the slot, or the commit that filled it), as in the whole claims.
+        let position = counter.load(Ordering::Relaxed);
+        if position > MAX_POSITION {
+            return None;
+        }
+        let lap = self.lap_of(position);
+        let slot = self.at(mem, position);
+        let stamp = slot.stamp.load(Ordering::Acquire);
+        Some((position, lap, slot, stamp))
+    }
+
     /// Producer: the first look at the tail, inline: wins the slot for `pid` if it is free
     /// on the tail's lap. Anything else (full, a slot in the way, a lost race, a counter out of
     /// range) is for [`try_claim_write`](Self::try_claim_write).
@@ -241,15 +261,7 @@ impl Slots {
         tail: &AtomicU64,
         pid: u32,
     ) -> Option<Won<'m>> {
-        // Relaxed: as in `try_claim_write`.
-        let position = tail.load(Ordering::Relaxed);
-        if position > MAX_POSITION {
-            return None;
-        }
-        let lap = self.lap_of(position);
-        let slot = self.at(mem, position);
-        // Acquire: as in `try_claim_write`.
-        let stamp = slot.stamp.load(Ordering::Acquire);
+        let (position, lap, slot, stamp) = self.look(mem, tail)?;
         if stamp == pack(lap, FREE, 0)
             && slot
                 .stamp
@@ -355,15 +367,7 @@ impl Slots {
         head: &AtomicU64,
         pid: u32,
     ) -> Option<Won<'m>> {
-        // Relaxed: as in `try_claim_read`.
-        let position = head.load(Ordering::Relaxed);
-        if position > MAX_POSITION {
-            return None;
-        }
-        let lap = self.lap_of(position);
-        let slot = self.at(mem, position);
-        // Acquire: as in `try_claim_read`.
-        let stamp = slot.stamp.load(Ordering::Acquire);
+        let (position, lap, slot, stamp) = self.look(mem, head)?;
         let len = stamp as u32 as usize;
         // READY on this lap, with a length from 1 to the slot size (0 is an aborted slot).
         if stamp >> 32 == (lap << 2 | READY)
