@@ -11,8 +11,8 @@ use crate::error::{Result, Role};
 use crate::layout::{RingParams, SegmentHeader};
 use crate::os::{Host, Kernel, Notice, RingMemory, HOST};
 use crate::segment::Segment;
-use crate::sync::{AtomicU32, Ordering};
-use crate::wait::{Doorbell, Fences, Limit, Notifier, Peer, WaitPolicy, WaitStats, Waiter};
+use crate::sync::{AtomicU32, AtomicU64, Ordering};
+use crate::wait::{Doorbell, Fences, Limit, Peer, WaitPolicy, WaitStats, Waiter};
 
 /// Index of the tail counter in the header's position lines.
 const TAIL: usize = 0;
@@ -84,29 +84,33 @@ impl End {
 }
 
 impl View {
+    /// The counter that `end` claims at.
+    #[inline(always)]
+    fn counter(&self, end: End) -> &AtomicU64 {
+        let positions = &self.mem.header().positions;
+        match end {
+            End::Tail => &positions[TAIL],
+            End::Head => &positions[HEAD],
+        }
+    }
+
     /// The first look at `end`, inline (see `Slots::first_write`, `Slots::first_read`).
     #[inline(always)]
     fn first(&self, end: End) -> Option<Won<'_>> {
-        let positions = &self.mem.header().positions;
+        let (mem, counter) = (&self.mem, self.counter(end));
         match end {
-            End::Tail => self
-                .slots
-                .first_write(&self.mem, &positions[TAIL], self.pid),
-            End::Head => self.slots.first_read(&self.mem, &positions[HEAD], self.pid),
+            End::Tail => self.slots.first_write(mem, counter, self.pid),
+            End::Head => self.slots.first_read(mem, counter, self.pid),
         }
     }
 
     /// The producer's (tail) or the consumer's (head) half of the slot protocol, tried once.
     #[inline(always)]
     fn claim(&self, end: End) -> Result<Claim<'_>> {
-        let positions = &self.mem.header().positions;
+        let (mem, counter) = (&self.mem, self.counter(end));
         match end {
-            End::Tail => self
-                .slots
-                .try_claim_write(&self.mem, &positions[TAIL], self.pid),
-            End::Head => self
-                .slots
-                .try_claim_read(&self.mem, &positions[HEAD], self.pid),
+            End::Tail => self.slots.try_claim_write(mem, counter, self.pid),
+            End::Head => self.slots.try_claim_read(mem, counter, self.pid),
         }
     }
 
@@ -275,8 +279,8 @@ fn owner_notice(mem: &RingMemory) -> impl Fn(Arc<AtomicU32>) -> Notice + '_ {
             // Release: pairs with the Acquire in `Recovery::recover`, after the wake.
             died.store(1, Ordering::Release);
             let header = memory.header();
-            Doorbell::data(header).ring(&mut Notifier::fixed(Fences::Symmetric, HOST));
-            Doorbell::space(header).ring(&mut Notifier::fixed(Fences::Symmetric, HOST));
+            Doorbell::data(header).ring_fixed(Fences::Symmetric, HOST);
+            Doorbell::space(header).ring_fixed(Fences::Symmetric, HOST);
         })
     }
 }

@@ -12,7 +12,7 @@ use super::slot::{Claim, Slots, Stamp, Won};
 use crate::error::Result;
 use crate::os::{Kernel, Notice, ProcessIdentity, RingMemory, Watched};
 use crate::sync::{AtomicU32, Ordering};
-use crate::wait::{Doorbell, Fences, Notifier};
+use crate::wait::{Doorbell, Fences};
 
 /// The ring a recovery works on, and how long a slot that cannot be watched may stay in the
 /// way before its owner is checked.
@@ -70,8 +70,8 @@ impl<W> Recovery<W> {
 
     /// One attempt to claim a slot (`claim` is the producer's or the consumer's half of the
     /// slot protocol), with recovery: if a slot was in the way, it is checked, and once
-    /// reclaimed the claim is tried once more. Returns the position won and, for a consumer,
-    /// the length. `notice(died)` makes the death notice for the owner of a slot in the way:
+    /// reclaimed the claim is tried once more. Returns the claim won (its position, its slot
+    /// and, for a consumer, the length). `notice(died)` makes the death notice for the owner of a slot in the way:
     /// it must set `died` (Release), then ring both bells, fenced.
     pub(super) fn attempt<'m, K: Kernel<Watch = W>>(
         &mut self,
@@ -150,8 +150,8 @@ impl<W> Recovery<W> {
         let header = mem.header();
         // Relaxed: a count for whoever asks (`Ring::recovered_slots`), ordered with nothing.
         header.ledger.recovered.fetch_add(1, Ordering::Relaxed);
-        Doorbell::data(header).ring(&mut Notifier::fixed(fences, kernel));
-        Doorbell::space(header).ring(&mut Notifier::fixed(fences, kernel));
+        Doorbell::data(header).ring_fixed(fences, kernel);
+        Doorbell::space(header).ring_fixed(fences, kernel);
         true
     }
 

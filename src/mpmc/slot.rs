@@ -262,6 +262,7 @@ impl Slots {
         pid: u32,
     ) -> Option<Won<'m>> {
         let (position, lap, slot, stamp) = self.look(mem, tail)?;
+        // Acquire on success: as the load in `look` (the CAS reads the freeing store).
         if stamp == pack(lap, FREE, 0)
             && slot
                 .stamp
@@ -370,6 +371,7 @@ impl Slots {
         let (position, lap, slot, stamp) = self.look(mem, head)?;
         let len = stamp as u32 as usize;
         // READY on this lap, with a length from 1 to the slot size (0 is an aborted slot).
+        // Acquire on success: as the load in `look` (the CAS reads the commit).
         if stamp >> 32 == (lap << 2 | READY)
             && len != 0
             && len <= self.slot_size as usize

@@ -500,8 +500,7 @@ impl Publisher {
                 let memory = self.mem.share();
                 let notice = Arc::new(move || {
                     many::mark_died(&memory.subscriber(index).holder, word);
-                    Doorbell::space(memory.header())
-                        .ring(&mut Notifier::fixed(Fences::Symmetric, HOST));
+                    Doorbell::space(memory.header()).ring_fixed(Fences::Symmetric, HOST);
                 });
                 let watch = match HOST.watch_process(identity, notice) {
                     Watched::Watching(watch) => Some(watch),

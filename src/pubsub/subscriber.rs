@@ -525,7 +525,7 @@ fn peer_of(mem: &RingMemory, publisher: &mut RoleHold<Host>, look: Look) -> Peer
         Arc::new(move || {
             let header = memory.header();
             mark_departed(header, Role::Producer, word);
-            Doorbell::data(header).ring(&mut Notifier::fixed(Fences::Symmetric, HOST));
+            Doorbell::data(header).ring_fixed(Fences::Symmetric, HOST);
         })
     })
 }

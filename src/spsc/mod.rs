@@ -433,7 +433,7 @@ impl Endpoint {
         let notice = std::sync::Arc::new(move || {
             let header = memory.header();
             mark_role_departed(header, theirs);
-            bell_of(header, ours).ring(&mut Notifier::fixed(Fences::Symmetric, HOST));
+            bell_of(header, ours).ring_fixed(Fences::Symmetric, HOST);
         });
         match HOST.watch_hangup(link, notice) {
             crate::os::Watched::Watching(watch) => {
@@ -508,7 +508,7 @@ fn peer_of(region: &RingMemory, hold: &mut RoleHold<Host>, look: Look) -> Peer {
             mark_departed(header, theirs, word);
             // Fenced: the watcher thread is not this bell's sole notifier, and a sleeper that
             // skipped its membarrier relies on a fence on our side.
-            bell_of(header, ours).ring(&mut Notifier::fixed(Fences::Symmetric, HOST));
+            bell_of(header, ours).ring_fixed(Fences::Symmetric, HOST);
         })
     })
 }
